@@ -1,0 +1,68 @@
+/* api: the client HTTP API (libmicrohttpd): request parsing, routing, JSON.
+ *
+ * Owns: the client listener, the routes of DESIGN.md sections 4-5, error
+ * bodies {"error","reason"}, and turning node/kv results into answers.
+ *
+ * Must never: block a server thread waiting for Raft (it suspends the
+ * connection and is resumed by the node's callback), buffer a body larger
+ * than max_request_bytes (413 as soon as it is known), or write anything
+ * for a request it rejects.
+ */
+#ifndef RAFTKV_API_H
+#define RAFTKV_API_H
+
+#include "kv/kv.h"
+#include "server/node.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint16_t port;
+    size_t max_request_bytes;
+    unsigned threads; /* libmicrohttpd thread pool size */
+    node *node;
+    kv *kv;
+} api_config;
+
+typedef struct api api;
+api *api_start(const api_config *cfg, char *err, size_t errlen);
+void api_stop(api *a);
+
+/* ---- routing: a pure function, unit-tested ---- */
+enum api_route_kind {
+    ROUTE_NONE = 0,       /* 404 */
+    ROUTE_ROOT_KEY,       /* GET/PUT /{key}: raftexample key */
+    ROUTE_ROOT_MEMBER,    /* POST/DELETE /{id}: raftexample membership */
+    ROUTE_KV,             /* /kv/{key} */
+    ROUTE_TXN,            /* /txn */
+    ROUTE_COMPACT,        /* /compact */
+    ROUTE_WATCH,          /* /watch/{key} */
+    ROUTE_LEASE,          /* /lease, /lease/{id}, /lease/{id}/keepalive */
+    ROUTE_MEMBERS,        /* /members */
+    ROUTE_MEMBER,         /* /members/{id} */
+    ROUTE_MEMBER_PROMOTE, /* /members/{id}/promote */
+    ROUTE_STATUS,
+    ROUTE_HEALTH,
+    ROUTE_METRICS,
+};
+
+typedef struct {
+    int kind;              /* enum api_route_kind */
+    const char *allow;     /* methods allowed on this route ("GET, PUT") */
+    bool method_ok;        /* the request's method is one of them */
+    /* key routes: the percent-decoded key (malloc'd; free with api_route_free) */
+    uint8_t *key;
+    size_t key_len;
+    /* member/lease routes: the numeric id; id_ok false if it did not parse */
+    uint64_t id;
+    bool id_ok;
+    const char *sub;       /* trailing sub-resource, e.g. "keepalive" */
+} api_route;
+
+/* Routes a request. Returns 0, or -1 on a malformed path (bad
+ * percent-encoding) or allocation failure. */
+int api_route_match(const char *method, const char *path, api_route *out);
+void api_route_free(api_route *r);
+
+#endif

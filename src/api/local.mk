@@ -1,0 +1,1 @@
+# api module: sources and tests (see Makefile.am)

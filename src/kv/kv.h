@@ -1,0 +1,226 @@
+/* kv: the replicated key-value state machine — MVCC on SQLite, in
+ * <data-dir>/kv.db, with etcd's data model.
+ *
+ * Owns: keys and their history (one global revision, +1 per write
+ * transaction; create_revision, mod_revision, version, lease per key;
+ * deletes as tombstones), the compact revision, the applied Raft index and
+ * term (stored in the same SQLite transaction as each applied batch), the
+ * membership table (id, peer URL, learner flag), and the command encoding
+ * that travels in Raft entries.
+ *
+ * Must never: talk to Raft, the network or HTTP; block on anything but
+ * SQLite. Apply is deterministic: the same commands in the same order give
+ * the same revisions, results and bytes on every node. Commands come from
+ * the log, so apply treats them as untrusted bytes.
+ *
+ * Threads: apply, snapshot and restore run on the node thread only. Reads
+ * run on any thread through a kv_conn from kv_reader_acquire() (SQLite WAL
+ * readers never block the writer).
+ */
+#ifndef RAFTKV_KV_H
+#define RAFTKV_KV_H
+
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kv kv;
+typedef struct kv_conn kv_conn;
+
+enum kv_err {
+    KV_OK = 0,
+    KV_ERR_INTERNAL = -1,  /* SQLite failure: a bug or a broken disk */
+    KV_ERR_INVALID = -2,   /* malformed command or request */
+    KV_ERR_COMPACTED = -3, /* requested revision is compacted */
+    KV_ERR_FUTURE_REV = -4, /* requested revision is beyond the current one */
+    KV_ERR_NOT_FOUND = -5,
+};
+
+/* A key-value as etcd shows it. Bytes are owned by the containing list. */
+typedef struct {
+    uint8_t *key;
+    uint32_t key_len;
+    uint8_t *value;
+    uint32_t value_len;
+    int64_t create_revision;
+    int64_t mod_revision;
+    int64_t version;
+    int64_t lease;
+} kv_kv;
+
+typedef struct {
+    kv_kv *items;
+    size_t n;
+} kv_list;
+void kv_list_free(kv_list *l);
+
+/* ---- requests ---- */
+
+/* A key range in etcd's convention: end == NULL (has_end false) names the
+ * single key; an end of one zero byte names every key >= key; otherwise
+ * [key, end). kv_prefix_end() gives the end for a prefix. */
+typedef struct {
+    const uint8_t *key;
+    uint32_t key_len;
+    bool has_end;
+    const uint8_t *end;
+    uint32_t end_len;
+} kv_span;
+
+/* Writes the range end for "every key starting with prefix" into out
+ * (capacity prefix_len + 1, or 1); returns its length. */
+uint32_t kv_prefix_end(const uint8_t *prefix, uint32_t prefix_len, uint8_t *out);
+
+enum kv_op_type { KV_OP_RANGE = 1, KV_OP_PUT = 2, KV_OP_DELETE = 3 };
+
+typedef struct {
+    uint8_t type; /* enum kv_op_type */
+    kv_span span; /* PUT: single key only */
+    /* PUT */
+    const uint8_t *value;
+    uint32_t value_len;
+    int64_t lease;
+    /* PUT, DELETE: return the previous key-values */
+    bool prev_kv;
+    /* RANGE */
+    int64_t limit; /* 0 = none */
+    int64_t rev;   /* 0 = current (inside a txn: the txn's read view) */
+    bool keys_only;
+    bool count_only;
+} kv_op;
+
+enum kv_cmp_target { KV_CMP_VALUE = 1, KV_CMP_VERSION, KV_CMP_CREATE, KV_CMP_MOD, KV_CMP_LEASE };
+enum kv_cmp_result { KV_CMP_EQUAL = 1, KV_CMP_NOT_EQUAL, KV_CMP_GREATER, KV_CMP_LESS };
+
+/* Compares one key (etcd: a missing key has version/create/mod/lease 0 and
+ * no value; a VALUE compare against a missing key is false). */
+typedef struct {
+    const uint8_t *key;
+    uint32_t key_len;
+    uint8_t target; /* enum kv_cmp_target */
+    uint8_t result; /* enum kv_cmp_result */
+    int64_t number; /* VERSION, CREATE, MOD, LEASE */
+    const uint8_t *value; /* VALUE */
+    uint32_t value_len;
+} kv_compare;
+
+typedef struct {
+    size_t n_compare;
+    const kv_compare *compare;
+    size_t n_success;
+    const kv_op *success;
+    size_t n_failure;
+    const kv_op *failure;
+} kv_txn;
+
+/* ---- command encoding (what a Raft entry carries) ---- */
+
+/* A put is a txn with one PUT op; a conditional put adds a compare and a
+ * RANGE failure op. Encoders validate and return KV_ERR_INVALID for a
+ * request that apply would reject, so bad input is refused before it is
+ * proposed. */
+int kv_encode_txn(const kv_txn *t, buf *out);
+int kv_encode_compact(int64_t revision, buf *out);
+
+/* ---- results ---- */
+
+typedef struct {
+    uint8_t type;    /* enum kv_op_type */
+    kv_list kvs;     /* RANGE: the kvs; PUT/DELETE with prev_kv: previous kvs */
+    int64_t count;   /* RANGE: keys in range (before limit) */
+    bool more;       /* RANGE: limit cut the answer */
+    int64_t deleted; /* DELETE: keys deleted */
+} kv_op_result;
+
+typedef struct {
+    int err;          /* enum kv_err: KV_OK unless the command was refused */
+    int64_t revision; /* store revision after the command */
+    int64_t compact_revision; /* for KV_ERR_COMPACTED */
+    bool succeeded;   /* txn: compares held */
+    size_t n_ops;
+    kv_op_result *ops;
+} kv_result;
+void kv_result_free(kv_result *r);
+
+/* ---- lifecycle ---- */
+
+/* Opens (creating if absent) the database at path. Refuses a damaged one
+ * with a message in err. */
+int kv_open(const char *path, kv **out, char *err, size_t errlen);
+void kv_close(kv *k);
+
+/* Applied Raft index and term as committed with the last batch. */
+void kv_applied(kv *k, uint64_t *index, uint64_t *term);
+int64_t kv_revision(kv *k);         /* current revision (node thread) */
+int64_t kv_compact_revision(kv *k); /* (node thread) */
+
+/* ---- apply (node thread) ---- */
+
+/* Batches apply in one SQLite transaction: begin, any number of
+ * kv_apply_cmd / kv_apply_member, then kv_apply_commit with the index and
+ * term of the last entry of the batch. */
+int kv_apply_begin(kv *k);
+/* Applies one command. *res is filled for the waiting client (free with
+ * kv_result_free); a refused command (res->err != KV_OK) changes nothing.
+ * Returns KV_ERR_INTERNAL only for SQLite failure. */
+int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res);
+enum kv_member_op { KV_MEMBER_ADD = 1, KV_MEMBER_ADD_LEARNER, KV_MEMBER_REMOVE, KV_MEMBER_PROMOTE };
+int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url);
+int kv_apply_commit(kv *k, uint64_t index, uint64_t term);
+void kv_apply_rollback(kv *k);
+
+/* ---- snapshots (node thread) ---- */
+
+/* Writes a consistent copy of the whole database to path (VACUUM INTO),
+ * fsync'd. */
+int kv_snapshot_write(kv *k, const char *path);
+/* Replaces the whole state by the database file at path (SQLite backup
+ * API), atomically. Refuses a file that is not a kv database. */
+int kv_restore(kv *k, const char *path, char *err, size_t errlen);
+
+/* ---- reads (any thread) ---- */
+
+kv_conn *kv_reader_acquire(kv *k); /* NULL on failure */
+void kv_reader_release(kv *k, kv_conn *c);
+
+/* Range read at req->rev (0: current). *header_rev gets the revision the
+ * read saw. Returns KV_OK, KV_ERR_COMPACTED, KV_ERR_FUTURE_REV,
+ * KV_ERR_INVALID or KV_ERR_INTERNAL. */
+int kv_range(kv_conn *c, const kv_op *req, kv_op_result *out, int64_t *header_rev);
+/* Current and compact revisions as seen by this connection. */
+int kv_read_revisions(kv_conn *c, int64_t *revision, int64_t *compact_revision);
+
+typedef struct {
+    uint64_t id;
+    char *peer_url;
+    bool is_learner;
+} kv_member;
+/* Members as of the applied index (malloc'd; free with kv_members_free). */
+int kv_members(kv_conn *c, kv_member **out, size_t *n);
+void kv_members_free(kv_member *m, size_t n);
+
+/* ---- history (for watch) ---- */
+
+enum kv_event_type { KV_EVENT_PUT = 0, KV_EVENT_DELETE = 1 };
+typedef struct {
+    uint8_t type;  /* enum kv_event_type */
+    kv_kv kv;      /* DELETE: key, mod_revision = the deleting revision */
+    bool has_prev;
+    kv_kv prev_kv;
+} kv_event;
+typedef struct {
+    kv_event *items;
+    size_t n;
+} kv_event_list;
+void kv_event_list_free(kv_event_list *l);
+
+/* Events in span with revision >= from_rev, in revision order, whole
+ * revisions only, stopping after max_events (but never in the middle of a
+ * revision). *next_rev gets the revision to resume from. KV_ERR_COMPACTED
+ * if from_rev <= compact revision. */
+int kv_history(kv_conn *c, const kv_span *span, int64_t from_rev, size_t max_events,
+               bool with_prev, kv_event_list *out, int64_t *next_rev);
+
+#endif

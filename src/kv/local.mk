@@ -1,0 +1,1 @@
+# kv module: sources and tests (see Makefile.am)

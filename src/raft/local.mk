@@ -1,0 +1,1 @@
+# raft module: sources and tests (see Makefile.am)

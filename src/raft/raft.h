@@ -1,0 +1,259 @@
+/* raft: the consensus core, a pure state machine in the style of etcd/raft.
+ *
+ * Owns: terms, votes, the in-memory log (entries after the last compaction
+ * point), per-follower progress, membership as of the applied index,
+ * read-index bookkeeping and leader transfer.
+ *
+ * Must never: do I/O, read a clock, start threads, use global state or
+ * randomness other than its own PRNG seeded from raft_config.seed. Time
+ * passes only through raft_tick(); input arrives only through raft_step(),
+ * raft_propose*(), raft_read_index(), raft_transfer_leader() and the
+ * raft_report_*() calls. Everything the caller must do comes out of
+ * raft_ready_get(): persist, then send, then apply, then raft_advance().
+ *
+ * Ownership: the core copies every byte it keeps (entries handed to
+ * raft_step/raft_propose). Pointers in a raft_ready stay valid until
+ * raft_advance() or raft_free(); a caller that keeps a message longer uses
+ * raft_msg_clone().
+ *
+ * All functions returning int return 0 on success or a negative RAFT_ERR_*.
+ */
+#ifndef RAFTKV_RAFT_H
+#define RAFTKV_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t raft_id;    /* node id; 0 means "none" */
+typedef uint64_t raft_index; /* log index; the first real entry is 1 */
+typedef uint64_t raft_term;
+
+#define RAFT_MAX_MEMBERS 32
+
+enum raft_err {
+    RAFT_OK = 0,
+    RAFT_ERR_NOMEM = -1,
+    RAFT_ERR_NO_LEADER = -2,   /* nobody to forward to */
+    RAFT_ERR_NOT_LEADER = -3,  /* operation only a leader can do */
+    RAFT_ERR_TRANSFERRING = -4, /* leader transfer in progress: proposals dropped */
+    RAFT_ERR_CONF_PENDING = -5, /* a membership change is not applied yet */
+    RAFT_ERR_INVALID = -6,     /* bad argument or malformed input */
+    RAFT_ERR_TOO_MANY = -7,    /* membership would exceed RAFT_MAX_MEMBERS */
+    RAFT_ERR_COMPACTED = -8,
+};
+
+enum raft_role {
+    RAFT_FOLLOWER = 0,
+    RAFT_PRE_CANDIDATE = 1,
+    RAFT_CANDIDATE = 2,
+    RAFT_LEADER = 3,
+};
+
+enum raft_entry_type {
+    RAFT_ENTRY_NORMAL = 0, /* application data; empty data = leader no-op */
+    RAFT_ENTRY_CONF = 1,   /* data is an encoded raft_conf_change */
+};
+
+typedef struct {
+    raft_term term;
+    raft_index index;
+    uint8_t type; /* enum raft_entry_type */
+    uint32_t len;
+    uint8_t *data; /* len bytes; NULL when len == 0 */
+} raft_entry;
+
+/* Membership. A node is a voter or a learner, never both. */
+typedef struct {
+    uint32_t n_voters;
+    raft_id voters[RAFT_MAX_MEMBERS];
+    uint32_t n_learners;
+    raft_id learners[RAFT_MAX_MEMBERS];
+} raft_conf;
+
+enum raft_conf_op {
+    RAFT_CONF_ADD_VOTER = 1,   /* add a new voter */
+    RAFT_CONF_ADD_LEARNER = 2, /* add a non-voting member */
+    RAFT_CONF_REMOVE = 3,      /* remove a voter or learner */
+    RAFT_CONF_PROMOTE = 4,     /* learner -> voter */
+};
+
+/* A single-server membership change. ctx is opaque to the core (raftkv puts
+ * the request id and the peer URL there); it travels inside the entry. */
+typedef struct {
+    uint8_t op; /* enum raft_conf_op */
+    raft_id id;
+    uint32_t ctx_len;
+    const uint8_t *ctx;
+} raft_conf_change;
+
+typedef struct {
+    raft_term term;
+    raft_id vote;
+    raft_index commit;
+} raft_hard_state;
+
+/* Describes a snapshot: the application state as of `index` (whose entry
+ * had `term`), with membership `conf`. The data itself never passes through
+ * the core. index == 0 means "no snapshot". */
+typedef struct {
+    raft_index index;
+    raft_term term;
+    raft_conf conf;
+} raft_snapshot_meta;
+
+enum raft_msg_type {
+    RAFT_MSG_APPEND = 1,        /* index/log_term = prev entry; entries; commit */
+    RAFT_MSG_APPEND_RESP = 2,   /* index = last matching index; reject + reject_hint */
+    RAFT_MSG_VOTE = 3,          /* index/log_term = candidate's last entry */
+    RAFT_MSG_VOTE_RESP = 4,     /* reject = vote refused */
+    RAFT_MSG_PREVOTE = 5,       /* term = the term the sender would campaign in */
+    RAFT_MSG_PREVOTE_RESP = 6,
+    RAFT_MSG_HEARTBEAT = 7,     /* commit; context = read-index round */
+    RAFT_MSG_HEARTBEAT_RESP = 8,
+    RAFT_MSG_SNAP = 9,          /* snapshot = meta; data travels beside it */
+    RAFT_MSG_PROP = 10,         /* follower -> leader: forwarded proposals */
+    RAFT_MSG_READINDEX = 11,    /* follower -> leader: context = request ctx */
+    RAFT_MSG_READINDEX_RESP = 12, /* index = read index; context; reject if not leader */
+    RAFT_MSG_TIMEOUT_NOW = 13,  /* leader transfer: campaign now, skip prevote */
+    RAFT_MSG_TRANSFER = 14,     /* follower -> leader: transfer request (index = target id) */
+};
+
+enum raft_msg_flag {
+    RAFT_FLAG_TRANSFER = 1, /* on VOTE/PREVOTE: campaign caused by leader transfer,
+                               voters must not refuse because of a live leader */
+};
+
+typedef struct {
+    uint8_t type; /* enum raft_msg_type */
+    uint8_t flags;
+    bool reject;
+    raft_id from;
+    raft_id to;
+    raft_term term;
+    raft_term log_term;
+    raft_index index;
+    raft_index commit;
+    raft_index reject_hint;
+    uint64_t context;
+    uint32_t n_entries;
+    raft_entry *entries;
+    raft_snapshot_meta snapshot; /* RAFT_MSG_SNAP only */
+} raft_msg;
+
+/* A linearizable read may be served once applied index >= index. */
+typedef struct {
+    raft_index index;
+    uint64_t context;
+} raft_read_state;
+
+typedef struct {
+    raft_id id;
+    int election_tick;  /* base election timeout in ticks (e.g. 10); the
+                           effective one is random in [election_tick, 2*election_tick) */
+    int heartbeat_tick; /* ticks between heartbeats (e.g. 1) */
+    bool pre_vote;
+    bool check_quorum;
+    uint32_t max_inflight;    /* in-flight APPEND messages per follower (flow control) */
+    uint64_t max_msg_bytes;   /* soft cap on entry bytes per APPEND */
+    uint64_t seed;            /* PRNG seed for randomized election timeouts */
+} raft_config;
+
+/* What the caller recovered from stable storage. For a brand new node all
+ * zero. `applied` is the application's applied index (>= snap.index), and
+ * `conf` the membership as of `applied`. Entries follow snap.index
+ * contiguously; the core copies them. */
+typedef struct {
+    raft_hard_state hs;
+    raft_snapshot_meta snap;
+    raft_index applied;
+    raft_conf conf;
+    size_t n_entries;
+    const raft_entry *entries;
+} raft_init_state;
+
+typedef struct {
+    /* 1. persist: hard state (if set) and entries, durably (fsync) — entries
+     *    replace any stored entries at index >= entries[0].index. If
+     *    has_snapshot, first install the snapshot data for `snapshot` and
+     *    drop the whole stored log (the log now starts after snapshot.index). */
+    bool has_hard_state;
+    raft_hard_state hs;
+    size_t n_entries;
+    const raft_entry *entries;
+    bool has_snapshot;
+    raft_snapshot_meta snapshot;
+    /* 2. send (only after 1 is durable) */
+    size_t n_messages;
+    const raft_msg *messages;
+    /* 3. apply in order, then answer read states whose index is applied */
+    size_t n_committed;
+    const raft_entry *committed;
+    size_t n_reads;
+    const raft_read_state *reads;
+} raft_ready;
+
+typedef struct raft raft;
+
+/* Lifecycle */
+int raft_new(const raft_config *cfg, const raft_init_state *init, raft **out);
+void raft_free(raft *r);
+
+/* Input */
+int raft_tick(raft *r);
+int raft_step(raft *r, const raft_msg *m);
+/* Appends on the leader, forwards to the leader on a follower. */
+int raft_propose(raft *r, const uint8_t *data, uint32_t len);
+int raft_propose_conf(raft *r, const raft_conf_change *cc);
+/* Asks for a linearizable read point; the answer arrives as a read state
+ * with the same context. Many callers may share one context. */
+int raft_read_index(raft *r, uint64_t context);
+int raft_transfer_leader(raft *r, raft_id to);
+void raft_report_unreachable(raft *r, raft_id id);
+void raft_report_snapshot(raft *r, raft_id id, bool ok);
+
+/* Output */
+bool raft_has_ready(const raft *r);
+int raft_ready_get(raft *r, raft_ready *rd);
+int raft_advance(raft *r, const raft_ready *rd);
+
+/* The application snapshotted its state at the current applied index.
+ * Records that snapshot (filling *meta, to be persisted by the caller) and
+ * discards in-memory entries up to compact_to (<= applied index). */
+int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta);
+
+/* Queries */
+raft_id raft_self(const raft *r);
+enum raft_role raft_role_get(const raft *r);
+raft_id raft_leader(const raft *r);
+raft_term raft_term_get(const raft *r);
+raft_index raft_commit_index(const raft *r);
+raft_index raft_applied_index(const raft *r);
+raft_index raft_last_index(const raft *r);
+raft_index raft_first_index(const raft *r); /* first entry still in memory */
+const raft_conf *raft_conf_get(const raft *r);
+bool raft_is_voter(const raft *r, raft_id id);
+bool raft_is_learner(const raft *r, raft_id id);
+/* Leader only: the follower's match index (0 if unknown or not leader). */
+raft_index raft_match_index(const raft *r, raft_id id);
+
+/* Helpers */
+/* Encodes a conf change; returns bytes written or 0 if cap is too small. */
+size_t raft_conf_change_encode(const raft_conf_change *cc, uint8_t *out, size_t cap);
+size_t raft_conf_change_size(const raft_conf_change *cc);
+/* Parses untrusted bytes; cc->ctx points into data. */
+int raft_conf_change_decode(const uint8_t *data, size_t len, raft_conf_change *cc);
+/* Applies a change to a conf (used by the core and by the application when
+ * it rebuilds conf from its own state). Invalid changes leave it as is and
+ * return RAFT_ERR_INVALID. */
+int raft_conf_apply(raft_conf *conf, const raft_conf_change *cc);
+bool raft_conf_has(const raft_conf *conf, raft_id id);
+
+/* Deep copy / free of a message and its entries (for simulators, queues). */
+int raft_msg_clone(const raft_msg *m, raft_msg *out);
+void raft_msg_release(raft_msg *m); /* frees entries (and their data) only */
+
+const char *raft_msg_type_name(int type);
+const char *raft_role_name(enum raft_role role);
+
+#endif

@@ -1,0 +1,35 @@
+/* config: the command line (DESIGN.md section 2) parsed into one struct.
+ * Must never start anything: parsing only, with errors that name the flag. */
+#ifndef RAFTKV_CONFIG_H
+#define RAFTKV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_PEERS 32
+
+typedef struct {
+    uint64_t id;                 /* --id: 1-based index into --cluster */
+    size_t n_peers;
+    char *peers[CONFIG_MAX_PEERS]; /* --cluster URLs */
+    uint16_t port;               /* --port: client HTTP port */
+    bool join;                   /* --join */
+    char *data_dir;              /* --data-dir (default raftkv-<id>) */
+    uint64_t snapshot_count;     /* --snapshot-count (default 10000) */
+    uint32_t heartbeat_ms;       /* --heartbeat-ms (default 100) */
+    uint32_t election_ms;        /* --election-ms (default 1000) */
+    uint64_t max_request_bytes;  /* --max-request-bytes (default 1.5 MiB) */
+    int log_level;               /* --log-level (enum log_level) */
+    char *listen_host;           /* host part of this node's peer URL */
+    uint16_t listen_port;        /* port part of this node's peer URL */
+} config;
+
+/* Returns 0 on success, 1 if --help was printed, -1 on error (message
+ * printed to stderr). */
+int config_parse(int argc, char **argv, config *out);
+void config_free(config *c);
+/* Splits "http://host:port[/]" into host and port; 0 on success. */
+int config_split_url(const char *url, char *host, size_t hostcap, uint16_t *port);
+
+#endif

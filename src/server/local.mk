@@ -1,0 +1,1 @@
+# server module: sources and tests (see Makefile.am)

@@ -1,0 +1,81 @@
+/* node: the node loop — the one thread that owns the Raft core. It turns
+ * client requests into proposals and read-index rounds, persists each Ready
+ * (one SQLite transaction and one fsync for many proposals: group commit),
+ * sends messages only after that, applies committed entries to kv, takes
+ * snapshots, and completes waiting requests.
+ *
+ * This header is the node's face to the API and to main. Every call here is
+ * thread-safe and never blocks on Raft: requests go into a bounded inbox and
+ * their callback runs later, on the node thread, exactly once — with
+ * NODE_OK or an error (no leader, timeout, shutting down...). Callbacks must
+ * not block: store the result and wake the connection.
+ */
+#ifndef RAFTKV_NODE_H
+#define RAFTKV_NODE_H
+
+#include "kv/kv.h"
+#include "server/config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct node node;
+
+enum node_status {
+    NODE_OK = 0,
+    NODE_ERR_NO_LEADER = 1,    /* 503: no leader known */
+    NODE_ERR_TIMEOUT = 2,      /* 503: not committed/confirmed in time */
+    NODE_ERR_STOPPING = 3,     /* 503: shutting down */
+    NODE_ERR_BUSY = 4,         /* 503: inbox full; try again */
+    NODE_ERR_CONF_PENDING = 5, /* 409: another membership change is in progress */
+    NODE_ERR_INVALID = 6,      /* 400: e.g. unknown member, duplicate URL */
+    NODE_ERR_INTERNAL = 7,     /* 500 */
+    NODE_ERR_NOT_FOUND = 8,    /* 404: unknown member */
+};
+const char *node_status_reason(int status); /* snake_case code for JSON errors */
+
+/* Result of a write: ownership of *res passes to the callee (kv_result_free).
+ * res is NULL unless status == NODE_OK. */
+typedef void (*node_write_cb)(void *ud, int status, kv_result *res);
+typedef void (*node_done_cb)(void *ud, int status);
+
+/* Proposes an encoded kv command (kv_encode_*); copied. The callback fires
+ * once the entry is committed and applied on this node. */
+void node_propose(node *n, const uint8_t *cmd, size_t len, node_write_cb cb, void *ud);
+/* Linearizable read barrier: the callback fires once this node has applied
+ * everything committed before the call (ReadIndex; concurrent barriers
+ * share one quorum round). Then read kv through a reader. */
+void node_read_barrier(node *n, node_done_cb cb, void *ud);
+/* Membership change (op: enum kv_member_op). id 0 with an ADD means "pick
+ * the next free id"; the chosen id is passed back through *chosen_id before
+ * the callback fires (may be NULL). */
+void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
+                        uint64_t *chosen_id, node_done_cb cb, void *ud);
+
+typedef struct {
+    uint64_t member_id;
+    uint64_t cluster_id;
+    uint64_t leader;
+    uint64_t raft_term;
+    uint64_t raft_index;   /* last log index */
+    uint64_t commit_index;
+    uint64_t applied_index;
+    int64_t revision;
+    int64_t compact_revision;
+    uint64_t db_size;      /* bytes of kv.db */
+    bool is_learner;
+    int role;              /* enum raft_role */
+    uint64_t ms_since_apply_or_heartbeat; /* for /health */
+    uint64_t proposals_total, applied_total, reads_total;
+} node_info;
+void node_get_info(node *n, node_info *out);
+kv *node_kv(node *n);
+
+/* Lifecycle (main). node_run blocks until the node stops (signal, removal
+ * from the cluster, fatal error); node_request_stop is async-signal-safe. */
+int node_create(const config *cfg, node **out);
+int node_run(node *n);
+void node_request_stop(node *n);
+void node_destroy(node *n);
+
+#endif

@@ -1,0 +1,1 @@
+# storage module: sources and tests (see Makefile.am)

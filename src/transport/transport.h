@@ -1,0 +1,87 @@
+/* transport: moves Raft messages and snapshots between nodes over HTTP/1.1.
+ *
+ * Owns: the peer wire encoding (versioned, cluster-ID tagged, CRC-32C
+ * checksummed), the libcurl multi sender thread with one bounded queue per
+ * peer (keep-alive, many messages per request, backoff for dead peers), the
+ * snapshot streamer, and the peer listener (libmicrohttpd) serving
+ * POST /raft/message, POST /raft/snapshot and GET /raft/info.
+ *
+ * Must never: call into Raft or block the node loop. Sending only enqueues
+ * (dropping when a queue is full: Raft retransmits); everything received or
+ * learned is handed to the callbacks below, which run on transport threads
+ * and must only queue work for the node loop. Anything malformed or from a
+ * foreign cluster is answered 400 and dropped before any callback runs.
+ */
+#ifndef RAFTKV_TRANSPORT_H
+#define RAFTKV_TRANSPORT_H
+
+#include "raft/raft.h"
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- wire encoding of a message batch (POST /raft/message body) ----
+ * magic "RKVM", u8 version, u64 cluster_id, u32 count, messages...,
+ * u32 CRC-32C of everything before it. */
+#define TRANSPORT_WIRE_VERSION 1
+int transport_encode(uint64_t cluster_id, const raft_msg *msgs, size_t n, buf *out);
+/* Decodes untrusted bytes. On success *msgs is a malloc'd array of n
+ * messages whose entries the caller owns (free with transport_free_msgs).
+ * Returns -1 for anything malformed, truncated, corrupted, or tagged with
+ * another cluster id (err names which). */
+int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
+                     raft_msg **msgs, size_t *n, const char **err);
+void transport_free_msgs(raft_msg *msgs, size_t n);
+
+/* ---- callbacks into the node (called on transport threads) ---- */
+typedef struct {
+    void *ud;
+    /* A batch of messages arrived; ownership of msgs passes to the callee
+     * (free with transport_free_msgs). */
+    void (*on_messages)(void *ud, raft_msg *msgs, size_t n);
+    /* A snapshot arrived, verified, staged at `path` (ownership of the file
+     * and of msg passes to the callee). msg is the RAFT_MSG_SNAP to step. */
+    void (*on_snapshot)(void *ud, raft_msg *msg, char *path);
+    /* The peer could not be reached (request failed): tell Raft. */
+    void (*on_unreachable)(void *ud, raft_id peer);
+    /* A snapshot send finished. */
+    void (*on_snapshot_sent)(void *ud, raft_id peer, bool ok);
+} transport_callbacks;
+
+typedef struct {
+    uint64_t cluster_id;
+    raft_id self;
+    const char *listen_host; /* peer listener address, from --cluster */
+    uint16_t listen_port;
+    const char *data_dir;    /* received snapshots are staged under data_dir/snap/ */
+    size_t queue_cap;        /* messages per peer queue (e.g. 4096) */
+    uint64_t max_snapshot_bytes; /* refuse larger snapshots */
+    transport_callbacks cb;
+    /* Answered on GET /raft/info so a joining node can learn the cluster. */
+    uint64_t (*get_cluster_id)(void *ud);
+} transport_config;
+
+typedef struct transport transport;
+
+/* Starts the sender thread and the peer listener. Returns NULL (with a
+ * message in err) if the listener cannot bind. */
+transport *transport_start(const transport_config *cfg, char *err, size_t errlen);
+void transport_stop(transport *t);
+
+int transport_set_peer(transport *t, raft_id id, const char *url);
+void transport_remove_peer(transport *t, raft_id id);
+/* Enqueues copies of the messages (grouped by destination). Never blocks. */
+void transport_send(transport *t, const raft_msg *msgs, size_t n);
+/* Streams the snapshot file to msg->to, with msg (a RAFT_MSG_SNAP) as its
+ * header; on_snapshot_sent reports the outcome. At most one snapshot in
+ * flight per peer; a second request while one is in flight is reported
+ * failed at once. */
+void transport_send_snapshot(transport *t, const raft_msg *msg, const char *path,
+                             uint64_t size, uint32_t crc);
+/* Learns the cluster id from a running node's peer URL (blocking, for
+ * --join at startup). 0 on success. */
+int transport_fetch_cluster_id(const char *peer_url, uint64_t *cluster_id, int timeout_ms);
+
+#endif

@@ -1,0 +1,70 @@
+/* util: small shared helpers — logging, growable byte buffers, CRC-32C,
+ * monotonic time, checked allocation. Must never know about Raft, SQLite
+ * or HTTP: every other module may include this, so it includes nothing of
+ * theirs. */
+#ifndef RAFTKV_UTIL_H
+#define RAFTKV_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* ---- logging: one line per event, "ts LEVEL node=N msg" on stderr ---- */
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+void log_set_level(enum log_level lvl);
+int log_parse_level(const char *s, enum log_level *out); /* 0 ok, -1 unknown */
+void log_set_node(uint64_t node_id);
+void log_msg(enum log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* ---- growable buffer; all functions return 0 or -1 on allocation failure
+ * (the buffer is then left as it was). ---- */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} buf;
+void buf_init(buf *b);
+void buf_free(buf *b);
+void buf_reset(buf *b); /* len = 0, keeps memory */
+int buf_reserve(buf *b, size_t extra);
+int buf_append(buf *b, const void *p, size_t n);
+int buf_put_u8(buf *b, uint8_t v);
+int buf_put_u32(buf *b, uint32_t v); /* little endian */
+int buf_put_u64(buf *b, uint64_t v); /* little endian */
+int buf_put_bytes(buf *b, const void *p, uint32_t n); /* u32 length + bytes */
+
+/* ---- bounds-checked reader over untrusted bytes: every get returns -1
+ * instead of reading past the end, and leaves the reader failed. ---- */
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+    size_t off;
+    bool failed;
+} reader;
+void reader_init(reader *r, const void *p, size_t len);
+int rd_u8(reader *r, uint8_t *v);
+int rd_u32(reader *r, uint32_t *v);
+int rd_u64(reader *r, uint64_t *v);
+/* u32 length + bytes; *p points into the input (not copied) */
+int rd_bytes(reader *r, const uint8_t **p, uint32_t *n);
+size_t rd_left(const reader *r);
+
+/* ---- CRC-32C (Castagnoli), incremental: start with crc = 0 ---- */
+uint32_t crc32c(uint32_t crc, const void *data, size_t len);
+
+/* ---- time ---- */
+uint64_t now_ms(void); /* monotonic milliseconds */
+
+/* ---- checked allocation helpers: NULL on failure, never abort ---- */
+void *xmemdup(const void *p, size_t n); /* n == 0 gives a valid 1-byte block */
+char *xstrdup(const char *s);
+
+/* ---- FNV-1a 64, for IDs derived from strings (cluster ID) ---- */
+uint64_t fnv64(const void *data, size_t len);
+
+#endif
