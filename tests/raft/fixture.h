@@ -1,0 +1,102 @@
+/* fixture: a deterministic in-memory cluster for testing the Raft core.
+ *
+ * Owns: N raft instances, each with emulated stable storage (what a Ready
+ * asked to persist, and only that, survives fx_crash), an emulated state
+ * machine (the list of applied entries; snapshots copy it), and a network
+ * of queued messages that can be dropped, delayed, duplicated, reordered,
+ * cut in either direction, partitioned and healed. All randomness comes
+ * from the seed, so a run replays exactly.
+ *
+ * Checks (fx_check, and after every step when opts.check_every_step):
+ * election safety, log matching, leader completeness, state-machine safety.
+ *
+ * Must never: use wall time or global state; peek into raft internals
+ * beyond raft.h.
+ */
+#ifndef RAFTKV_FIXTURE_H
+#define RAFTKV_FIXTURE_H
+
+#include "raft/raft.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FX_MAX_NODES 9
+
+typedef struct {
+    uint64_t seed;
+    int n_nodes;          /* initial voters 1..n_nodes (bootstrapped conf) */
+    int election_tick;    /* default 10 */
+    int heartbeat_tick;   /* default 1 */
+    bool pre_vote;
+    bool check_quorum;
+    uint32_t max_inflight; /* default 16 */
+    /* network faults for fx_run_random (0 = off) */
+    double drop;          /* probability a message is lost */
+    double duplicate;     /* probability a message is delivered twice */
+    int max_delay;        /* messages wait 0..max_delay steps (reordering) */
+    /* snapshots: after applying this many entries since the last snapshot a
+     * node snapshots and compacts, keeping `keep` entries (0 = never) */
+    int snapshot_every;
+    int snapshot_keep;
+    bool check_every_step; /* run fx_check after each step; stop at first violation */
+} fx_options;
+
+typedef struct fx fx;
+
+fx *fx_new(const fx_options *o);
+void fx_free(fx *f);
+
+/* ---- manual driving (focused tests) ---- */
+raft *fx_raft(fx *f, raft_id id);      /* NULL when crashed or unknown */
+void fx_tick(fx *f, raft_id id);       /* one tick, then process its Ready */
+void fx_tick_all(fx *f);
+/* Delivers queued messages (and the Readies they cause) until the network
+ * is quiet or max_rounds passes; returns messages delivered. */
+int fx_deliver(fx *f, int max_rounds);
+/* Ticks `id` until it campaigns, then delivers until quiet. Returns the
+ * leader afterwards (0 if none). */
+raft_id fx_campaign(fx *f, raft_id id);
+/* The current leader of the highest term, or 0. */
+raft_id fx_leader(fx *f);
+/* Ticks everyone and delivers until some node is leader (or max_ticks). */
+raft_id fx_elect_any(fx *f, int max_ticks);
+
+/* ---- client operations ---- */
+int fx_propose(fx *f, raft_id id, const char *data); /* returns raft_propose's code */
+int fx_propose_conf(fx *f, raft_id id, uint8_t op, raft_id target);
+int fx_read_index(fx *f, raft_id id, uint64_t ctx);
+/* True once `id` emitted a read state with ctx; *index gets its index. */
+bool fx_read_done(fx *f, raft_id id, uint64_t ctx, raft_index *index);
+/* Applied state machine of a node: entries 1..count (snapshots included). */
+raft_index fx_applied(fx *f, raft_id id);
+/* Data of the applied NORMAL entry at index ("" for no-ops and conf
+ * entries), or NULL if not applied. */
+const char *fx_applied_data(fx *f, raft_id id, raft_index index);
+
+/* ---- faults ---- */
+void fx_cut(fx *f, raft_id from, raft_id to);   /* one direction */
+void fx_isolate(fx *f, raft_id id);             /* both directions, all peers */
+/* Splits nodes into `a` and everyone else. */
+void fx_partition(fx *f, const raft_id *a, size_t n_a);
+void fx_heal(fx *f);
+void fx_crash(fx *f, raft_id id);   /* loses everything not persisted */
+void fx_restart(fx *f, raft_id id); /* rebuilds from emulated storage */
+/* Creates an empty node (as --join would) not yet in any conf. */
+int fx_add_node(fx *f, raft_id id);
+
+/* ---- random schedule (simulator) ---- */
+/* Runs `steps` random steps: ticks, deliveries with the configured faults,
+ * proposals, read-index requests, partitions/heals, crashes/restarts and
+ * (if membership is true) membership changes. Returns 0, or -1 at the first
+ * invariant violation (message in fx_error). */
+int fx_run_random(fx *f, int steps, bool membership);
+
+/* ---- invariants ---- */
+/* 0 if all hold; -1 with a message in fx_error otherwise. */
+int fx_check(fx *f);
+const char *fx_error(const fx *f);
+uint64_t fx_step_count(const fx *f);
+
+#endif
