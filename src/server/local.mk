@@ -1,1 +1,5 @@
-# server module: sources and tests (see Makefile.am)
+# server module: command line, node loop, recovery, main
+libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
+	src/server/node.h src/server/node_int.h src/server/node.c \
+	src/server/inbox.c src/server/waiters.c src/server/envelope.c \
+	src/server/recovery.c

@@ -1,0 +1,111 @@
+/* inbox: the bounded multi-producer queue into the node loop. API threads
+ * and transport threads push; only the node loop takes. Bounded so that a
+ * flood of clients or peers cannot grow memory without limit: a full inbox
+ * refuses (clients get 503 busy, peer messages are dropped and Raft
+ * retransmits). */
+#include "server/node_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int inbox_init(inbox *q)
+{
+    pthread_condattr_t ca;
+    q->head = q->tail = NULL;
+    q->count = 0;
+    q->closed = false;
+    if (pthread_mutex_init(&q->mu, NULL) != 0)
+        return -1;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&q->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc == 0 ? 0 : -1;
+}
+
+void inbox_destroy(inbox *q)
+{
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->mu);
+}
+
+int inbox_push(inbox *q, event *ev)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->closed || q->count >= INBOX_MAX_EVENTS) {
+        pthread_mutex_unlock(&q->mu);
+        return -1;
+    }
+    ev->next = NULL;
+    if (q->tail)
+        q->tail->next = ev;
+    else
+        q->head = ev;
+    q->tail = ev;
+    q->count++;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+static event *take_locked(inbox *q)
+{
+    event *all = q->head;
+    q->head = q->tail = NULL;
+    q->count = 0;
+    return all;
+}
+
+event *inbox_take_all(inbox *q, uint64_t deadline_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->head) {
+        uint64_t now = now_ms();
+        if (now >= deadline_ms)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t wait = deadline_ms - now;
+        ts.tv_sec += (time_t)(wait / 1000);
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&q->cond, &q->mu, &ts);
+    }
+    event *all = take_locked(q);
+    pthread_mutex_unlock(&q->mu);
+    return all;
+}
+
+event *inbox_close(inbox *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->closed = true;
+    event *all = take_locked(q);
+    pthread_mutex_unlock(&q->mu);
+    return all;
+}
+
+void event_free(event *ev)
+{
+    if (ev->msgs)
+        transport_free_msgs(ev->msgs, ev->n);
+    if (ev->path) {
+        remove(ev->path);
+        free(ev->path);
+    }
+    free(ev->data);
+    free(ev->url);
+    free(ev);
+}
+
+void event_fail(event *ev, int status)
+{
+    if (ev->wcb)
+        ev->wcb(ev->ud, status, NULL);
+    else if (ev->dcb)
+        ev->dcb(ev->ud, status);
+}

@@ -1,0 +1,142 @@
+/* node_int: the node's private parts, shared by the files of src/server/
+ * (inbox, waiters, envelope, recovery, node loop). Nothing outside
+ * src/server/ includes this. */
+#ifndef RAFTKV_NODE_INT_H
+#define RAFTKV_NODE_INT_H
+
+#include "kv/kv.h"
+#include "raft/raft.h"
+#include "server/config.h"
+#include "server/node.h"
+#include "storage/storage.h"
+#include "transport/transport.h"
+#include "util/util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- inbox: the bounded queue every other thread feeds the loop with ---- */
+enum ev_kind { EV_MSGS = 1, EV_SNAP_RECV, EV_UNREACHABLE, EV_SNAP_SENT, EV_PROPOSE, EV_READ, EV_MEMBER };
+
+typedef struct event {
+    struct event *next;
+    int kind;
+    raft_msg *msgs; /* EV_MSGS (n), EV_SNAP_RECV (1) */
+    size_t n;
+    char *path;     /* EV_SNAP_RECV */
+    raft_id peer;   /* EV_UNREACHABLE, EV_SNAP_SENT */
+    bool ok;
+    uint8_t *data;  /* EV_PROPOSE */
+    size_t len;
+    node_write_cb wcb;
+    node_done_cb dcb;
+    void *ud;
+    int op;         /* EV_MEMBER */
+    uint64_t id;
+    char *url;
+    uint64_t *chosen;
+} event;
+
+#define INBOX_MAX_EVENTS 100000
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    event *head, *tail;
+    size_t count;
+    bool closed; /* the loop has stopped: requests are refused at once */
+} inbox;
+
+int inbox_init(inbox *q);
+void inbox_destroy(inbox *q);
+/* Queues ev; returns -1 (ev untouched) if full or closed. */
+int inbox_push(inbox *q, event *ev);
+/* Takes every queued event, waiting until one arrives or deadline_ms
+ * (monotonic) passes. */
+event *inbox_take_all(inbox *q, uint64_t deadline_ms);
+/* Closes the inbox and returns what was still queued. */
+event *inbox_close(inbox *q);
+void event_free(event *ev);
+/* Completes a request event with an error (calls its callback). */
+void event_fail(event *ev, int status);
+
+/* ---- envelope: who proposed an entry, so its waiter can be found ---- */
+#define ENVELOPE_HEADER 17
+int envelope_wrap(buf *out, uint64_t origin, uint64_t seq, const void *payload, size_t len);
+/* Parses untrusted entry bytes; payload points into data. */
+int envelope_open(const uint8_t *data, size_t len, uint64_t *origin, uint64_t *seq,
+                  const uint8_t **payload, size_t *plen);
+
+/* ---- waiters: requests waiting for apply or for a read index ---- */
+typedef struct pending {
+    struct pending *next;      /* list link (all pending) */
+    struct pending *hnext;     /* hash bucket link */
+    uint64_t seq;
+    uint64_t deadline;
+    bool proposed;             /* false: waiting for a leader to propose to */
+    bool is_conf;
+    buf entry;                 /* the entry payload (for retry), or conf change */
+    node_write_cb wcb;
+    node_done_cb dcb;
+    void *ud;
+} pending;
+
+#define PENDING_BUCKETS 4096
+
+typedef struct read_waiter {
+    struct read_waiter *next;
+    uint64_t ctx;      /* 0: not asked yet */
+    uint64_t asked_ms;
+    raft_index index;  /* set once confirmed: wait for apply >= index */
+    bool confirmed;
+    uint64_t deadline;
+    node_done_cb cb;
+    void *ud;
+} read_waiter;
+
+typedef struct {
+    pending *all;
+    pending *buckets[PENDING_BUCKETS];
+    size_t n_pending;
+    read_waiter *reads;
+    size_t n_reads;
+} waiters;
+
+void waiters_add(waiters *w, pending *p);
+pending *waiters_take(waiters *w, uint64_t seq); /* unlinks and returns, or NULL */
+void waiters_free_pending(pending *p);
+/* Fails (and frees) every pending/read past its deadline, or all if all. */
+void waiters_expire(waiters *w, uint64_t now, bool all, int status);
+
+/* ---- the node ---- */
+struct node {
+    const config *cfg;
+    uint64_t cluster_id;
+    raft *r;
+    storage *st;
+    kv *kv;
+    transport *tp;
+    inbox in;
+    waiters w;
+    uint64_t next_seq;
+    uint64_t next_read_ctx;
+    uint64_t request_timeout_ms;
+    uint64_t next_tick_ms;
+    raft_index last_snapshot_index;
+    storage_snapshot snap;
+    bool removed;
+    atomic_bool stop;
+    atomic_uint_fast64_t cluster_id_pub; /* for the transport's /raft/info */
+    /* published state for node_get_info */
+    pthread_mutex_t info_mu;
+    node_info info;
+    uint64_t last_leader_ms;
+    uint64_t proposals_total, applied_total, reads_total;
+};
+
+/* recovery.c: opens the data dir and builds the Raft core from it. */
+int node_recover(node *n);
+/* node.c helpers used by recovery */
+void node_sync_peers(node *n);
+
+#endif
