@@ -42,7 +42,9 @@ typedef struct {
      * (free with transport_free_msgs). */
     void (*on_messages)(void *ud, raft_msg *msgs, size_t n);
     /* A snapshot arrived, verified, staged at `path` (ownership of the file
-     * and of msg passes to the callee). msg is the RAFT_MSG_SNAP to step. */
+     * and of msg passes to the callee). msg is the RAFT_MSG_SNAP to step;
+     * msg and path are malloc'd: free with transport_free_msgs(msg, 1) and
+     * free(path). The file is <data_dir>/snap/recv-<index>-<term>.db. */
     void (*on_snapshot)(void *ud, raft_msg *msg, char *path);
     /* The peer could not be reached (request failed): tell Raft. */
     void (*on_unreachable)(void *ud, raft_id peer);
@@ -69,6 +71,9 @@ typedef struct transport transport;
  * message in err) if the listener cannot bind. */
 transport *transport_start(const transport_config *cfg, char *err, size_t errlen);
 void transport_stop(transport *t);
+/* The port the peer listener is bound to (the kernel's pick when
+ * cfg->listen_port was 0). */
+uint16_t transport_listen_port(const transport *t);
 
 int transport_set_peer(transport *t, raft_id id, const char *url);
 void transport_remove_peer(transport *t, raft_id id);

@@ -1,0 +1,59 @@
+/* curl_util: the libcurl settings every transport request shares, in one
+ * place so the sender, the snapshot streamer and the cluster-id probe
+ * behave alike. Must never perform a request itself. */
+#include "transport/transport_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* curl_global_init is not thread-safe on every libcurl build: run it once,
+ * before any transport thread exists. */
+void transport_curl_global_init(void) { pthread_once(&curl_once, curl_init_once); }
+
+static size_t discard_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    return size * nmemb; /* peers answer 204; anything else is not needed */
+}
+
+void transport_curl_common(CURL *e, long connect_ms)
+{
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* we run in threads */
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    /* peer URLs come from membership changes: never follow them into
+     * file:// or anything else */
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
+char *transport_url_join(const char *base, const char *path)
+{
+    size_t bl = strlen(base), pl = strlen(path);
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    char *u = malloc(bl + pl + 1);
+    if (!u)
+        return NULL;
+    memcpy(u, base, bl);
+    memcpy(u + bl, path, pl + 1);
+    return u;
+}
+
+bool transport_curl_ok(CURL *e, CURLcode rc)
+{
+    long code = 0;
+    if (rc != CURLE_OK)
+        return false;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    return code >= 200 && code < 300;
+}

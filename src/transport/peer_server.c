@@ -1,0 +1,283 @@
+/* peer_server: the peer listener (libmicrohttpd) on this node's --cluster
+ * address. Routes:
+ *   POST /raft/message   body = transport_encode() batch  -> 204
+ *   POST /raft/snapshot  streamed body, see snap_header.c  -> 204
+ *   GET  /raft/info      {"cluster_id":"<decimal>"}         -> 200
+ * Errors are JSON {"error","reason"}: 400 bad_message, 413 too_large,
+ * 404 not_found, 405 method_not_allowed (with Allow).
+ * Must never call a callback for anything malformed, foreign or addressed
+ * to another node, and never buffer more than MAX_BATCH_BYTES per request. */
+#include "transport/transport_int.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_BATCH_BYTES (64u << 20)
+#define SERVER_THREADS 4
+#define IDLE_TIMEOUT_S 120
+
+struct transport_server {
+    const transport_config *cfg;
+    struct MHD_Daemon *d;
+    uint16_t port;
+};
+
+enum route { ROUTE_MESSAGE = 1, ROUTE_SNAPSHOT = 2 };
+
+/* One POST in progress. */
+typedef struct {
+    enum route route;
+    buf body;                  /* ROUTE_MESSAGE */
+    bool too_large;            /* ROUTE_MESSAGE: drained, answered 413 */
+    transport_snap_recv *snap; /* ROUTE_SNAPSHOT */
+} request;
+
+/* ---- responses ---- */
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, char *body,
+                               const char *ctype, const char *allow)
+{
+    struct MHD_Response *r = body
+        ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE)
+        : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    if (ctype)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static const char *reason_of(unsigned status)
+{
+    switch (status) {
+    case 400: return "bad_message";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "too_large";
+    default: return "internal";
+    }
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
+                                     const char *err, const char *allow)
+{
+    json_t *j = json_pack("{s:s,s:s}", "error", err, "reason", reason_of(status));
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return respond(c, status, body, "application/json", allow);
+}
+
+static enum MHD_Result respond_info(transport_server *srv, struct MHD_Connection *c)
+{
+    const transport_config *cfg = srv->cfg;
+    uint64_t id = cfg->get_cluster_id ? cfg->get_cluster_id(cfg->cb.ud) : cfg->cluster_id;
+    /* a string: JSON integers above 2^53 do not survive every parser */
+    char *body = malloc(64);
+    if (!body)
+        return MHD_NO;
+    snprintf(body, 64, "{\"cluster_id\":\"%llu\"}", (unsigned long long)id);
+    return respond(c, 200, body, "application/json", NULL);
+}
+
+/* ---- POST /raft/message ---- */
+
+static unsigned deliver_batch(transport_server *srv, request *q, const char **err)
+{
+    raft_msg *msgs;
+    size_t n;
+    if (q->too_large) {
+        *err = "message batch too large";
+        return 413;
+    }
+    if (transport_decode(q->body.data, q->body.len, srv->cfg->cluster_id, &msgs, &n, err) < 0)
+        return 400;
+    for (size_t i = 0; i < n; i++) {
+        if (srv->cfg->self && msgs[i].to != srv->cfg->self) {
+            transport_free_msgs(msgs, n);
+            *err = "message for another node";
+            return 400;
+        }
+    }
+    if (n && srv->cfg->cb.on_messages)
+        srv->cfg->cb.on_messages(srv->cfg->cb.ud, msgs, n);
+    else
+        transport_free_msgs(msgs, n);
+    return 204;
+}
+
+static void message_data(request *q, const char *data, size_t n)
+{
+    if (q->too_large)
+        return;
+    if (n > MAX_BATCH_BYTES - q->body.len || buf_append(&q->body, data, n) < 0) {
+        q->too_large = true; /* keep draining, answer 413 at the end */
+        buf_free(&q->body);
+    }
+}
+
+/* ---- routing ---- */
+
+static request *request_new(enum route route)
+{
+    request *q = calloc(1, sizeof *q);
+    if (q) {
+        q->route = route;
+        buf_init(&q->body);
+    }
+    return q;
+}
+
+/* First call for a request: headers only. Either answers at once or
+ * leaves a request context in *ctx. */
+static enum MHD_Result begin(transport_server *srv, struct MHD_Connection *c, const char *url,
+                             const char *method, void **ctx)
+{
+    bool post = strcmp(method, "POST") == 0;
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(url, "/raft/info") == 0)
+        return get ? respond_info(srv, c) : respond_error(c, 405, "use GET", "GET, HEAD");
+    bool msg = strcmp(url, "/raft/message") == 0, snap = strcmp(url, "/raft/snapshot") == 0;
+    if (!msg && !snap)
+        return respond_error(c, 404, "no such peer endpoint", NULL);
+    if (!post)
+        return respond_error(c, 405, "use POST", "POST");
+    request *q = request_new(msg ? ROUTE_MESSAGE : ROUTE_SNAPSHOT);
+    if (!q)
+        return MHD_NO;
+    if (snap) {
+        int status;
+        const char *err;
+        q->snap = transport_snap_recv_begin(
+            srv->cfg, MHD_lookup_connection_value(c, MHD_HEADER_KIND, TRANSPORT_HDR_SNAP_MSG),
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, TRANSPORT_HDR_SNAP_SIZE),
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, TRANSPORT_HDR_SNAP_CRC), &status,
+            &err);
+        if (!q->snap) {
+            free(q);
+            return respond_error(c, (unsigned)status, err, NULL);
+        }
+    }
+    *ctx = q;
+    return MHD_YES;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *data,
+                              size_t *data_size, void **ctx)
+{
+    transport_server *srv = cls;
+    request *q = *ctx;
+    if (!q)
+        return begin(srv, c, url, method, ctx);
+    if (*data_size) {
+        if (q->route == ROUTE_MESSAGE)
+            message_data(q, data, *data_size);
+        else
+            transport_snap_recv_data(q->snap, data, *data_size);
+        *data_size = 0;
+        return MHD_YES;
+    }
+    const char *err = "bad request";
+    unsigned status = q->route == ROUTE_MESSAGE
+        ? deliver_batch(srv, q, &err)
+        : (unsigned)transport_snap_recv_finish(q->snap, &err);
+    if (status == 204)
+        return respond(c, 204, NULL, NULL, NULL);
+    log_warn("transport: rejected %s from peer: %s", url, err);
+    return respond_error(c, status, err, NULL);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **ctx,
+                      enum MHD_RequestTerminationCode toe)
+{
+    request *q = *ctx;
+    if (!q)
+        return;
+    buf_free(&q->body);
+    transport_snap_recv_free(q->snap); /* deletes a temp file left by an abort */
+    free(q);
+    *ctx = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_warn("transport: peer listener: %s", line);
+}
+
+/* ---- lifecycle ---- */
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                   char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host && *host ? host : NULL, "0", &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve peer listen address %s: %s", host ? host : "",
+                 gai_strerror(rc));
+        return -1;
+    }
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+transport_server *transport_server_start(const transport_config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (resolve(cfg->listen_host, cfg->listen_port, &ss, err, errlen) < 0)
+        return NULL;
+    transport_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    srv->cfg = cfg;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->d = MHD_start_daemon(
+        flags, cfg->listen_port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVER_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (!srv->d) {
+        snprintf(err, errlen, "cannot listen for peers on %s:%u", cfg->listen_host,
+                 (unsigned)cfg->listen_port);
+        free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->listen_port;
+    return srv;
+}
+
+void transport_server_stop(transport_server *srv)
+{
+    if (!srv)
+        return;
+    MHD_stop_daemon(srv->d); /* joins its threads; completed() frees requests */
+    free(srv);
+}
+
+uint16_t transport_server_port(const transport_server *srv) { return srv->port; }

@@ -1,0 +1,455 @@
+/* sender: the one thread that pushes Raft messages and snapshots to peers
+ * with a libcurl multi handle.
+ *
+ * Per peer: a bounded queue (full => the new message is dropped; Raft
+ * retransmits), at most one message request in flight (so a peer sees our
+ * messages in order), everything queued sent as one batch, one reused easy
+ * handle (keep-alive), and an exponential backoff after a failure. Beside
+ * it, at most one snapshot upload.
+ *
+ * Locking: `mu` guards the peer list, every queue, url, removed and
+ * snap_busy. Fields marked "thread" are touched only by the sender thread,
+ * which is also the only one that frees a peer, so it may keep peer pointers
+ * across an unlock. Callbacks run with no lock held.
+ *
+ * Must never block a caller: transport_send only copies into a queue. */
+#include "transport/transport_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MSG_CONNECT_MS 1000L
+#define MSG_TIMEOUT_MS 5000L
+#define BACKOFF_MIN_MS 50u
+#define BACKOFF_MAX_MS 1000u
+#define BATCH_MAX_BYTES (16u << 20) /* well below the listener's 64 MiB cap */
+#define IDLE_POLL_MS 1000
+
+typedef struct peer {
+    struct peer *next;
+    raft_id id;
+    char *url;              /* mu */
+    bool removed;           /* mu: the thread will abort and free it */
+    raft_msg *q;            /* mu: FIFO of owned copies */
+    size_t q_len, q_cap;    /* mu */
+    transport_snap_job *snap_pending; /* mu: handed to the thread */
+    bool snap_busy;         /* mu: pending or active */
+    /* thread */
+    CURL *easy;
+    bool busy;
+    raft_msg *batch;
+    size_t batch_n;
+    buf body;
+    transport_snap_job *snap_active;
+    bool start_msg, start_snap, snap_armed;
+    uint32_t backoff_ms;
+    uint64_t retry_at;
+    struct peer *ready_next;
+} peer;
+
+struct transport_sender {
+    transport_config cfg;
+    pthread_mutex_t mu;
+    peer *peers; /* mu */
+    bool stop;   /* mu */
+    CURLM *multi;
+    struct curl_slist *msg_headers;
+    pthread_t thread;
+};
+
+static peer *find_peer(transport_sender *s, raft_id id)
+{
+    for (peer *p = s->peers; p; p = p->next)
+        if (p->id == id && !p->removed)
+            return p;
+    return NULL;
+}
+
+static void snap_report(transport_sender *s, raft_id id, bool ok)
+{
+    if (s->cfg.cb.on_snapshot_sent)
+        s->cfg.cb.on_snapshot_sent(s->cfg.cb.ud, id, ok);
+}
+
+static void free_msgs_inplace(raft_msg *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        transport_msg_clear(&m[i]);
+}
+
+/* Thread, after the peer left the list: nothing else can reach it. */
+static void peer_free(transport_sender *s, peer *p, bool report)
+{
+    if (p->easy) {
+        if (p->busy)
+            curl_multi_remove_handle(s->multi, p->easy);
+        curl_easy_cleanup(p->easy);
+    }
+    free_msgs_inplace(p->batch, p->batch_n);
+    free(p->batch);
+    free_msgs_inplace(p->q, p->q_len);
+    free(p->q);
+    buf_free(&p->body);
+    transport_snap_job *jobs[2] = {p->snap_pending, p->snap_active};
+    for (int i = 0; i < 2; i++) {
+        if (!jobs[i])
+            continue;
+        if (jobs[i] == p->snap_active)
+            curl_multi_remove_handle(s->multi, jobs[i]->easy);
+        transport_snap_job_free(jobs[i]);
+        if (report)
+            snap_report(s, p->id, false);
+    }
+    free(p->url);
+    free(p);
+}
+
+/* ---- the caller side ---- */
+
+int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url)
+{
+    char *u = xstrdup(url);
+    if (!u)
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    peer *p = find_peer(s, id);
+    if (p) {
+        free(p->url);
+        p->url = u; /* the next request uses it */
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        pthread_mutex_unlock(&s->mu);
+        free(u);
+        return -1;
+    }
+    p->id = id;
+    p->url = u;
+    buf_init(&p->body);
+    p->next = s->peers;
+    s->peers = p;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void transport_sender_remove_peer(transport_sender *s, raft_id id)
+{
+    pthread_mutex_lock(&s->mu);
+    peer *p = find_peer(s, id);
+    if (p) {
+        p->removed = true;
+        free_msgs_inplace(p->q, p->q_len);
+        p->q_len = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    curl_multi_wakeup(s->multi);
+}
+
+/* mu held. Drops the message when the queue is full or memory is short. */
+static void enqueue(transport_sender *s, peer *p, const raft_msg *m)
+{
+    if (p->q_len == p->q_cap) {
+        if (p->q_cap >= s->cfg.queue_cap)
+            return;
+        size_t cap = p->q_cap ? p->q_cap * 2 : 16;
+        if (cap > s->cfg.queue_cap)
+            cap = s->cfg.queue_cap;
+        raft_msg *q = realloc(p->q, cap * sizeof *q);
+        if (!q)
+            return;
+        p->q = q;
+        p->q_cap = cap;
+    }
+    if (transport_msg_copy(m, &p->q[p->q_len]) == 0)
+        p->q_len++;
+}
+
+void transport_sender_send(transport_sender *s, const raft_msg *msgs, size_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        peer *p = find_peer(s, msgs[i].to);
+        if (p)
+            enqueue(s, p, &msgs[i]);
+    }
+    pthread_mutex_unlock(&s->mu);
+    curl_multi_wakeup(s->multi);
+}
+
+void transport_sender_snapshot(transport_sender *s, const raft_msg *msg, const char *path,
+                               uint64_t size, uint32_t crc)
+{
+    transport_snap_job *j = transport_snap_job_new(s->cfg.cluster_id, msg, path, size, crc);
+    pthread_mutex_lock(&s->mu);
+    peer *p = find_peer(s, msg->to);
+    bool accepted = j && p && !p->snap_busy;
+    if (accepted) {
+        p->snap_pending = j;
+        p->snap_busy = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!accepted) {
+        if (!j)
+            log_warn("transport: cannot prepare snapshot %s for peer %llu", path,
+                     (unsigned long long)msg->to);
+        transport_snap_job_free(j);
+        snap_report(s, msg->to, false);
+        return;
+    }
+    curl_multi_wakeup(s->multi);
+}
+
+/* ---- the thread: picking work (mu held) ---- */
+
+/* Moves the head of the queue, up to BATCH_MAX_BYTES, into p->batch. */
+static int take_batch(peer *p)
+{
+    size_t n = 0, bytes = 0;
+    while (n < p->q_len && (n == 0 || bytes + transport_msg_wire_size(&p->q[n]) <= BATCH_MAX_BYTES))
+        bytes += transport_msg_wire_size(&p->q[n++]);
+    p->batch = malloc(n * sizeof *p->batch);
+    if (!p->batch)
+        return -1;
+    memcpy(p->batch, p->q, n * sizeof *p->batch);
+    memmove(p->q, p->q + n, (p->q_len - n) * sizeof *p->q);
+    p->batch_n = n;
+    p->q_len -= n;
+    return 0;
+}
+
+static int arm_easy(transport_sender *s, peer *p)
+{
+    if (!p->easy) {
+        p->easy = curl_easy_init();
+        if (!p->easy)
+            return -1;
+        transport_curl_common(p->easy, MSG_CONNECT_MS);
+        curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, MSG_TIMEOUT_MS);
+        curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, s->msg_headers);
+        curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
+    }
+    char *url = transport_url_join(p->url, "/raft/message");
+    if (!url)
+        return -1;
+    CURLcode rc = curl_easy_setopt(p->easy, CURLOPT_URL, url);
+    free(url);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* mu held: decides what this peer starts now; returns how long the thread
+ * may sleep as far as this peer is concerned. */
+static int pick_work(transport_sender *s, peer *p, uint64_t now, peer **ready)
+{
+    int timeout = IDLE_POLL_MS;
+    p->start_msg = p->start_snap = false;
+    if (p->snap_pending && !p->snap_active) {
+        p->snap_active = p->snap_pending;
+        p->snap_pending = NULL;
+        p->snap_armed = transport_snap_job_arm(p->snap_active, p->url) == 0;
+        curl_easy_setopt(p->snap_active->easy, CURLOPT_PRIVATE, p);
+        p->start_snap = true;
+    }
+    if (!p->busy && p->q_len > 0) {
+        if (now < p->retry_at)
+            timeout = (int)(p->retry_at - now);
+        else if (arm_easy(s, p) == 0 && take_batch(p) == 0)
+            p->start_msg = true;
+    }
+    if (p->start_msg || p->start_snap) {
+        p->ready_next = *ready;
+        *ready = p;
+    }
+    return timeout;
+}
+
+/* mu held: unlinks removed peers into *dead and picks work for the rest. */
+static int collect(transport_sender *s, peer **dead, peer **ready)
+{
+    uint64_t now = now_ms();
+    int timeout = IDLE_POLL_MS;
+    for (peer **pp = &s->peers; *pp;) {
+        peer *p = *pp;
+        if (p->removed) {
+            *pp = p->next;
+            p->next = *dead;
+            *dead = p;
+            continue;
+        }
+        int t = pick_work(s, p, now, ready);
+        if (t < timeout)
+            timeout = t;
+        pp = &p->next;
+    }
+    return timeout;
+}
+
+/* ---- the thread: starting and finishing requests (no lock) ---- */
+
+static void drop_batch(peer *p)
+{
+    free_msgs_inplace(p->batch, p->batch_n);
+    free(p->batch);
+    p->batch = NULL;
+    p->batch_n = 0;
+    buf_reset(&p->body);
+    p->busy = false;
+}
+
+static void msg_done(transport_sender *s, peer *p, bool ok)
+{
+    drop_batch(p);
+    if (ok) {
+        p->backoff_ms = 0;
+        p->retry_at = 0;
+        return;
+    }
+    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (p->backoff_ms > BACKOFF_MAX_MS)
+        p->backoff_ms = BACKOFF_MAX_MS;
+    p->retry_at = now_ms() + p->backoff_ms;
+    if (s->cfg.cb.on_unreachable)
+        s->cfg.cb.on_unreachable(s->cfg.cb.ud, p->id);
+}
+
+static void snap_done(transport_sender *s, peer *p, bool ok)
+{
+    transport_snap_job_free(p->snap_active);
+    p->snap_active = NULL;
+    pthread_mutex_lock(&s->mu);
+    p->snap_busy = false;
+    pthread_mutex_unlock(&s->mu);
+    if (!ok)
+        log_warn("transport: snapshot to peer %llu failed", (unsigned long long)p->id);
+    snap_report(s, p->id, ok);
+}
+
+static void start_msg(transport_sender *s, peer *p)
+{
+    buf_reset(&p->body);
+    if (transport_encode(s->cfg.cluster_id, p->batch, p->batch_n, &p->body) < 0) {
+        log_warn("transport: cannot encode %zu messages for peer %llu", p->batch_n,
+                 (unsigned long long)p->id);
+        drop_batch(p); /* not the peer's fault: no backoff */
+        return;
+    }
+    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, p->body.data);
+    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body.len);
+    p->busy = true;
+    if (curl_multi_add_handle(s->multi, p->easy) != CURLM_OK)
+        msg_done(s, p, false);
+}
+
+static void start_ready(transport_sender *s, peer *ready)
+{
+    for (peer *p = ready; p; p = p->ready_next) {
+        if (p->start_snap) {
+            if (!p->snap_armed || curl_multi_add_handle(s->multi, p->snap_active->easy) != CURLM_OK)
+                snap_done(s, p, false);
+        }
+        if (p->start_msg)
+            start_msg(s, p);
+    }
+}
+
+static void finish_done(transport_sender *s)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(s->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = m->easy_handle;
+        bool ok = transport_curl_ok(e, m->data.result);
+        char *priv = NULL; /* both our handles point back at their peer */
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+        peer *p = (peer *)priv;
+        curl_multi_remove_handle(s->multi, e);
+        if (!p)
+            continue;
+        if (e == p->easy)
+            msg_done(s, p, ok);
+        else if (p->snap_active && e == p->snap_active->easy)
+            snap_done(s, p, ok);
+    }
+}
+
+static void bury(transport_sender *s, peer *dead, bool report)
+{
+    while (dead) {
+        peer *next = dead->next;
+        peer_free(s, dead, report);
+        dead = next;
+    }
+}
+
+static void *sender_main(void *arg)
+{
+    transport_sender *s = arg;
+    for (;;) {
+        peer *dead = NULL, *ready = NULL;
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop;
+        int timeout = stop ? 0 : collect(s, &dead, &ready);
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+        bury(s, dead, true);
+        start_ready(s, ready);
+        int running;
+        curl_multi_perform(s->multi, &running);
+        finish_done(s);
+        curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+transport_sender *transport_sender_start(const transport_config *cfg)
+{
+    transport_curl_global_init();
+    transport_sender *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    if (s->cfg.queue_cap == 0)
+        s->cfg.queue_cap = 4096;
+    pthread_mutex_init(&s->mu, NULL);
+    s->multi = curl_multi_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    /* no "Expect: 100-continue" round trip before big batches */
+    struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL;
+    s->msg_headers = h2 ? h2 : h;
+    if (!s->multi || !h2 || pthread_create(&s->thread, NULL, sender_main, s) != 0) {
+        curl_slist_free_all(s->msg_headers);
+        if (s->multi)
+            curl_multi_cleanup(s->multi);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Callbacks are not called any more: the node is going away. */
+void transport_sender_stop(transport_sender *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    peer *all = s->peers;
+    s->peers = NULL;
+    pthread_mutex_unlock(&s->mu);
+    curl_multi_wakeup(s->multi);
+    pthread_join(s->thread, NULL);
+    bury(s, all, false);
+    curl_multi_cleanup(s->multi);
+    curl_slist_free_all(s->msg_headers);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,85 @@
+/* transport_int: declarations shared between the transport's own files
+ * (message copies, the snapshot header, curl setup, the sender and the peer
+ * listener). Must never be included outside src/transport/. */
+#ifndef RAFTKV_TRANSPORT_INT_H
+#define RAFTKV_TRANSPORT_INT_H
+
+#include "transport/transport.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+
+/* ---- msg_copy.c: deep copies owned by the transport (no link dependency
+ * on the raft core). ---- */
+int transport_msg_copy(const raft_msg *m, raft_msg *out);
+void transport_msg_clear(raft_msg *m); /* frees entries, zeroes count */
+/* Upper bound of a message's encoded size, for sizing batches. */
+size_t transport_msg_wire_size(const raft_msg *m);
+
+/* ---- snap_header.c: the RAFT_MSG_SNAP travelling beside a snapshot body
+ * in the X-Raftkv-Snapshot-Msg header, as hex of transport_encode(). ---- */
+#define TRANSPORT_HDR_SNAP_MSG "X-Raftkv-Snapshot-Msg"
+#define TRANSPORT_HDR_SNAP_SIZE "X-Raftkv-Snapshot-Size"
+#define TRANSPORT_HDR_SNAP_CRC "X-Raftkv-Snapshot-Crc"
+char *transport_snap_header_encode(uint64_t cluster_id, const raft_msg *msg);
+int transport_snap_header_decode(const char *hex, uint64_t cluster_id,
+                                 raft_msg *out, const char **err);
+/* Strict decimal parse of a whole string (no sign, no spaces). */
+int transport_parse_u64(const char *s, uint64_t *out);
+
+/* ---- curl_util.c ---- */
+void transport_curl_global_init(void);
+/* Options every transport request shares: no signals, TCP_NODELAY, a
+ * connect timeout, and a response body that is read and thrown away. */
+void transport_curl_common(CURL *e, long connect_ms);
+/* Joins base URL and path, dropping a trailing '/' of the base. */
+char *transport_url_join(const char *base, const char *path);
+/* 2xx answer and no transport error? */
+bool transport_curl_ok(CURL *e, CURLcode rc);
+
+/* ---- snap_send.c: one streamed snapshot upload ---- */
+typedef struct {
+    raft_id peer;
+    FILE *file;
+    struct curl_slist *headers;
+    CURL *easy;
+} transport_snap_job;
+/* Opens the file and prepares (but does not start) the upload. */
+transport_snap_job *transport_snap_job_new(uint64_t cluster_id, const raft_msg *msg,
+                                           const char *path, uint64_t size, uint32_t crc);
+int transport_snap_job_arm(transport_snap_job *j, const char *peer_url);
+void transport_snap_job_free(transport_snap_job *j);
+
+/* ---- sender.c: the libcurl multi thread and the per-peer queues ---- */
+typedef struct transport_sender transport_sender;
+transport_sender *transport_sender_start(const transport_config *cfg);
+void transport_sender_stop(transport_sender *s);
+int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url);
+void transport_sender_remove_peer(transport_sender *s, raft_id id);
+void transport_sender_send(transport_sender *s, const raft_msg *msgs, size_t n);
+void transport_sender_snapshot(transport_sender *s, const raft_msg *msg,
+                               const char *path, uint64_t size, uint32_t crc);
+
+/* ---- peer_server.c / snap_recv.c: the peer listener ---- */
+typedef struct transport_server transport_server;
+transport_server *transport_server_start(const transport_config *cfg, char *err, size_t errlen);
+void transport_server_stop(transport_server *srv);
+uint16_t transport_server_port(const transport_server *srv);
+
+/* The state of one POST /raft/snapshot upload, driven by the listener. */
+typedef struct transport_snap_recv transport_snap_recv;
+/* Validates the headers and opens the temp file. On failure returns NULL
+ * with *status (400/413/500) and *err set; nothing stays on disk. */
+transport_snap_recv *transport_snap_recv_begin(const transport_config *cfg,
+                                               const char *msg_hex, const char *size_s,
+                                               const char *crc_s, int *status,
+                                               const char **err);
+/* Consumes body bytes; -1 once the upload has gone wrong (keep draining). */
+int transport_snap_recv_data(transport_snap_recv *r, const char *data, size_t n);
+/* Verifies, fsyncs and renames; on success hands msg and path to
+ * cfg->cb.on_snapshot. Returns the HTTP status; *err names a failure. */
+int transport_snap_recv_finish(transport_snap_recv *r, const char **err);
+/* Frees; deletes the temp file unless finish succeeded. */
+void transport_snap_recv_free(transport_snap_recv *r);
+
+#endif
