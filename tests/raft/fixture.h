@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define FX_MAX_NODES 9
 
@@ -98,5 +99,20 @@ int fx_run_random(fx *f, int steps, bool membership);
 int fx_check(fx *f);
 const char *fx_error(const fx *f);
 uint64_t fx_step_count(const fx *f);
+
+/* ---- additions for the simulator (sim_test) ---- */
+/* Liveness in calm conditions: heals the network, turns faults off,
+ * restarts crashed nodes, stops nodes the leader's conf no longer holds (as
+ * raftkv does), then needs a leader and a fresh proposal applied on every
+ * running member within max_ticks. 0, or -1 with a message in fx_error. */
+int fx_settle(fx *f, int max_ticks);
+/* One line per event to `out` (NULL: quiet), for replaying a failing seed. */
+void fx_set_trace(fx *f, FILE *out);
+
+/* Test-only hooks that feed the checker fabricated observations, to prove
+ * it is not vacuous. Each goes through the same path real Readies take. */
+void fx_inject_apply(fx *f, raft_id id, raft_index index, raft_term term, const char *data);
+void fx_inject_leader(fx *f, raft_id id, raft_term term);
+void fx_inject_entry(fx *f, raft_id id, raft_index index, raft_term term, const char *data);
 
 #endif
