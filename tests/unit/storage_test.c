@@ -1,0 +1,645 @@
+/* storage_test: the durable Raft state — append/load round trips, suffix
+ * overwrite, crashes (close without cleanup, SIGKILL mid-appends),
+ * snapshots (save + compaction, install, verify, orphan cleanup) and the
+ * refusal of damaged or foreign data dirs.
+ *
+ * Must never leave files behind: every case works in a fresh mkdtemp dir
+ * that it removes.
+ */
+#include "storage/storage.h"
+#include "../test.h"
+#include "util/util.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- helpers ---- */
+
+static char root[256];
+static char data_dir[300];
+
+/* A fresh root, and a data dir inside it that does not exist yet (so
+ * storage_open's directory creation is exercised every time). */
+static const char *fresh_dir(void)
+{
+    snprintf(root, sizeof root, "/tmp/storage_test.XXXXXX");
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    snprintf(data_dir, sizeof data_dir, "%s/data", root);
+    return data_dir;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void remove_root(void) { nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+static storage *open_ok(const char *dir)
+{
+    storage *s = NULL;
+    char err[512] = "";
+    int rc = storage_open(dir, &s, err, sizeof err);
+    CHECK_MSG(rc == 0 && s, "open %s: %s", dir, err);
+    return s;
+}
+
+/* Opens expecting refusal; returns the message in err. */
+static int open_refused(const char *dir, char *err, size_t errlen)
+{
+    storage *s = NULL;
+    err[0] = '\0';
+    int rc = storage_open(dir, &s, err, errlen);
+    if (rc == 0)
+        storage_close(s);
+    return rc != 0 && s == NULL && err[0] != '\0';
+}
+
+static void fill_pattern(uint64_t seed, uint8_t *p, size_t n)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (uint8_t)x;
+    }
+}
+
+static raft_term term_for(raft_index i) { return 1 + i / 7; }
+
+/* Appends [first, last] with term_for(i) and pattern data of i % 40 bytes. */
+static int append_range(storage *s, raft_index first, raft_index last,
+                        const raft_hard_state *hs)
+{
+    size_t n = (size_t)(last - first + 1);
+    raft_entry *e = calloc(n, sizeof *e);
+    uint8_t(*data)[40] = calloc(n, sizeof *data);
+    int rc = -1;
+    if (e && data) {
+        for (size_t k = 0; k < n; k++) {
+            raft_index i = first + k;
+            fill_pattern(i, data[k], sizeof data[k]);
+            e[k] = (raft_entry){.term = term_for(i), .index = i, .type = (uint8_t)(i % 2),
+                                .len = (uint32_t)(i % 40), .data = i % 40 ? data[k] : NULL};
+        }
+        rc = storage_append(s, hs, e, n);
+    }
+    free(e);
+    free(data);
+    return rc;
+}
+
+/* Checks ents are [first, first+n) as written by append_range. */
+static int entries_match(const raft_entry *ents, size_t n, raft_index first)
+{
+    for (size_t k = 0; k < n; k++) {
+        raft_index i = first + k;
+        uint8_t want[40];
+        fill_pattern(i, want, sizeof want);
+        const raft_entry *e = &ents[k];
+        if (e->index != i || e->term != term_for(i) || e->type != i % 2 || e->len != i % 40 ||
+            (e->len == 0 && e->data != NULL) ||
+            (e->len > 0 && memcmp(e->data, want, e->len) != 0))
+            return 0;
+    }
+    return 1;
+}
+
+static int write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int rc = fwrite(p, 1, n, f) == n ? 0 : -1;
+    return fclose(f) == 0 ? rc : -1;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Runs SQL on <dir>/raft.db behind storage's back (to damage it, or to
+ * look at what it stored); returns the first column of the first row. */
+static long long raw_sql(const char *dir, const char *sql)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/raft.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        else if (rc == SQLITE_DONE)
+            v = 0;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static storage_snapshot save_snapshot(storage *s, raft_index index, raft_term term,
+                                      raft_index compact_to, const uint8_t *body, size_t n)
+{
+    storage_snapshot out = {0};
+    char *path = storage_snapshot_path(s, index);
+    CHECK(path && write_file(path, body, n) == 0);
+    raft_snapshot_meta meta = {.index = index, .term = term};
+    meta.conf.n_voters = 3;
+    meta.conf.voters[0] = 1, meta.conf.voters[1] = 2, meta.conf.voters[2] = 3;
+    meta.conf.n_learners = 1;
+    meta.conf.learners[0] = 4;
+    CHECK_MSG(storage_snapshot_saved(s, &meta, compact_to, &out) == 0, "%s",
+              storage_errmsg(s));
+    free(path);
+    return out;
+}
+
+/* ---- cases ---- */
+
+static void test_fresh_dir_and_identity(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    uint64_t node = 9, cluster = 9;
+    CHECK(storage_get_identity(s, &node, &cluster) == 1);
+
+    raft_hard_state hs = {1, 1, 1};
+    storage_snapshot snap = {.size = 1};
+    raft_entry *ents = (raft_entry *)&hs;
+    size_t n = 1;
+    CHECK(storage_load(s, &hs, &snap, &ents, &n) == 0);
+    CHECK(hs.term == 0 && hs.vote == 0 && hs.commit == 0);
+    CHECK(snap.meta.index == 0 && ents == NULL && n == 0);
+
+    uint64_t big = 0xF00DFACECAFEBEEFull; /* above 2^63: must survive int64 storage */
+    CHECK(storage_set_identity(s, 3, big) == 0);
+    storage_close(s);
+
+    s = open_ok(dir);
+    CHECK(storage_get_identity(s, &node, &cluster) == 0);
+    CHECK(node == 3 && cluster == big);
+    char snapdir[512];
+    snprintf(snapdir, sizeof snapdir, "%s/snap", dir);
+    CHECK(exists(snapdir));
+    storage_close(s);
+    /* WAL is a property of the file: a fresh raft.db must have it. */
+    CHECK(raw_sql(dir, "SELECT journal_mode = 'wal' FROM pragma_journal_mode") == 1);
+    remove_root();
+}
+
+static void test_append_load_roundtrip(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    uint8_t zeros[5] = {0, 0, 'x', 0, 0};
+    uint8_t conf[3] = {1, 2, 3};
+    raft_entry ents[] = {
+        {.term = 1, .index = 1, .type = RAFT_ENTRY_CONF, .len = 3, .data = conf},
+        {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL, .len = 0, .data = NULL},
+        {.term = 2, .index = 3, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = zeros},
+    };
+    raft_hard_state hs = {.term = 2, .vote = 7, .commit = 2};
+    CHECK(storage_append(s, &hs, ents, 3) == 0);
+    storage_close(s);
+
+    s = open_ok(dir);
+    raft_hard_state got;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
+    CHECK(got.term == 2 && got.vote == 7 && got.commit == 2);
+    CHECK(n == 3);
+    for (size_t i = 0; le && i < n && i < 3; i++) {
+        CHECK(le[i].index == ents[i].index && le[i].term == ents[i].term);
+        CHECK(le[i].type == ents[i].type && le[i].len == ents[i].len);
+        CHECK(ents[i].len == 0 ? le[i].data == NULL
+                               : memcmp(le[i].data, ents[i].data, ents[i].len) == 0);
+    }
+    storage_free_entries(le, n);
+
+    /* Hard state alone, no entries: the log is untouched. */
+    hs.commit = 3;
+    CHECK(storage_append(s, &hs, NULL, 0) == 0);
+    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
+    CHECK(got.commit == 3 && n == 3);
+    storage_free_entries(le, n);
+    storage_close(s);
+    remove_root();
+}
+
+static void test_overwrite_conflicting_suffix(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 10, NULL) == 0);
+
+    uint8_t d[2] = {0xAB, 0xCD};
+    raft_entry repl[] = {
+        {.term = 9, .index = 6, .type = 0, .len = 2, .data = d},
+        {.term = 9, .index = 7, .type = 0, .len = 0, .data = NULL},
+    };
+    CHECK(storage_append(s, NULL, repl, 2) == 0);
+    storage_close(s);
+
+    s = open_ok(dir);
+    raft_hard_state hs;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, &hs, &snap, &le, &n) == 0);
+    CHECK(n == 7);
+    CHECK(n == 7 && entries_match(le, 5, 1));
+    CHECK(n == 7 && le[5].term == 9 && le[5].len == 2 && memcmp(le[5].data, d, 2) == 0);
+    CHECK(n == 7 && le[6].term == 9 && le[6].len == 0 && le[6].data == NULL);
+    storage_free_entries(le, n);
+    storage_close(s);
+    remove_root();
+}
+
+static void test_rejects_bad_batches(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 5, NULL) == 0);
+
+    raft_hard_state hs = {.term = 5, .vote = 1, .commit = 5};
+    CHECK(append_range(s, 8, 9, &hs) == -1); /* gap after 5 */
+    CHECK(strstr(storage_errmsg(s), "gap") != NULL);
+    raft_entry holey[] = {{.term = 3, .index = 6}, {.term = 3, .index = 8}};
+    CHECK(storage_append(s, &hs, holey, 2) == -1);
+    raft_entry backwards[] = {{.term = 3, .index = 6}, {.term = 2, .index = 7}};
+    CHECK(storage_append(s, &hs, backwards, 2) == -1);
+    raft_entry no_data[] = {{.term = 3, .index = 6, .len = 4, .data = NULL}};
+    CHECK(storage_append(s, &hs, no_data, 1) == -1);
+
+    /* A refused batch writes nothing, not even the hard state. */
+    raft_hard_state got;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
+    CHECK(n == 5 && entries_match(le, n, 1) && got.commit == 0);
+    storage_free_entries(le, n);
+    storage_close(s);
+    remove_root();
+}
+
+/* "Crash" after an append: the handle is closed with nothing else done;
+ * a new process (a new open) must find it all, and carry on from there. */
+static void test_reopen_after_append(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    raft_hard_state hs = {.term = 3, .vote = 2, .commit = 4};
+    CHECK(append_range(s, 1, 30, &hs) == 0);
+    storage_close(s);
+
+    s = open_ok(dir);
+    CHECK(append_range(s, 31, 40, NULL) == 0);
+    storage_close(s);
+
+    s = open_ok(dir);
+    raft_hard_state got;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
+    CHECK(n == 40 && entries_match(le, n, 1));
+    CHECK(got.term == 3 && got.vote == 2 && got.commit == 4);
+    storage_free_entries(le, n);
+    storage_close(s);
+    remove_root();
+}
+
+/* The child appends batches of 1..3 entries forever, reporting each
+ * acknowledged last index through the pipe, until it is killed. */
+static void appender_child(const char *dir, int wfd)
+{
+    storage *s = NULL;
+    char err[512];
+    if (storage_open(dir, &s, err, sizeof err) < 0)
+        _exit(2);
+    raft_index next = 1;
+    for (;;) {
+        raft_index last = next + next % 3;
+        raft_hard_state hs = {.term = term_for(last), .vote = 1, .commit = last};
+        if (append_range(s, next, last, &hs) < 0)
+            _exit(3);
+        if (write(wfd, &last, sizeof last) != (ssize_t)sizeof last)
+            _exit(4);
+        next = last + 1;
+    }
+}
+
+static void test_kill_during_appends(void)
+{
+    const char *dir = fresh_dir();
+    int p[2];
+    CHECK(pipe(p) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        appender_child(dir, p[1]);
+    }
+    close(p[1]);
+    raft_index acked = 0, v;
+    while (acked < 200 && read(p[0], &v, sizeof v) == (ssize_t)sizeof v)
+        acked = v;
+    CHECK(kill(pid, SIGKILL) == 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    while (read(p[0], &v, sizeof v) == (ssize_t)sizeof v) /* acks sent before the kill */
+        acked = v;
+    close(p[0]);
+    CHECK(acked >= 200);
+
+    storage *s = open_ok(dir);
+    raft_hard_state hs;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(s && storage_load(s, &hs, &snap, &le, &n) == 0);
+    CHECK_MSG(n >= acked, "loaded %zu entries, %llu were acknowledged", n,
+              (unsigned long long)acked);
+    CHECK(entries_match(le, n, 1));
+    CHECK(hs.commit == n); /* hard state went in the same transaction as its batch */
+    storage_free_entries(le, n);
+    storage_close(s);
+    remove_root();
+}
+
+static void test_snapshot_saved_compacts(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 20, NULL) == 0);
+    uint8_t body[3000];
+    fill_pattern(15, body, sizeof body);
+    body[10] = 0;
+    storage_snapshot out = save_snapshot(s, 15, term_for(15), 12, body, sizeof body);
+    CHECK(out.meta.index == 15 && out.meta.term == term_for(15));
+    CHECK(out.size == sizeof body && out.crc == crc32c(0, body, sizeof body));
+    /* Entries 13..20 stay on disk (kept for slow followers), 1..12 are gone. */
+    CHECK(raw_sql(dir, "SELECT count(*) FROM entries WHERE idx <= 12") == 0);
+    CHECK(raw_sql(dir, "SELECT count(*) FROM entries") == 8);
+    storage_close(s);
+
+    s = open_ok(dir);
+    raft_hard_state hs;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, &hs, &snap, &le, &n) == 0);
+    CHECK(snap.meta.index == 15 && snap.meta.term == term_for(15));
+    CHECK(snap.size == out.size && snap.crc == out.crc);
+    CHECK(snap.meta.conf.n_voters == 3 && snap.meta.conf.voters[2] == 3);
+    CHECK(snap.meta.conf.n_learners == 1 && snap.meta.conf.learners[0] == 4);
+    CHECK(n == 5 && entries_match(le, n, 16)); /* the log after the snapshot */
+    storage_free_entries(le, n);
+    CHECK(storage_verify_snapshot(s, &snap) == 0);
+
+    /* A newer snapshot replaces the old file. */
+    char *old = storage_snapshot_path(s, 15);
+    save_snapshot(s, 18, term_for(18), 18, body, 100);
+    CHECK(old && !exists(old));
+    free(old);
+    CHECK(append_range(s, 10, 12, NULL) == -1); /* below the snapshot */
+    CHECK(append_range(s, 21, 22, NULL) == 0);
+    CHECK(storage_load(s, &hs, &snap, &le, &n) == 0);
+    CHECK(snap.meta.index == 18 && n == 4 && entries_match(le, n, 19));
+    storage_free_entries(le, n);
+    storage_close(s);
+    remove_root();
+}
+
+static void test_install_snapshot(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    raft_hard_state hs = {.term = 3, .vote = 2, .commit = 3};
+    CHECK(append_range(s, 1, 5, &hs) == 0);
+
+    char *staged = storage_recv_path(s, 100, 7);
+    CHECK(staged && strstr(staged, "/snap/recv-100-7.db") != NULL);
+    uint8_t body[777];
+    fill_pattern(100, body, sizeof body);
+    CHECK(write_file(staged, body, sizeof body) == 0);
+    raft_snapshot_meta meta = {.index = 100, .term = 7};
+    meta.conf.n_voters = 1;
+    meta.conf.voters[0] = 5;
+    storage_snapshot out;
+    CHECK_MSG(storage_install_snapshot(s, &meta, staged, &out) == 0, "%s", storage_errmsg(s));
+    CHECK(out.size == sizeof body && out.crc == crc32c(0, body, sizeof body));
+    CHECK(!exists(staged));
+    char *final = storage_snapshot_path(s, 100);
+    CHECK(final && strstr(final, "/snap/snap-00000000000000000100.db") != NULL);
+    CHECK(final && exists(final));
+    free(final);
+
+    /* An older snapshot can no longer be installed. */
+    CHECK(write_file(staged, body, 10) == 0);
+    meta.index = 90;
+    CHECK(storage_install_snapshot(s, &meta, staged, &out) == -1);
+    CHECK(exists(staged));
+    free(staged);
+    storage_close(s);
+
+    s = open_ok(dir);
+    raft_hard_state got;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
+    CHECK(n == 0 && le == NULL);
+    CHECK(got.commit == 100 && got.term == 7 && got.vote == 2);
+    CHECK(snap.meta.index == 100 && snap.meta.term == 7 && snap.meta.conf.n_voters == 1 &&
+          snap.meta.conf.voters[0] == 5);
+    CHECK(storage_verify_snapshot(s, &snap) == 0);
+    CHECK(append_range(s, 101, 103, NULL) == 0);
+    CHECK(append_range(s, 50, 51, NULL) == -1);
+    storage_close(s);
+    remove_root();
+}
+
+static void test_verify_detects_damage(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 10, NULL) == 0);
+    uint8_t body[4096];
+    fill_pattern(8, body, sizeof body);
+    storage_snapshot snap = save_snapshot(s, 8, term_for(8), 8, body, sizeof body);
+    CHECK(storage_verify_snapshot(s, &snap) == 0);
+    char *path = storage_snapshot_path(s, 8);
+
+    body[2000] ^= 0x01; /* one flipped bit */
+    CHECK(write_file(path, body, sizeof body) == 0);
+    CHECK(storage_verify_snapshot(s, &snap) == -1);
+    CHECK(strstr(storage_errmsg(s), "CRC") && strstr(storage_errmsg(s), "snap-"));
+
+    CHECK(write_file(path, body, 100) == 0); /* truncated */
+    CHECK(storage_verify_snapshot(s, &snap) == -1);
+    CHECK(strstr(storage_errmsg(s), "size") != NULL);
+
+    CHECK(unlink(path) == 0);
+    CHECK(storage_verify_snapshot(s, &snap) == -1);
+    free(path);
+    storage_close(s);
+    remove_root();
+}
+
+/* A crash between writing/renaming a snapshot file and recording it in
+ * raft.db leaves an orphan; raft.db still names the old one. */
+static void test_cleanup_removes_orphans(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 12, NULL) == 0);
+    uint8_t body[64] = {1, 2, 3};
+    save_snapshot(s, 10, term_for(10), 10, body, sizeof body);
+    storage_close(s);
+
+    s = open_ok(dir);
+    char *older = storage_snapshot_path(s, 5);
+    char *orphan = storage_snapshot_path(s, 20); /* renamed, never recorded */
+    char *staged = storage_recv_path(s, 30, 2);
+    char *kept = storage_snapshot_path(s, 10);
+    char other[512];
+    snprintf(other, sizeof other, "%s/snap/notes.txt", dir);
+    CHECK(older && orphan && staged && kept);
+    CHECK(write_file(older, "o", 1) == 0 && write_file(orphan, "n", 1) == 0);
+    CHECK(write_file(staged, "r", 1) == 0 && write_file(other, "x", 1) == 0);
+
+    storage_snapshot snap;
+    CHECK(storage_get_snapshot(s, &snap) == 0 && snap.meta.index == 10);
+    CHECK(storage_verify_snapshot(s, &snap) == 0);
+    storage_cleanup_snapshots(s);
+    CHECK(!exists(older) && !exists(orphan) && !exists(staged));
+    CHECK(exists(kept) && exists(other));
+    free(older);
+    free(orphan);
+    free(staged);
+    free(kept);
+    storage_close(s);
+    remove_root();
+}
+
+static void test_refuses_garbage_db(void)
+{
+    const char *dir = fresh_dir();
+    CHECK(mkdir(dir, 0700) == 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/raft.db", dir);
+    uint8_t junk[8192], back[8192];
+    fill_pattern(42, junk, sizeof junk);
+    CHECK(write_file(path, junk, sizeof junk) == 0);
+
+    char err[512];
+    CHECK(open_refused(dir, err, sizeof err));
+    CHECK_MSG(strstr(err, "raft.db") && strstr(err, "not a database"), "message: %s", err);
+
+    FILE *f = fopen(path, "rb"); /* refused, and left exactly as it was */
+    CHECK(f && fread(back, 1, sizeof back, f) == sizeof back && fgetc(f) == EOF);
+    CHECK(memcmp(junk, back, sizeof junk) == 0);
+    if (f)
+        fclose(f);
+    remove_root();
+}
+
+static void test_refuses_wrong_version(void)
+{
+    const char *dir = fresh_dir();
+    storage_close(open_ok(dir));
+    CHECK(raw_sql(dir, "UPDATE meta SET v = 7 WHERE k = 'format_version'") == 0);
+    char err[512];
+    CHECK(open_refused(dir, err, sizeof err));
+    CHECK_MSG(strstr(err, "raft.db: format version 7 unsupported (expected 1)") != NULL,
+              "message: %s", err);
+    remove_root();
+}
+
+static void test_refuses_foreign_and_damaged_meta(void)
+{
+    const char *dir = fresh_dir();
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK(raw_sql(dir, "CREATE TABLE t(x)") == 0); /* some other SQLite file */
+    char err[512];
+    CHECK(open_refused(dir, err, sizeof err));
+    CHECK_MSG(strstr(err, "not a raftkv database") != NULL, "message: %s", err);
+    remove_root();
+
+    dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 3, NULL) == 0);
+    save_snapshot(s, 2, term_for(2), 2, (const uint8_t *)"abc", 3);
+    storage_close(s);
+    CHECK(raw_sql(dir, "UPDATE meta SET v = x'01ff' WHERE k = 'snap_conf'") == 0);
+    CHECK(open_refused(dir, err, sizeof err));
+    CHECK_MSG(strstr(err, "membership is damaged") != NULL, "message: %s", err);
+    remove_root();
+}
+
+static void test_load_refuses_gap(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 8, NULL) == 0);
+    storage_close(s);
+    CHECK(raw_sql(dir, "DELETE FROM entries WHERE idx = 4") == 0);
+
+    s = open_ok(dir);
+    raft_hard_state hs;
+    storage_snapshot snap;
+    raft_entry *le = (raft_entry *)&hs;
+    size_t n = 9;
+    CHECK(storage_load(s, &hs, &snap, &le, &n) == -1);
+    CHECK(le == NULL && n == 0);
+    CHECK_MSG(strstr(storage_errmsg(s), "raft.db: log gap at index 4") != NULL, "message: %s",
+              storage_errmsg(s));
+    storage_close(s);
+
+    CHECK(raw_sql(dir, "INSERT INTO entries VALUES (4, 5, 0, NULL)") == 0); /* then 5 goes back */
+    s = open_ok(dir);
+    CHECK(storage_load(s, &hs, &snap, &le, &n) == -1);
+    CHECK_MSG(strstr(storage_errmsg(s), "entry 5 has term 1, expected at least 5") != NULL,
+              "message: %s", storage_errmsg(s));
+    storage_close(s);
+    remove_root();
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    RUN(test_fresh_dir_and_identity);
+    RUN(test_append_load_roundtrip);
+    RUN(test_overwrite_conflicting_suffix);
+    RUN(test_rejects_bad_batches);
+    RUN(test_reopen_after_append);
+    RUN(test_kill_during_appends);
+    RUN(test_snapshot_saved_compacts);
+    RUN(test_install_snapshot);
+    RUN(test_verify_detects_damage);
+    RUN(test_cleanup_removes_orphans);
+    RUN(test_refuses_garbage_db);
+    RUN(test_refuses_wrong_version);
+    RUN(test_refuses_foreign_and_damaged_meta);
+    RUN(test_load_refuses_gap);
+    TEST_MAIN_END();
+}
