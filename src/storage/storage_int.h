@@ -36,6 +36,7 @@ struct storage {
     char *dir;
     char *snap_dir;
     char *db_path;
+    int lock_fd; /* flock'd <dir>/LOCK: one node process per data dir */
     sqlite3_stmt *st[ST_COUNT];
     /* Mirror of the snapshot recorded in raft.db; changed only after the
      * transaction that records a new one has committed. */

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char schema_sql[] =
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
@@ -46,6 +49,24 @@ static int init_paths(storage *s, const char *dir)
     if (make_dir(s, s->dir) < 0 || make_dir(s, s->snap_dir) < 0)
         return -1;
     return storage_fsync_dir(s, s->dir); /* makes snap/ itself durable */
+}
+
+/* SQLite's own locking lets two processes share raft.db; two Raft nodes
+ * sharing one log would not be safe, so the second one is refused. */
+static int lock_dir(storage *s)
+{
+    char *path = join_path(s->dir, "LOCK");
+    if (!path)
+        return storage_fail(s, "%s: out of memory", s->dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (s->lock_fd < 0)
+        rc = storage_fail(s, "%s: cannot open: %s", path, strerror(errno));
+    else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        rc = storage_fail(s, "%s: data dir is in use by another process (%s)", s->dir,
+                          strerror(errno));
+    free(path);
+    return rc;
 }
 
 /* Runs a one-off statement and returns its first column as text in out
@@ -152,7 +173,8 @@ int storage_open(const char *dir, storage **out, char *err, size_t errlen)
             snprintf(err, errlen, "%s: out of memory", dir);
         return -1;
     }
-    if (init_paths(s, dir) < 0 || open_db(s) < 0) {
+    s->lock_fd = -1;
+    if (init_paths(s, dir) < 0 || lock_dir(s) < 0 || open_db(s) < 0) {
         if (errlen)
             snprintf(err, errlen, "%s", s->err);
         storage_close(s);
@@ -169,6 +191,8 @@ void storage_close(storage *s)
     storage_finalize_all(s);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         log_error("storage: closing %s: %s", s->db_path, sqlite3_errmsg(s->db));
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
     free(s->dir);
     free(s->snap_dir);
     free(s->db_path);

@@ -126,11 +126,16 @@ int storage_install_snapshot(storage *s, const raft_snapshot_meta *meta,
     int rc = make_durable(s, staged, &next);
     if (rc == 0)
         rc = move_into_place(s, staged, final);
+    if (rc == 0 && record_installed(s, &next) < 0) {
+        rc = -1;
+        /* Not recorded: put the file back so the caller may retry. */
+        if (rename(final, staged) < 0)
+            log_warn("storage: cannot move %s back to %s: %s", final, staged, strerror(errno));
+    }
     free(final);
-    if (rc < 0 || record_installed(s, &next) < 0)
-        return -1;
-    adopt(s, &next, out);
-    return 0;
+    if (rc == 0)
+        adopt(s, &next, out);
+    return rc;
 }
 
 int storage_get_snapshot(storage *s, storage_snapshot *out)

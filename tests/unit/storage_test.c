@@ -192,6 +192,9 @@ static void test_fresh_dir_and_identity(void)
     s = open_ok(dir);
     CHECK(storage_get_identity(s, &node, &cluster) == 0);
     CHECK(node == 3 && cluster == big);
+    char err[512];
+    CHECK(open_refused(dir, err, sizeof err)); /* one process per data dir */
+    CHECK_MSG(strstr(err, "in use") != NULL, "message: %s", err);
     char snapdir[512];
     snprintf(snapdir, sizeof snapdir, "%s/snap", dir);
     CHECK(exists(snapdir));
