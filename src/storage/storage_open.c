@@ -71,16 +71,17 @@ static int lock_dir(storage *s)
 
 /* Runs a one-off statement and returns its first column as text in out
  * (empty if no row). Used for the pragmas, whose answers must be checked. */
-static int query_text(storage *s, const char *sql, char *out, size_t outlen)
+static int query_text(storage *s, const char *sql, const char *what, char *out,
+                      size_t outlen)
 {
     sqlite3_stmt *st = NULL;
     out[0] = '\0';
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return storage_sql_fail(s, sql);
+        return storage_sql_fail(s, what);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_text(st, 0))
         snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
-    int ret = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : storage_sql_fail(s, sql);
+    int ret = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : storage_sql_fail(s, what);
     sqlite3_finalize(st);
     return ret;
 }
@@ -89,7 +90,7 @@ static int query_text(storage *s, const char *sql, char *out, size_t outlen)
 static int is_empty_db(storage *s, bool *fresh)
 {
     char n[32];
-    if (query_text(s, "SELECT count(*) FROM sqlite_master", n, sizeof n) < 0)
+    if (query_text(s, "SELECT count(*) FROM sqlite_master", "cannot read", n, sizeof n) < 0)
         return -1;
     *fresh = strcmp(n, "0") == 0;
     return 0;
@@ -98,7 +99,7 @@ static int is_empty_db(storage *s, bool *fresh)
 static int check_integrity(storage *s)
 {
     char res[256];
-    if (query_text(s, "PRAGMA quick_check", res, sizeof res) < 0)
+    if (query_text(s, "PRAGMA quick_check", "integrity check", res, sizeof res) < 0)
         return -1;
     if (strcmp(res, "ok") != 0)
         return storage_fail(s, "%s: integrity check failed: %s", s->db_path, res);
@@ -108,11 +109,12 @@ static int check_integrity(storage *s)
 static int set_pragmas(storage *s)
 {
     char mode[32], ignored[32];
-    if (query_text(s, "PRAGMA journal_mode=WAL", mode, sizeof mode) < 0)
+    if (query_text(s, "PRAGMA journal_mode=WAL", "set WAL mode", mode, sizeof mode) < 0)
         return -1;
     if (strcmp(mode, "wal") != 0)
         return storage_fail(s, "%s: cannot switch to WAL mode (got %s)", s->db_path, mode);
-    return query_text(s, "PRAGMA synchronous=FULL", ignored, sizeof ignored);
+    return query_text(s, "PRAGMA synchronous=FULL", "set synchronous=FULL", ignored,
+                      sizeof ignored);
 }
 
 static int create_schema(storage *s)
