@@ -157,7 +157,8 @@ int storage_write_snapshot(storage *s, const storage_snapshot *snap)
     buf_init(&b);
     int rc = storage_conf_encode(&snap->meta.conf, &b);
     if (rc < 0)
-        rc = storage_fail(s, "%s: cannot encode snapshot membership (too many members or out of memory)", s->db_path);
+        rc = storage_fail(s, "%s: cannot encode snapshot membership (too many members?)",
+                          s->db_path);
     if (rc == 0 && (storage_meta_set_u64(s, "snap_index", snap->meta.index) < 0 ||
                     storage_meta_set_u64(s, "snap_term", snap->meta.term) < 0 ||
                     storage_meta_set_u64(s, "snap_size", snap->size) < 0 ||
