@@ -1,5 +1,8 @@
 # raft module: the pure consensus core and its deterministic tests
-libraftkv_a_SOURCES += src/raft/raft.h
+libraftkv_a_SOURCES += src/raft/raft.h src/raft/raft_int.h src/raft/raft.c src/raft/ready.c \
+	src/raft/query.c src/raft/log.c src/raft/progress.c src/raft/msg.c \
+	src/raft/election.c src/raft/replication.c src/raft/read_index.c \
+	src/raft/transfer.c src/raft/membership.c
 
 check_PROGRAMS += tests/raft/features_test tests/raft/sim_test
 tests_raft_features_test_SOURCES = tests/raft/features_test.c tests/raft/fixture.c tests/raft/fixture.h

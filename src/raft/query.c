@@ -1,0 +1,44 @@
+/* query.c: read-only accessors of the core's state for the node loop,
+ * the API's /status and the tests.
+ *
+ * Must never: change state — every function here takes a const raft.
+ */
+#include "raft/raft_int.h"
+
+raft_id raft_self(const raft *r) { return r->id; }
+enum raft_role raft_role_get(const raft *r) { return r->role; }
+raft_id raft_leader(const raft *r) { return r->leader; }
+raft_term raft_term_get(const raft *r) { return r->term; }
+raft_index raft_commit_index(const raft *r) { return r->commit; }
+raft_index raft_applied_index(const raft *r) { return r->applied; }
+raft_index raft_last_index(const raft *r) { return raft_log_last(&r->log); }
+raft_index raft_first_index(const raft *r) { return r->log.offset + 1; }
+const raft_conf *raft_conf_get(const raft *r) { return &r->conf; }
+
+bool raft_is_voter(const raft *r, raft_id id)
+{
+    for (uint32_t i = 0; i < r->conf.n_voters; i++)
+        if (r->conf.voters[i] == id)
+            return true;
+    return false;
+}
+
+bool raft_is_learner(const raft *r, raft_id id)
+{
+    for (uint32_t i = 0; i < r->conf.n_learners; i++)
+        if (r->conf.learners[i] == id)
+            return true;
+    return false;
+}
+
+raft_index raft_match_index(const raft *r, raft_id id)
+{
+    if (r->role != RAFT_LEADER)
+        return 0;
+    if (id == r->id)
+        return raft_log_last(&r->log);
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        if (r->prs[i].id == id)
+            return r->prs[i].match;
+    return 0;
+}

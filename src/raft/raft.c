@@ -1,0 +1,287 @@
+/* raft.c: the core's lifecycle and inputs — raft_new/free, tick, the step
+ * dispatcher that routes each message by role, proposals, read-index and
+ * transfer requests, and the raft_report_* calls.
+ *
+ * Must never: do I/O, read a clock or keep global state; every message is
+ * validated here before any handler sees it.
+ */
+#include "raft/raft_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void apply_defaults(raft_config *c)
+{
+    if (c->election_tick <= 0)
+        c->election_tick = 10;
+    if (c->heartbeat_tick <= 0)
+        c->heartbeat_tick = 1;
+    if (c->heartbeat_tick >= c->election_tick)
+        c->heartbeat_tick = c->election_tick > 1 ? c->election_tick / 2 : 1;
+    if (c->max_inflight == 0 || c->max_inflight > RAFT_INFLIGHT_CAP)
+        c->max_inflight = c->max_inflight ? RAFT_INFLIGHT_CAP : 64;
+}
+
+/* Loads the recovered log and state; checks it hangs together. */
+static int load_state(raft *r, const raft_init_state *in)
+{
+    raft_log_init(&r->log, in->snap.index, in->snap.term);
+    raft_term prev = in->snap.term;
+    for (size_t i = 0; i < in->n_entries; i++) {
+        const raft_entry *e = &in->entries[i];
+        if (e->term < prev || (e->len && !e->data) ||
+            raft_log_append(&r->log, e) != 0)
+            return RAFT_ERR_INVALID;
+        prev = e->term;
+    }
+    raft_index last = raft_log_last(&r->log);
+    r->log.stable = last; /* everything given at init is on disk */
+    r->applied = in->applied > in->snap.index ? in->applied : in->snap.index;
+    r->commit = in->hs.commit > r->applied ? in->hs.commit : r->applied;
+    if (r->commit > last || !raft_conf_valid(&in->conf) ||
+        (in->snap.index && !raft_conf_valid(&in->snap.conf)))
+        return RAFT_ERR_INVALID;
+    r->term = in->hs.term;
+    r->vote = in->hs.vote;
+    r->conf = in->conf;
+    r->snap = in->snap;
+    r->prev_hs = in->hs;
+    return 0;
+}
+
+int raft_new(const raft_config *cfg, const raft_init_state *init, raft **out)
+{
+    if (!cfg || !out || cfg->id == 0 || (init && init->n_entries && !init->entries))
+        return RAFT_ERR_INVALID;
+    raft *r = calloc(1, sizeof *r);
+    if (!r)
+        return RAFT_ERR_NOMEM;
+    r->cfg = *cfg;
+    apply_defaults(&r->cfg);
+    r->id = cfg->id;
+    /* Mix the id in so nodes given the same seed still time out apart. */
+    r->rng = cfg->seed ^ (cfg->id * 0xD6E8FEB86659FD93ull);
+    raft_init_state empty;
+    memset(&empty, 0, sizeof empty);
+    int rc = load_state(r, init ? init : &empty);
+    if (rc != 0) {
+        raft_free(r);
+        return rc;
+    }
+    raft_become_follower(r, r->term, 0);
+    *out = r;
+    return 0;
+}
+
+void raft_free(raft *r)
+{
+    if (!r)
+        return;
+    raft_log_free(&r->log);
+    raft_outbox_drop(r, r->n_out, r->n_reads);
+    free(r->out);
+    free(r->reads);
+    free(r->preads);
+    free(r);
+}
+
+int raft_tick(raft *r)
+{
+    if (r->role == RAFT_LEADER)
+        raft_tick_leader(r);
+    else
+        raft_tick_election(r);
+    return 0;
+}
+
+/* Leader: takes one entry, subject to transfer and pending-conf rules. */
+static int leader_accept(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
+{
+    if (r->transferee)
+        return RAFT_ERR_TRANSFERRING;
+    if (type == RAFT_ENTRY_CONF) {
+        raft_conf_change cc;
+        raft_conf trial = r->conf;
+        if (!raft_conf_may_append(r))
+            return RAFT_ERR_CONF_PENDING;
+        if (raft_conf_change_decode(data, len, &cc) != 0)
+            return RAFT_ERR_INVALID;
+        int rc = raft_conf_apply(&trial, &cc);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = raft_leader_append(r, type, data, len);
+    if (rc == 0 && type == RAFT_ENTRY_CONF)
+        r->pending_conf = raft_log_last(&r->log);
+    return rc;
+}
+
+static void leader_replicate(raft *r)
+{
+    raft_maybe_commit(r);
+    raft_broadcast_append(r);
+}
+
+/* Sends a request-style message (term 0) to the leader we follow. */
+static int forward(raft *r, raft_msg *m)
+{
+    if (r->role != RAFT_FOLLOWER || r->leader == 0) {
+        raft_msg_release(m);
+        return RAFT_ERR_NO_LEADER;
+    }
+    m->to = r->leader;
+    m->term = 0;
+    return raft_send(r, m);
+}
+
+int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
+{
+    if (len && !data)
+        return RAFT_ERR_INVALID;
+    if (r->role == RAFT_LEADER) {
+        int rc = leader_accept(r, type, data, len);
+        if (rc == 0)
+            leader_replicate(r);
+        return rc;
+    }
+    raft_msg m;
+    raft_msg_init(r, &m, RAFT_MSG_PROP, r->leader);
+    raft_entry e = {.type = type, .len = len, .data = (uint8_t *)data};
+    m.entries = calloc(1, sizeof *m.entries);
+    if (!m.entries || raft_entry_copy(&m.entries[0], &e) != 0) {
+        free(m.entries);
+        return RAFT_ERR_NOMEM;
+    }
+    m.n_entries = 1;
+    return forward(r, &m);
+}
+
+int raft_propose(raft *r, const uint8_t *data, uint32_t len)
+{
+    return raft_propose_entry(r, RAFT_ENTRY_NORMAL, data, len);
+}
+
+int raft_read_index(raft *r, uint64_t context)
+{
+    if (r->role == RAFT_LEADER)
+        return raft_read_request(r, context, r->id);
+    raft_msg m;
+    raft_msg_init(r, &m, RAFT_MSG_READINDEX, r->leader);
+    m.context = context;
+    return forward(r, &m);
+}
+
+int raft_transfer_leader(raft *r, raft_id to)
+{
+    if (to == 0)
+        return RAFT_ERR_INVALID;
+    if (r->role == RAFT_LEADER)
+        return raft_transfer_start(r, to);
+    raft_msg m;
+    raft_msg_init(r, &m, RAFT_MSG_TRANSFER, r->leader);
+    m.index = to;
+    return forward(r, &m);
+}
+
+void raft_report_unreachable(raft *r, raft_id id)
+{
+    raft_progress *p = r->role == RAFT_LEADER ? raft_pr_get(r, id) : NULL;
+    if (p && p->state == RAFT_PR_REPLICATE)
+        raft_pr_become_probe(p);
+}
+
+void raft_report_snapshot(raft *r, raft_id id, bool ok)
+{
+    raft_progress *p = r->role == RAFT_LEADER ? raft_pr_get(r, id) : NULL;
+    if (!p || p->state != RAFT_PR_SNAPSHOT)
+        return;
+    if (!ok)
+        p->pending_snapshot = 0;
+    raft_pr_become_probe(p);
+    /* Wait for the follower's answer (or a heartbeat) before probing. */
+    p->probe_sent = true;
+}
+
+/* Forwarded proposals: each entry follows the leader's own rules; entries
+ * that break them (a second conf change, a transfer underway) are dropped. */
+static void leader_step_prop(raft *r, const raft_msg *m)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const raft_entry *e = &m->entries[i];
+        if (leader_accept(r, e->type, e->data, e->len) == 0)
+            any = true;
+    }
+    if (any)
+        leader_replicate(r);
+}
+
+static void step_leader(raft *r, const raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND_RESP: raft_handle_append_resp(r, m); break;
+    case RAFT_MSG_HEARTBEAT_RESP: raft_handle_heartbeat_resp(r, m); break;
+    case RAFT_MSG_PROP: leader_step_prop(r, m); break;
+    case RAFT_MSG_READINDEX:
+        if (raft_pr_get(r, m->from))
+            raft_read_request(r, m->context, m->from);
+        break;
+    case RAFT_MSG_TRANSFER: raft_transfer_start(r, m->index); break;
+    default: break; /* includes APPEND at our own term: impossible, ignore */
+    }
+}
+
+static void step_follower(raft *r, const raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+    case RAFT_MSG_HEARTBEAT:
+    case RAFT_MSG_SNAP:
+        r->election_elapsed = 0;
+        r->leader = m->from;
+        if (m->type == RAFT_MSG_APPEND)
+            raft_handle_append(r, m);
+        else if (m->type == RAFT_MSG_HEARTBEAT)
+            raft_handle_heartbeat(r, m);
+        else
+            raft_handle_snap(r, m);
+        break;
+    case RAFT_MSG_READINDEX_RESP: raft_handle_readindex_resp(r, m); break;
+    case RAFT_MSG_TIMEOUT_NOW: raft_handle_timeout_now(r, m); break;
+    default: break; /* requests sent to a non-leader are dropped */
+    }
+}
+
+static void step_candidate(raft *r, const raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+    case RAFT_MSG_HEARTBEAT:
+    case RAFT_MSG_SNAP:
+        /* Someone won this term: follow it. */
+        raft_become_follower(r, m->term, m->from);
+        step_follower(r, m);
+        break;
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PREVOTE_RESP: raft_handle_vote_resp(r, m); break;
+    default: break;
+    }
+}
+
+int raft_step(raft *r, const raft_msg *m)
+{
+    if (!r || !raft_msg_valid(m) || m->from == r->id || (m->to && m->to != r->id))
+        return RAFT_ERR_INVALID;
+    if (!raft_step_term(r, m))
+        return 0;
+    if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {
+        raft_handle_vote(r, m);
+        return 0;
+    }
+    switch (r->role) {
+    case RAFT_LEADER: step_leader(r, m); break;
+    case RAFT_FOLLOWER: step_follower(r, m); break;
+    default: step_candidate(r, m); break;
+    }
+    return 0;
+}

@@ -1,0 +1,112 @@
+/* read_index.c: linearizable reads without log writes (ReadIndex).
+ *
+ * The leader records its commit index for each request, then proves it is
+ * still leader by a heartbeat round acknowledged by a quorum of voters.
+ * Rounds are numbered by the leader (read_seq), not by the callers' ctx,
+ * so an acknowledgement of a later round also confirms every earlier one.
+ *
+ * Must never: answer a read before the leader committed an entry of its own
+ * term (its commit index could be stale) or before a quorum confirmed the
+ * round — so a read never completes in a minority.
+ */
+#include "raft/raft_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Bound on queued requests, so a flood of forwarded reads cannot grow
+ * memory without limit; excess requests are dropped (callers time out). */
+#define MAX_PENDING_READS 65536
+
+static void start_round(raft *r)
+{
+    r->read_seq++;
+    for (size_t i = 0; i < r->n_preads; i++) {
+        if (r->preads[i].seq == 0) {
+            r->preads[i].seq = r->read_seq;
+            r->preads[i].index = r->commit;
+        }
+    }
+    raft_broadcast_heartbeat(r);
+    raft_reads_check(r);
+}
+
+int raft_read_request(raft *r, uint64_t ctx, raft_id from)
+{
+    if (r->n_preads >= MAX_PENDING_READS)
+        return RAFT_ERR_NOMEM;
+    if (r->n_preads == r->cap_preads) {
+        size_t ncap = r->cap_preads ? r->cap_preads * 2 : 16;
+        raft_pending_read *p = realloc(r->preads, ncap * sizeof *p);
+        if (!p)
+            return RAFT_ERR_NOMEM;
+        r->preads = p;
+        r->cap_preads = ncap;
+    }
+    raft_pending_read *pr = &r->preads[r->n_preads++];
+    memset(pr, 0, sizeof *pr);
+    pr->ctx = ctx;
+    pr->from = from;
+    if (raft_committed_in_term(r))
+        start_round(r);
+    return 0;
+}
+
+void raft_reads_on_commit(raft *r)
+{
+    if (r->n_preads == 0 || r->preads[r->n_preads - 1].seq != 0)
+        return;
+    if (raft_committed_in_term(r))
+        start_round(r);
+}
+
+static bool confirmed(raft *r, uint64_t seq)
+{
+    uint32_t n = raft_promotable(r) ? 1 : 0;
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        const raft_progress *p = &r->prs[i];
+        if (!p->learner && p->read_ack >= seq && raft_is_voter(r, p->id))
+            n++;
+    }
+    return n >= raft_quorum(r);
+}
+
+static void complete(raft *r, const raft_pending_read *pr)
+{
+    if (pr->from == r->id) {
+        raft_push_read(r, pr->index, pr->ctx);
+        return;
+    }
+    raft_msg m;
+    raft_msg_init(r, &m, RAFT_MSG_READINDEX_RESP, pr->from);
+    m.index = pr->index;
+    m.context = pr->ctx;
+    raft_send(r, &m);
+}
+
+void raft_reads_check(raft *r)
+{
+    size_t done = 0;
+    /* Rounds are started in queue order, so the queue is sorted by seq and
+     * unstarted (seq 0) requests sit at its tail. */
+    while (done < r->n_preads && r->preads[done].seq != 0 &&
+           confirmed(r, r->preads[done].seq)) {
+        complete(r, &r->preads[done]);
+        done++;
+    }
+    if (done == 0)
+        return;
+    memmove(r->preads, r->preads + done, (r->n_preads - done) * sizeof *r->preads);
+    r->n_preads -= done;
+}
+
+void raft_reads_clear(raft *r)
+{
+    r->n_preads = 0;
+}
+
+void raft_handle_readindex_resp(raft *r, const raft_msg *m)
+{
+    if (!m->reject)
+        raft_push_read(r, m->index, m->context);
+}
