@@ -152,6 +152,10 @@ static enum MHD_Result begin(transport_server *srv, struct MHD_Connection *c, co
         return respond_error(c, 404, "no such peer endpoint", NULL);
     if (!post)
         return respond_error(c, 405, "use POST", "POST");
+    uint64_t clen;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (msg && transport_parse_u64(cl, &clen) == 0 && clen > MAX_BATCH_BYTES)
+        return respond_error(c, 413, "message batch too large", NULL); /* before the body */
     request *q = request_new(msg ? ROUTE_MESSAGE : ROUTE_SNAPSHOT);
     if (!q)
         return MHD_NO;
@@ -165,6 +169,7 @@ static enum MHD_Result begin(transport_server *srv, struct MHD_Connection *c, co
             &err);
         if (!q->snap) {
             free(q);
+            log_warn("transport: rejected %s from peer: %s", url, err);
             return respond_error(c, (unsigned)status, err, NULL);
         }
     }
@@ -256,11 +261,12 @@ transport_server *transport_server_start(const transport_config *cfg, char *err,
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* the logger must come first to catch messages about later options */
     srv->d = MHD_start_daemon(
-        flags, cfg->listen_port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVER_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        flags, cfg->listen_port, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
+        completed, srv, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVER_THREADS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
     if (!srv->d) {
         snprintf(err, errlen, "cannot listen for peers on %s:%u", cfg->listen_host,
                  (unsigned)cfg->listen_port);

@@ -80,7 +80,10 @@ void transport_remove_peer(transport *t, raft_id id);
 /* Enqueues copies of the messages (grouped by destination). Never blocks. */
 void transport_send(transport *t, const raft_msg *msgs, size_t n);
 /* Streams the snapshot file to msg->to, with msg (a RAFT_MSG_SNAP) as its
- * header; on_snapshot_sent reports the outcome. At most one snapshot in
+ * header; on_snapshot_sent reports the outcome. Wire form: POST
+ * /raft/snapshot, body = the raw file; headers X-Raftkv-Snapshot-Msg (hex of
+ * transport_encode() of msg alone), X-Raftkv-Snapshot-Size and
+ * X-Raftkv-Snapshot-Crc (decimal; size and CRC-32C of the body). At most one snapshot in
  * flight per peer; a second request while one is in flight is reported
  * failed at once. */
 void transport_send_snapshot(transport *t, const raft_msg *msg, const char *path,

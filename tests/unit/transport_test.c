@@ -1,0 +1,582 @@
+/* transport_test: two real transports on loopback exchange message batches
+ * and a streamed snapshot; a dead peer is reported unreachable; garbage
+ * posted to the peer endpoints is answered 400/413 and reaches no callback.
+ * Waits are condition waits with deadlines, never sleeps. */
+#include "../test.h"
+#include "transport/transport.h"
+#include "transport/transport_int.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLUSTER 0xabcdef0123456789ull
+#define DEADLINE_MS 10000
+
+/* ---- what the callbacks saw ---- */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    raft_msg *msgs;
+    size_t n_msgs, cap;
+    int batches;
+    raft_msg *snap_msg;
+    char *snap_path;
+    int snaps;
+    int unreachable[16]; /* by peer id */
+    int snap_ok, snap_fail;
+} sink;
+
+static void sink_init(sink *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static void sink_free(sink *s)
+{
+    transport_free_msgs(s->msgs, s->n_msgs);
+    if (s->snap_msg)
+        transport_free_msgs(s->snap_msg, 1);
+    free(s->snap_path);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+}
+
+static void on_messages(void *ud, raft_msg *msgs, size_t n)
+{
+    sink *s = ud;
+    pthread_mutex_lock(&s->mu);
+    if (s->n_msgs + n > s->cap) {
+        size_t cap = (s->n_msgs + n) * 2;
+        raft_msg *p = realloc(s->msgs, cap * sizeof *p);
+        if (!p)
+            abort();
+        s->msgs = p;
+        s->cap = cap;
+    }
+    memcpy(s->msgs + s->n_msgs, msgs, n * sizeof *msgs); /* entries move too */
+    s->n_msgs += n;
+    s->batches++;
+    free(msgs);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_snapshot(void *ud, raft_msg *msg, char *path)
+{
+    sink *s = ud;
+    pthread_mutex_lock(&s->mu);
+    if (s->snap_msg)
+        transport_free_msgs(s->snap_msg, 1);
+    free(s->snap_path);
+    s->snap_msg = msg;
+    s->snap_path = path;
+    s->snaps++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_unreachable(void *ud, raft_id peer)
+{
+    sink *s = ud;
+    pthread_mutex_lock(&s->mu);
+    if (peer < 16)
+        s->unreachable[peer]++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_snapshot_sent(void *ud, raft_id peer, bool ok)
+{
+    sink *s = ud;
+    pthread_mutex_lock(&s->mu);
+    if (ok)
+        s->snap_ok++;
+    else
+        s->snap_fail++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Waits (mutex held by caller) until *counter >= want or the deadline. */
+static bool wait_for(sink *s, const int *counter, int want)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += DEADLINE_MS / 1000;
+    while (*counter < want)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
+            return *counter >= want;
+    return true;
+}
+
+static bool wait_msgs(sink *s, size_t want)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += DEADLINE_MS / 1000;
+    while (s->n_msgs < want)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT)
+            return s->n_msgs >= want;
+    return true;
+}
+
+/* ---- a node: temp dir + transport + sink ---- */
+typedef struct {
+    char dir[64];
+    sink sk;
+    transport *t;
+    char url[64];
+} node;
+
+static void node_start(node *n, raft_id id, uint64_t max_snap)
+{
+    strcpy(n->dir, "/tmp/rkv-transport-XXXXXX");
+    CHECK(mkdtemp(n->dir) != NULL);
+    sink_init(&n->sk);
+    transport_config cfg = {
+        .cluster_id = CLUSTER, .self = id, .listen_host = "127.0.0.1", .listen_port = 0,
+        .data_dir = n->dir, .queue_cap = 4096, .max_snapshot_bytes = max_snap,
+        .cb = {&n->sk, on_messages, on_snapshot, on_unreachable, on_snapshot_sent},
+    };
+    char err[256] = "";
+    n->t = transport_start(&cfg, err, sizeof err);
+    CHECK_MSG(n->t != NULL, "transport_start: %s", err);
+    if (!n->t)
+        exit(1);
+    snprintf(n->url, sizeof n->url, "http://127.0.0.1:%u", (unsigned)transport_listen_port(n->t));
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(p);
+}
+
+static void node_stop(node *n)
+{
+    transport_stop(n->t);
+    sink_free(&n->sk);
+    nftw(n->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static node A, B;
+
+/* ---- helpers ---- */
+
+static raft_msg make_msg(raft_id from, raft_id to, uint64_t i, raft_entry *ents, uint32_t n)
+{
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = (uint8_t)(RAFT_MSG_APPEND + i % 8);
+    m.from = from;
+    m.to = to;
+    m.term = 3;
+    m.index = i;
+    m.context = i * 7919;
+    m.entries = ents;
+    m.n_entries = n;
+    return m;
+}
+
+/* A port nothing listens on: bind, note the port, close. */
+static uint16_t dead_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static size_t keep_body(char *p, size_t size, size_t nmemb, void *ud)
+{
+    return buf_append(ud, p, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+/* One blocking request; returns the status (0 on transport error). */
+static long http(const char *method, const char *url, const void *body, size_t len,
+                 struct curl_slist *headers, buf *resp)
+{
+    CURL *e = curl_easy_init();
+    long code = 0;
+    if (!e)
+        return 0;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)DEADLINE_MS);
+    if (body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(e);
+    return code;
+}
+
+static bool body_has(const buf *b, const char *s)
+{
+    return b->len && memmem(b->data, b->len, s, strlen(s)) != NULL;
+}
+
+/* Fills a file with n pseudo-random bytes; returns its CRC-32C. */
+static uint32_t write_file(const char *path, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    uint32_t crc = 0, x = 12345;
+    uint8_t chunk[4096];
+    for (size_t done = 0; f && done < n; done += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk; i++) {
+            x = x * 1103515245u + 12345u;
+            chunk[i] = (uint8_t)(x >> 16);
+        }
+        size_t k = n - done < sizeof chunk ? n - done : sizeof chunk;
+        CHECK(fwrite(chunk, 1, k, f) == k);
+        crc = crc32c(crc, chunk, k);
+    }
+    if (f)
+        fclose(f);
+    return crc;
+}
+
+static bool files_equal(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool eq = fa && fb;
+    int ca, cb;
+    while (eq) {
+        ca = getc(fa);
+        cb = getc(fb);
+        eq = ca == cb;
+        if (ca == EOF)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return eq;
+}
+
+/* Entries in <dir>/snap, or -1 if it does not exist. */
+static int count_dir(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/snap", dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- tests ---- */
+
+static void test_batch_exchange(void)
+{
+    enum { N = 300 };
+    static raft_entry ents[2];
+    static uint8_t data[] = {0, 1, 2, 0xff, 0};
+    ents[0] = (raft_entry){.term = 3, .index = 1, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = data};
+    ents[1] = (raft_entry){.term = 3, .index = 2, .type = RAFT_ENTRY_NORMAL};
+    raft_msg m[N];
+    for (uint64_t i = 0; i < N; i++)
+        m[i] = make_msg(1, 2, i, i % 2 ? ents : NULL, i % 2 ? 2 : 0);
+    /* several calls, so batching happens across them */
+    transport_send(A.t, m, N / 2);
+    transport_send(A.t, m + N / 2, N - N / 2);
+
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_msgs(&B.sk, N));
+    CHECK(B.sk.n_msgs == N);
+    for (size_t i = 0; i < B.sk.n_msgs && i < N; i++) {
+        const raft_msg *g = &B.sk.msgs[i];
+        CHECK_MSG(g->index == i && g->type == m[i].type && g->context == m[i].context &&
+                      g->from == 1 && g->to == 2,
+                  "message %zu out of order or changed", i);
+        CHECK(g->n_entries == m[i].n_entries);
+        if (g->n_entries == 2)
+            CHECK(g->entries[0].len == 5 && memcmp(g->entries[0].data, data, 5) == 0 &&
+                  g->entries[1].len == 0);
+    }
+    CHECK(B.sk.batches >= 1 && B.sk.batches <= N);
+    pthread_mutex_unlock(&B.sk.mu);
+
+    raft_msg back = make_msg(2, 1, 77, NULL, 0);
+    transport_send(B.t, &back, 1);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(wait_msgs(&A.sk, 1));
+    CHECK(A.sk.n_msgs == 1 && A.sk.msgs[0].index == 77);
+    CHECK(A.sk.unreachable[2] == 0);
+    pthread_mutex_unlock(&A.sk.mu);
+}
+
+static void test_snapshot_stream(void)
+{
+    char src[128];
+    snprintf(src, sizeof src, "%s/snap-src.db", A.dir);
+    size_t size = 3u * 1024 * 1024 + 123;
+    uint32_t crc = write_file(src, size);
+    raft_msg m = make_msg(1, 2, 0, NULL, 0);
+    m.type = RAFT_MSG_SNAP;
+    m.snapshot.index = 42;
+    m.snapshot.term = 7;
+    m.snapshot.conf.n_voters = 2;
+    m.snapshot.conf.voters[0] = 1;
+    m.snapshot.conf.voters[1] = 2;
+    transport_send_snapshot(A.t, &m, src, size, crc);
+
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(wait_for(&A.sk, &A.sk.snap_ok, 1));
+    CHECK(A.sk.snap_fail == 0);
+    pthread_mutex_unlock(&A.sk.mu);
+
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_for(&B.sk, &B.sk.snaps, 1));
+    char want[160];
+    snprintf(want, sizeof want, "%s/snap/recv-42-7.db", B.dir);
+    CHECK(B.sk.snap_path && strcmp(B.sk.snap_path, want) == 0);
+    CHECK(files_equal(src, want));
+    CHECK(B.sk.snap_msg && B.sk.snap_msg->type == RAFT_MSG_SNAP &&
+          B.sk.snap_msg->snapshot.index == 42 && B.sk.snap_msg->snapshot.term == 7 &&
+          B.sk.snap_msg->snapshot.conf.n_voters == 2 &&
+          B.sk.snap_msg->snapshot.conf.voters[1] == 2);
+    pthread_mutex_unlock(&B.sk.mu);
+    CHECK(count_dir(B.dir) == 1); /* no temp file left beside it */
+    unlink(want);
+}
+
+static void test_dead_peer_unreachable(void)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)dead_port());
+    CHECK(transport_set_peer(A.t, 3, url) == 0);
+    raft_msg m = make_msg(1, 3, 1, NULL, 0);
+    transport_send(A.t, &m, 1);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(wait_for(&A.sk, &A.sk.unreachable[3], 1));
+    pthread_mutex_unlock(&A.sk.mu);
+    /* after the backoff, the next message is tried (and fails) again */
+    transport_send(A.t, &m, 1);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(wait_for(&A.sk, &A.sk.unreachable[3], 2));
+    CHECK(A.sk.unreachable[2] == 0);
+    pthread_mutex_unlock(&A.sk.mu);
+    transport_remove_peer(A.t, 3);
+}
+
+static void test_snapshot_one_in_flight(void)
+{
+    /* A peer that accepts connections but never reads: the upload stalls. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    char url[64], src[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    snprintf(src, sizeof src, "%s/stall.db", A.dir);
+    uint32_t crc = write_file(src, 64 * 1024);
+    CHECK(transport_set_peer(A.t, 4, url) == 0);
+    raft_msg m = make_msg(1, 4, 0, NULL, 0);
+    m.type = RAFT_MSG_SNAP;
+    m.snapshot.index = 5;
+    m.snapshot.term = 1;
+    transport_send_snapshot(A.t, &m, src, 64 * 1024, crc);
+    transport_send_snapshot(A.t, &m, src, 64 * 1024, crc); /* refused at once */
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(A.sk.snap_fail == 1);
+    pthread_mutex_unlock(&A.sk.mu);
+    /* removing the peer aborts the stalled upload and reports it */
+    transport_remove_peer(A.t, 4);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(wait_for(&A.sk, &A.sk.snap_fail, 2));
+    pthread_mutex_unlock(&A.sk.mu);
+    /* a snapshot for an unknown peer or a missing file fails at once */
+    transport_send_snapshot(A.t, &m, src, 64 * 1024, crc);
+    m.to = 2;
+    transport_send_snapshot(A.t, &m, "/nonexistent/file", 1, 0);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(A.sk.snap_fail == 4);
+    pthread_mutex_unlock(&A.sk.mu);
+    close(fd);
+}
+
+static void test_removed_peer_drops(void)
+{
+    pthread_mutex_lock(&B.sk.mu);
+    size_t before = B.sk.n_msgs;
+    pthread_mutex_unlock(&B.sk.mu);
+    transport_remove_peer(A.t, 2);
+    raft_msg lost = make_msg(1, 2, 1000, NULL, 0);
+    transport_send(A.t, &lost, 1); /* no peer: dropped */
+    CHECK(transport_set_peer(A.t, 2, B.url) == 0);
+    raft_msg marker = make_msg(1, 2, 1001, NULL, 0);
+    transport_send(A.t, &marker, 1);
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_msgs(&B.sk, before + 1));
+    CHECK(B.sk.n_msgs == before + 1 && B.sk.msgs[before].index == 1001);
+    pthread_mutex_unlock(&B.sk.mu);
+}
+
+/* Posts to B and checks the status; returns the response body. */
+static void post_expect(const char *path, const void *body, size_t len,
+                        struct curl_slist *h, long want, const char *reason)
+{
+    char url[128];
+    buf resp;
+    buf_init(&resp);
+    snprintf(url, sizeof url, "%s%s", B.url, path);
+    long code = http("POST", url, body, len, h, &resp);
+    CHECK_MSG(code == want, "POST %s: got %ld, want %ld", path, code, want);
+    if (reason)
+        CHECK_MSG(body_has(&resp, reason), "POST %s: no reason %s", path, reason);
+    buf_free(&resp);
+}
+
+static struct curl_slist *snap_headers(uint64_t cluster, raft_id to, const char *size,
+                                       const char *crc)
+{
+    raft_msg m = make_msg(1, to, 0, NULL, 0);
+    m.type = RAFT_MSG_SNAP;
+    m.snapshot.index = 9;
+    m.snapshot.term = 2;
+    char *hex = transport_snap_header_encode(cluster, &m);
+    char line[2048];
+    snprintf(line, sizeof line, "%s: %s", TRANSPORT_HDR_SNAP_MSG, hex ? hex : "");
+    free(hex);
+    struct curl_slist *h = curl_slist_append(NULL, line);
+    snprintf(line, sizeof line, "%s: %s", TRANSPORT_HDR_SNAP_SIZE, size);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof line, "%s: %s", TRANSPORT_HDR_SNAP_CRC, crc);
+    return curl_slist_append(h, line);
+}
+
+static void test_garbage_rejected(void)
+{
+    pthread_mutex_lock(&B.sk.mu);
+    size_t msgs_before = B.sk.n_msgs;
+    int snaps_before = B.sk.snaps;
+    pthread_mutex_unlock(&B.sk.mu);
+
+    uint8_t junk[1000];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 31 + 7);
+    post_expect("/raft/message", junk, sizeof junk, NULL, 400, "bad_message");
+    post_expect("/raft/message", "", 0, NULL, 400, "bad_message");
+
+    buf b; /* well-formed, but foreign, or for another node */
+    buf_init(&b);
+    raft_msg m = make_msg(1, 2, 1, NULL, 0);
+    CHECK(transport_encode(CLUSTER + 1, &m, 1, &b) == 0);
+    post_expect("/raft/message", b.data, b.len, NULL, 400, "foreign cluster");
+    buf_reset(&b);
+    m.to = 5;
+    CHECK(transport_encode(CLUSTER, &m, 1, &b) == 0);
+    post_expect("/raft/message", b.data, b.len, NULL, 400, "another node");
+    buf_free(&b);
+
+    post_expect("/raft/snapshot", junk, sizeof junk, NULL, 400, "bad_message");
+    struct curl_slist *h = snap_headers(CLUSTER, 2, "1000", "1");
+    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "checksum");
+    curl_slist_free_all(h);
+    h = snap_headers(CLUSTER, 2, "999", "1");
+    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "longer than declared");
+    curl_slist_free_all(h);
+    h = snap_headers(CLUSTER, 2, "1001", "1");
+    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "shorter than declared");
+    curl_slist_free_all(h);
+    h = snap_headers(CLUSTER + 1, 2, "1000", "1");
+    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "foreign cluster");
+    curl_slist_free_all(h);
+    h = snap_headers(CLUSTER, 2, "99999999999", "1");
+    post_expect("/raft/snapshot", junk, sizeof junk, h, 413, "too_large");
+    curl_slist_free_all(h);
+    h = snap_headers(CLUSTER, 2, "-5", "x");
+    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "bad_message");
+    curl_slist_free_all(h);
+
+    char url[128];
+    buf resp;
+    buf_init(&resp);
+    snprintf(url, sizeof url, "%s/raft/message", B.url);
+    CHECK(http("GET", url, NULL, 0, NULL, &resp) == 405);
+    snprintf(url, sizeof url, "%s/nope", B.url);
+    CHECK(http("GET", url, NULL, 0, NULL, &resp) == 404);
+    buf_free(&resp);
+
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(B.sk.n_msgs == msgs_before && B.sk.snaps == snaps_before);
+    pthread_mutex_unlock(&B.sk.mu);
+    CHECK(count_dir(B.dir) <= 0); /* no temp file survived a rejection */
+}
+
+static void test_fetch_cluster_id(void)
+{
+    uint64_t id = 0;
+    CHECK(transport_fetch_cluster_id(B.url, &id, 2000) == 0);
+    CHECK(id == CLUSTER);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)dead_port());
+    CHECK(transport_fetch_cluster_id(url, &id, 2000) < 0);
+}
+
+static void test_bind_conflict_reported(void)
+{
+    transport_config cfg = {
+        .cluster_id = CLUSTER, .self = 9, .listen_host = "127.0.0.1",
+        .listen_port = transport_listen_port(B.t), .data_dir = "/tmp", .queue_cap = 4,
+    };
+    char err[256] = "";
+    transport *t = transport_start(&cfg, err, sizeof err);
+    CHECK(t == NULL && err[0] != '\0');
+    transport_stop(t);
+}
+
+int main(void)
+{
+    node_start(&A, 1, 0);
+    node_start(&B, 2, 64u << 20);
+    CHECK(transport_set_peer(A.t, 2, B.url) == 0);
+    CHECK(transport_set_peer(B.t, 1, A.url) == 0);
+
+    RUN(test_batch_exchange);
+    RUN(test_snapshot_stream);
+    RUN(test_dead_peer_unreachable);
+    RUN(test_snapshot_one_in_flight);
+    RUN(test_removed_peer_drops);
+    RUN(test_garbage_rejected);
+    RUN(test_fetch_cluster_id);
+    RUN(test_bind_conflict_reported);
+
+    node_stop(&A);
+    node_stop(&B);
+    TEST_MAIN_END();
+}
