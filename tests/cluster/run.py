@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""run: the cluster test runner. Finds test_* functions in tests/cluster/
+test_*.py (in file and definition order), runs each in its own Env (fresh
+ports, fresh temp dir, its own nodes), prints PASS/FAIL per test and, last,
+"N passed, N failed". Must never leave a node running: every Env is cleaned
+up in a finally, and harness.py kills leftovers at exit.
+
+usage: run.py [-k SUBSTRING]... [--bin PATH] [--list]
+"""
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+
+
+def discover(patterns):
+    tests = []
+    for fname in sorted(os.listdir(HERE)):
+        if not (fname.startswith("test_") and fname.endswith(".py")):
+            continue
+        mod = importlib.import_module(fname[:-3])
+        for name, fn in vars(mod).items():
+            if name.startswith("test_") and callable(fn):
+                if not patterns or any(p in name for p in patterns):
+                    tests.append((name, fn))
+    return tests
+
+
+def reason_of(exc):
+    if isinstance(exc, harness.TestFailure):
+        return str(exc)
+    return "%s: %s" % (type(exc).__name__, exc)
+
+
+def run_one(name, fn, verbose):
+    """Runs one test; returns None on success, else the reason."""
+    env = harness.Env(name)
+    reason = None
+    started = time.monotonic()
+    try:
+        fn(env)
+    except Exception as e:  # every failure, not only assertions
+        reason = reason_of(e)
+        if verbose or not isinstance(e, harness.TestFailure):
+            traceback.print_exc()
+    finally:
+        env.stop_all()
+        # After the nodes exited: LeakSanitizer reports at exit.
+        bad = env.sanitizer_reports()
+        if bad and reason is None:
+            reason = "sanitizer report in " + ", ".join(bad)
+        if reason is not None:
+            print("  kept %s; node logs:\n%s" % (env.dir, env.log_tails()), flush=True)
+        env.cleanup(keep=reason is not None)
+    if verbose:
+        print("  (%s took %.1fs)" % (name, time.monotonic() - started))
+    return reason
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main():
+    ap = argparse.ArgumentParser(description="raftkv real-process cluster tests")
+    ap.add_argument("-k", action="append", default=[], metavar="SUBSTRING",
+                    help="run only tests whose name contains SUBSTRING (repeatable)")
+    ap.add_argument("--bin", help="raftkv binary (default $RAFTKV_BIN or build/raftkv)")
+    ap.add_argument("--list", action="store_true", help="list the tests and exit")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    if args.bin:
+        os.environ["RAFTKV_BIN"] = os.path.abspath(args.bin)
+    tests = discover(args.k)
+    if args.list:
+        for name, _ in tests:
+            print(name)
+        return 0
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so finally blocks
+    # stop the nodes.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if not os.access(harness.binary(), os.X_OK):
+        print("warning: %s is not an executable" % harness.binary(), flush=True)
+    passed = failed = 0
+    for name, fn in tests:
+        reason = run_one(name, fn, args.verbose)
+        if reason is None:
+            passed += 1
+            print("PASS %s" % name, flush=True)
+        else:
+            failed += 1
+            print("FAIL %s (%s)" % (name, reason.splitlines()[0] if reason else "?"),
+                  flush=True)
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed or not tests else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

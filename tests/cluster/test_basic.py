@@ -1,0 +1,54 @@
+"""Basic reads and writes: raftexample's README on one node and on three.
+Owns no helpers; must not retry reads (they are linearizable)."""
+
+from harness import check
+
+
+def test_single_node_put_get(env):
+    (n,) = env.cluster(1)
+    check(n.put("my-key", "hello") == 204, "PUT must answer 204")
+    st, body = n.get("my-key")
+    check((st, body) == (200, b"hello"), "GET my-key: %s %r" % (st, body))
+    st, _ = n.get("missing-key")
+    check(st == 404, "GET of a missing key must be 404, got %s" % st)
+    check(n.put("my-key", "world") == 204, "overwrite must answer 204")
+    st, body = n.get("my-key")
+    check((st, body) == (200, b"world"), "after overwrite: %s %r" % (st, body))
+
+
+def test_single_node_binary_and_empty_values(env):
+    (n,) = env.cluster(1)
+    value = bytes(range(256)) * 4
+    check(n.put("bin", value) == 204, "PUT of binary bytes")
+    check(n.get("bin") == (200, value), "binary value must round-trip exactly")
+    check(n.put("empty", b"") == 204, "PUT of an empty value")
+    check(n.get("empty") == (200, b""), "empty value must read back empty")
+    check(n.put("a%20b", "spaced") == 204, "PUT of a percent-encoded key")
+    check(n.get("a%20b") == (200, b"spaced"), "percent-encoded key reads back")
+
+
+def test_root_and_kv_paths_name_same_key(env):
+    (n,) = env.cluster(1)
+    check(n.put("shared", "v1") == 204, "PUT /shared")
+    r = n.request("GET", "/kv/shared?raw=true")
+    check((r.status, r.body) == (200, b"v1"),
+          "GET /kv/shared?raw=true must read the root key: %r" % r)
+
+
+def test_three_nodes_linearizable_read(env):
+    nodes = env.cluster(3)
+    n1, n2, n3 = nodes
+    for i in range(10):
+        key, val = "key-%d" % i, "value-%d" % i
+        writer = nodes[i % 3]
+        check(writer.put(key, val) == 204, "PUT %s on %s" % (key, writer))
+        # Right after the 204, with no sleep and no retry, every node must
+        # see the write: reads go through ReadIndex.
+        for reader in nodes:
+            st, body = reader.get(key)
+            check((st, body) == (200, val.encode()),
+                  "GET %s on %s right after PUT on %s: %s %r"
+                  % (key, reader, writer, st, body))
+    check(n2.put("my-key", "bar") == 204, "overwrite via node 2")
+    check(n1.get("my-key") == (200, b"bar") and n3.get("my-key") == (200, b"bar"),
+          "overwrite visible on nodes 1 and 3")

@@ -1,0 +1,47 @@
+"""Dynamic reconfiguration, as in raftexample's README: POST /4 adds a node
+that then starts with --join; DELETE /3 removes node 3, which stops itself."""
+
+from harness import check
+
+
+def test_add_node4_then_remove_node3(env):
+    n1, n2, n3 = env.cluster(3)
+    check(n1.put("my-key", "foo") == 204, "PUT before adding node 4")
+    n4 = env.new_node()
+    r = n1.request("POST", "/4", n4.peer_url)
+    check(r.status == 204, "POST /4 answered %r" % r)
+    env.join_node(n4)
+    env.wait_healthy([n4])
+    st, body = n4.get("my-key")
+    check((st, body) == (200, b"foo"), "node 4 serves the old data: %s %r" % (st, body))
+    check(n4.put("from-4", "x") == 204, "node 4 accepts writes")
+    check(n2.get("from-4") == (200, b"x"), "node 4's write is replicated")
+
+    r = n1.request("DELETE", "/3")
+    check(r.status == 204, "DELETE /3 answered %r" % r)
+    code = n3.wait_exit(30)
+    check(code == 0, "removed node 3 exit code %s" % code)
+    # Node 3 may have led: the next write waits out the election.
+    env.put_retry(n1, "my-key", "bar")
+    for n in (n1, n2, n4):
+        st, body = n.get("my-key")
+        check((st, body) == (200, b"bar"), "after removing node 3, %s: %s %r" % (n, st, body))
+    members = n1.request("GET", "/members")
+    check(members.status == 200, "GET /members answered %r" % members)
+    check(n3.peer_url not in members.text and n4.peer_url in members.text,
+          "members after the change: %s" % members.text)
+
+
+def test_join_node_survives_restart(env):
+    n1, _, _ = env.cluster(3)
+    n4 = env.new_node()
+    check(n1.request("POST", "/4", n4.peer_url).status == 204, "POST /4")
+    env.join_node(n4)
+    env.wait_healthy([n4])
+    check(n1.put("k", "v") == 204, "PUT with 4 members")
+    check(n4.get("k") == (200, b"v"), "node 4 reads")
+    n4.kill()
+    env.put_retry(n1, "k", "v2")
+    n4.restart()
+    env.wait_healthy([n4])
+    check(n4.get("k") == (200, b"v2"), "restarted joined node reads the new value")
