@@ -72,12 +72,6 @@ static void snap_report(transport_sender *s, raft_id id, bool ok)
         s->cfg.cb.on_snapshot_sent(s->cfg.cb.ud, id, ok);
 }
 
-static void free_msgs_inplace(raft_msg *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        transport_msg_clear(&m[i]);
-}
-
 /* Thread, after the peer left the list: nothing else can reach it. */
 static void peer_free(transport_sender *s, peer *p, bool report)
 {
@@ -86,10 +80,8 @@ static void peer_free(transport_sender *s, peer *p, bool report)
             curl_multi_remove_handle(s->multi, p->easy);
         curl_easy_cleanup(p->easy);
     }
-    free_msgs_inplace(p->batch, p->batch_n);
-    free(p->batch);
-    free_msgs_inplace(p->q, p->q_len);
-    free(p->q);
+    transport_free_msgs(p->batch, p->batch_n);
+    transport_free_msgs(p->q, p->q_len);
     buf_free(&p->body);
     transport_snap_job *jobs[2] = {p->snap_pending, p->snap_active};
     for (int i = 0; i < 2; i++) {
@@ -141,8 +133,9 @@ void transport_sender_remove_peer(transport_sender *s, raft_id id)
     peer *p = find_peer(s, id);
     if (p) {
         p->removed = true;
-        free_msgs_inplace(p->q, p->q_len);
-        p->q_len = 0;
+        transport_free_msgs(p->q, p->q_len);
+        p->q = NULL;
+        p->q_len = p->q_cap = 0;
     }
     pthread_mutex_unlock(&s->mu);
     curl_multi_wakeup(s->multi);
@@ -291,8 +284,7 @@ static int collect(transport_sender *s, peer **dead, peer **ready)
 
 static void drop_batch(peer *p)
 {
-    free_msgs_inplace(p->batch, p->batch_n);
-    free(p->batch);
+    transport_free_msgs(p->batch, p->batch_n);
     p->batch = NULL;
     p->batch_n = 0;
     buf_reset(&p->body);
