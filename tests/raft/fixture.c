@@ -83,6 +83,7 @@ typedef struct {
     fx_read *reads;
     size_t n_reads, cap_reads;
     raft_term leader_checked; /* term in which completeness was checked */
+    raft_index durable_commit; /* commit persisted before the current Ready */
 } fx_node;
 
 struct fx {
@@ -396,10 +397,12 @@ static void disk_put(fx *f, fx_node *n, const raft_entry *e)
                 (ull)n->id, (ull)e->index, (ull)disk_last(n));
         return;
     }
-    if (k < n->n_log && n->log[k].term != e->term && e->index <= n->hs.commit)
+    /* The Ready's own hard state may already count the new entries as
+     * committed, so judge against what was durable before it. */
+    if (k < n->n_log && n->log[k].term != e->term && e->index <= n->durable_commit)
         fx_fail(f, "node %llu overwrote committed index %llu (term %llu -> %llu, commit %llu)",
                 (ull)n->id, (ull)e->index, (ull)n->log[k].term, (ull)e->term,
-                (ull)n->hs.commit);
+                (ull)n->durable_commit);
     const fx_blob *b = blob_of_entry(f, e);
     if (!b || !grow(f, &n->log, &n->cap_log, k + 1, sizeof *n->log))
         return;
@@ -748,16 +751,26 @@ static int net_deliver_due(fx *f, bool all)
     return (int)n;
 }
 
+/* Loses every queued message to `id`. A lost snapshot is reported to its
+ * sender, as the real transport reports a failed stream. */
 static void net_drop_to(fx *f, raft_id id)
 {
+    raft_id snap_from[FX_MAX_NODES + 1] = {0};
     size_t keep = 0;
     for (size_t i = 0; i < f->n_q; i++) {
-        if (f->q[i].m.to == id)
-            qmsg_free(&f->q[i]);
-        else
-            f->q[keep++] = f->q[i];
+        fx_qmsg *qm = &f->q[i];
+        if (qm->m.to != id) {
+            f->q[keep++] = *qm;
+            continue;
+        }
+        if (qm->m.type == RAFT_MSG_SNAP && qm->m.from <= FX_MAX_NODES)
+            snap_from[qm->m.from] = 1;
+        qmsg_free(qm);
     }
     f->n_q = keep;
+    for (raft_id from = 1; from <= FX_MAX_NODES; from++)
+        if (snap_from[from])
+            report_snapshot(f, from, id, false);
 }
 
 /* ------------------------------------------------------------------ */
@@ -765,6 +778,7 @@ static void net_drop_to(fx *f, raft_id id)
 
 static void node_ready_once(fx *f, fx_node *n, const raft_ready *rd)
 {
+    n->durable_commit = n->hs.commit;
     if (rd->has_snapshot)
         sm_install(f, n, &rd->snapshot);
     if (rd->has_hard_state)
@@ -1278,13 +1292,29 @@ static void rand_read(fx *f)
     trace_step(f, "read_index ctx %llu on %llu -> %d", (ull)ctx, (ull)n->id, rc);
 }
 
+/* Faults aimed at the leader half of the time: that is where elections,
+ * log repair and lost commits happen. */
+static fx_node *pick_victim(fx *f)
+{
+    raft_id l = fx_leader(f);
+    return l && rng_below(f, 2) ? &f->nodes[l] : pick_node(f, 1);
+}
+
 static void rand_partition(fx *f)
 {
     raft_id a[FX_MAX_NODES];
     size_t k = 0;
-    for (raft_id id = 1; id <= FX_MAX_NODES; id++)
-        if (node_get(f, id) && rng_below(f, 2))
-            a[k++] = id;
+    fx_node *v = pick_victim(f);
+    if (v && rng_below(f, 2)) {
+        a[k++] = v->id; /* the victim alone or with one other node */
+        fx_node *o = pick_node(f, -1);
+        if (o && o != v && rng_below(f, 2))
+            a[k++] = o->id;
+    } else {
+        for (raft_id id = 1; id <= FX_MAX_NODES; id++)
+            if (node_get(f, id) && rng_below(f, 2))
+                a[k++] = id;
+    }
     fx_heal(f);
     fx_partition(f, a, k);
     trace_step(f, "partition: %zu node(s) apart, first %llu", k, (ull)(k ? a[0] : 0));
@@ -1295,7 +1325,7 @@ static void rand_crash(fx *f)
     int total = count_nodes(f, false), down = total - count_nodes(f, true);
     if ((down + 1) * 2 >= total)
         return; /* keep a majority running */
-    fx_node *n = pick_node(f, 1);
+    fx_node *n = pick_victim(f);
     if (!n)
         return;
     trace_step(f, "crash %llu", (ull)n->id);
@@ -1404,30 +1434,31 @@ static void random_step(fx *f, bool membership)
     if (f->calm)
         fx_heal(f);
     uint64_t r = rng_below(f, 100);
-    bool storm = !f->calm;
     if (r < 45)
         rand_tick(f);
-    else if (r < 75)
+    else if (r < 73)
         rand_deliver(f);
-    else if (r < 85)
+    else if (r < 83)
         rand_propose(f);
-    else if (r < 89)
+    else if (r < 87)
         rand_read(f);
-    else if (r < 91 && storm)
+    else if (f->calm && r < 93)
+        rand_restart(f);
+    else if (f->calm)
+        membership ? rand_membership(f) : rand_tick(f);
+    else if (r < 89)
         rand_partition(f);
-    else if (r < 93 && storm) {
+    else if (r < 91) {
         trace_step(f, "heal");
         fx_heal(f);
-    } else if (r < 94 && storm)
+    } else if (r < 93)
         rand_crash(f);
-    else if (r < 96)
+    else if (r < 95)
         rand_restart(f);
-    else if (r < 97 && storm)
+    else if (r < 96)
         rand_cut(f);
-    else if (r >= 97 && membership)
-        rand_membership(f);
     else
-        rand_tick(f);
+        membership ? rand_membership(f) : rand_tick(f);
 }
 
 int fx_run_random(fx *f, int steps, bool membership)

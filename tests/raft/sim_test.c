@@ -1,0 +1,318 @@
+/* sim_test: the random deterministic Raft simulator.
+ *
+ * Owns: the per-seed choice of options (cluster size, PreVote/CheckQuorum,
+ * drop/duplicate/delay, snapshots, membership changes), running each seed
+ * through fx_run_random with checks after every step and then fx_settle
+ * (liveness in calm conditions), the replay command line, and self-tests
+ * proving the checker catches fabricated violations.
+ *
+ * Must never: depend on wall time or on the order seeds run in — a seed's
+ * run is a function of the seed (and --steps) alone, so every failure
+ * replays with `tests/raft/sim_test --seed N --verbose`.
+ */
+#include "../test.h"
+#include "fixture.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef unsigned long long ull;
+
+#define SIM_DEFAULT_SEEDS 2000
+#define SIM_DEFAULT_STEPS 1500
+#define SIM_GROUP 100
+#define SIM_SETTLE_TICKS 400
+
+typedef struct {
+    fx_options o;
+    bool membership;
+} sim_plan;
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Options are a pure function of the seed, taken from its hash bits. */
+static sim_plan plan_for(uint64_t seed)
+{
+    static const double drops[] = {0, 0.02, 0.1, 0.25};
+    static const int delays[] = {0, 1, 3, 6};
+    static const int snap_every[] = {0, 5, 10, 25};
+    static const int snap_keep[] = {0, 0, 3, 10};
+    uint64_t h = mix64(seed);
+    sim_plan p;
+    memset(&p, 0, sizeof p);
+    p.o.seed = seed;
+    p.o.n_nodes = (h & 1) ? 5 : 3;
+    p.o.election_tick = 5;
+    p.o.heartbeat_tick = 1;
+    p.o.pre_vote = (h >> 1) & 1;
+    p.o.check_quorum = (h >> 2) & 1;
+    p.o.drop = drops[(h >> 3) & 3];
+    p.o.duplicate = ((h >> 5) & 1) ? 0.05 : 0;
+    p.o.max_delay = delays[(h >> 6) & 3];
+    p.membership = ((h >> 8) & 3) == 0;
+    int s = (int)((h >> 10) & 3);
+    if (p.membership && s == 0)
+        s = 1; /* fresh joiners need snapshots to learn the conf */
+    p.o.snapshot_every = snap_every[s];
+    p.o.snapshot_keep = snap_keep[s];
+    p.o.max_inflight = ((h >> 12) & 1) ? 2 : 16;
+    p.o.check_every_step = true;
+    return p;
+}
+
+static void plan_print(const sim_plan *p)
+{
+    printf("plan: nodes=%d prevote=%d checkquorum=%d drop=%.2f dup=%.2f delay=%d "
+           "snapshot_every=%d keep=%d inflight=%u membership=%d\n",
+           p->o.n_nodes, p->o.pre_vote, p->o.check_quorum, p->o.drop, p->o.duplicate,
+           p->o.max_delay, p->o.snapshot_every, p->o.snapshot_keep, p->o.max_inflight,
+           p->membership);
+}
+
+/* Runs one seed; prints the FAIL line with the replay command on failure. */
+static bool run_seed(uint64_t seed, int steps, bool verbose)
+{
+    sim_plan p = plan_for(seed);
+    fx *f = fx_new(&p.o);
+    if (!f) {
+        printf("FAIL seed=%llu: fx_new failed; replay: tests/raft/sim_test --seed %llu "
+               "--verbose\n", (ull)seed, (ull)seed);
+        return false;
+    }
+    if (verbose) {
+        plan_print(&p);
+        fx_set_trace(f, stdout);
+    }
+    int rc = fx_run_random(f, steps, p.membership);
+    if (rc == 0)
+        rc = fx_settle(f, SIM_SETTLE_TICKS);
+    if (rc) {
+        char extra[32] = "";
+        if (steps != SIM_DEFAULT_STEPS)
+            snprintf(extra, sizeof extra, " --steps %d", steps);
+        printf("FAIL seed=%llu: %s; replay: tests/raft/sim_test --seed %llu%s --verbose\n",
+               (ull)seed, fx_error(f), (ull)seed, extra);
+    } else if (verbose) {
+        printf("seed %llu ok after %llu steps\n", (ull)seed, (ull)fx_step_count(f));
+    }
+    fflush(stdout);
+    fx_free(f);
+    return rc == 0;
+}
+
+/* One test case per group of seeds keeps the output short; every failing
+ * seed still prints its own FAIL line. */
+static void run_seed_groups(uint64_t n_seeds, int steps)
+{
+    for (uint64_t lo = 1; lo <= n_seeds; lo += SIM_GROUP) {
+        uint64_t hi = lo + SIM_GROUP - 1 < n_seeds ? lo + SIM_GROUP - 1 : n_seeds;
+        int failed = 0;
+        for (uint64_t s = lo; s <= hi; s++)
+            failed += !run_seed(s, steps, false);
+        if (failed)
+            test_cases_failed++;
+        else
+            test_cases_passed++;
+        printf("%s sim seeds %llu-%llu (%d failed)\n", failed ? "FAIL" : "PASS", (ull)lo,
+               (ull)hi, failed);
+        fflush(stdout);
+    }
+}
+
+/* ---- checker self-tests: fabricated violations must be caught ---- */
+
+static fx *calm_cluster(void)
+{
+    fx_options o;
+    memset(&o, 0, sizeof o);
+    o.seed = 42;
+    o.n_nodes = 3;
+    o.check_every_step = true;
+    return fx_new(&o);
+}
+
+/* A cluster with "a" committed and applied on all three nodes; returns
+ * its index (0 on failure). */
+static raft_index commit_one(fx *f)
+{
+    raft_id l = fx_elect_any(f, 200);
+    if (!l || fx_propose(f, l, "a") != 0)
+        return 0;
+    raft_index idx = raft_last_index(fx_raft(f, l));
+    for (int i = 0; i < 50; i++) {
+        fx_deliver(f, 100);
+        bool all = true;
+        for (raft_id id = 1; id <= 3; id++) {
+            const char *d = fx_applied_data(f, id, idx);
+            all = all && d && !strcmp(d, "a");
+        }
+        if (all)
+            return idx;
+        fx_tick_all(f);
+    }
+    return 0;
+}
+
+static void test_checker_state_machine_safety(void)
+{
+    fx *f = calm_cluster();
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    raft_index idx = commit_one(f);
+    CHECK(idx > 0);
+    CHECK(fx_check(f) == 0);
+    raft_term t = raft_term_get(fx_raft(f, fx_leader(f)));
+    fx_inject_apply(f, 2, idx, t, "a"); /* agreeing apply: still fine */
+    CHECK(fx_check(f) == 0);
+    fx_inject_apply(f, 2, idx, t, "b");
+    CHECK(fx_check(f) == -1);
+    CHECK_MSG(strstr(fx_error(f), "state machine safety") != NULL, "%s", fx_error(f));
+    fx_free(f);
+}
+
+static void test_checker_election_safety(void)
+{
+    fx *f = calm_cluster();
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    raft_id l = fx_elect_any(f, 200);
+    CHECK(l != 0);
+    if (l) {
+        raft_term t = raft_term_get(fx_raft(f, l));
+        fx_inject_leader(f, l, t);
+        CHECK(fx_check(f) == 0);
+        fx_inject_leader(f, l % 3 + 1, t);
+        CHECK(fx_check(f) == -1);
+        CHECK_MSG(strstr(fx_error(f), "election safety") != NULL, "%s", fx_error(f));
+    }
+    fx_free(f);
+}
+
+static void test_checker_log_matching(void)
+{
+    fx *f = calm_cluster();
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    raft_index idx = commit_one(f);
+    CHECK(idx > 0);
+    raft_id l = fx_leader(f);
+    if (idx && l) {
+        raft_term t = raft_term_get(fx_raft(f, l));
+        fx_inject_entry(f, l % 3 + 1, idx, t, "a");
+        CHECK(fx_check(f) == 0);
+        fx_inject_entry(f, l % 3 + 1, idx, t, "forged");
+        CHECK(fx_check(f) == -1);
+        CHECK_MSG(strstr(fx_error(f), "log matching") != NULL, "%s", fx_error(f));
+    }
+    fx_free(f);
+}
+
+/* fx_settle must be able to fail: no ticks, no leader, no marker. */
+static void test_checker_liveness_can_fail(void)
+{
+    fx *f = calm_cluster();
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    CHECK(fx_settle(f, 0) == -1);
+    CHECK_MSG(strstr(fx_error(f), "liveness") != NULL, "%s", fx_error(f));
+    fx_free(f);
+}
+
+/* A seed replays exactly: same steps, same applied state everywhere. */
+static void test_replay_is_deterministic(void)
+{
+    raft_index applied[2][FX_MAX_NODES + 1];
+    uint64_t steps[2];
+    for (int run = 0; run < 2; run++) {
+        sim_plan p = plan_for(7);
+        fx *f = fx_new(&p.o);
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        CHECK(fx_run_random(f, SIM_DEFAULT_STEPS, p.membership) == 0);
+        CHECK(fx_settle(f, SIM_SETTLE_TICKS) == 0);
+        steps[run] = fx_step_count(f);
+        for (raft_id id = 1; id <= FX_MAX_NODES; id++)
+            applied[run][id] = fx_applied(f, id);
+        fx_free(f);
+    }
+    CHECK(steps[0] == steps[1]);
+    CHECK(memcmp(applied[0], applied[1], sizeof applied[0]) == 0);
+}
+
+/* The schedule must make real progress, or the invariants say little. */
+static void test_random_run_commits(void)
+{
+    fx_options o;
+    memset(&o, 0, sizeof o);
+    o.seed = 3;
+    o.n_nodes = 5;
+    o.election_tick = 5;
+    o.check_every_step = true;
+    fx *f = fx_new(&o);
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    CHECK(fx_run_random(f, 600, false) == 0);
+    CHECK(fx_settle(f, SIM_SETTLE_TICKS) == 0);
+    raft_id l = fx_leader(f);
+    CHECK_MSG(l && fx_applied(f, l) >= 20, "leader %llu applied %llu", (ull)l,
+              (ull)(l ? fx_applied(f, l) : 0));
+    fx_free(f);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: sim_test [--seed N] [--seeds COUNT] [--steps K] [--verbose]\n");
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = 0, n_seeds = SIM_DEFAULT_SEEDS;
+    int steps = SIM_DEFAULT_STEPS;
+    bool verbose = false;
+    for (int i = 1; i < argc; i++) {
+        bool has_arg = i + 1 < argc;
+        if (!strcmp(argv[i], "--seed") && has_arg)
+            seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--seeds") && has_arg)
+            n_seeds = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--steps") && has_arg)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--verbose"))
+            verbose = true;
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (steps <= 0 || steps > 10000000) {
+        usage();
+        return 2;
+    }
+    if (seed) {
+        if (run_seed(seed, steps, verbose))
+            test_cases_passed++;
+        else
+            test_cases_failed++;
+        TEST_MAIN_END();
+    }
+    RUN(test_checker_state_machine_safety);
+    RUN(test_checker_election_safety);
+    RUN(test_checker_log_matching);
+    RUN(test_checker_liveness_can_fail);
+    RUN(test_replay_is_deterministic);
+    RUN(test_random_run_commits);
+    run_seed_groups(n_seeds, steps);
+    TEST_MAIN_END();
+}
