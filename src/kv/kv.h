@@ -73,6 +73,12 @@ typedef struct {
  * (capacity prefix_len + 1, or 1); returns its length. */
 uint32_t kv_prefix_end(const uint8_t *prefix, uint32_t prefix_len, uint8_t *out);
 
+/* Limits the encoders and apply enforce (etcd's default max-txn-ops is 128;
+ * the byte limits keep every value well below SQLite's own limits). */
+#define KV_MAX_TXN_OPS 128
+#define KV_MAX_KEY_LEN (64u * 1024u)
+#define KV_MAX_VALUE_LEN (256u * 1024u * 1024u)
+
 enum kv_op_type { KV_OP_RANGE = 1, KV_OP_PUT = 2, KV_OP_DELETE = 3 };
 
 typedef struct {

@@ -1,0 +1,301 @@
+/* kv_cmd: the binary command format carried in Raft entries, and the one
+ * validation both the encoders (refuse bad input before proposing) and
+ * apply (log entries are untrusted) run. Must never touch the database.
+ *
+ * Format (integers little endian, bytes = u32 length + bytes):
+ *   u8 version (1), u8 kind
+ *   COMPACT: u64 revision
+ *   TXN: u32 n, n x compare; u32 n, n x op (success); u32 n, n x op (failure)
+ *   compare: bytes key, u8 target, u8 result, then VALUE: bytes, else u64
+ *   op: u8 type, bytes key, u8 has_end, [bytes end], then
+ *       PUT: bytes value, u64 lease, u8 prev_kv
+ *       DELETE: u8 prev_kv
+ *       RANGE: u64 limit, u64 rev, u8 keys_only, u8 count_only
+ * Trailing bytes are an error: one command has exactly one encoding. */
+#include "kv/kv_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KV_CMD_VERSION 1
+
+/* ---- validation ---- */
+
+int kv_op_validate(const kv_op *o)
+{
+    if (!kv_span_valid(&o->span))
+        return KV_ERR_INVALID;
+    switch (o->type) {
+    case KV_OP_PUT:
+        if (o->span.has_end || o->lease < 0 || o->value_len > KV_MAX_VALUE_LEN ||
+            (!o->value && o->value_len))
+            return KV_ERR_INVALID;
+        return KV_OK;
+    case KV_OP_DELETE:
+        return KV_OK;
+    case KV_OP_RANGE:
+        return o->limit < 0 || o->rev < 0 ? KV_ERR_INVALID : KV_OK;
+    default:
+        return KV_ERR_INVALID;
+    }
+}
+
+static int compare_validate(const kv_compare *c)
+{
+    if (!c->key || c->key_len == 0 || c->key_len > KV_MAX_KEY_LEN)
+        return KV_ERR_INVALID;
+    if (c->result < KV_CMP_EQUAL || c->result > KV_CMP_LESS)
+        return KV_ERR_INVALID;
+    if (c->target == KV_CMP_VALUE)
+        return (!c->value && c->value_len) || c->value_len > KV_MAX_VALUE_LEN ? KV_ERR_INVALID
+                                                                               : KV_OK;
+    if (c->target < KV_CMP_VERSION || c->target > KV_CMP_LEASE || c->number < 0)
+        return KV_ERR_INVALID;
+    return KV_OK;
+}
+
+/* etcd refuses a txn branch that writes one key twice (two puts, or a put
+ * inside a deleted range): one revision holds at most one change per key,
+ * which keeps history unambiguous. */
+static bool put_conflicts(const kv_op *ops, size_t i)
+{
+    const kv_span *p = &ops[i].span;
+    for (size_t j = 0; j < i; j++) {
+        if (ops[j].type == KV_OP_PUT &&
+            kv_key_cmp(ops[j].span.key, ops[j].span.key_len, p->key, p->key_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool delete_covers_put(const kv_op *ops, size_t n, size_t i)
+{
+    for (size_t j = 0; j < n; j++)
+        if (ops[j].type == KV_OP_DELETE &&
+            kv_span_contains(&ops[j].span, ops[i].span.key, ops[i].span.key_len))
+            return true;
+    return false;
+}
+
+static int branch_validate(const kv_op *ops, size_t n)
+{
+    if (n > KV_MAX_TXN_OPS || (n && !ops))
+        return KV_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        if (kv_op_validate(&ops[i]) != KV_OK)
+            return KV_ERR_INVALID;
+        if (ops[i].type == KV_OP_PUT && (put_conflicts(ops, i) || delete_covers_put(ops, n, i)))
+            return KV_ERR_INVALID;
+    }
+    return KV_OK;
+}
+
+int kv_txn_validate(const kv_txn *t)
+{
+    if (t->n_compare > KV_MAX_TXN_OPS || (t->n_compare && !t->compare))
+        return KV_ERR_INVALID;
+    for (size_t i = 0; i < t->n_compare; i++)
+        if (compare_validate(&t->compare[i]) != KV_OK)
+            return KV_ERR_INVALID;
+    if (branch_validate(t->success, t->n_success) != KV_OK ||
+        branch_validate(t->failure, t->n_failure) != KV_OK)
+        return KV_ERR_INVALID;
+    return KV_OK;
+}
+
+/* ---- encoding ---- */
+
+static int put_i64(buf *b, int64_t v) { return buf_put_u64(b, (uint64_t)v); }
+
+static int put_compare(buf *b, const kv_compare *c)
+{
+    if (buf_put_bytes(b, c->key, c->key_len) < 0 || buf_put_u8(b, c->target) < 0 ||
+        buf_put_u8(b, c->result) < 0)
+        return -1;
+    if (c->target == KV_CMP_VALUE)
+        return buf_put_bytes(b, c->value, c->value_len);
+    return put_i64(b, c->number);
+}
+
+static int put_op(buf *b, const kv_op *o)
+{
+    const kv_span *s = &o->span;
+    if (buf_put_u8(b, o->type) < 0 || buf_put_bytes(b, s->key, s->key_len) < 0 ||
+        buf_put_u8(b, s->has_end) < 0 || (s->has_end && buf_put_bytes(b, s->end, s->end_len) < 0))
+        return -1;
+    switch (o->type) {
+    case KV_OP_PUT:
+        return buf_put_bytes(b, o->value, o->value_len) < 0 || put_i64(b, o->lease) < 0 ||
+                       buf_put_u8(b, o->prev_kv) < 0
+                   ? -1
+                   : 0;
+    case KV_OP_DELETE:
+        return buf_put_u8(b, o->prev_kv);
+    default:
+        return put_i64(b, o->limit) < 0 || put_i64(b, o->rev) < 0 ||
+                       buf_put_u8(b, o->keys_only) < 0 || buf_put_u8(b, o->count_only) < 0
+                   ? -1
+                   : 0;
+    }
+}
+
+static int put_ops(buf *b, const kv_op *ops, size_t n)
+{
+    if (buf_put_u32(b, (uint32_t)n) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (put_op(b, &ops[i]) < 0)
+            return -1;
+    return 0;
+}
+
+static int encode_txn_body(const kv_txn *t, buf *out)
+{
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_TXN) < 0 ||
+        buf_put_u32(out, (uint32_t)t->n_compare) < 0)
+        return -1;
+    for (size_t i = 0; i < t->n_compare; i++)
+        if (put_compare(out, &t->compare[i]) < 0)
+            return -1;
+    if (put_ops(out, t->success, t->n_success) < 0 || put_ops(out, t->failure, t->n_failure) < 0)
+        return -1;
+    return 0;
+}
+
+/* Appends to out; on failure out is left as it was. */
+int kv_encode_txn(const kv_txn *t, buf *out)
+{
+    if (kv_txn_validate(t) != KV_OK)
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (encode_txn_body(t, out) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
+int kv_encode_compact(int64_t revision, buf *out)
+{
+    if (revision <= 0)
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_COMPACT) < 0 ||
+        put_i64(out, revision) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
+/* ---- decoding (untrusted bytes) ---- */
+
+static bool rd_bool(reader *r, bool *v)
+{
+    uint8_t x = 0;
+    if (rd_u8(r, &x) < 0 || x > 1)
+        return false;
+    *v = x;
+    return true;
+}
+
+static bool rd_i64(reader *r, int64_t *v)
+{
+    uint64_t x = 0;
+    if (rd_u64(r, &x) < 0)
+        return false;
+    *v = (int64_t)x;
+    return true;
+}
+
+static bool rd_compare(reader *r, kv_compare *c)
+{
+    if (rd_bytes(r, &c->key, &c->key_len) < 0 || rd_u8(r, &c->target) < 0 ||
+        rd_u8(r, &c->result) < 0)
+        return false;
+    if (c->target == KV_CMP_VALUE)
+        return rd_bytes(r, &c->value, &c->value_len) == 0;
+    return rd_i64(r, &c->number);
+}
+
+static bool rd_op(reader *r, kv_op *o)
+{
+    kv_span *s = &o->span;
+    if (rd_u8(r, &o->type) < 0 || rd_bytes(r, &s->key, &s->key_len) < 0 ||
+        !rd_bool(r, &s->has_end) || (s->has_end && rd_bytes(r, &s->end, &s->end_len) < 0))
+        return false;
+    switch (o->type) {
+    case KV_OP_PUT:
+        return rd_bytes(r, &o->value, &o->value_len) == 0 && rd_i64(r, &o->lease) &&
+               rd_bool(r, &o->prev_kv);
+    case KV_OP_DELETE:
+        return rd_bool(r, &o->prev_kv);
+    case KV_OP_RANGE:
+        return rd_i64(r, &o->limit) && rd_i64(r, &o->rev) && rd_bool(r, &o->keys_only) &&
+               rd_bool(r, &o->count_only);
+    default:
+        return false;
+    }
+}
+
+static bool rd_count(reader *r, uint32_t *n)
+{
+    return rd_u32(r, n) == 0 && *n <= KV_MAX_TXN_OPS;
+}
+
+static int decode_txn(reader *r, kv_cmd *c)
+{
+    uint32_t nc, ns, nf;
+    if (!rd_count(r, &nc))
+        return KV_ERR_INVALID;
+    c->cmp = calloc(nc ? nc : 1, sizeof *c->cmp);
+    if (!c->cmp)
+        return KV_ERR_INTERNAL;
+    for (uint32_t i = 0; i < nc; i++)
+        if (!rd_compare(r, &c->cmp[i]))
+            return KV_ERR_INVALID;
+    /* Ops of both branches share one array; failure ops start at ns. */
+    c->ops = calloc(2 * KV_MAX_TXN_OPS, sizeof *c->ops);
+    if (!c->ops)
+        return KV_ERR_INTERNAL;
+    if (!rd_count(r, &ns))
+        return KV_ERR_INVALID;
+    for (uint32_t i = 0; i < ns; i++)
+        if (!rd_op(r, &c->ops[i]))
+            return KV_ERR_INVALID;
+    if (!rd_count(r, &nf))
+        return KV_ERR_INVALID;
+    for (uint32_t i = 0; i < nf; i++)
+        if (!rd_op(r, &c->ops[ns + i]))
+            return KV_ERR_INVALID;
+    c->txn = (kv_txn){nc, c->cmp, ns, c->ops, nf, c->ops + ns};
+    return kv_txn_validate(&c->txn);
+}
+
+int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
+{
+    memset(out, 0, sizeof *out);
+    reader r;
+    reader_init(&r, p, len);
+    uint8_t version = 0, kind = 0;
+    if (!p || rd_u8(&r, &version) < 0 || rd_u8(&r, &kind) < 0 || version != KV_CMD_VERSION)
+        return KV_ERR_INVALID;
+    int rc = KV_ERR_INVALID;
+    out->kind = kind;
+    if (kind == KV_CMD_TXN)
+        rc = decode_txn(&r, out);
+    else if (kind == KV_CMD_COMPACT)
+        rc = rd_i64(&r, &out->compact_rev) && out->compact_rev > 0 ? KV_OK : KV_ERR_INVALID;
+    if (rc == KV_OK && rd_left(&r) != 0)
+        rc = KV_ERR_INVALID;
+    if (rc != KV_OK)
+        kv_cmd_free(out);
+    return rc;
+}
+
+void kv_cmd_free(kv_cmd *c)
+{
+    free(c->cmp);
+    free(c->ops);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,132 @@
+/* kv_internal.h: private to src/kv/ — the SQLite connection wrapper with
+ * its lazily prepared statements, the store and reader structs, and the
+ * helpers the kv source files share. Must never be included from outside
+ * src/kv/: other modules see only kv.h. */
+#ifndef RAFTKV_KV_INTERNAL_H
+#define RAFTKV_KV_INTERNAL_H
+
+#include "kv/kv.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#define KV_FORMAT_VERSION 1
+#define KV_POOL_MAX 64
+
+/* Every statement the module runs more than once. Rows of the kv-shaped
+ * selects share one column layout (see kv_kv_from_row). */
+enum kv_stmt_id {
+    KV_ST_BEGIN,
+    KV_ST_BEGIN_IMMEDIATE,
+    KV_ST_COMMIT,
+    KV_ST_ROLLBACK,
+    KV_ST_SAVEPOINT,
+    KV_ST_RELEASE,
+    KV_ST_ROLLBACK_TO,
+    KV_ST_META_GET,
+    KV_ST_META_SET,
+    KV_ST_CUR_GET,
+    KV_ST_CUR_SCAN,
+    KV_ST_CUR_PUT,
+    KV_ST_CUR_DEL,
+    KV_ST_HIST_ADD,
+    KV_ST_HIST_AT,
+    KV_ST_HIST_FROM,
+    KV_ST_HIST_PREV,
+    KV_ST_COMPACT,
+    KV_ST_MEMBER_PUT,
+    KV_ST_MEMBER_DEL,
+    KV_ST_MEMBER_PROMOTE,
+    KV_ST_MEMBER_LIST,
+    KV_ST_COUNT
+};
+
+/* Column layout of kv-shaped rows: key, create_rev, mod_rev, version,
+ * lease, value and (history rows only) tomb. */
+enum { KV_COL_KEY, KV_COL_CREATE, KV_COL_MOD, KV_COL_VERSION, KV_COL_LEASE, KV_COL_VALUE, KV_COL_TOMB };
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *st[KV_ST_COUNT];
+} kv_db;
+
+struct kv_conn {
+    kv_db d;
+    bool in_use;
+};
+
+struct kv {
+    kv_db w; /* the writer: apply, snapshot, restore (node thread) */
+    int64_t rev, compact;
+    uint64_t applied_index, applied_term;
+    bool in_batch;
+    int64_t batch_rev, batch_compact; /* cache values to restore on rollback */
+    char *path;
+    pthread_mutex_t pool_mu;
+    kv_conn *pool[KV_POOL_MAX];
+    size_t n_pool;
+};
+
+/* A decoded command; spans and values point into the command bytes. */
+enum { KV_CMD_TXN = 1, KV_CMD_COMPACT = 2 };
+typedef struct {
+    int kind;
+    kv_txn txn;
+    kv_compare *cmp;
+    kv_op *ops; /* success ops then failure ops */
+    int64_t compact_rev;
+} kv_cmd;
+
+/* kv_db.c */
+void kv_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int kv_db_open(kv_db *d, const char *path, int flags, char *err, size_t errlen);
+void kv_db_close(kv_db *d);
+sqlite3_stmt *kv_stmt(kv_db *d, enum kv_stmt_id id);
+int kv_step_done(kv_db *d, sqlite3_stmt *st);
+int kv_exec(kv_db *d, enum kv_stmt_id id);
+int kv_bind_bytes(sqlite3_stmt *st, int idx, const uint8_t *p, uint32_t n);
+int kv_query_int(kv_db *d, const char *sql, int64_t *v);
+int kv_meta_get(kv_db *d, const char *name, int64_t *v);
+int kv_meta_set(kv_db *d, const char *name, int64_t v);
+int kv_read_begin(kv_db *d);
+void kv_read_end(kv_db *d);
+int kv_load_revs(kv_db *d, int64_t *rev, int64_t *compact);
+
+/* kv_schema.c: 0 valid, 1 empty database, -1 refused (message in err) */
+int kv_schema_verify(kv_db *d, bool full, char *err, size_t errlen);
+int kv_schema_create(kv_db *d);
+
+/* kv_span.c */
+int kv_key_cmp(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen);
+bool kv_span_past(const kv_span *s, const uint8_t *key, uint32_t len);
+bool kv_span_contains(const kv_span *s, const uint8_t *key, uint32_t len);
+bool kv_span_valid(const kv_span *s);
+
+/* kv_cmd.c */
+int kv_op_validate(const kv_op *o);
+int kv_txn_validate(const kv_txn *t);
+int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out);
+void kv_cmd_free(kv_cmd *c);
+
+/* kv_lists.c */
+int kv_grow(void **arr, size_t n, size_t elem);
+int kv_kv_from_row(sqlite3_stmt *st, kv_kv *out, bool with_value);
+void kv_kv_free(kv_kv *x);
+int kv_list_push_row(kv_list *l, sqlite3_stmt *st, bool with_value);
+
+/* kv_read.c: a range over d as of revision `cur` of the open transaction */
+int kv_range_view(kv_db *d, const kv_op *req, int64_t cur, int64_t compact, kv_op_result *out);
+int kv_cur_get(kv_db *d, const uint8_t *key, uint32_t len, kv_kv *out, bool *found);
+
+/* kv_txn.c, kv_compact.c: run inside the apply savepoint; return KV_OK
+ * (res->err tells a refusal) or KV_ERR_INTERNAL */
+int kv_txn_apply(kv *k, const kv_txn *t, kv_result *res);
+int kv_compact_apply(kv *k, int64_t revision, kv_result *res);
+
+/* kv_store.c: reloads the cached revisions and applied state */
+int kv_load_state(kv *k);
+
+/* kv_pool.c */
+void kv_pool_close(kv *k);
+
+#endif

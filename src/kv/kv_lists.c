@@ -1,0 +1,114 @@
+/* kv_lists: the result containers of kv.h (kv lists, results, events,
+ * members) — building them from SQLite rows and freeing them. Must never
+ * run a query itself: callers hand in a row that is already stepped. */
+#include "kv/kv_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Arrays grow only through here, doubling whenever n is 0 or a power of
+ * two, so their capacity never needs storing. */
+int kv_grow(void **arr, size_t n, size_t elem)
+{
+    if (n & (n - 1))
+        return 0;
+    size_t cap = n ? 2 * n : 1;
+    if (cap > SIZE_MAX / elem)
+        return -1;
+    void *p = realloc(*arr, cap * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    return 0;
+}
+
+static uint8_t *column_dup(sqlite3_stmt *st, int col, uint32_t *len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    if (n < 0 || (uint64_t)n > UINT32_MAX)
+        return NULL;
+    *len = (uint32_t)n;
+    return xmemdup(p, (size_t)n);
+}
+
+int kv_kv_from_row(sqlite3_stmt *st, kv_kv *out, bool with_value)
+{
+    memset(out, 0, sizeof *out);
+    out->key = column_dup(st, KV_COL_KEY, &out->key_len);
+    if (!out->key)
+        return -1;
+    if (with_value) {
+        out->value = column_dup(st, KV_COL_VALUE, &out->value_len);
+        if (!out->value) {
+            kv_kv_free(out);
+            return -1;
+        }
+    }
+    out->create_revision = sqlite3_column_int64(st, KV_COL_CREATE);
+    out->mod_revision = sqlite3_column_int64(st, KV_COL_MOD);
+    out->version = sqlite3_column_int64(st, KV_COL_VERSION);
+    out->lease = sqlite3_column_int64(st, KV_COL_LEASE);
+    return 0;
+}
+
+void kv_kv_free(kv_kv *x)
+{
+    free(x->key);
+    free(x->value);
+    memset(x, 0, sizeof *x);
+}
+
+int kv_list_push_row(kv_list *l, sqlite3_stmt *st, bool with_value)
+{
+    if (kv_grow((void **)&l->items, l->n, sizeof *l->items) < 0)
+        return -1;
+    if (kv_kv_from_row(st, &l->items[l->n], with_value) < 0)
+        return -1;
+    l->n++;
+    return 0;
+}
+
+void kv_list_free(kv_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        kv_kv_free(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+void kv_result_free(kv_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_ops; i++)
+        kv_list_free(&r->ops[i].kvs);
+    free(r->ops);
+    r->ops = NULL;
+    r->n_ops = 0;
+}
+
+void kv_event_list_free(kv_event_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        kv_kv_free(&l->items[i].kv);
+        kv_kv_free(&l->items[i].prev_kv);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+void kv_members_free(kv_member *m, size_t n)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(m[i].peer_url);
+    free(m);
+}

@@ -1,0 +1,86 @@
+/* kv_members: the membership table as of the applied index — applying
+ * membership changes (in the apply batch) and listing members (readers).
+ * Must never judge whether a change is safe: Raft did that before commit;
+ * this only records the outcome deterministically. */
+#include "kv/kv_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KV_MAX_URL_LEN 4096
+
+static int member_put(kv *k, uint64_t id, const char *url, bool learner)
+{
+    size_t n = url ? strnlen(url, KV_MAX_URL_LEN + 1) : 0;
+    if (n == 0 || n > KV_MAX_URL_LEN)
+        return KV_ERR_INVALID;
+    sqlite3_stmt *st = kv_stmt(&k->w, KV_ST_MEMBER_PUT);
+    if (!st || sqlite3_bind_int64(st, 1, (int64_t)id) ||
+        sqlite3_bind_text(st, 2, url, (int)n, SQLITE_STATIC) || sqlite3_bind_int(st, 3, learner))
+        return KV_ERR_INTERNAL;
+    return kv_step_done(&k->w, st) < 0 ? KV_ERR_INTERNAL : KV_OK;
+}
+
+/* REMOVE and PROMOTE of an unknown id change nothing: KV_ERR_NOT_FOUND. */
+static int member_update(kv *k, enum kv_stmt_id id_stmt, uint64_t id)
+{
+    sqlite3_stmt *st = kv_stmt(&k->w, id_stmt);
+    if (!st || sqlite3_bind_int64(st, 1, (int64_t)id) || kv_step_done(&k->w, st) < 0)
+        return KV_ERR_INTERNAL;
+    return sqlite3_changes(k->w.db) > 0 ? KV_OK : KV_ERR_NOT_FOUND;
+}
+
+/* Returns KV_OK, KV_ERR_INVALID / KV_ERR_NOT_FOUND (nothing changed), or
+ * KV_ERR_INTERNAL (SQLite failure or no open batch). */
+int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url)
+{
+    if (!k->in_batch)
+        return KV_ERR_INTERNAL;
+    if (id == 0)
+        return KV_ERR_INVALID;
+    switch (op) {
+    case KV_MEMBER_ADD: return member_put(k, id, peer_url, false);
+    case KV_MEMBER_ADD_LEARNER: return member_put(k, id, peer_url, true);
+    case KV_MEMBER_REMOVE: return member_update(k, KV_ST_MEMBER_DEL, id);
+    case KV_MEMBER_PROMOTE: return member_update(k, KV_ST_MEMBER_PROMOTE, id);
+    default: return KV_ERR_INVALID;
+    }
+}
+
+static int push_member(kv_member **m, size_t n, sqlite3_stmt *st)
+{
+    if (kv_grow((void **)m, n, sizeof **m) < 0)
+        return -1;
+    const char *url = (const char *)sqlite3_column_text(st, 1);
+    (*m)[n].id = (uint64_t)sqlite3_column_int64(st, 0);
+    (*m)[n].is_learner = sqlite3_column_int(st, 2) != 0;
+    (*m)[n].peer_url = xstrdup(url ? url : "");
+    return (*m)[n].peer_url ? 0 : -1;
+}
+
+int kv_members(kv_conn *c, kv_member **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (kv_read_begin(&c->d) < 0)
+        return KV_ERR_INTERNAL;
+    sqlite3_stmt *st = kv_stmt(&c->d, KV_ST_MEMBER_LIST);
+    int rc = st ? SQLITE_ROW : SQLITE_ERROR;
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (push_member(out, *n, st) < 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    if (st)
+        sqlite3_reset(st);
+    kv_read_end(&c->d);
+    if (rc != SQLITE_DONE) {
+        kv_members_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}

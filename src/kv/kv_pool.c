@@ -1,0 +1,63 @@
+/* kv_pool: read-only connections for reader threads, opened on demand up
+ * to KV_POOL_MAX and reused. Must never hand one connection to two threads
+ * at once, and never block: when all are busy, acquire fails (NULL). */
+#include "kv/kv_internal.h"
+
+#include <stdlib.h>
+
+static kv_conn *conn_open(kv *k)
+{
+    kv_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    char err[256];
+    if (kv_db_open(&c->d, k->path, SQLITE_OPEN_READONLY, err, sizeof err) < 0) {
+        log_error("kv: reader: %s", err);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+kv_conn *kv_reader_acquire(kv *k)
+{
+    kv_conn *c = NULL;
+    pthread_mutex_lock(&k->pool_mu);
+    for (size_t i = 0; i < k->n_pool && !c; i++)
+        if (!k->pool[i]->in_use)
+            c = k->pool[i];
+    if (!c && k->n_pool < KV_POOL_MAX) {
+        c = conn_open(k);
+        if (c)
+            k->pool[k->n_pool++] = c;
+    }
+    if (c)
+        c->in_use = true;
+    pthread_mutex_unlock(&k->pool_mu);
+    return c;
+}
+
+void kv_reader_release(kv *k, kv_conn *c)
+{
+    if (!c)
+        return;
+    /* A read transaction left open would pin an old WAL snapshot forever. */
+    if (!sqlite3_get_autocommit(c->d.db))
+        kv_exec(&c->d, KV_ST_ROLLBACK);
+    pthread_mutex_lock(&k->pool_mu);
+    c->in_use = false;
+    pthread_mutex_unlock(&k->pool_mu);
+}
+
+void kv_pool_close(kv *k)
+{
+    pthread_mutex_lock(&k->pool_mu);
+    for (size_t i = 0; i < k->n_pool; i++) {
+        if (k->pool[i]->in_use)
+            log_warn("kv: closing a reader still in use");
+        kv_db_close(&k->pool[i]->d);
+        free(k->pool[i]);
+    }
+    k->n_pool = 0;
+    pthread_mutex_unlock(&k->pool_mu);
+}
