@@ -28,6 +28,8 @@ typedef struct {
 typedef struct api api;
 api *api_start(const api_config *cfg, char *err, size_t errlen);
 void api_stop(api *a);
+/* The port actually bound (useful when cfg->port was 0: pick a free one). */
+uint16_t api_port(const api *a);
 
 /* ---- routing: a pure function, unit-tested ---- */
 enum api_route_kind {

@@ -1,0 +1,162 @@
+/* api_int: what the api's own files share — the per-request context, the
+ * reply helpers, query parsing and JSON helpers. Private to src/api/.
+ *
+ * Must never: be included outside src/api/ (tests use api.h only), or
+ * expose MHD to other modules.
+ */
+#ifndef RAFTKV_API_INT_H
+#define RAFTKV_API_INT_H
+
+#include "api/api.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* HTTP answers by class (1xx..5xx), for /metrics. */
+#define API_CODE_CLASSES 5
+
+struct api {
+    struct MHD_Daemon *mhd;
+    node *node;
+    kv *kv;
+    size_t max_body;
+    atomic_ullong answers[API_CODE_CLASSES];
+    pthread_mutex_t mu;    /* guards stopping and the waiting list */
+    bool stopping;
+    struct api_req *waiting; /* suspended requests, so api_stop can wake them */
+};
+
+/* Owns the buffers a parsed request points into, freed together. */
+typedef struct {
+    void **ptrs;
+    size_t n, cap;
+} api_arena;
+void *api_arena_keep(api_arena *ar, void *p); /* NULL (and p freed) on failure */
+void api_arena_free(api_arena *ar);
+
+typedef struct api_req api_req;
+typedef void (*api_handler_fn)(api_req *r);
+
+/* One request. Shared by MHD (one ref until NOTIFY_COMPLETED) and by a
+ * pending node callback (one ref until it fires): the callback may fire
+ * after the client is gone, so neither side may free it alone. */
+struct api_req {
+    api *a;
+    struct MHD_Connection *conn;
+    pthread_mutex_t mu;
+    int refs;
+    bool resumed;      /* someone resumed the connection: nobody else may */
+    bool cb_done;      /* the node callback stored its result */
+    bool listed;       /* on a->waiting (guarded by a->mu) */
+    api_req *prev, *next;
+    const char *method;
+    api_route route;
+    bool route_bad;    /* the path did not decode */
+    buf body;
+    bool too_large;
+    bool replied;
+    bool queue_failed; /* MHD refused our response: close the connection */
+    /* filled by the node callback */
+    int status;
+    kv_result *res;
+    uint64_t chosen_id;
+    /* the continuation that answers once the connection is resumed */
+    api_handler_fn resume;
+    /* what a continuation needs to remember about the request */
+    kv_op op;
+    uint8_t *end;      /* owned range end for op.span */
+    bool raw;
+    bool root;         /* raftexample route: terse answers (204, raw 404) */
+    bool cond;         /* the write is guarded by if_mod_revision */
+    char *url;         /* member peer URL */
+    bool is_learner;
+    /* a parsed txn stays alive until answered: its ops shape the answer */
+    json_t *doc;
+    api_arena arena;
+    kv_txn txn;
+};
+
+/* ---- waiting on the node (suspend first, then submit) ---- */
+void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then);
+void api_wait_barrier(api_req *r, api_handler_fn then);
+void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then);
+/* Proposes cmd if err (from kv_encode_*) is KV_OK, else answers 400/500. */
+void api_propose_encoded(api_req *r, int err, const buf *cmd, api_handler_fn then);
+/* After a proposal: answers a node error or a kv refusal and returns true,
+ * or returns false when r->res holds a result to render. */
+bool api_write_failed(api_req *r);
+
+/* ---- replies: each queues exactly one answer and marks r replied ---- */
+/* Takes body (may be NULL: then 500). */
+void api_reply_json(api_req *r, unsigned code, json_t *body);
+/* {"error", "reason", "header"} plus the fields of extra (taken, may be NULL). */
+void api_reply_error(api_req *r, unsigned code, const char *reason, json_t *extra,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Raw bytes; headers is a NULL-terminated name/value list (may be NULL). */
+void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *data,
+                   size_t len, const char *const *headers);
+void api_reply_empty(api_req *r, unsigned code);
+/* 405 with the route's Allow list. */
+void api_reply_405(api_req *r);
+/* Maps a node status to its HTTP answer (503, 409, 400, 404, 500). */
+void api_reply_node_error(api_req *r, int status);
+/* Maps a kv error (compacted, future revision, ...) to its HTTP answer. */
+void api_reply_kv_error(api_req *r, int err, int64_t compact_revision);
+void api_count_answer(api *a, unsigned code);
+
+/* ---- query parameters (raw, percent-decoded here): each returns 0, or -1
+ * after replying 400 naming the parameter ---- */
+int api_query_only(api_req *r, const char *const *allowed);
+int api_query_bool(api_req *r, const char *name, bool *out);
+int api_query_i64(api_req *r, const char *name, int64_t min, int64_t *out, bool *present);
+/* Decoded bytes, malloc'd (NULL when absent). */
+int api_query_bytes(api_req *r, const char *name, uint8_t **out, size_t *len);
+
+/* ---- percent-decoding and numbers (pure) ---- */
+/* 0 ok, -1 bad encoding, -2 out of memory. *out is malloc'd, NUL-terminated. */
+int api_pct_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
+/* Decimal digits only, value in [1, max]. */
+bool api_parse_id(const char *s, size_t n, uint64_t max, uint64_t *out);
+#define API_MAX_ID (1ull << 53)
+
+/* ---- JSON (jansson) ---- */
+json_t *api_json_header(api *a, int64_t revision); /* revision < 0: the node's */
+/* Sets name (valid UTF-8) or name_base64 on obj; -1 on allocation failure. */
+int api_json_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n);
+json_t *api_json_kv(const kv_kv *item, bool keys_only);
+json_t *api_json_kvs(const kv_list *l, bool keys_only);
+/* {"kvs","count","more"} for a RANGE, {"deleted","prev_kvs"?} for a DELETE,
+ * {"prev_kv"?} for a PUT. */
+json_t *api_json_op_result(const kv_op_result *res, const kv_op *op);
+bool api_utf8_valid(const uint8_t *p, size_t n);
+char *api_b64_encode(const uint8_t *p, size_t n);
+/* 0 ok, -1 bad input, -2 out of memory; *out malloc'd. */
+int api_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
+
+/* Parses a body as a JSON object; replies 400 and returns NULL if it is not. */
+json_t *api_body_json(api_req *r);
+
+/* ---- handlers (one per route family) ---- */
+void api_h_root_key(api_req *r);
+void api_h_kv(api_req *r);
+void api_h_txn(api_req *r);
+void api_h_compact(api_req *r);
+void api_h_root_member(api_req *r);
+void api_h_members(api_req *r);
+void api_h_member(api_req *r);
+void api_h_status(api_req *r);
+void api_h_health(api_req *r);
+void api_h_metrics(api_req *r);
+
+/* Parses a txn body into t; its memory lives in the arena. On a bad field
+ * writes a message naming it into err and returns -1 (-2: no memory). */
+int api_txn_parse(json_t *root, kv_txn *t, api_arena *ar, char *err, size_t errlen);
+/* Renders kv_result of a txn: {header, succeeded, responses}. */
+json_t *api_txn_render(api *a, const kv_txn *t, const kv_result *res);
+
+/* Peer URL shape check: http://host:port[/]. */
+bool api_valid_peer_url(const char *url);
+
+#endif

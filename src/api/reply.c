@@ -1,0 +1,153 @@
+/* reply: turning answers into MHD responses — JSON bodies, error bodies
+ * {"error","reason","header"}, raw bytes, and the status mapping of node
+ * and kv errors. Counts every answer by class for /metrics.
+ *
+ * Must never: queue two answers for one request, leak a response (each is
+ * destroyed right after queueing), or answer an error without a header.
+ */
+#include "api/api_int.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void api_count_answer(api *a, unsigned code)
+{
+    unsigned cls = code / 100;
+    if (cls >= 1 && cls <= API_CODE_CLASSES)
+        atomic_fetch_add(&a->answers[cls - 1], 1);
+}
+
+static void queue(api_req *r, unsigned code, struct MHD_Response *resp,
+                  const char *const *headers)
+{
+    r->replied = true;
+    for (size_t i = 0; resp && headers && headers[i]; i += 2) {
+        if (MHD_add_response_header(resp, headers[i], headers[i + 1]) != MHD_YES) {
+            MHD_destroy_response(resp);
+            resp = NULL;
+        }
+    }
+    if (resp && MHD_queue_response(r->conn, code, resp) == MHD_YES)
+        api_count_answer(r->a, code);
+    else
+        r->queue_failed = true; /* MHD closes the connection instead */
+    if (resp)
+        MHD_destroy_response(resp);
+}
+
+void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *data,
+                   size_t len, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (resp && ctype &&
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    queue(r, code, resp, headers);
+}
+
+void api_reply_empty(api_req *r, unsigned code) { api_reply_raw(r, code, NULL, "", 0, NULL); }
+
+static void reply_json_h(api_req *r, unsigned code, json_t *body, const char *const *headers)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"out of memory\",\"reason\":\"internal\"}\n";
+        api_reply_raw(r, 500, "application/json", oom, sizeof oom - 1, NULL);
+        return;
+    }
+    size_t n = strlen(text);
+    char *withnl = realloc(text, n + 2); /* a trailing newline reads better in curl */
+    if (withnl) {
+        text = withnl;
+        text[n++] = '\n';
+        text[n] = 0;
+    }
+    api_reply_raw(r, code, "application/json", text, n, headers);
+    free(text);
+}
+
+void api_reply_json(api_req *r, unsigned code, json_t *body) { reply_json_h(r, code, body, NULL); }
+
+static json_t *error_body(api_req *r, const char *reason, json_t *extra, const char *msg)
+{
+    json_t *o = extra ? extra : json_object();
+    if (!o)
+        return NULL;
+    if (json_object_set_new(o, "error", json_string(msg)) < 0 ||
+        json_object_set_new(o, "reason", json_string(reason)) < 0 ||
+        (!json_object_get(o, "header") &&
+         json_object_set_new(o, "header", api_json_header(r->a, -1)) < 0)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+void api_reply_error(api_req *r, unsigned code, const char *reason, json_t *extra,
+                     const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* json_string refuses invalid UTF-8: messages may quote client bytes */
+    if (!api_utf8_valid((const uint8_t *)msg, strlen(msg)))
+        snprintf(msg, sizeof msg, "%s", reason);
+    reply_json_h(r, code, error_body(r, reason, extra, msg), NULL);
+}
+
+void api_reply_405(api_req *r)
+{
+    const char *headers[] = {"Allow", r->route.allow, NULL};
+    json_t *body = error_body(r, "method_not_allowed", NULL, "method not allowed");
+    reply_json_h(r, 405, body, headers);
+}
+
+void api_reply_node_error(api_req *r, int status)
+{
+    unsigned code;
+    switch (status) {
+    case NODE_ERR_NO_LEADER:
+    case NODE_ERR_TIMEOUT:
+    case NODE_ERR_STOPPING:
+    case NODE_ERR_BUSY: code = 503; break;
+    case NODE_ERR_CONF_PENDING: code = 409; break;
+    case NODE_ERR_INVALID: code = 400; break;
+    case NODE_ERR_NOT_FOUND: code = 404; break;
+    default: code = 500; break;
+    }
+    const char *reason = node_status_reason(status);
+    if (!reason)
+        reason = "internal";
+    api_reply_error(r, code, reason, NULL, "node: %s", reason);
+}
+
+void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
+{
+    switch (err) {
+    case KV_ERR_COMPACTED:
+        api_reply_error(r, 410, "compacted",
+                        json_pack("{s:I}", "compact_revision", (json_int_t)compact_revision),
+                        "revision: compacted (compact_revision %lld)",
+                        (long long)compact_revision);
+        break;
+    case KV_ERR_FUTURE_REV:
+        api_reply_error(r, 400, "future_revision", NULL, "revision: is in the future");
+        break;
+    case KV_ERR_INVALID:
+        api_reply_error(r, 400, "invalid_argument", NULL, "request: refused as invalid");
+        break;
+    case KV_ERR_NOT_FOUND:
+        api_reply_error(r, 404, "not_found", NULL, "not found");
+        break;
+    default:
+        api_reply_error(r, 500, "internal", NULL, "storage error");
+        break;
+    }
+}

@@ -1,0 +1,183 @@
+/* route: maps (method, raw path) to a route. Pure: no I/O, no MHD, no
+ * state. Must never treat a path under a native prefix as a raftexample
+ * root key, nor read past the path's terminating NUL. */
+#include "api/api_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* How the rest of the path after a native prefix is read. */
+enum shape { SHAPE_EXACT, SHAPE_KEY, SHAPE_MEMBERS, SHAPE_LEASE };
+
+typedef struct {
+    const char *name;
+    int kind;
+    const char *allow;
+    enum shape shape;
+} prefix;
+
+static const prefix prefixes[] = {
+    {"kv", ROUTE_KV, "GET, PUT, DELETE", SHAPE_KEY},
+    {"txn", ROUTE_TXN, "POST", SHAPE_EXACT},
+    {"compact", ROUTE_COMPACT, "POST", SHAPE_EXACT},
+    {"watch", ROUTE_WATCH, "GET", SHAPE_KEY},
+    {"lease", ROUTE_LEASE, "GET, POST", SHAPE_LEASE},
+    {"members", ROUTE_MEMBERS, "GET, POST", SHAPE_MEMBERS},
+    {"status", ROUTE_STATUS, "GET", SHAPE_EXACT},
+    {"health", ROUTE_HEALTH, "GET", SHAPE_EXACT},
+    {"metrics", ROUTE_METRICS, "GET", SHAPE_EXACT},
+};
+
+#define ROOT_ALLOW "GET, PUT, POST, DELETE"
+
+static const prefix *find_prefix(const char *seg, size_t len)
+{
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        if (strlen(prefixes[i].name) == len && memcmp(prefixes[i].name, seg, len) == 0)
+            return &prefixes[i];
+    }
+    return NULL;
+}
+
+/* Exact token match in a ", "-separated list, so "PU" never matches "PUT". */
+static bool method_in(const char *method, const char *allow)
+{
+    size_t m = strlen(method);
+    const char *p = allow;
+    while (*p) {
+        size_t t = strcspn(p, ",");
+        if (t == m && memcmp(p, method, m) == 0)
+            return true;
+        p += t;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return false;
+}
+
+static int set_key(api_route *out, const char *s, size_t n)
+{
+    if (api_pct_decode(s, n, &out->key, &out->key_len) != 0) {
+        out->key = NULL;
+        out->key_len = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* "/{id}" followed by nothing or "/{sub}"; returns false if the shape is
+ * wrong (a 404), leaving id_ok to say whether the id parsed. */
+static bool id_and_sub(const char *rest, api_route *out, const char **sub)
+{
+    const char *id = rest + 1;
+    size_t n = strcspn(id, "/");
+    out->id_ok = api_parse_id(id, n, API_MAX_ID, &out->id);
+    *sub = id[n] ? id + n + 1 : NULL;
+    return !*sub || strchr(*sub, '/') == NULL;
+}
+
+static int route_members(const char *rest, api_route *out)
+{
+    if (!*rest)
+        return 0; /* /members */
+    const char *sub;
+    if (!id_and_sub(rest, out, &sub))
+        goto none;
+    if (!sub) {
+        out->kind = ROUTE_MEMBER;
+        out->allow = "DELETE";
+    } else if (strcmp(sub, "promote") == 0) {
+        out->kind = ROUTE_MEMBER_PROMOTE;
+        out->allow = "POST";
+        out->sub = "promote";
+    } else {
+        goto none;
+    }
+    return 0;
+none:
+    out->kind = ROUTE_NONE;
+    out->allow = NULL;
+    return 0;
+}
+
+static int route_lease(const char *rest, api_route *out)
+{
+    if (!*rest)
+        return 0; /* /lease: list or grant */
+    const char *sub;
+    if (!id_and_sub(rest, out, &sub))
+        goto none;
+    if (!sub) {
+        out->allow = "GET, DELETE";
+    } else if (strcmp(sub, "keepalive") == 0) {
+        out->allow = "POST";
+        out->sub = "keepalive";
+    } else {
+        goto none;
+    }
+    return 0;
+none:
+    out->kind = ROUTE_NONE;
+    out->allow = NULL;
+    return 0;
+}
+
+static int route_native(const prefix *p, const char *rest, api_route *out)
+{
+    out->kind = p->kind;
+    out->allow = p->allow;
+    switch (p->shape) {
+    case SHAPE_KEY:
+        /* "/kv" and "/kv/" both name the empty key: the handler refuses it */
+        return *rest ? set_key(out, rest + 1, strlen(rest + 1)) : 0;
+    case SHAPE_MEMBERS:
+        return route_members(rest, out);
+    case SHAPE_LEASE:
+        return route_lease(rest, out);
+    case SHAPE_EXACT:
+        break;
+    }
+    if (*rest) {
+        out->kind = ROUTE_NONE;
+        out->allow = NULL;
+    }
+    return 0;
+}
+
+/* raftexample: GET/PUT name a key, POST/DELETE a member id. Any other
+ * method still routes here so that the 405 lists all four. */
+static int route_root(const char *method, const char *path, api_route *out)
+{
+    out->allow = ROOT_ALLOW;
+    if (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0) {
+        out->kind = ROUTE_ROOT_MEMBER;
+        if (set_key(out, path, strlen(path)) < 0)
+            return -1;
+        out->id_ok = api_parse_id((const char *)out->key, out->key_len, API_MAX_ID, &out->id);
+        return 0;
+    }
+    out->kind = ROUTE_ROOT_KEY;
+    return set_key(out, path, strlen(path));
+}
+
+int api_route_match(const char *method, const char *path, api_route *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = ROUTE_NONE;
+    if (!method || !path || path[0] != '/')
+        return 0;
+    const char *seg = path + 1;
+    size_t seglen = strcspn(seg, "/");
+    const prefix *p = find_prefix(seg, seglen);
+    int rc = p ? route_native(p, seg + seglen, out) : route_root(method, seg, out);
+    if (rc == 0 && out->allow)
+        out->method_ok = method_in(method, out->allow);
+    return rc;
+}
+
+void api_route_free(api_route *r)
+{
+    free(r->key);
+    r->key = NULL;
+    r->key_len = 0;
+}

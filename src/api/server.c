@@ -1,0 +1,389 @@
+/* server: the libmicrohttpd listener and the life of one request — route,
+ * size checks, body accumulation, dispatch, and the suspend/resume dance
+ * with the node.
+ *
+ * Must never: block an MHD thread on Raft, buffer more than max_body bytes
+ * of a body, resume a connection MHD has already finished, or free a
+ * request while MHD or a node callback can still reach it (refcount).
+ */
+#include "api/api_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_CONN_LIMIT 4096
+#define API_CONN_TIMEOUT_S 60
+
+static void req_unref(api_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool last = --r->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&r->mu);
+    api_route_free(&r->route);
+    buf_free(&r->body);
+    if (r->res) {
+        kv_result_free(r->res);
+        free(r->res);
+    }
+    free(r->end);
+    free(r->url);
+    json_decref(r->doc);
+    api_arena_free(&r->arena);
+    free(r);
+}
+
+/* ---- waiting on the node ----
+ *
+ * A waiting request is on the api's list (holding a ref) so that api_stop
+ * can resume it: MHD refuses to stop with suspended connections. Exactly
+ * one of the node callback and api_stop resumes it, decided under r->mu
+ * (r->resumed); the callback never touches the api, which may be gone. */
+
+static void req_ref(api_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->refs++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Caller holds a->mu. */
+static void unlink_locked(api *a, api_req *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        a->waiting = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+    r->listed = false;
+}
+
+/* Drops r from the list, if it is still there (MHD thread). */
+static void unlist(api_req *r)
+{
+    api *a = r->a;
+    pthread_mutex_lock(&a->mu);
+    bool was = r->listed;
+    if (was)
+        unlink_locked(a, r);
+    pthread_mutex_unlock(&a->mu);
+    if (was)
+        req_unref(r);
+}
+
+/* Suspends before submitting: the callback may fire on the node thread
+ * before node_* even returns, and must then find the connection suspended.
+ * Returns false (after answering 503) once the api is stopping. */
+static bool begin_wait(api_req *r, api_handler_fn then)
+{
+    api *a = r->a;
+    pthread_mutex_lock(&a->mu);
+    bool stopping = a->stopping;
+    if (!stopping) {
+        r->next = a->waiting;
+        if (a->waiting)
+            a->waiting->prev = r;
+        a->waiting = r;
+        r->listed = true;
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (stopping) {
+        api_reply_error(r, 503, "stopping", NULL, "the server is shutting down");
+        return false;
+    }
+    r->resume = then;
+    req_ref(r); /* the list's */
+    req_ref(r); /* the callback's */
+    MHD_suspend_connection(r->conn);
+    return true;
+}
+
+/* Resumes r unless someone already did; MHD cannot have finished a
+ * suspended connection, so r->conn is valid while r->resumed is false. */
+static void resume_once(api_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->resumed) {
+        r->resumed = true;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Runs on the node thread: store, wake, drop the callback's ref. */
+static void finish_wait(api_req *r, int status, kv_result *res)
+{
+    pthread_mutex_lock(&r->mu);
+    r->status = status;
+    r->res = res;
+    r->cb_done = true;
+    pthread_mutex_unlock(&r->mu);
+    resume_once(r);
+    req_unref(r);
+}
+
+static void on_write(void *ud, int status, kv_result *res)
+{
+    if (status != NODE_OK && res) { /* the contract says NULL; be safe */
+        kv_result_free(res);
+        free(res);
+        res = NULL;
+    }
+    finish_wait(ud, status, res);
+}
+
+static void on_done(void *ud, int status) { finish_wait(ud, status, NULL); }
+
+void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then)
+{
+    if (begin_wait(r, then))
+        node_propose(r->a->node, cmd->data, cmd->len, on_write, r);
+}
+
+void api_wait_barrier(api_req *r, api_handler_fn then)
+{
+    if (begin_wait(r, then))
+        node_read_barrier(r->a->node, on_done, r);
+}
+
+void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then)
+{
+    if (begin_wait(r, then))
+        node_change_member(r->a->node, op, id, url, &r->chosen_id, on_done, r);
+}
+
+/* A resumed request: answer from the callback's result, or 503 if
+ * api_stop woke it first. */
+static void after_wait(api_req *r)
+{
+    unlist(r);
+    pthread_mutex_lock(&r->mu);
+    bool done = r->cb_done;
+    pthread_mutex_unlock(&r->mu);
+    api_handler_fn then = r->resume;
+    r->resume = NULL;
+    if (done)
+        then(r);
+    else
+        api_reply_error(r, 503, "stopping", NULL, "the server is shutting down");
+}
+
+void api_propose_encoded(api_req *r, int err, const buf *cmd, api_handler_fn then)
+{
+    if (err == KV_OK)
+        api_wait_propose(r, cmd, then);
+    else if (err == KV_ERR_INVALID)
+        api_reply_error(r, 400, "invalid_argument", NULL, "request: refused as invalid");
+    else
+        api_reply_error(r, 500, "internal", NULL, "cannot encode the command");
+}
+
+bool api_write_failed(api_req *r)
+{
+    if (r->status != NODE_OK || !r->res) {
+        api_reply_node_error(r, r->status != NODE_OK ? r->status : NODE_ERR_INTERNAL);
+        return true;
+    }
+    if (r->res->err != KV_OK) {
+        api_reply_kv_error(r, r->res->err, r->res->compact_revision);
+        return true;
+    }
+    return false;
+}
+
+/* ---- dispatch ---- */
+
+static void h_not_implemented(api_req *r)
+{
+    api_reply_error(r, 501, "not_implemented", NULL, "%s is not implemented yet", r->method);
+}
+
+static const api_handler_fn handlers[] = {
+    [ROUTE_ROOT_KEY] = api_h_root_key,
+    [ROUTE_ROOT_MEMBER] = api_h_root_member,
+    [ROUTE_KV] = api_h_kv,
+    [ROUTE_TXN] = api_h_txn,
+    [ROUTE_COMPACT] = api_h_compact,
+    [ROUTE_WATCH] = h_not_implemented,
+    [ROUTE_LEASE] = h_not_implemented,
+    [ROUTE_MEMBERS] = api_h_members,
+    [ROUTE_MEMBER] = api_h_member,
+    [ROUTE_MEMBER_PROMOTE] = api_h_member,
+    [ROUTE_STATUS] = api_h_status,
+    [ROUTE_HEALTH] = api_h_health,
+    [ROUTE_METRICS] = api_h_metrics,
+};
+
+/* Answers what can be answered from the request line and headers alone,
+ * so a rejected request never has its body read. */
+static void early_checks(api_req *r)
+{
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (r->route_bad) {
+        api_reply_error(r, 400, "invalid_path", NULL, "path: bad percent-encoding");
+    } else if (r->route.kind == ROUTE_NONE) {
+        api_reply_error(r, 404, "not_found", NULL, "no such route");
+    } else if (!r->route.method_ok) {
+        api_reply_405(r);
+    } else if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || end == cl || n > r->a->max_body) {
+            r->too_large = true;
+            api_reply_error(r, 413, "request_too_large", NULL, "body exceeds %zu bytes",
+                            r->a->max_body);
+        }
+    }
+}
+
+static enum MHD_Result first_call(api *a, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **con_cls)
+{
+    api_req *r = calloc(1, sizeof *r);
+    if (!r || pthread_mutex_init(&r->mu, NULL) != 0) {
+        free(r);
+        return MHD_NO;
+    }
+    r->a = a;
+    r->conn = conn;
+    r->refs = 1;
+    r->method = method;
+    buf_init(&r->body);
+    r->route_bad = api_route_match(method, url, &r->route) != 0;
+    *con_cls = r;
+    early_checks(r);
+    return r->queue_failed ? MHD_NO : MHD_YES;
+}
+
+/* Keeps at most max_body bytes; past that the request is answered 413
+ * at once and the rest of the body is dropped as it arrives. */
+static void take_body(api_req *r, const char *data, size_t n)
+{
+    if (r->replied || r->too_large)
+        return;
+    if (n > r->a->max_body - r->body.len) {
+        r->too_large = true;
+        buf_free(&r->body);
+        api_reply_error(r, 413, "request_too_large", NULL, "body exceeds %zu bytes",
+                        r->a->max_body);
+        if (r->queue_failed) /* MHD wants the whole body first: answer at the end */
+            r->replied = r->queue_failed = false;
+        return;
+    }
+    if (buf_append(&r->body, data, n) < 0) {
+        buf_free(&r->body);
+        api_reply_error(r, 500, "out_of_memory", NULL, "out of memory");
+    }
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    api_req *r = *con_cls;
+    if (!r)
+        return first_call(cls, conn, url, method, con_cls);
+    if (*upload_data_size) {
+        take_body(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+    } else if (r->replied) {
+        /* already answered (413 mid-body); nothing more to do */
+    } else if (r->too_large) {
+        api_reply_error(r, 413, "request_too_large", NULL, "body exceeds %zu bytes",
+                        r->a->max_body);
+    } else if (r->resume) {
+        after_wait(r);
+    } else {
+        handlers[r->route.kind](r);
+    }
+    return r->queue_failed ? MHD_NO : MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    api_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    unlist(r);
+    req_unref(r);
+}
+
+/* Paths arrive still percent-encoded: the router decodes them itself, so
+ * it can refuse bad escapes and keep "%2F" and "%00" inside one key. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) { return strlen(s); }
+
+api *api_start(const api_config *cfg, char *err, size_t errlen)
+{
+    api *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->node = cfg->node;
+    a->kv = cfg->kv;
+    a->max_body = cfg->max_request_bytes;
+    if (pthread_mutex_init(&a->mu, NULL) != 0) {
+        snprintf(err, errlen, "cannot create a mutex");
+        free(a);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
+    unsigned threads = cfg->threads ? cfg->threads : 1;
+    a->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, a,
+                              MHD_OPTION_THREAD_POOL_SIZE, threads,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+                              MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+                              MHD_OPTION_END);
+    if (!a->mhd) {
+        snprintf(err, errlen, "cannot listen on client port %u: %s", (unsigned)cfg->port,
+                 strerror(errno));
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+uint16_t api_port(const api *a)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? i->port : 0;
+}
+
+void api_stop(api *a)
+{
+    if (!a)
+        return;
+    /* wake every waiting request first: MHD aborts if any is suspended */
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    api_req *list = a->waiting;
+    a->waiting = NULL;
+    for (api_req *r = list; r; r = r->next)
+        r->listed = false;
+    pthread_mutex_unlock(&a->mu);
+    while (list) {
+        api_req *r = list;
+        list = r->next;
+        resume_once(r);
+        req_unref(r); /* the list's */
+    }
+    MHD_stop_daemon(a->mhd);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}

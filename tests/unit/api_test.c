@@ -1,0 +1,517 @@
+/* api_test: the client API over real HTTP (libcurl) against a fake node
+ * (fake_node.c) that applies to a real kv and calls back from its own
+ * thread. Covers raftexample routes, native kv routes, txn, compact,
+ * members, status/health/metrics, limits and error answers. */
+#include "api/api.h"
+#include "../test.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+void fake_node_fail_next(node *n, int status);
+void fake_node_hold(node *n, bool hold);
+void fake_node_wait_held(node *n, size_t count);
+void fake_node_set_leader(node *n, uint64_t leader);
+
+#define MAX_BODY (1536 * 1024)
+
+static char tmpdir[] = "/tmp/raftkv-api-test-XXXXXX";
+static node *nd;
+static api *srv;
+static uint16_t port;
+
+typedef struct {
+    long code;
+    buf body;
+    buf headers;
+    json_t *json;
+} resp;
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    return buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
+}
+
+static void resp_free(resp *r)
+{
+    buf_free(&r->body);
+    buf_free(&r->headers);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/* One request; the body is parsed as JSON when it is JSON. */
+static long req(resp *r, const char *method, const char *path, const void *body, size_t len)
+{
+    resp_free(r);
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->code);
+    else
+        r->code = -1;
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (r->body.len)
+        r->json = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+    return r->code;
+}
+
+static long req_s(resp *r, const char *method, const char *path, const char *body)
+{
+    return req(r, method, path, body, body ? strlen(body) : 0);
+}
+
+/* Value of a response header (case-insensitive name), or NULL. */
+static char *header(resp *r, const char *name, char *out, size_t cap)
+{
+    buf_append(&r->headers, "", 1);
+    r->headers.len--;
+    size_t n = strlen(name);
+    for (char *line = (char *)r->headers.data; line && *line;) {
+        char *next = strstr(line, "\r\n");
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = next ? (size_t)(next - v) : strlen(v);
+            snprintf(out, cap, "%.*s", (int)len, v);
+            return out;
+        }
+        line = next ? next + 2 : NULL;
+    }
+    return NULL;
+}
+
+static const char *jstr(json_t *o, const char *path1, const char *path2)
+{
+    json_t *v = json_object_get(o, path1);
+    if (path2)
+        v = json_object_get(v, path2);
+    return json_string_value(v);
+}
+
+static json_int_t jint(json_t *o, const char *path1, const char *path2)
+{
+    json_t *v = json_object_get(o, path1);
+    if (path2)
+        v = json_object_get(v, path2);
+    return json_is_integer(v) ? json_integer_value(v) : -12345;
+}
+
+static bool body_is(resp *r, const char *s)
+{
+    return r->body.len == strlen(s) && memcmp(r->body.data, s, r->body.len) == 0;
+}
+
+static bool has_header_obj(resp *r)
+{
+    json_t *h = json_object_get(r->json, "header");
+    return json_is_integer(json_object_get(h, "revision")) &&
+           json_is_integer(json_object_get(h, "raft_term")) &&
+           json_is_integer(json_object_get(h, "member_id")) &&
+           json_is_integer(json_object_get(h, "cluster_id"));
+}
+
+/* ---- raftexample ---- */
+
+static void test_root_put_get(void)
+{
+    resp r = {0};
+    char v[128];
+    CHECK(req_s(&r, "PUT", "/my-key", "hello") == 204);
+    CHECK(r.body.len == 0);
+    CHECK(req_s(&r, "GET", "/my-key", NULL) == 200);
+    CHECK(body_is(&r, "hello"));
+    CHECK(header(&r, "Content-Type", v, sizeof v) && strcmp(v, "application/octet-stream") == 0);
+    CHECK(req_s(&r, "GET", "/kv/my-key", NULL) == 200); /* the same key natively */
+    CHECK(strcmp(jstr(json_array_get(json_object_get(r.json, "kvs"), 0), "value", NULL), "hello") == 0);
+    CHECK(req_s(&r, "PUT", "/a%20b", "spaced") == 204);
+    CHECK(req_s(&r, "GET", "/kv/a%20b", NULL) == 200);
+    CHECK(req_s(&r, "GET", "/nope", NULL) == 404);
+    CHECK(r.json && strcmp(jstr(r.json, "reason", NULL), "key_not_found") == 0 && has_header_obj(&r));
+    CHECK(req_s(&r, "GET", "/bad%zz", NULL) == 400);
+    CHECK(req_s(&r, "PUT", "/", "x") == 400);
+    CHECK(req_s(&r, "GET", "/", NULL) == 200 && has_header_obj(&r));
+    resp_free(&r);
+}
+
+static void test_too_large(void)
+{
+    resp r = {0};
+    size_t n = 8u << 20;
+    char *big = malloc(n);
+    CHECK(big != NULL);
+    if (!big)
+        return;
+    memset(big, 'x', n);
+    CHECK(req(&r, "PUT", "/big", big, n) == 413);
+    CHECK(r.json && strcmp(jstr(r.json, "reason", NULL), "request_too_large") == 0);
+    CHECK(req(&r, "PUT", "/kv/big", big, MAX_BODY + 1) == 413);
+    CHECK(req_s(&r, "GET", "/big", NULL) == 404); /* nothing written */
+    CHECK(req(&r, "PUT", "/kv/limit", big, MAX_BODY) == 200); /* exactly the limit is fine */
+    free(big);
+    resp_free(&r);
+}
+
+static void test_405(void)
+{
+    resp r = {0};
+    char v[128];
+    CHECK(req_s(&r, "PATCH", "/k", "x") == 405);
+    CHECK(header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, PUT, POST, DELETE") == 0);
+    CHECK(req_s(&r, "PUT", "/members", "x") == 405);
+    CHECK(header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, POST") == 0);
+    CHECK(req_s(&r, "GET", "/txn", NULL) == 405);
+    CHECK(header(&r, "Allow", v, sizeof v) && strcmp(v, "POST") == 0);
+    CHECK(req_s(&r, "GET", "/status/x", NULL) == 404);
+    CHECK(req_s(&r, "GET", "/members", NULL) == 200); /* not a key named "members" */
+    resp_free(&r);
+}
+
+static void test_root_members(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "POST", "/abc", "http://127.0.0.1:42379") == 400);
+    CHECK(r.json && strcmp(jstr(r.json, "reason", NULL), "invalid_member_id") == 0);
+    CHECK(req_s(&r, "POST", "/4", "ftp://127.0.0.1:42379") == 400);
+    CHECK(req_s(&r, "POST", "/4", "http://127.0.0.1:99999") == 400);
+    CHECK(req_s(&r, "POST", "/4", "http://127.0.0.1:42379\n") == 204);
+    CHECK(req_s(&r, "GET", "/members", NULL) == 200);
+    json_t *m = json_object_get(r.json, "members");
+    size_t before = json_array_size(m);
+    bool found = false;
+    for (size_t i = 0; i < json_array_size(m); i++) {
+        json_t *e = json_array_get(m, i);
+        if (jint(e, "id", NULL) == 4)
+            found = strcmp(json_string_value(json_array_get(json_object_get(e, "peer_urls"), 0)),
+                           "http://127.0.0.1:42379") == 0;
+    }
+    CHECK(found);
+    CHECK(req_s(&r, "DELETE", "/4", NULL) == 204);
+    CHECK(req_s(&r, "GET", "/members?serializable=true", NULL) == 200);
+    CHECK(json_array_size(json_object_get(r.json, "members")) == before - 1);
+    resp_free(&r);
+}
+
+/* ---- native kv ---- */
+
+static void test_native_put_get(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/a", "1") == 200 && has_header_obj(&r));
+    json_int_t rev1 = jint(r.json, "header", "revision");
+    CHECK(json_object_get(r.json, "prev_kv") == NULL);
+    CHECK(req_s(&r, "PUT", "/kv/a?prev_kv=true", "2") == 200);
+    CHECK(jint(r.json, "header", "revision") == rev1 + 1);
+    CHECK(strcmp(jstr(r.json, "prev_kv", "value"), "1") == 0);
+    CHECK(req_s(&r, "GET", "/kv/a", NULL) == 200);
+    json_t *kv0 = json_array_get(json_object_get(r.json, "kvs"), 0);
+    CHECK(strcmp(jstr(kv0, "key", NULL), "a") == 0 && strcmp(jstr(kv0, "value", NULL), "2") == 0);
+    CHECK(jint(kv0, "version", NULL) == 2 && jint(kv0, "create_revision", NULL) == rev1);
+    CHECK(jint(kv0, "mod_revision", NULL) == rev1 + 1 && jint(kv0, "lease", NULL) == 0);
+    CHECK(jint(r.json, "count", NULL) == 1 && json_is_false(json_object_get(r.json, "more")));
+    CHECK(req_s(&r, "GET", "/kv/a?serializable=true", NULL) == 200);
+    CHECK(req_s(&r, "GET", "/kv/missing", NULL) == 404 && has_header_obj(&r));
+    CHECK(req_s(&r, "GET", "/kv/a?rev=1", NULL) == 200 || r.code == 404);
+    CHECK(req_s(&r, "GET", "/kv/a?rev=999999", NULL) == 400);
+    resp_free(&r);
+}
+
+static void test_native_range_delete(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/p/1", "x") == 200);
+    CHECK(req_s(&r, "PUT", "/kv/p/2", "y") == 200);
+    CHECK(req_s(&r, "PUT", "/kv/p/3", "z") == 200);
+    CHECK(req_s(&r, "GET", "/kv/p/?prefix=true&limit=2", NULL) == 200);
+    CHECK(jint(r.json, "count", NULL) == 3 && json_is_true(json_object_get(r.json, "more")));
+    CHECK(json_array_size(json_object_get(r.json, "kvs")) == 2);
+    CHECK(req_s(&r, "GET", "/kv/p/?prefix=true&keys_only=true", NULL) == 200);
+    json_t *k = json_array_get(json_object_get(r.json, "kvs"), 2);
+    CHECK(strcmp(jstr(k, "key", NULL), "p/3") == 0 && !json_object_get(k, "value"));
+    CHECK(req_s(&r, "GET", "/kv/p/?prefix=true&count_only=true", NULL) == 200);
+    CHECK(jint(r.json, "count", NULL) == 3 && json_array_size(json_object_get(r.json, "kvs")) == 0);
+    CHECK(req_s(&r, "GET", "/kv/p/1?range_end=p/3", NULL) == 200);
+    CHECK(jint(r.json, "count", NULL) == 2);
+    CHECK(req_s(&r, "GET", "/kv/p/?prefix=true&range_end=x", NULL) == 400);
+    CHECK(req_s(&r, "DELETE", "/kv/p/?prefix=true&prev_kv=true", NULL) == 200);
+    CHECK(jint(r.json, "deleted", NULL) == 3);
+    CHECK(json_array_size(json_object_get(r.json, "prev_kvs")) == 3);
+    CHECK(req_s(&r, "GET", "/kv/p/1", NULL) == 404);
+    CHECK(req_s(&r, "DELETE", "/kv/p/1", NULL) == 200 && jint(r.json, "deleted", NULL) == 0);
+    resp_free(&r);
+}
+
+static void test_if_mod_revision(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/c?if_mod_revision=0", "first") == 200);
+    json_int_t rev = jint(r.json, "header", "revision");
+    CHECK(req_s(&r, "PUT", "/kv/c?if_mod_revision=0", "second") == 412);
+    CHECK(strcmp(jstr(r.json, "reason", NULL), "precondition_failed") == 0);
+    CHECK(strcmp(jstr(r.json, "kv", "value"), "first") == 0 && has_header_obj(&r));
+    char path[64];
+    snprintf(path, sizeof path, "/kv/c?if_mod_revision=%lld", (long long)rev);
+    CHECK(req_s(&r, "PUT", path, "third") == 200);
+    CHECK(req_s(&r, "DELETE", path, NULL) == 412); /* mod revision moved on */
+    CHECK(req_s(&r, "GET", "/c", NULL) == 200 && body_is(&r, "third"));
+    resp_free(&r);
+}
+
+static void test_bad_params(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "GET", "/kv/a?prefx=true", NULL) == 400);
+    CHECK(r.json && strstr(jstr(r.json, "error", NULL), "prefx"));
+    CHECK(req_s(&r, "GET", "/kv/a?limit=abc", NULL) == 400);
+    CHECK(r.json && strstr(jstr(r.json, "error", NULL), "limit"));
+    CHECK(req_s(&r, "GET", "/kv/a?prefix=maybe", NULL) == 400);
+    CHECK(req_s(&r, "PUT", "/kv/a?lease=-1", "v") == 400);
+    CHECK(req_s(&r, "PUT", "/kv/", "v") == 400);
+    CHECK(req_s(&r, "GET", "/kv/a?range_end=%zz", NULL) == 400);
+    resp_free(&r);
+}
+
+static void test_raw(void)
+{
+    resp r = {0};
+    char v[64];
+    CHECK(req_s(&r, "PUT", "/kv/rawkey", "raw-value") == 200);
+    json_int_t rev = jint(r.json, "header", "revision");
+    CHECK(req_s(&r, "GET", "/kv/rawkey?raw=true", NULL) == 200);
+    CHECK(body_is(&r, "raw-value"));
+    CHECK(header(&r, "X-Raftkv-Mod-Revision", v, sizeof v) && atoll(v) == rev);
+    CHECK(header(&r, "X-Raftkv-Create-Revision", v, sizeof v) && atoll(v) == rev);
+    CHECK(header(&r, "X-Raftkv-Version", v, sizeof v) && strcmp(v, "1") == 0);
+    CHECK(header(&r, "X-Raftkv-Lease", v, sizeof v) && strcmp(v, "0") == 0);
+    CHECK(header(&r, "X-Raftkv-Revision", v, sizeof v) && atoll(v) >= rev);
+    CHECK(req_s(&r, "GET", "/kv/rawkey?raw=true&prefix=true", NULL) == 400);
+    resp_free(&r);
+}
+
+static void test_base64(void)
+{
+    resp r = {0};
+    static const uint8_t val[] = {0x00, 0xff, 0x41};
+    CHECK(req(&r, "PUT", "/kv/bin%FF", val, sizeof val) == 200);
+    CHECK(req_s(&r, "GET", "/kv/bin%FF", NULL) == 200);
+    json_t *kv0 = json_array_get(json_object_get(r.json, "kvs"), 0);
+    CHECK(jstr(kv0, "key_base64", NULL) && strcmp(jstr(kv0, "key_base64", NULL), "Ymlu/w==") == 0);
+    CHECK(jstr(kv0, "value_base64", NULL) && strcmp(jstr(kv0, "value_base64", NULL), "AP9B") == 0);
+    CHECK(!json_object_get(kv0, "key") && !json_object_get(kv0, "value"));
+    CHECK(req_s(&r, "GET", "/bin%FF", NULL) == 200);
+    CHECK(r.body.len == 3 && memcmp(r.body.data, val, 3) == 0);
+    resp_free(&r);
+}
+
+/* ---- txn, compact ---- */
+
+static void test_txn(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/t", "old") == 200);
+    const char *cas = "{\"compare\":[{\"key\":\"t\",\"target\":\"VALUE\",\"result\":\"EQUAL\","
+                      "\"value\":\"old\"}],\"success\":[{\"request_put\":{\"key\":\"t\","
+                      "\"value\":\"new\",\"prev_kv\":true}}],\"failure\":[{\"request_range\":"
+                      "{\"key\":\"t\"}}]}";
+    CHECK(req_s(&r, "POST", "/txn", cas) == 200 && has_header_obj(&r));
+    CHECK(json_is_true(json_object_get(r.json, "succeeded")));
+    json_t *resp0 = json_array_get(json_object_get(r.json, "responses"), 0);
+    CHECK(strcmp(jstr(json_object_get(resp0, "response_put"), "prev_kv", "value"), "old") == 0);
+    CHECK(req_s(&r, "POST", "/txn", cas) == 200); /* value is now "new" */
+    CHECK(json_is_false(json_object_get(r.json, "succeeded")));
+    resp0 = json_array_get(json_object_get(r.json, "responses"), 0);
+    json_t *kvs = json_object_get(json_object_get(resp0, "response_range"), "kvs");
+    CHECK(strcmp(jstr(json_array_get(kvs, 0), "value", NULL), "new") == 0);
+    const char *b64 = "{\"success\":[{\"request_put\":{\"key_base64\":\"eHk=\",\"value\":\"v\"}},"
+                      "{\"request_delete_range\":{\"key\":\"t\"}}]}";
+    CHECK(req_s(&r, "POST", "/txn", b64) == 200);
+    CHECK(req_s(&r, "GET", "/xy", NULL) == 200 && body_is(&r, "v"));
+    CHECK(req_s(&r, "GET", "/t", NULL) == 404);
+    resp_free(&r);
+}
+
+static void test_txn_errors(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "POST", "/txn", "{\"compare\":[{\"key\":\"a\",\"target\":\"FOO\","
+                                    "\"result\":\"EQUAL\"}]}") == 400);
+    CHECK(r.json && strcmp(jstr(r.json, "error", NULL), "compare[0].target: unknown target \"FOO\"") == 0);
+    CHECK(strcmp(jstr(r.json, "reason", NULL), "invalid_argument") == 0);
+    CHECK(req_s(&r, "POST", "/txn", "{\"success\":[{\"request_put\":{\"key\":\"a\"}},"
+                                    "{\"request_put\":{\"key\":\"a\",\"lease\":\"x\"}}]}") == 400);
+    CHECK(r.json && strcmp(jstr(r.json, "error", NULL), "success[1].request_put.lease: expected an integer >= 0") == 0);
+    CHECK(req_s(&r, "POST", "/txn", "{\"success\":[{\"request_pat\":{}}]}") == 400);
+    CHECK(req_s(&r, "POST", "/txn", "{\"bogus\":1}") == 400);
+    CHECK(req_s(&r, "POST", "/txn", "not json") == 400);
+    CHECK(req_s(&r, "POST", "/txn", "{\"success\":[{\"request_put\":{\"key_base64\":\"!!\"}}]}") == 400);
+    CHECK(req_s(&r, "GET", "/kv/a?rev=0", NULL) == 200 || r.code == 404);
+    resp_free(&r);
+}
+
+static void test_compact(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/cmp", "1") == 200);
+    CHECK(req_s(&r, "PUT", "/kv/cmp", "2") == 200);
+    json_int_t rev = jint(r.json, "header", "revision");
+    char body[64], path[64];
+    snprintf(body, sizeof body, "{\"revision\":%lld}", (long long)rev);
+    CHECK(req_s(&r, "POST", "/compact", body) == 200);
+    CHECK(req_s(&r, "POST", "/compact", body) == 410);
+    CHECK(strcmp(jstr(r.json, "reason", NULL), "compacted") == 0);
+    snprintf(path, sizeof path, "/kv/cmp?rev=%lld", (long long)rev - 1);
+    CHECK(req_s(&r, "GET", path, NULL) == 410);
+    CHECK(jint(r.json, "compact_revision", NULL) == rev);
+    CHECK(req_s(&r, "POST", "/compact", "{\"revision\":99999999}") == 400);
+    CHECK(req_s(&r, "POST", "/compact", "{\"revision\":\"x\"}") == 400);
+    resp_free(&r);
+}
+
+/* ---- cluster, status, node errors ---- */
+
+static void test_members_native(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "POST", "/members", "{\"peer_urls\":[\"http://10.0.0.9:2380\"],"
+                                        "\"is_learner\":true}") == 201);
+    json_int_t id = jint(r.json, "member", "id");
+    CHECK(id > 0 && json_is_true(json_object_get(json_object_get(r.json, "member"), "is_learner")));
+    char path[64];
+    snprintf(path, sizeof path, "/members/%lld/promote", (long long)id);
+    CHECK(req_s(&r, "POST", path, NULL) == 200);
+    snprintf(path, sizeof path, "/members/%lld", (long long)id);
+    CHECK(req_s(&r, "DELETE", path, NULL) == 200);
+    CHECK(req_s(&r, "DELETE", "/members/x", NULL) == 400);
+    CHECK(req_s(&r, "POST", "/members", "{\"peer_urls\":[\"nope\"]}") == 400);
+    CHECK(req_s(&r, "POST", "/members", "{\"peer_urls\":[\"http://a:1\"],\"x\":1}") == 400);
+    resp_free(&r);
+}
+
+static void test_status_health_metrics(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "GET", "/status", NULL) == 200 && has_header_obj(&r));
+    CHECK(jint(r.json, "member_id", NULL) == 1 && strcmp(jstr(r.json, "version", NULL), "0.1.0") == 0);
+    CHECK(json_is_integer(json_object_get(r.json, "raft_applied_index")));
+    CHECK(req_s(&r, "GET", "/health", NULL) == 200);
+    CHECK(json_is_true(json_object_get(r.json, "health")));
+    fake_node_set_leader(nd, 0);
+    CHECK(req_s(&r, "GET", "/health", NULL) == 503);
+    CHECK(json_is_false(json_object_get(r.json, "health")));
+    fake_node_set_leader(nd, 1);
+    CHECK(req_s(&r, "GET", "/metrics", NULL) == 200);
+    buf_append(&r.body, "", 1);
+    CHECK(strstr((char *)r.body.data, "raftkv_revision "));
+    CHECK(strstr((char *)r.body.data, "raftkv_http_responses_total{code=\"2xx\"} "));
+    CHECK(req_s(&r, "GET", "/watch/k", NULL) == 501);
+    CHECK(req_s(&r, "POST", "/lease", "{}") == 501);
+    resp_free(&r);
+}
+
+static void test_node_errors(void)
+{
+    resp r = {0};
+    fake_node_fail_next(nd, NODE_ERR_NO_LEADER);
+    CHECK(req_s(&r, "PUT", "/kv/ne", "v") == 503);
+    CHECK(strcmp(jstr(r.json, "reason", NULL), "no_leader") == 0);
+    fake_node_fail_next(nd, NODE_ERR_TIMEOUT);
+    CHECK(req_s(&r, "GET", "/ne", NULL) == 503);
+    fake_node_fail_next(nd, NODE_ERR_CONF_PENDING);
+    CHECK(req_s(&r, "POST", "/7", "http://127.0.0.1:7000") == 409);
+    fake_node_fail_next(nd, NODE_ERR_INTERNAL);
+    CHECK(req_s(&r, "POST", "/txn", "{}") == 500);
+    CHECK(req_s(&r, "GET", "/kv/ne", NULL) == 404); /* nothing was written */
+    resp_free(&r);
+}
+
+/* ---- a request still waiting on the node when the server stops ---- */
+
+static void *put_in_thread(void *arg)
+{
+    resp r = {0};
+    *(long *)arg = req_s(&r, "PUT", "/kv/held", "v");
+    resp_free(&r);
+    return NULL;
+}
+
+static void test_stop_while_waiting(void)
+{
+    fake_node_hold(nd, true);
+    long code = 0;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, put_in_thread, &code) == 0);
+    fake_node_wait_held(nd, 1); /* the request is suspended on the node */
+    api_stop(srv);               /* MHD drops the connection */
+    srv = NULL;
+    pthread_join(t, NULL);
+    CHECK(code != 200);
+    fake_node_hold(nd, false); /* the callback now fires on a finished request */
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!mkdtemp(tmpdir))
+        return 1;
+    config cfg = {0};
+    cfg.data_dir = tmpdir;
+    if (node_create(&cfg, &nd) != 0)
+        return 1;
+    char err[256];
+    api_config ac = {0, MAX_BODY, 2, nd, node_kv(nd)};
+    srv = api_start(&ac, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "api_start: %s\n", err);
+        return 1;
+    }
+    port = api_port(srv);
+    RUN(test_root_put_get);
+    RUN(test_too_large);
+    RUN(test_405);
+    RUN(test_root_members);
+    RUN(test_native_put_get);
+    RUN(test_native_range_delete);
+    RUN(test_if_mod_revision);
+    RUN(test_bad_params);
+    RUN(test_raw);
+    RUN(test_base64);
+    RUN(test_txn);
+    RUN(test_txn_errors);
+    RUN(test_compact);
+    RUN(test_members_native);
+    RUN(test_status_health_metrics);
+    RUN(test_node_errors);
+    RUN(test_stop_while_waiting);
+    api_stop(srv);
+    node_destroy(nd);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmpdir);
+    curl_global_cleanup();
+    TEST_MAIN_END();
+}
