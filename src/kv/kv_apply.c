@@ -61,6 +61,8 @@ int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res)
             rc = KV_ERR_INTERNAL;
         kv_cmd_free(&c);
     }
+    if (rc == KV_ERR_INTERNAL)
+        res->err = KV_ERR_INTERNAL;
     res->revision = k->rev;
     res->compact_revision = k->compact;
     return rc == KV_ERR_INVALID ? KV_OK : rc;

@@ -6,6 +6,8 @@
 #include "../test.h"
 
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -888,6 +890,58 @@ static void test_reader_pool(void)
     store_close(&s);
 }
 
+/* ---- readers on other threads see one consistent view per read ---- */
+
+typedef struct {
+    store *s;
+    atomic_bool done;
+    atomic_int reads, bad;
+} race;
+
+static void *reader_loop(void *arg)
+{
+    race *r = arg;
+    kv_op all = {.type = KV_OP_RANGE, .span = {(const uint8_t *)"", 0, true, (const uint8_t *)"", 1}};
+    while (!atomic_load(&r->done)) {
+        kv_conn *c = kv_reader_acquire(r->s->k);
+        kv_op_result out;
+        int64_t hdr;
+        if (!c || kv_range(c, &all, &out, &hdr) != KV_OK) {
+            r->bad++;
+        } else {
+            /* every write adds one key: the count must match the header */
+            if (out.count != hdr - 1 || out.kvs.n != (size_t)out.count)
+                r->bad++;
+            kv_list_free(&out.kvs);
+        }
+        kv_reader_release(r->s->k, c);
+        r->reads++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers(void)
+{
+    store s;
+    store_open(&s);
+    race r = {.s = &s};
+    atomic_init(&r.done, false);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&th[i], NULL, reader_loop, &r) == 0);
+    for (int i = 0; i < 300; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%04d", i);
+        put(&s, key, "v");
+    }
+    atomic_store(&r.done, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECK(r.bad == 0 && r.reads > 0);
+    CHECK(kv_revision(s.k) == 301);
+    store_close(&s);
+}
+
 int main(void)
 {
     RUN(test_revisions);
@@ -908,5 +962,6 @@ int main(void)
     RUN(test_restore_refuses);
     RUN(test_damaged_open);
     RUN(test_reader_pool);
+    RUN(test_concurrent_readers);
     TEST_MAIN_END();
 }
