@@ -56,6 +56,7 @@ struct api_req {
     bool route_bad;    /* the path did not decode */
     buf body;
     bool too_large;
+    size_t drained;    /* body bytes seen and dropped after too_large */
     bool replied;
     bool queue_failed; /* MHD refused our response: close the connection */
     /* filled by the node callback */

@@ -263,25 +263,26 @@ static enum MHD_Result first_call(api *a, struct MHD_Connection *conn, const cha
     return r->queue_failed ? MHD_NO : MHD_YES;
 }
 
-/* Keeps at most max_body bytes; past that the request is answered 413
- * at once and the rest of the body is dropped as it arrives. */
-static void take_body(api_req *r, const char *data, size_t n)
+/* Keeps at most max_body bytes. Past that, libmicrohttpd (0.9.x) will not
+ * queue an answer until the body is read, so the rest is drained without
+ * being stored and 413 is answered at its end; a body that goes on for
+ * more than API_DRAIN_FACTOR limits gets its connection closed instead. */
+#define API_DRAIN_FACTOR 4
+
+static bool take_body(api_req *r, const char *data, size_t n)
 {
-    if (r->replied || r->too_large)
-        return;
+    if (r->replied || r->too_large) {
+        r->drained += n;
+        return r->drained / API_DRAIN_FACTOR <= r->a->max_body;
+    }
     if (n > r->a->max_body - r->body.len) {
         r->too_large = true;
+        r->drained = r->body.len + n;
         buf_free(&r->body);
-        api_reply_error(r, 413, "request_too_large", NULL, "body exceeds %zu bytes",
-                        r->a->max_body);
-        if (r->queue_failed) /* MHD wants the whole body first: answer at the end */
-            r->replied = r->queue_failed = false;
-        return;
+        return true;
     }
-    if (buf_append(&r->body, data, n) < 0) {
-        buf_free(&r->body);
-        api_reply_error(r, 500, "out_of_memory", NULL, "out of memory");
-    }
+    /* out of memory: no answer can be sent mid-body, so drop the connection */
+    return buf_append(&r->body, data, n) == 0;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -293,7 +294,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r)
         return first_call(cls, conn, url, method, con_cls);
     if (*upload_data_size) {
-        take_body(r, upload_data, *upload_data_size);
+        if (!take_body(r, upload_data, *upload_data_size))
+            return MHD_NO;
         *upload_data_size = 0;
     } else if (r->replied) {
         /* already answered (413 mid-body); nothing more to do */
