@@ -1,0 +1,744 @@
+/* features_test: one focused test per Raft core feature — elections,
+ * randomized timeouts, PreVote, CheckQuorum, replication, the Figure 8
+ * commit rule, ReadIndex, leader transfer, membership, snapshots and the
+ * conf change codec.
+ *
+ * Drives the core through the deterministic fixture (tests/raft/fixture.h)
+ * or, where a scenario needs exact control of messages, through raft.h
+ * directly. Must never peek at core internals beyond raft.h.
+ */
+#include "raft/raft.h"
+#include "../test.h"
+#include "fixture.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static fx *mk(int n, bool pre_vote, bool check_quorum, uint64_t seed)
+{
+    fx_options o;
+    memset(&o, 0, sizeof o);
+    o.seed = seed;
+    o.n_nodes = n;
+    o.election_tick = 10;
+    o.heartbeat_tick = 1;
+    o.pre_vote = pre_vote;
+    o.check_quorum = check_quorum;
+    o.max_inflight = 16;
+    return fx_new(&o);
+}
+
+/* Ticks everybody and delivers, `ticks` times. */
+static void run(fx *f, int ticks)
+{
+    for (int i = 0; i < ticks; i++) {
+        fx_tick_all(f);
+        fx_deliver(f, 100);
+    }
+}
+
+static raft_id elect(fx *f)
+{
+    fx_elect_any(f, 200);
+    fx_deliver(f, 100);
+    run(f, 2);
+    return fx_leader(f);
+}
+
+static raft_id other_than(fx *f, raft_id a, raft_id b)
+{
+    for (raft_id id = 1; id <= FX_MAX_NODES; id++)
+        if (id != a && id != b && fx_raft(f, id))
+            return id;
+    return 0;
+}
+
+/* ---- single node, on the raw API ---- */
+
+static void test_single_node_direct(void)
+{
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1,
+                       .max_inflight = 8, .seed = 42};
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
+    init.conf.n_voters = 1;
+    init.conf.voters[0] = 1;
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == 0);
+    if (!r)
+        return;
+    CHECK(raft_propose(r, (const uint8_t *)"x", 1) == RAFT_ERR_NO_LEADER);
+    for (int i = 0; i < 30 && raft_role_get(r) != RAFT_LEADER; i++)
+        raft_tick(r);
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    CHECK(raft_term_get(r) == 1);
+    CHECK(raft_propose(r, (const uint8_t *)"hello", 5) == 0);
+    raft_ready rd;
+    CHECK(raft_has_ready(r));
+    CHECK(raft_ready_get(r, &rd) == 0);
+    CHECK(rd.has_hard_state && rd.hs.term == 1 && rd.hs.vote == 1 && rd.hs.commit == 2);
+    CHECK(rd.n_entries == 2 && rd.entries[1].len == 5);
+    CHECK(rd.n_committed == 2 && memcmp(rd.committed[1].data, "hello", 5) == 0);
+    CHECK(rd.n_messages == 0);
+    CHECK(raft_advance(r, &rd) == 0);
+    CHECK(raft_applied_index(r) == 2);
+    CHECK(!raft_has_ready(r));
+    /* A read in a single-voter cluster is confirmed at once. */
+    CHECK(raft_read_index(r, 77) == 0);
+    CHECK(raft_ready_get(r, &rd) == 0);
+    CHECK(rd.n_reads == 1 && rd.reads[0].context == 77 && rd.reads[0].index == 2);
+    raft_advance(r, &rd);
+    raft_snapshot_meta meta;
+    CHECK(raft_snapshot_taken(r, 2, &meta) == 0);
+    CHECK(meta.index == 2 && meta.term == 1 && meta.conf.n_voters == 1);
+    CHECK(raft_first_index(r) == 3);
+    CHECK(raft_snapshot_taken(r, 5, &meta) == RAFT_ERR_INVALID);
+    raft_free(r);
+}
+
+/* ---- elections ---- */
+
+static void test_election(void)
+{
+    fx *f = mk(3, false, false, 1);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    if (l) {
+        raft_term t = raft_term_get(fx_raft(f, l));
+        for (raft_id id = 1; id <= 3; id++) {
+            CHECK(raft_term_get(fx_raft(f, id)) == t);
+            CHECK(raft_leader(fx_raft(f, id)) == l);
+            CHECK(id == l || raft_role_get(fx_raft(f, id)) == RAFT_FOLLOWER);
+        }
+        CHECK(fx_applied(f, l) >= 1); /* the leader's no-op committed */
+    }
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+/* Identical nodes differ only in id: their first campaigns must fall in
+ * [election_tick, 2*election_tick) and not all on the same tick. */
+static void test_randomized_timeout(void)
+{
+    int first = -1;
+    bool spread = false;
+    for (raft_id id = 1; id <= 7; id++) {
+        raft_config cfg = {.id = id, .election_tick = 10, .heartbeat_tick = 1,
+                           .max_inflight = 8, .seed = 7};
+        raft_init_state init;
+        memset(&init, 0, sizeof init);
+        for (raft_id v = 1; v <= 7; v++)
+            init.conf.voters[init.conf.n_voters++] = v;
+        raft *r = NULL;
+        CHECK(raft_new(&cfg, &init, &r) == 0);
+        if (!r)
+            return;
+        int ticks = 0;
+        while (raft_role_get(r) == RAFT_FOLLOWER && ticks < 100) {
+            raft_tick(r);
+            ticks++;
+        }
+        CHECK_MSG(ticks >= 10 && ticks < 20, "node %d campaigned after %d ticks", (int)id, ticks);
+        CHECK(raft_role_get(r) == RAFT_CANDIDATE);
+        if (first >= 0 && ticks != first)
+            spread = true;
+        first = ticks;
+        raft_free(r);
+    }
+    CHECK(spread);
+}
+
+/* A partitioned follower with PreVote cannot raise its term, so when it
+ * comes back it does not depose the leader. */
+static void test_prevote_rejoin(void)
+{
+    fx *f = mk(3, true, false, 3);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    raft_id iso = other_than(f, l, 0);
+    raft_term t = raft_term_get(fx_raft(f, l));
+    fx_isolate(f, iso);
+    /* The majority moves on, so the isolated log is behind. */
+    CHECK(fx_propose(f, l, "a") == 0);
+    run(f, 60);
+    CHECK(raft_term_get(fx_raft(f, iso)) == t);
+    CHECK(raft_role_get(fx_raft(f, iso)) == RAFT_PRE_CANDIDATE);
+    fx_heal(f);
+    run(f, 40);
+    CHECK(fx_leader(f) == l);
+    CHECK(raft_term_get(fx_raft(f, l)) == t);
+    CHECK(raft_term_get(fx_raft(f, iso)) == t);
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+/* Without PreVote the same scenario bumps the term: shows the test above
+ * can fail. */
+static void test_no_prevote_disrupts(void)
+{
+    fx *f = mk(3, false, false, 3);
+    raft_id l = elect(f);
+    raft_id iso = other_than(f, l, 0);
+    raft_term t = raft_term_get(fx_raft(f, l));
+    fx_isolate(f, iso);
+    run(f, 60);
+    CHECK(raft_term_get(fx_raft(f, iso)) > t);
+    fx_free(f);
+}
+
+static void test_check_quorum_steps_down(void)
+{
+    fx *f = mk(3, true, true, 5);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    fx_isolate(f, l);
+    for (int i = 0; i < 25; i++) {
+        fx_tick(f, l);
+        fx_deliver(f, 10);
+    }
+    CHECK(raft_role_get(fx_raft(f, l)) != RAFT_LEADER);
+    /* The rest elect a new leader once their lease ran out. */
+    run(f, 60);
+    raft_id nl = fx_leader(f);
+    CHECK(nl != 0 && nl != l);
+    fx_heal(f);
+    run(f, 30);
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+/* ---- replication ---- */
+
+static void test_replication_and_commit(void)
+{
+    fx *f = mk(5, true, true, 9);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    raft_id fol = other_than(f, l, 0);
+    CHECK(fx_propose(f, l, "one") == 0);
+    CHECK(fx_propose(f, fol, "two") == 0); /* forwarded */
+    fx_deliver(f, 100);
+    run(f, 3);
+    raft_index n = fx_applied(f, l);
+    CHECK(n >= 3);
+    for (raft_id id = 1; id <= 5; id++) {
+        CHECK(fx_applied(f, id) == n);
+        bool one = false, two = false;
+        for (raft_index i = 1; i <= n; i++) {
+            const char *d = fx_applied_data(f, id, i);
+            one |= d && strcmp(d, "one") == 0;
+            two |= d && strcmp(d, "two") == 0;
+        }
+        CHECK(one && two);
+    }
+    /* Two nodes down: three of five still commit. */
+    raft_id a = other_than(f, l, 0), b = other_than(f, l, a);
+    fx_crash(f, a);
+    fx_crash(f, b);
+    CHECK(fx_propose(f, l, "three") == 0);
+    run(f, 3);
+    CHECK(fx_applied(f, l) == n + 1);
+    fx_restart(f, a);
+    fx_restart(f, b);
+    run(f, 10);
+    CHECK(fx_applied(f, a) == n + 1 && fx_applied(f, b) == n + 1);
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+/* Steps a message into r (by value) and drains its Ready. */
+static void step_and_drain(raft *r, raft_msg m, raft_ready *last)
+{
+    CHECK(raft_step(r, &m) == 0);
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        if (last)
+            *last = rd;
+        raft_advance(r, &rd);
+    }
+}
+
+/* Figure 8: a leader of term 3 holding an entry of term 2 replicated on a
+ * majority must not commit it by counting; it commits only when its own
+ * term-3 entry reaches a majority. */
+static void test_no_commit_of_old_term_by_counting(void)
+{
+    raft_entry ents[2] = {{.term = 1, .index = 1}, {.term = 2, .index = 2}};
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
+    init.hs.term = 2;
+    init.conf.n_voters = 3;
+    init.conf.voters[0] = 1, init.conf.voters[1] = 2, init.conf.voters[2] = 3;
+    init.entries = ents;
+    init.n_entries = 2;
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1,
+                       .max_inflight = 8, .seed = 1};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == 0);
+    if (!r)
+        return;
+    while (raft_role_get(r) != RAFT_CANDIDATE)
+        raft_tick(r);
+    CHECK(raft_term_get(r) == 3);
+    raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 3};
+    step_and_drain(r, v, NULL);
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    CHECK(raft_last_index(r) == 3); /* the no-op */
+    /* Node 2 acknowledges the term-2 entry only: 2 of 3 hold index 2. */
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 3, .index = 2};
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_match_index(r, 2) == 2);
+    CHECK(raft_commit_index(r) == 0);
+    ack.index = 3;
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_commit_index(r) == 3);
+    CHECK(raft_applied_index(r) == 3);
+    raft_free(r);
+}
+
+/* A follower refuses to truncate committed entries, even when asked. */
+static void test_follower_rejects_forged_append(void)
+{
+    raft_entry ents[2] = {{.term = 1, .index = 1}, {.term = 1, .index = 2}};
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
+    init.hs.term = 1;
+    init.hs.commit = 2;
+    init.applied = 2;
+    init.conf.n_voters = 2;
+    init.conf.voters[0] = 1, init.conf.voters[1] = 2;
+    init.entries = ents;
+    init.n_entries = 2;
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == 0);
+    if (!r)
+        return;
+    raft_entry bad = {.term = 2, .index = 2};
+    raft_msg m = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 2, .index = 1,
+                  .log_term = 1, .commit = 2, .n_entries = 1, .entries = &bad};
+    step_and_drain(r, m, NULL);
+    CHECK(raft_last_index(r) == 2);
+    CHECK(raft_term_get(r) == 2);
+    /* Malformed messages are refused outright. */
+    raft_entry gap = {.term = 2, .index = 9};
+    m.entries = &gap;
+    CHECK(raft_step(r, &m) == RAFT_ERR_INVALID);
+    m.entries = NULL;
+    CHECK(raft_step(r, &m) == RAFT_ERR_INVALID);
+    m.n_entries = 0;
+    m.type = 99;
+    CHECK(raft_step(r, &m) == RAFT_ERR_INVALID);
+    raft_free(r);
+}
+
+/* ---- ReadIndex ---- */
+
+static void test_read_index(void)
+{
+    fx *f = mk(3, true, true, 11);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    raft_id fol = other_than(f, l, 0);
+    CHECK(fx_propose(f, l, "w") == 0);
+    fx_deliver(f, 100);
+    raft_index idx = 0;
+    CHECK(fx_read_index(f, l, 100) == 0);
+    fx_deliver(f, 100);
+    CHECK(fx_read_done(f, l, 100, &idx));
+    CHECK(idx >= 2);
+    CHECK(fx_read_index(f, fol, 200) == 0);
+    fx_deliver(f, 100);
+    CHECK(fx_read_done(f, fol, 200, &idx));
+    CHECK(idx >= 2);
+
+    /* Leader alone in a minority: its read never completes. */
+    fx_isolate(f, l);
+    CHECK(fx_read_index(f, l, 300) == 0);
+    for (int i = 0; i < 8; i++) {
+        fx_tick(f, l);
+        fx_deliver(f, 10);
+    }
+    CHECK(!fx_read_done(f, l, 300, NULL));
+    /* A follower cut off from the leader cannot complete one either. */
+    raft_id fol2 = other_than(f, l, fol);
+    fx_heal(f);
+    fx_isolate(f, fol2);
+    fx_read_index(f, fol2, 400);
+    fx_deliver(f, 100);
+    CHECK(!fx_read_done(f, fol2, 400, NULL));
+    fx_heal(f);
+    run(f, 5);
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+/* A new leader answers only after committing in its term; direct test. */
+static void test_read_index_waits_for_term_commit(void)
+{
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
+    init.conf.n_voters = 3;
+    init.conf.voters[0] = 1, init.conf.voters[1] = 2, init.conf.voters[2] = 3;
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == 0);
+    if (!r)
+        return;
+    while (raft_role_get(r) != RAFT_CANDIDATE)
+        raft_tick(r);
+    raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
+    step_and_drain(r, v, NULL);
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    CHECK(raft_read_index(r, 5) == 0);
+    /* Heartbeat acks before the no-op commits must not release it. */
+    raft_ready rd;
+    memset(&rd, 0, sizeof rd);
+    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = 1, .context = 0};
+    step_and_drain(r, hb, &rd);
+    CHECK(rd.n_reads == 0);
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    rd.n_reads = 0;
+    step_and_drain(r, ack, &rd);
+    CHECK(raft_commit_index(r) == 1);
+    CHECK(rd.n_reads == 0); /* the round has started but is not confirmed */
+    /* The round's heartbeat carries context 1 (the first round); a later
+     * round's ack would confirm it too. */
+    bool got = false;
+    hb.context = 1;
+    CHECK(raft_step(r, &hb) == 0);
+    while (raft_has_ready(r)) {
+        raft_ready_get(r, &rd);
+        for (size_t i = 0; i < rd.n_reads; i++)
+            got |= rd.reads[i].context == 5 && rd.reads[i].index == 1;
+        raft_advance(r, &rd);
+    }
+    CHECK(got);
+    raft_free(r);
+}
+
+/* ---- leader transfer ---- */
+
+static void test_leader_transfer(void)
+{
+    fx *f = mk(3, true, true, 13);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    raft_id target = other_than(f, l, 0);
+    raft_term t = raft_term_get(fx_raft(f, l));
+    CHECK(raft_transfer_leader(fx_raft(f, l), target) == 0);
+    fx_tick(f, l); /* flush the leader's Ready */
+    fx_deliver(f, 100);
+    CHECK(fx_leader(f) == target);
+    CHECK(raft_term_get(fx_raft(f, target)) == t + 1);
+    /* During a transfer to an unreachable node proposals are refused,
+     * and the transfer is abandoned after an election timeout. */
+    raft_id nl = fx_leader(f);
+    raft_id dead = other_than(f, nl, 0);
+    fx_isolate(f, dead);
+    CHECK(fx_propose(f, nl, "p") == 0);
+    run(f, 2);
+    CHECK(raft_transfer_leader(fx_raft(f, nl), dead) == 0);
+    CHECK(fx_propose(f, nl, "q") == RAFT_ERR_TRANSFERRING);
+    run(f, 12);
+    CHECK(fx_leader(f) == nl);
+    CHECK(fx_propose(f, nl, "r") == 0);
+    fx_heal(f);
+    run(f, 5);
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+/* ---- membership ---- */
+
+static bool has_data(fx *f, raft_id id, const char *want)
+{
+    for (raft_index i = 1; i <= fx_applied(f, id); i++) {
+        const char *d = fx_applied_data(f, id, i);
+        if (d && strcmp(d, want) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void test_add_voter(void)
+{
+    fx *f = mk(3, true, true, 17);
+    raft_id l = elect(f);
+    CHECK(fx_add_node(f, 4) == 0);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_ADD_VOTER, 4) == 0);
+    run(f, 10);
+    CHECK(raft_is_voter(fx_raft(f, l), 4));
+    CHECK(raft_is_voter(fx_raft(f, 4), 4));
+    CHECK(fx_propose(f, l, "after") == 0);
+    run(f, 3);
+    CHECK(has_data(f, 4, "after"));
+    /* 4 voters: a quorum is 3, so the leader plus one is not enough. */
+    raft_id a = other_than(f, l, 4);
+    fx_crash(f, a);
+    fx_crash(f, 4);
+    CHECK(fx_propose(f, l, "stuck") == 0);
+    run(f, 3);
+    CHECK(!has_data(f, l, "stuck"));
+    fx_restart(f, 4);
+    run(f, 5);
+    CHECK(has_data(f, l, "stuck"));
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+static void test_learner(void)
+{
+    fx *f = mk(3, true, true, 19);
+    raft_id l = elect(f);
+    CHECK(fx_add_node(f, 4) == 0);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_ADD_LEARNER, 4) == 0);
+    run(f, 10);
+    CHECK(raft_is_learner(fx_raft(f, l), 4));
+    CHECK(fx_propose(f, l, "L") == 0);
+    run(f, 3);
+    CHECK(has_data(f, 4, "L")); /* learners replicate */
+    /* Not counted in the quorum: leader + learner cannot commit. */
+    raft_id a = other_than(f, l, 4), b = 0;
+    for (raft_id id = 1; id <= 3; id++)
+        if (id != l && id != a)
+            b = id;
+    fx_crash(f, a);
+    fx_crash(f, b);
+    CHECK(fx_propose(f, l, "nq") == 0);
+    run(f, 3);
+    CHECK(!has_data(f, l, "nq"));
+    /* A learner never campaigns, whatever happens to the leader. */
+    fx_crash(f, l);
+    run(f, 80);
+    CHECK(raft_role_get(fx_raft(f, 4)) == RAFT_FOLLOWER);
+    CHECK(fx_leader(f) == 0);
+    fx_restart(f, l);
+    fx_restart(f, a);
+    fx_restart(f, b);
+    run(f, 60);
+    raft_id nl = fx_leader(f);
+    CHECK(nl != 0 && nl != 4);
+    /* Promote it: now it votes and counts. */
+    CHECK(fx_propose_conf(f, nl, RAFT_CONF_PROMOTE, 4) == 0);
+    run(f, 10);
+    CHECK(raft_is_voter(fx_raft(f, nl), 4));
+    CHECK(raft_is_voter(fx_raft(f, 4), 4));
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+static void test_learner_refuses_vote(void)
+{
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
+    init.conf.n_voters = 2;
+    init.conf.voters[0] = 1, init.conf.voters[1] = 2;
+    init.conf.n_learners = 1;
+    init.conf.learners[0] = 3;
+    raft_config cfg = {.id = 3, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == 0);
+    if (!r)
+        return;
+    raft_ready rd;
+    memset(&rd, 0, sizeof rd);
+    raft_msg v = {.type = RAFT_MSG_VOTE, .from = 1, .to = 3, .term = 1};
+    CHECK(raft_step(r, &v) == 0);
+    CHECK(raft_ready_get(r, &rd) == 0);
+    CHECK(rd.n_messages == 1 && rd.messages[0].type == RAFT_MSG_VOTE_RESP &&
+          rd.messages[0].reject);
+    raft_advance(r, &rd);
+    for (int i = 0; i < 100; i++)
+        raft_tick(r);
+    CHECK(raft_role_get(r) == RAFT_FOLLOWER);
+    raft_free(r);
+}
+
+static void test_remove_leader(void)
+{
+    fx *f = mk(3, true, true, 23);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_REMOVE, l) == 0);
+    run(f, 3);
+    CHECK(raft_role_get(fx_raft(f, l)) != RAFT_LEADER);
+    CHECK(!raft_is_voter(fx_raft(f, l), l));
+    run(f, 60);
+    raft_id nl = fx_leader(f);
+    CHECK(nl != 0 && nl != l);
+    if (nl) {
+        CHECK(raft_conf_get(fx_raft(f, nl))->n_voters == 2);
+        CHECK(fx_propose(f, nl, "two-node") == 0);
+        run(f, 3);
+        CHECK(has_data(f, other_than(f, nl, l), "two-node"));
+    }
+    /* The removed node never campaigns again. */
+    CHECK(raft_role_get(fx_raft(f, l)) == RAFT_FOLLOWER);
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+static void test_conf_change_pending(void)
+{
+    fx *f = mk(3, true, true, 29);
+    raft_id l = elect(f);
+    CHECK(fx_add_node(f, 4) == 0);
+    CHECK(fx_add_node(f, 5) == 0);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_ADD_LEARNER, 4) == 0);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_ADD_LEARNER, 5) == RAFT_ERR_CONF_PENDING);
+    run(f, 5);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_ADD_LEARNER, 5) == 0);
+    run(f, 5);
+    CHECK(raft_is_learner(fx_raft(f, l), 5));
+    /* Invalid changes are refused up front. */
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_ADD_VOTER, 5) == RAFT_ERR_INVALID);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_PROMOTE, 1) == RAFT_ERR_INVALID);
+    CHECK(fx_propose_conf(f, l, 77, 6) == RAFT_ERR_INVALID);
+    fx_free(f);
+}
+
+/* ---- snapshots ---- */
+
+static void test_snapshot_catch_up(void)
+{
+    fx_options o;
+    memset(&o, 0, sizeof o);
+    o.seed = 31;
+    o.n_nodes = 3;
+    o.pre_vote = true;
+    o.check_quorum = true;
+    o.snapshot_every = 5;
+    o.snapshot_keep = 2;
+    fx *f = fx_new(&o);
+    raft_id l = elect(f);
+    raft_id lag = other_than(f, l, 0);
+    fx_isolate(f, lag);
+    char buf[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(buf, sizeof buf, "v%d", i);
+        CHECK(fx_propose(f, l, buf) == 0);
+        fx_deliver(f, 100);
+    }
+    run(f, 2);
+    CHECK(raft_first_index(fx_raft(f, l)) > raft_last_index(fx_raft(f, lag)) + 1);
+    fx_heal(f);
+    run(f, 20);
+    CHECK(fx_applied(f, lag) == fx_applied(f, l));
+    CHECK(has_data(f, lag, "v29"));
+    CHECK(raft_first_index(fx_raft(f, lag)) > 2); /* it installed a snapshot */
+    CHECK(fx_propose(f, l, "post") == 0);
+    run(f, 3);
+    CHECK(has_data(f, lag, "post"));
+    /* It survives a restart from its installed snapshot. */
+    fx_crash(f, lag);
+    fx_restart(f, lag);
+    run(f, 5);
+    CHECK(has_data(f, lag, "post"));
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
+/* ---- codec ---- */
+
+static void test_conf_change_codec(void)
+{
+    const uint8_t ctx[] = "http://127.0.0.1:42379";
+    raft_conf_change cc = {.op = RAFT_CONF_ADD_VOTER, .id = 0x0102030405060708ull,
+                           .ctx_len = sizeof ctx - 1, .ctx = ctx};
+    uint8_t buf[64];
+    size_t n = raft_conf_change_encode(&cc, buf, sizeof buf);
+    CHECK(n == raft_conf_change_size(&cc) && n == 13 + sizeof ctx - 1);
+    CHECK(raft_conf_change_encode(&cc, buf, n - 1) == 0);
+    raft_conf_change out;
+    CHECK(raft_conf_change_decode(buf, n, &out) == 0);
+    CHECK(out.op == cc.op && out.id == cc.id && out.ctx_len == cc.ctx_len);
+    CHECK(memcmp(out.ctx, ctx, cc.ctx_len) == 0);
+    CHECK(buf[1] == 0x08); /* little endian */
+    /* Garbage: truncated, trailing bytes, bad op, id 0, lying length. */
+    CHECK(raft_conf_change_decode(buf, n - 1, &out) == RAFT_ERR_INVALID);
+    CHECK(raft_conf_change_decode(buf, 5, &out) == RAFT_ERR_INVALID);
+    CHECK(raft_conf_change_decode(NULL, 0, &out) == RAFT_ERR_INVALID);
+    uint8_t big[80];
+    memcpy(big, buf, n);
+    big[n] = 0;
+    CHECK(raft_conf_change_decode(big, n + 1, &out) == RAFT_ERR_INVALID);
+    buf[0] = 9;
+    CHECK(raft_conf_change_decode(buf, n, &out) == RAFT_ERR_INVALID);
+    buf[0] = RAFT_CONF_REMOVE;
+    memset(buf + 1, 0, 8);
+    CHECK(raft_conf_change_decode(buf, n, &out) == RAFT_ERR_INVALID);
+    buf[1] = 3;
+    buf[9] = 0xff, buf[10] = 0xff, buf[11] = 0xff, buf[12] = 0xff;
+    CHECK(raft_conf_change_decode(buf, n, &out) == RAFT_ERR_INVALID);
+    /* Random bytes never crash the decoder. */
+    uint64_t s = 12345;
+    for (int i = 0; i < 2000; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        size_t len = (size_t)(s >> 58);
+        for (size_t j = 0; j < len; j++)
+            big[j] = (uint8_t)(s >> (j % 56));
+        if (raft_conf_change_decode(big, len, &out) == 0)
+            CHECK(out.ctx_len == len - 13);
+    }
+    /* raft_conf_apply rules. */
+    raft_conf c;
+    memset(&c, 0, sizeof c);
+    raft_conf_change add = {.op = RAFT_CONF_ADD_LEARNER, .id = 7};
+    CHECK(raft_conf_apply(&c, &add) == 0 && c.n_learners == 1);
+    CHECK(raft_conf_apply(&c, &add) == RAFT_ERR_INVALID);
+    add.op = RAFT_CONF_PROMOTE;
+    CHECK(raft_conf_apply(&c, &add) == 0 && c.n_voters == 1 && c.n_learners == 0);
+    CHECK(raft_conf_apply(&c, &add) == RAFT_ERR_INVALID);
+    add.op = RAFT_CONF_REMOVE;
+    CHECK(raft_conf_apply(&c, &add) == 0 && c.n_voters == 0);
+    CHECK(!raft_conf_has(&c, 7));
+    for (raft_id id = 1; id <= RAFT_MAX_MEMBERS; id++) {
+        raft_conf_change a = {.op = RAFT_CONF_ADD_VOTER, .id = id};
+        CHECK(raft_conf_apply(&c, &a) == 0);
+    }
+    raft_conf_change extra = {.op = RAFT_CONF_ADD_VOTER, .id = 100};
+    CHECK(raft_conf_apply(&c, &extra) == RAFT_ERR_TOO_MANY);
+}
+
+static void test_msg_clone(void)
+{
+    uint8_t d[3] = {1, 2, 3};
+    raft_entry e = {.term = 1, .index = 5, .len = 3, .data = d};
+    raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .n_entries = 1, .entries = &e};
+    raft_msg c;
+    CHECK(raft_msg_clone(&m, &c) == 0);
+    CHECK(c.entries != m.entries && c.entries[0].data != d);
+    CHECK(c.entries[0].len == 3 && memcmp(c.entries[0].data, d, 3) == 0);
+    raft_msg_release(&c);
+    CHECK(c.entries == NULL && c.n_entries == 0);
+    CHECK(strcmp(raft_msg_type_name(RAFT_MSG_SNAP), "SNAP") == 0);
+    CHECK(strcmp(raft_msg_type_name(1000), "?") == 0);
+    CHECK(strcmp(raft_role_name(RAFT_LEADER), "leader") == 0);
+}
+
+int main(void)
+{
+    RUN(test_single_node_direct);
+    RUN(test_election);
+    RUN(test_randomized_timeout);
+    RUN(test_prevote_rejoin);
+    RUN(test_no_prevote_disrupts);
+    RUN(test_check_quorum_steps_down);
+    RUN(test_replication_and_commit);
+    RUN(test_no_commit_of_old_term_by_counting);
+    RUN(test_follower_rejects_forged_append);
+    RUN(test_read_index);
+    RUN(test_read_index_waits_for_term_commit);
+    RUN(test_leader_transfer);
+    RUN(test_add_voter);
+    RUN(test_learner);
+    RUN(test_learner_refuses_vote);
+    RUN(test_remove_leader);
+    RUN(test_conf_change_pending);
+    RUN(test_snapshot_catch_up);
+    RUN(test_conf_change_codec);
+    RUN(test_msg_clone);
+    TEST_MAIN_END();
+}
