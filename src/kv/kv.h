@@ -127,6 +127,10 @@ typedef struct {
  * RANGE failure op. Encoders validate and return KV_ERR_INVALID for a
  * request that apply would reject, so bad input is refused before it is
  * proposed. */
+/* Both append to out (left unchanged on failure). Within one branch a key
+ * may be written once: two PUTs of a key, or a PUT inside a DELETE range,
+ * are KV_ERR_INVALID (as in etcd). RANGE ops inside a txn see the txn's
+ * own earlier writes (as in etcd). */
 int kv_encode_txn(const kv_txn *t, buf *out);
 int kv_encode_compact(int64_t revision, buf *out);
 
@@ -173,7 +177,12 @@ int kv_apply_begin(kv *k);
  * Returns KV_ERR_INTERNAL only for SQLite failure. */
 int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res);
 enum kv_member_op { KV_MEMBER_ADD = 1, KV_MEMBER_ADD_LEARNER, KV_MEMBER_REMOVE, KV_MEMBER_PROMOTE };
+/* KV_OK; KV_ERR_INVALID (id 0, unknown op, no URL) or KV_ERR_NOT_FOUND
+ * (REMOVE/PROMOTE of an unknown id) change nothing; KV_ERR_INTERNAL only
+ * for SQLite failure. ADD of a known id replaces its URL and role. */
 int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url);
+/* Without an open batch, opens one (an entry with no kv effect still
+ * records its index). */
 int kv_apply_commit(kv *k, uint64_t index, uint64_t term);
 void kv_apply_rollback(kv *k);
 
@@ -188,7 +197,7 @@ int kv_restore(kv *k, const char *path, char *err, size_t errlen);
 
 /* ---- reads (any thread) ---- */
 
-kv_conn *kv_reader_acquire(kv *k); /* NULL on failure */
+kv_conn *kv_reader_acquire(kv *k); /* NULL on failure or when all 64 are busy (never blocks) */
 void kv_reader_release(kv *k, kv_conn *c);
 
 /* Range read at req->rev (0: current). *header_rev gets the revision the
@@ -224,7 +233,9 @@ void kv_event_list_free(kv_event_list *l);
 
 /* Events in span with revision >= from_rev, in revision order, whole
  * revisions only, stopping after max_events (but never in the middle of a
- * revision). *next_rev gets the revision to resume from. KV_ERR_COMPACTED
+ * revision; at least one whole revision if any). *next_rev gets the
+ * revision to resume from: last returned revision + 1 when max_events cut
+ * the answer, else max(current revision + 1, from_rev). KV_ERR_COMPACTED
  * if from_rev <= compact revision. */
 int kv_history(kv_conn *c, const kv_span *span, int64_t from_rev, size_t max_events,
                bool with_prev, kv_event_list *out, int64_t *next_rev);

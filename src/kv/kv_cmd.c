@@ -243,6 +243,21 @@ static bool rd_count(reader *r, uint32_t *n)
     return rd_u32(r, n) == 0 && *n <= KV_MAX_TXN_OPS;
 }
 
+/* Allocates before parsing only as much as the count allows: a count is
+ * capped, so hostile input cannot ask for a large allocation. */
+static int rd_ops(reader *r, kv_op **ops, uint32_t *n)
+{
+    if (!rd_count(r, n))
+        return KV_ERR_INVALID;
+    *ops = calloc(*n ? *n : 1, sizeof **ops);
+    if (!*ops)
+        return KV_ERR_INTERNAL;
+    for (uint32_t i = 0; i < *n; i++)
+        if (!rd_op(r, &(*ops)[i]))
+            return KV_ERR_INVALID;
+    return KV_OK;
+}
+
 static int decode_txn(reader *r, kv_cmd *c)
 {
     uint32_t nc, ns, nf;
@@ -254,21 +269,12 @@ static int decode_txn(reader *r, kv_cmd *c)
     for (uint32_t i = 0; i < nc; i++)
         if (!rd_compare(r, &c->cmp[i]))
             return KV_ERR_INVALID;
-    /* Ops of both branches share one array; failure ops start at ns. */
-    c->ops = calloc(2 * KV_MAX_TXN_OPS, sizeof *c->ops);
-    if (!c->ops)
-        return KV_ERR_INTERNAL;
-    if (!rd_count(r, &ns))
-        return KV_ERR_INVALID;
-    for (uint32_t i = 0; i < ns; i++)
-        if (!rd_op(r, &c->ops[i]))
-            return KV_ERR_INVALID;
-    if (!rd_count(r, &nf))
-        return KV_ERR_INVALID;
-    for (uint32_t i = 0; i < nf; i++)
-        if (!rd_op(r, &c->ops[ns + i]))
-            return KV_ERR_INVALID;
-    c->txn = (kv_txn){nc, c->cmp, ns, c->ops, nf, c->ops + ns};
+    int rc = rd_ops(r, &c->ops, &ns);
+    if (rc == KV_OK)
+        rc = rd_ops(r, &c->fops, &nf);
+    if (rc != KV_OK)
+        return rc;
+    c->txn = (kv_txn){nc, c->cmp, ns, c->ops, nf, c->fops};
     return kv_txn_validate(&c->txn);
 }
 
@@ -297,5 +303,6 @@ void kv_cmd_free(kv_cmd *c)
 {
     free(c->cmp);
     free(c->ops);
+    free(c->fops);
     memset(c, 0, sizeof *c);
 }

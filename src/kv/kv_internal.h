@@ -73,7 +73,8 @@ typedef struct {
     int kind;
     kv_txn txn;
     kv_compare *cmp;
-    kv_op *ops; /* success ops then failure ops */
+    kv_op *ops;  /* success */
+    kv_op *fops; /* failure */
     int64_t compact_rev;
 } kv_cmd;
 
