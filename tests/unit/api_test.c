@@ -305,6 +305,10 @@ static void test_native_range_delete(void)
     CHECK(req_s(&r, "GET", "/kv/p/1?range_end=p/3", NULL) == 200);
     CHECK(jint(r.json, "count", NULL) == 2);
     CHECK(req_s(&r, "GET", "/kv/p/?prefix=true&range_end=x", NULL) == 400);
+    CHECK(req_s(&r, "GET", "/kv/?prefix=true&count_only=true", NULL) == 200); /* every key */
+    CHECK(jint(r.json, "count", NULL) >= 3);
+    CHECK(req_s(&r, "PUT", "/kv/z%00z", "nul") == 200); /* a zero byte inside a key */
+    CHECK(req_s(&r, "GET", "/z%00z", NULL) == 200 && body_is(&r, "nul"));
     CHECK(req_s(&r, "DELETE", "/kv/p/?prefix=true&prev_kv=true", NULL) == 200);
     CHECK(jint(r.json, "deleted", NULL) == 3);
     CHECK(json_array_size(json_object_get(r.json, "prev_kvs")) == 3);
