@@ -19,7 +19,7 @@
 typedef unsigned long long ull;
 
 #define SIM_DEFAULT_SEEDS 2000
-#define SIM_DEFAULT_STEPS 1500
+#define SIM_DEFAULT_STEPS 3000
 #define SIM_GROUP 100
 #define SIM_SETTLE_TICKS 400
 
