@@ -3,7 +3,10 @@
  * behave alike. Must never perform a request itself. */
 #include "transport/transport_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,20 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 /* curl_global_init is not thread-safe on every libcurl build: run it once,
  * before any transport thread exists. */
 void transport_curl_global_init(void) { pthread_once(&curl_once, curl_init_once); }
+
+/* Outgoing peer connections leave from this node's own peer address, so
+ * that a firewall rule on (source, destination) cuts exactly one link of
+ * the cluster — the fault harness partitions loopback clusters this way.
+ * Set once by transport_start, before any request thread runs. */
+static char source_addr[64];
+
+void transport_curl_set_source(const char *host)
+{
+    struct in_addr a;
+    source_addr[0] = '\0';
+    if (host && inet_pton(AF_INET, host, &a) == 1 && a.s_addr != htonl(INADDR_ANY))
+        snprintf(source_addr, sizeof source_addr, "host!%s", host);
+}
 
 static size_t discard_body(char *p, size_t size, size_t nmemb, void *ud)
 {
@@ -27,6 +44,8 @@ void transport_curl_common(CURL *e, long connect_ms)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    if (source_addr[0])
+        curl_easy_setopt(e, CURLOPT_INTERFACE, source_addr);
     /* peer URLs come from membership changes: never follow them into
      * file:// or anything else */
 #if LIBCURL_VERSION_NUM >= 0x075500

@@ -30,6 +30,7 @@ transport *transport_start(const transport_config *cfg, char *err, size_t errlen
         return NULL;
     }
     t->cfg = *cfg;
+    transport_curl_set_source(cfg->listen_host);
     t->listen_host = xstrdup(cfg->listen_host ? cfg->listen_host : "");
     t->data_dir = xstrdup(cfg->data_dir ? cfg->data_dir : ".");
     if (!t->listen_host || !t->data_dir) {

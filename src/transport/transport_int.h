@@ -29,6 +29,8 @@ int transport_parse_u64(const char *s, uint64_t *out);
 
 /* ---- curl_util.c ---- */
 void transport_curl_global_init(void);
+/* Source address for outgoing peer requests (a numeric IPv4 listen host). */
+void transport_curl_set_source(const char *host);
 /* Options every transport request shares: no signals, TCP_NODELAY, a
  * connect timeout, and a response body that is read and thrown away. */
 void transport_curl_common(CURL *e, long connect_ms);
