@@ -238,9 +238,10 @@ void raft_handle_vote(raft *r, const raft_msg *m)
     bool pre = m->type == RAFT_MSG_PREVOTE;
     bool can = r->vote == m->from || (r->vote == 0 && r->leader == 0) ||
                (pre && m->term > r->term);
-    /* Learners never vote: their answer must not help anyone win. */
-    if (raft_is_learner(r, r->id))
-        can = false;
+    /* A node answers even if its own (possibly stale) conf says it is a
+     * learner: it may have been promoted in entries it has not applied yet,
+     * and refusing would deadlock elections. Learners still never vote in
+     * effect, because candidates count only voters of their own conf. */
     if (can && raft_log_up_to_date(&r->log, m->index, m->log_term)) {
         if (!pre) {
             r->election_elapsed = 0;

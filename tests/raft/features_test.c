@@ -529,30 +529,38 @@ static void test_learner(void)
     fx_free(f);
 }
 
-static void test_learner_refuses_vote(void)
+/* A learner's vote never counts, and a learner never campaigns. */
+static void test_learner_vote_not_counted(void)
 {
     raft_init_state init;
     memset(&init, 0, sizeof init);
-    init.conf.n_voters = 2;
-    init.conf.voters[0] = 1, init.conf.voters[1] = 2;
+    init.conf.n_voters = 3;
+    init.conf.voters[0] = 1, init.conf.voters[1] = 2, init.conf.voters[2] = 3;
     init.conf.n_learners = 1;
-    init.conf.learners[0] = 3;
-    raft_config cfg = {.id = 3, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
+    init.conf.learners[0] = 4;
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
     raft *r = NULL;
     CHECK(raft_new(&cfg, &init, &r) == 0);
     if (!r)
         return;
-    raft_ready rd;
-    memset(&rd, 0, sizeof rd);
-    raft_msg v = {.type = RAFT_MSG_VOTE, .from = 1, .to = 3, .term = 1};
-    CHECK(raft_step(r, &v) == 0);
-    CHECK(raft_ready_get(r, &rd) == 0);
-    CHECK(rd.n_messages == 1 && rd.messages[0].type == RAFT_MSG_VOTE_RESP &&
-          rd.messages[0].reject);
-    raft_advance(r, &rd);
+    while (raft_role_get(r) != RAFT_CANDIDATE)
+        raft_tick(r);
+    raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = 4, .to = 1, .term = raft_term_get(r)};
+    step_and_drain(r, v, NULL);
+    CHECK(raft_role_get(r) == RAFT_CANDIDATE);
+    v.from = 2;
+    step_and_drain(r, v, NULL);
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    raft_free(r);
+
+    cfg.id = 4;
+    CHECK(raft_new(&cfg, &init, &r) == 0);
+    if (!r)
+        return;
     for (int i = 0; i < 100; i++)
         raft_tick(r);
     CHECK(raft_role_get(r) == RAFT_FOLLOWER);
+    CHECK(!raft_has_ready(r)); /* not even a pre-vote went out */
     raft_free(r);
 }
 
@@ -734,7 +742,7 @@ int main(void)
     RUN(test_leader_transfer);
     RUN(test_add_voter);
     RUN(test_learner);
-    RUN(test_learner_refuses_vote);
+    RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);
     RUN(test_conf_change_pending);
     RUN(test_snapshot_catch_up);
