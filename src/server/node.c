@@ -175,17 +175,54 @@ static int raft_to_node_status(int rc)
     }
 }
 
+/* The voter best placed to take over: the most caught-up other voter. */
+static raft_id best_successor(node *n)
+{
+    const raft_conf *conf = raft_conf_get(n->r);
+    raft_id best = 0;
+    raft_index best_match = 0;
+    for (uint32_t i = 0; i < conf->n_voters; i++) {
+        raft_id id = conf->voters[i];
+        raft_index m = raft_match_index(n->r, id);
+        if (id != n->cfg->id && (best == 0 || m > best_match)) {
+            best = id;
+            best_match = m;
+        }
+    }
+    return best;
+}
+
+/* A leader asked to remove itself first hands leadership over, so the
+ * cluster does not sit through an election timeout; the removal is then
+ * proposed (forwarded) on a later tick. Returns true while handing over. */
+static bool handing_over(node *n, const raft_conf_change *cc)
+{
+    if (cc->op != RAFT_CONF_REMOVE || cc->id != n->cfg->id || raft_role_get(n->r) != RAFT_LEADER)
+        return false;
+    raft_id to = best_successor(n);
+    if (to == 0)
+        return false;
+    raft_transfer_leader(n->r, to);
+    return true;
+}
+
+static int propose_conf(node *n, pending *p)
+{
+    raft_conf_change cc;
+    if (raft_conf_change_decode(p->entry.data, p->entry.len, &cc) < 0)
+        return RAFT_ERR_INVALID;
+    if (handing_over(n, &cc))
+        return RAFT_ERR_TRANSFERRING;
+    return raft_propose_conf(n->r, &cc);
+}
+
 /* Hands a pending request to Raft. A request that finds no leader stays
  * pending and is retried every tick until its deadline. */
 static void try_propose(node *n, pending *p)
 {
     int rc;
     if (p->is_conf) {
-        raft_conf_change cc;
-        if (raft_conf_change_decode(p->entry.data, p->entry.len, &cc) < 0)
-            rc = RAFT_ERR_INVALID;
-        else
-            rc = raft_propose_conf(n->r, &cc);
+        rc = propose_conf(n, p);
     } else {
         rc = raft_propose(n->r, p->entry.data, (uint32_t)p->entry.len);
     }
