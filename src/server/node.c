@@ -664,9 +664,13 @@ static void maybe_snapshot(node *n)
 /* Ready                                                               */
 /* ------------------------------------------------------------------ */
 
-static void send_messages(node *n, const raft_msg *msgs, size_t cnt)
+/* Sends a Ready's messages; a snapshot message goes with the snapshot
+ * file. Returns the peer whose snapshot could not be sent (0 if none), to
+ * be reported to Raft after raft_advance — never between Ready and advance. */
+static raft_id send_messages(node *n, const raft_msg *msgs, size_t cnt)
 {
     size_t start = 0;
+    raft_id failed = 0;
     for (size_t i = 0; i < cnt; i++) {
         if (msgs[i].type != RAFT_MSG_SNAP)
             continue;
@@ -676,10 +680,11 @@ static void send_messages(node *n, const raft_msg *msgs, size_t cnt)
         if (path && n->snap.meta.index == msgs[i].snapshot.index)
             transport_send_snapshot(n->tp, &msgs[i], path, n->snap.size, n->snap.crc);
         else
-            raft_report_snapshot(n->r, msgs[i].to, false);
+            failed = msgs[i].to;
         free(path);
     }
     transport_send(n->tp, msgs + start, cnt - start);
+    return failed;
 }
 
 static void handle_ready(node *n)
@@ -699,11 +704,13 @@ static void handle_ready(node *n)
     }
     if (atomic_load(&n->stop))
         return; /* never acknowledge what may not be durable */
-    send_messages(n, rd.messages, rd.n_messages);
+    raft_id snap_failed = send_messages(n, rd.messages, rd.n_messages);
     apply_committed(n, rd.committed, rd.n_committed);
     for (size_t i = 0; i < rd.n_reads; i++)
         confirm_reads(n, &rd.reads[i]);
     raft_advance(n->r, &rd);
+    if (snap_failed)
+        raft_report_snapshot(n->r, snap_failed, false);
     answer_reads(n);
     maybe_snapshot(n);
 }
