@@ -142,6 +142,8 @@ class Node:
             if join:
                 self.args.append("--join")
             self.args += list(extra or [])
+            # e.g. RAFTKV_TEST_FLAGS="--log-level debug" when hunting a bug
+            self.args += os.environ.get("RAFTKV_TEST_FLAGS", "").split()
         check(not self.alive(), "%s is already running" % self)
         with open(self.log_path, "ab") as log:
             log.write(("+ raftkv %s\n" % " ".join(self.args)).encode())
@@ -206,6 +208,15 @@ class Node:
         check(r.status == 200, "%s: GET /status answered %d" % (self, r.status))
         return r.json()
 
+    def healthy_or_fail(self):
+        """For waits: True once healthy; fails at once if the process has
+        exited (no point waiting out the deadline)."""
+        if self.healthy():
+            return True
+        check(self.alive(), "%s exited unexpectedly with code %s"
+              % (self, self.proc.returncode if self.proc else None))
+        return False
+
     def healthy(self):
         if not self.alive():
             return False
@@ -255,7 +266,7 @@ class Env:
 
     def wait_healthy(self, nodes=None, timeout=START_TIMEOUT):
         for x in (nodes or [n for n in self.nodes if n.alive()]):
-            wait_for(x.healthy, timeout, "%s to be healthy" % x)
+            wait_for(x.healthy_or_fail, timeout, "%s to be healthy" % x)
 
     def leader(self, nodes=None, timeout=START_TIMEOUT):
         """The node that some live node names as leader, once they agree."""
