@@ -75,9 +75,12 @@ def _port_free(port):
 def free_port():
     """A loopback port that is free now. Chosen below the kernel's ephemeral
     range so outgoing connections (libcurl to peers) cannot take it between
-    our probe and the node's bind."""
+    our probe and the node's bind, and away from the fixed ports of a
+    cluster started by scripts/cluster or scripts/bench."""
     for _ in range(1000):
         port = random.randrange(15000, 30000)
+        if port % 10000 in (2379, 2380, 2479, 2480):
+            continue  # scripts/cluster's and scripts/bench's fixed ports
         if port not in _used_ports and _port_free(port):
             _used_ports.add(port)
             return port
