@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""test_checkers: the checkers' proofs — known linearizable and known
+non-linearizable register histories (stale read, lost write, bad cas, info
+operations both ways), set histories (lost / resurrected elements) and watch
+histories (duplicate, gap, reordering, disagreement, wrong final state).
+Prints PASS/FAIL per case and, last, "N passed, N failed".
+Must never: start a process or touch the network (pure input -> verdict).
+"""
+
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checkers  # noqa: E402
+import wgl  # noqa: E402
+
+
+def H(*spec):
+    """Ops from (process, f, value, type, invoke, complete[, succeeded])."""
+    ops = []
+    for i, s in enumerate(spec):
+        op = {"id": i, "process": s[0], "f": s[1], "key": "k", "value": s[2],
+              "type": s[3], "invoke": s[4], "complete": s[5]}
+        if len(s) > 6:
+            op["succeeded"] = s[6]
+        ops.append(op)
+    return ops
+
+
+def valid(ops):
+    return checkers.check_register(ops)["valid"]
+
+
+# ---- register ----
+def test_sequential_is_linearizable():
+    assert valid(H((0, "read", None, "ok", 1, 2), (0, "write", "a", "ok", 3, 4),
+                   (1, "read", "a", "ok", 5, 6), (1, "cas", ["a", "b"], "ok", 7, 8, True),
+                   (0, "read", "b", "ok", 9, 10))) is True
+
+
+def test_concurrent_read_may_see_either():
+    # The read overlaps the write: old or new value are both fine.
+    for seen in ("a", "b"):
+        assert valid(H((0, "write", "a", "ok", 1, 2), (0, "write", "b", "ok", 3, 6),
+                       (1, "read", seen, "ok", 4, 5))) is True
+
+
+def test_stale_read_is_caught():
+    r = checkers.check_register(H((0, "write", "a", "ok", 1, 2), (0, "write", "b", "ok", 3, 4),
+                                  (1, "read", "a", "ok", 5, 6)))
+    assert r["valid"] is False, r
+    assert "#2" in r["detail"] and "#1" in r["detail"], r["detail"]
+
+
+def test_lost_write_is_caught():
+    # An acknowledged write that a later read does not see.
+    assert valid(H((0, "write", "a", "ok", 1, 2), (1, "read", None, "ok", 3, 4))) is False
+
+
+def test_read_of_never_written_value_is_caught():
+    assert valid(H((0, "write", "a", "ok", 1, 2), (1, "read", "zz", "ok", 3, 4))) is False
+
+
+def test_failed_write_must_not_be_seen():
+    assert valid(H((0, "write", "a", "fail", 1, 2), (1, "read", "a", "ok", 3, 4))) is False
+
+
+def test_info_write_may_or_may_not_happen():
+    # Seen later, or never seen: both fine.
+    assert valid(H((0, "write", "a", "info", 1, None), (1, "read", "a", "ok", 5, 6))) is True
+    assert valid(H((0, "write", "a", "info", 1, None), (1, "read", None, "ok", 5, 6))) is True
+    # ...but not before it was invoked.
+    assert valid(H((1, "read", "a", "ok", 1, 2), (0, "write", "a", "info", 3, None))) is False
+
+
+def test_info_write_cannot_flicker():
+    # Once a read saw it and a later read saw the older value, it is wrong.
+    assert valid(H((0, "write", "a", "ok", 1, 2), (0, "write", "b", "info", 3, None),
+                   (1, "read", "b", "ok", 4, 5), (1, "read", "a", "ok", 6, 7))) is False
+
+
+def test_cas_semantics():
+    assert valid(H((0, "write", "a", "ok", 1, 2), (1, "cas", ["a", "b"], "ok", 3, 4, False))) is False
+    assert valid(H((0, "write", "a", "ok", 1, 2), (1, "cas", ["x", "b"], "ok", 3, 4, False),
+                   (1, "read", "a", "ok", 5, 6))) is True
+    assert valid(H((0, "write", "a", "ok", 1, 2), (1, "cas", ["a", "b"], "ok", 3, 4, True),
+                   (1, "read", "a", "ok", 5, 6))) is False
+    # A cas that timed out is visible only if it could have succeeded.
+    assert valid(H((0, "write", "a", "ok", 1, 2), (1, "cas", ["x", "b"], "info", 3, None),
+                   (1, "read", "b", "ok", 5, 6))) is False
+
+
+def test_window_is_short():
+    # A long valid prefix, then a stale read: the window holds the two
+    # writes and the read, not the prefix.
+    spec = []
+    t = 0
+    for i in range(40):
+        spec.append((0, "write", "v%d" % i, "ok", t + 1, t + 2))
+        spec.append((1, "read", "v%d" % i, "ok", t + 3, t + 4))
+        t += 4
+    spec.append((0, "write", "new", "ok", t + 1, t + 2))
+    spec.append((1, "read", "v39", "ok", t + 3, t + 4))
+    r = checkers.check_register(H(*spec))
+    assert r["valid"] is False
+    assert r["detail"].count("\n") <= 4, r["detail"]
+
+
+def test_many_concurrent_ops_finish():
+    # 12 processes, 240 overlapping ops, some info: must answer, not hang.
+    spec, t = [], 0
+    for rnd in range(20):
+        for p in range(12):
+            f = "write" if p % 3 == 0 else "read"
+            typ = "info" if (p == 6 and rnd % 4 == 0) else "ok"
+            val = "w%d-%d" % (rnd, p) if f == "write" else "w%d-0" % rnd
+            spec.append((p, f, val, typ, t + p, None if typ == "info" else t + 30 + p))
+        t += 100
+    # Each round: the reads overlap the round's writes, read the first one.
+    assert valid(H(*spec)) is True
+
+
+def test_budget_gives_unknown():
+    ops = H(*[(p, "write", "x%d" % p, "info", p, None) for p in range(12)]
+            + [(20, "read", "nope", "ok", 100, 101)])
+    assert wgl.check(ops, budget=50)["valid"] is None
+
+
+# ---- set ----
+def adds(*spec):
+    return [{"id": i, "process": 0, "f": "add", "key": "s", "value": v, "type": t,
+             "invoke": i, "complete": i} for i, (v, t) in enumerate(spec)]
+
+
+def test_set_valid_with_info_either_way():
+    ops = adds((1, "ok"), (2, "info"), (3, "info"), (4, "fail"))
+    assert checkers.check_set(ops, {"n1": {1, 2}, "n2": {1}})["valid"] is True
+
+
+def test_set_lost_element():
+    r = checkers.check_set(adds((1, "ok"), (2, "ok")), {"n1": {1, 2}, "n2": {1}})
+    assert r["valid"] is False and "n2 lost" in r["reason"], r
+
+
+def test_set_failed_element_present():
+    r = checkers.check_set(adds((1, "ok"), (2, "fail")), {"n1": {1, 2}})
+    assert r["valid"] is False and "failed or were never" in r["reason"], r
+
+
+def test_set_unreadable_node_is_not_valid():
+    assert checkers.check_set(adds((1, "ok")), {"n1": {1}, "n2": None})["valid"] is False
+
+
+# ---- watch ----
+def ev(rev, key, value, typ="PUT"):
+    return {"revision": rev, "key": key, "value": value, "type": typ}
+
+
+WRITES = [{"id": i, "process": 0, "f": "put", "key": k, "value": v, "type": "ok",
+           "revision": r, "invoke": i, "complete": i}
+          for i, (k, v, r) in enumerate([("a", "1", 5), ("b", "2", 7), ("a", "3", 9)])]
+EVENTS = [ev(5, "a", "1"), ev(7, "b", "2"), ev(9, "a", "3")]
+FINAL = {"a": ("3", 9), "b": ("2", 7)}
+
+
+def watch(watchers, final=FINAL, writes=WRITES):
+    return checkers.check_watch(writes, watchers, final)
+
+
+def test_watch_valid():
+    assert watch({"w1": EVENTS, "w2": list(EVENTS)})["valid"] is True
+
+
+def test_watch_duplicate():
+    r = watch({"w1": EVENTS[:2] + [EVENTS[1]] + EVENTS[2:]})
+    assert r["valid"] is False and "duplicated" in r["reason"], r
+
+
+def test_watch_gap_in_one_watcher():
+    r = watch({"w1": EVENTS, "w2": [EVENTS[0], EVENTS[2]]})
+    assert r["valid"] is False and "w2 missed" in r["reason"], r
+
+
+def test_watch_gap_in_all_watchers():
+    r = watch({"w1": [EVENTS[0], EVENTS[2]]}, final={"a": ("3", 9)})
+    assert r["valid"] is False and "gap" in r["reason"], r
+
+
+def test_watch_reordered():
+    r = watch({"w1": [EVENTS[1], EVENTS[0], EVENTS[2]]})
+    assert r["valid"] is False and "out of order" in r["reason"], r
+
+
+def test_watch_disagreement():
+    r = watch({"w1": EVENTS, "w2": [EVENTS[0], ev(7, "b", "X"), EVENTS[2]]})
+    assert r["valid"] is False and "disagree" in r["reason"], r
+
+
+def test_watch_phantom_event():
+    r = watch({"w1": EVENTS + [ev(11, "c", "zz")]}, final=dict(FINAL, c=("zz", 11)))
+    assert r["valid"] is False and "matches no write" in r["reason"], r
+
+
+def test_watch_final_state_mismatch():
+    r = watch({"w1": EVENTS}, final={"a": ("1", 5), "b": ("2", 7)})
+    assert r["valid"] is False and "final read" in r["reason"], r
+
+
+def test_watch_delete_events():
+    writes = WRITES + [{"id": 9, "process": 0, "f": "delete", "key": "b", "value": None,
+                        "type": "ok", "revision": 10, "invoke": 9, "complete": 9}]
+    r = watch({"w1": EVENTS + [ev(10, "b", None, "DELETE")]}, final={"a": ("3", 9)},
+              writes=writes)
+    assert r["valid"] is True, r
+
+
+def main():
+    cases = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
+    passed = failed = 0
+    for name, fn in cases:
+        try:
+            fn()
+            passed += 1
+            print("PASS %s" % name)
+        except Exception:  # every failure, assertion or crash
+            failed += 1
+            print("FAIL %s" % name)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
