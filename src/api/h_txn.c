@@ -36,6 +36,30 @@ static void finish_txn(api_req *r)
         api_reply_json(r, 200, api_txn_render(r->a, &r->txn, r->res));
 }
 
+/* Which part of a parsed txn the encoder refused (the parser already
+ * checked types and names; what is left are keys and conflicts), so the
+ * 400 names a field: each part is encoded alone (at most three tries,
+ * only on this error path). */
+static const char *invalid_part(const kv_txn *t)
+{
+    static const char *const names[] = {"compare", "success", "failure"};
+    const kv_txn parts[] = {{t->n_compare, t->compare, 0, NULL, 0, NULL},
+                            {0, NULL, t->n_success, t->success, 0, NULL},
+                            {0, NULL, 0, NULL, t->n_failure, t->failure}};
+    const char *name = "body";
+    buf scratch;
+    buf_init(&scratch);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        scratch.len = 0;
+        if (kv_encode_txn(&parts[i], &scratch) == KV_ERR_INVALID) {
+            name = names[i];
+            break;
+        }
+    }
+    buf_free(&scratch);
+    return name;
+}
+
 void api_h_txn(api_req *r)
 {
     static const char *const none[] = {NULL};
@@ -53,7 +77,13 @@ void api_h_txn(api_req *r)
     }
     buf cmd;
     buf_init(&cmd);
-    api_propose_encoded(r, kv_encode_txn(&r->txn, &cmd), &cmd, finish_txn);
+    int enc = kv_encode_txn(&r->txn, &cmd);
+    if (enc == KV_ERR_INVALID)
+        api_reply_error(r, 400, "invalid_argument", NULL,
+                        "%s: a key is empty or over 64 KiB, or one branch writes a key twice "
+                        "(two puts, or a put inside a deleted range)", invalid_part(&r->txn));
+    else
+        api_propose_encoded(r, enc, &cmd, finish_txn);
     buf_free(&cmd);
 }
 

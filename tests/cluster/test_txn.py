@@ -156,7 +156,10 @@ def test_txn_bad_input_writes_nothing(env):
     # A key written twice in one branch is refused before it is proposed.
     dup = txn(n2, {"success": [{"request_put": {"key": "bad/d", "value": "1"}},
                                {"request_put": {"key": "bad/d", "value": "2"}}]}, expect=400)
-    check_error(dup, "invalid_argument")
+    check_error(dup, "invalid_argument", "success")
+    covered = txn(n3, {"failure": [{"request_delete_range": {"key": "bad/", "prefix": True}},
+                                   {"request_put": {"key": "bad/p", "value": "1"}}]}, expect=400)
+    check_error(covered, "invalid_argument", "failure")
     r = n3.request("POST", "/txn?dry_run=true", "{}")
     check(r.status == 400 and "dry_run" in r.json()["error"], "unknown query parameter: %r" % r)
     for n in (n1, n2, n3):

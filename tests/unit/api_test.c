@@ -420,6 +420,13 @@ static void test_txn_errors(void)
     CHECK(req_s(&r, "POST", "/txn", "{\"bogus\":1}") == 400);
     CHECK(req_s(&r, "POST", "/txn", "not json") == 400);
     CHECK(req_s(&r, "POST", "/txn", "{\"success\":[{\"request_put\":{\"key_base64\":\"!!\"}}]}") == 400);
+    /* refused by the encoder, not the parser: the 400 still names the part */
+    CHECK(req_s(&r, "POST", "/txn", "{\"failure\":[{\"request_put\":{\"key\":\"d\"}},"
+                                    "{\"request_put\":{\"key\":\"d\"}}]}") == 400);
+    CHECK(r.json && strncmp(jstr(r.json, "error", NULL), "failure: ", 9) == 0);
+    CHECK(req_s(&r, "POST", "/txn", "{\"compare\":[{\"key\":\"\",\"target\":\"VERSION\","
+                                    "\"result\":\"EQUAL\"}]}") == 400);
+    CHECK(r.json && strncmp(jstr(r.json, "error", NULL), "compare: ", 9) == 0);
     CHECK(req_s(&r, "GET", "/kv/a?rev=0", NULL) == 200 || r.code == 404);
     resp_free(&r);
 }
