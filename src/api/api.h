@@ -58,6 +58,7 @@ typedef struct {
     size_t key_len;
     /* member/lease routes: the numeric id; id_ok false if it did not parse */
     uint64_t id;
+    bool has_id;           /* the path has an id segment (id_ok: it parsed) */
     bool id_ok;
     const char *sub;       /* trailing sub-resource, e.g. "keepalive" */
 } api_route;

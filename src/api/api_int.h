@@ -150,6 +150,7 @@ void api_h_member(api_req *r);
 void api_h_status(api_req *r);
 void api_h_health(api_req *r);
 void api_h_metrics(api_req *r);
+void api_h_lease(api_req *r);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */

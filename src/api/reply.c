@@ -143,8 +143,8 @@ void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
     case KV_ERR_INVALID:
         api_reply_error(r, 400, "invalid_argument", NULL, "request: refused as invalid");
         break;
-    case KV_ERR_NOT_FOUND:
-        api_reply_error(r, 404, "not_found", NULL, "not found");
+    case KV_ERR_NOT_FOUND: /* in a kv result: a PUT named an unknown lease */
+        api_reply_error(r, 404, "lease_not_found", NULL, "lease: not found (expired or revoked)");
         break;
     default:
         api_reply_error(r, 500, "internal", NULL, "storage error");

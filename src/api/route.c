@@ -71,6 +71,7 @@ static bool id_and_sub(const char *rest, api_route *out, const char **sub)
 {
     const char *id = rest + 1;
     size_t n = strcspn(id, "/");
+    out->has_id = true;
     out->id_ok = api_parse_id(id, n, API_MAX_ID, &out->id);
     *sub = id[n] ? id + n + 1 : NULL;
     return !*sub || strchr(*sub, '/') == NULL;

@@ -35,7 +35,8 @@ enum kv_err {
     KV_ERR_INVALID = -2,   /* malformed command or request */
     KV_ERR_COMPACTED = -3, /* requested revision is compacted */
     KV_ERR_FUTURE_REV = -4, /* requested revision is beyond the current one */
-    KV_ERR_NOT_FOUND = -5,
+    KV_ERR_NOT_FOUND = -5, /* a lease named by a command does not exist */
+    KV_ERR_EXISTS = -6,    /* LEASE_GRANT of an id already granted */
 };
 
 /* A key-value as etcd shows it. Bytes are owned by the containing list. */
@@ -151,6 +152,10 @@ typedef struct {
     bool succeeded;   /* txn: compares held */
     size_t n_ops;
     kv_op_result *ops;
+    /* lease commands: what changed, so the node can move its expiry clock */
+    uint8_t lease_op; /* enum kv_lease_op */
+    int64_t lease_id;
+    int64_t lease_ttl; /* GRANTED, KEPT: the lease's TTL in seconds */
 } kv_result;
 void kv_result_free(kv_result *r);
 
@@ -239,5 +244,35 @@ void kv_event_list_free(kv_event_list *l);
  * if from_rev <= compact revision. */
 int kv_history(kv_conn *c, const kv_span *span, int64_t from_rev, size_t max_events,
                bool with_prev, kv_event_list *out, int64_t *next_rev);
+
+/* ---- leases ----
+ *
+ * A lease is replicated state: (id, ttl in seconds) in kv.db, so it
+ * survives restart and snapshot install. Expiry is not kv's business: the
+ * leader's clock (src/server/lease_clock.c) proposes LEASE_REVOKE. A PUT
+ * naming a lease that does not exist is refused whole with
+ * KV_ERR_NOT_FOUND. GRANT and KEEPALIVE take no revision; REVOKE deletes
+ * the lease's keys in one revision (DELETE events in history), or takes
+ * none when it had no keys. */
+#define KV_LEASE_MAX_ID ((INT64_C(1) << 53) - 1)
+#define KV_LEASE_MAX_TTL INT64_C(9000000000)
+enum kv_lease_op { KV_LEASE_NONE = 0, KV_LEASE_GRANTED, KV_LEASE_KEPT, KV_LEASE_REVOKED };
+
+/* id in [1, KV_LEASE_MAX_ID], ttl in [1, KV_LEASE_MAX_TTL], else
+ * KV_ERR_INVALID. Append to out (unchanged on failure). */
+int kv_encode_lease_grant(int64_t id, int64_t ttl, buf *out);
+int kv_encode_lease_revoke(int64_t id, buf *out);
+int kv_encode_lease_keepalive(int64_t id, buf *out);
+
+typedef struct {
+    int64_t id;
+    int64_t ttl; /* granted TTL, seconds */
+} kv_lease;
+
+/* One lease: KV_OK with *ttl, or KV_ERR_NOT_FOUND. keys (may be NULL)
+ * gets its attached keys, keys only. *header_rev: the revision read. */
+int kv_lease_get(kv_conn *c, int64_t id, int64_t *ttl, kv_list *keys, int64_t *header_rev);
+/* Every lease, by id (malloc'd; free()). */
+int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev);
 
 #endif

@@ -25,7 +25,9 @@ static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
 {
     if (c->kind == KV_CMD_TXN)
         return kv_txn_apply(k, &c->txn, res);
-    return kv_compact_apply(k, c->compact_rev, res);
+    if (c->kind == KV_CMD_COMPACT)
+        return kv_compact_apply(k, c->compact_rev, res);
+    return kv_lease_apply(k, c, res);
 }
 
 /* Undoes one command: its savepoint and the cache it may have moved. */

@@ -5,6 +5,7 @@
  * Format (integers little endian, bytes = u32 length + bytes):
  *   u8 version (1), u8 kind
  *   COMPACT: u64 revision
+ *   LEASE_GRANT: u64 id, u64 ttl; LEASE_REVOKE, LEASE_KEEPALIVE: u64 id
  *   TXN: u32 n, n x compare; u32 n, n x op (success); u32 n, n x op (failure)
  *   compare: bytes key, u8 target, u8 result, then VALUE: bytes, else u64
  *   op: u8 type, bytes key, u8 has_end, [bytes end], then
@@ -188,6 +189,39 @@ int kv_encode_compact(int64_t revision, buf *out)
     return KV_OK;
 }
 
+static bool lease_id_ok(int64_t id) { return id >= 1 && id <= KV_LEASE_MAX_ID; }
+static bool lease_ttl_ok(int64_t ttl) { return ttl >= 1 && ttl <= KV_LEASE_MAX_TTL; }
+
+/* One encoder for the three lease commands: kind, id, and a ttl for GRANT. */
+static int encode_lease(int kind, int64_t id, int64_t ttl, buf *out)
+{
+    bool grant = kind == KV_CMD_LEASE_GRANT;
+    if (!lease_id_ok(id) || (grant && !lease_ttl_ok(ttl)))
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, (uint8_t)kind) < 0 ||
+        put_i64(out, id) < 0 || (grant && put_i64(out, ttl) < 0)) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
+int kv_encode_lease_grant(int64_t id, int64_t ttl, buf *out)
+{
+    return encode_lease(KV_CMD_LEASE_GRANT, id, ttl, out);
+}
+
+int kv_encode_lease_revoke(int64_t id, buf *out)
+{
+    return encode_lease(KV_CMD_LEASE_REVOKE, id, 0, out);
+}
+
+int kv_encode_lease_keepalive(int64_t id, buf *out)
+{
+    return encode_lease(KV_CMD_LEASE_KEEPALIVE, id, 0, out);
+}
+
 /* ---- decoding (untrusted bytes) ---- */
 
 static bool rd_bool(reader *r, bool *v)
@@ -278,6 +312,15 @@ static int decode_txn(reader *r, kv_cmd *c)
     return kv_txn_validate(&c->txn);
 }
 
+static int decode_lease(reader *r, kv_cmd *c)
+{
+    if (!rd_i64(r, &c->lease_id) || !lease_id_ok(c->lease_id))
+        return KV_ERR_INVALID;
+    if (c->kind == KV_CMD_LEASE_GRANT && (!rd_i64(r, &c->lease_ttl) || !lease_ttl_ok(c->lease_ttl)))
+        return KV_ERR_INVALID;
+    return KV_OK;
+}
+
 int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
 {
     memset(out, 0, sizeof *out);
@@ -292,6 +335,8 @@ int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
         rc = decode_txn(&r, out);
     else if (kind == KV_CMD_COMPACT)
         rc = rd_i64(&r, &out->compact_rev) && out->compact_rev > 0 ? KV_OK : KV_ERR_INVALID;
+    else if (kind >= KV_CMD_LEASE_GRANT && kind <= KV_CMD_LEASE_KEEPALIVE)
+        rc = decode_lease(&r, out);
     if (rc == KV_OK && rd_left(&r) != 0)
         rc = KV_ERR_INVALID;
     if (rc != KV_OK)

@@ -45,6 +45,13 @@ static const char *const stmt_sql[KV_ST_COUNT] = {
     [KV_ST_MEMBER_DEL] = "DELETE FROM kv_members WHERE id = ?1",
     [KV_ST_MEMBER_PROMOTE] = "UPDATE kv_members SET learner = 0 WHERE id = ?1",
     [KV_ST_MEMBER_LIST] = "SELECT id, peer_url, learner FROM kv_members ORDER BY id",
+    [KV_ST_LEASE_GET] = "SELECT ttl FROM kv_lease WHERE id = ?1",
+    [KV_ST_LEASE_PUT] = "INSERT INTO kv_lease(id, ttl) VALUES(?1, ?2)",
+    [KV_ST_LEASE_DEL] = "DELETE FROM kv_lease WHERE id = ?1",
+    [KV_ST_LEASE_LIST] = "SELECT id, ttl FROM kv_lease ORDER BY id",
+    /* kv-shaped rows (see kv_kv_from_row), through the kv_cur_lease index */
+    [KV_ST_LEASE_KEYS] = "SELECT key, create_rev, mod_rev, version, lease, value"
+                         " FROM kv_cur WHERE lease = ?1 AND lease != 0 ORDER BY key",
 };
 
 void kv_errf(char *err, size_t errlen, const char *fmt, ...)

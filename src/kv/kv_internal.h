@@ -38,6 +38,11 @@ enum kv_stmt_id {
     KV_ST_MEMBER_DEL,
     KV_ST_MEMBER_PROMOTE,
     KV_ST_MEMBER_LIST,
+    KV_ST_LEASE_GET,
+    KV_ST_LEASE_PUT,
+    KV_ST_LEASE_DEL,
+    KV_ST_LEASE_LIST,
+    KV_ST_LEASE_KEYS,
     KV_ST_COUNT
 };
 
@@ -68,9 +73,11 @@ struct kv {
 };
 
 /* A decoded command; spans and values point into the command bytes. */
-enum { KV_CMD_TXN = 1, KV_CMD_COMPACT = 2 };
+enum { KV_CMD_TXN = 1, KV_CMD_COMPACT = 2, KV_CMD_LEASE_GRANT = 3, KV_CMD_LEASE_REVOKE = 4,
+       KV_CMD_LEASE_KEEPALIVE = 5 };
 typedef struct {
     int kind;
+    int64_t lease_id, lease_ttl; /* LEASE_*: ttl for GRANT only */
     kv_txn txn;
     kv_compare *cmp;
     kv_op *ops;  /* success */
@@ -123,6 +130,13 @@ int kv_cur_get(kv_db *d, const uint8_t *key, uint32_t len, kv_kv *out, bool *fou
  * (res->err tells a refusal) or KV_ERR_INTERNAL */
 int kv_txn_apply(kv *k, const kv_txn *t, kv_result *res);
 int kv_compact_apply(kv *k, int64_t revision, kv_result *res);
+
+/* lease_apply.c: the LEASE_* commands (inside the apply savepoint), and
+ * the check a PUT with a lease runs (0, or -1 on SQLite failure) */
+int kv_lease_apply(kv *k, const kv_cmd *c, kv_result *res);
+int kv_lease_exists(kv_db *d, int64_t id, bool *found);
+/* lease_read.c: appends the lease's keys (keys only) in key order */
+int kv_lease_keys(kv_db *d, int64_t id, kv_list *keys);
 
 /* kv_store.c: reloads the cached revisions and applied state */
 int kv_load_state(kv *k);

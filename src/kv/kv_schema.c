@@ -6,7 +6,8 @@
  * Layout: kv_cur is the current state (point read and prefix range are
  * seeks on its primary key); kv_hist is every change, keyed (rev, sub) so a
  * watch catching up from revision R is one seek, with an index (key, rev)
- * for reads at an old revision; kv_cur.lease is indexed for leases. */
+ * for reads at an old revision; kv_cur.lease is indexed for leases;
+ * kv_lease holds the granted leases (id, ttl seconds). */
 #include "kv/kv_internal.h"
 
 #include <string.h>
@@ -29,6 +30,7 @@ static const struct {
     {"table", "kv_members",
      "CREATE TABLE kv_members(id INTEGER PRIMARY KEY, peer_url TEXT NOT NULL,"
      " learner INTEGER NOT NULL)"},
+    {"table", "kv_lease", "CREATE TABLE kv_lease(id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL)"},
 };
 #define N_SCHEMA (sizeof schema / sizeof schema[0])
 

@@ -95,6 +95,12 @@ static int run_put(wtx *w, const kv_op *op, kv_op_result *r)
 {
     kv_kv old;
     bool found;
+    if (op->lease != 0) { /* an unknown (or already revoked) lease refuses the txn */
+        if (kv_lease_exists(&w->k->w, op->lease, &found) < 0)
+            return KV_ERR_INTERNAL;
+        if (!found)
+            return KV_ERR_NOT_FOUND;
+    }
     if (kv_cur_get(&w->k->w, op->span.key, op->span.key_len, &old, &found) < 0)
         return KV_ERR_INTERNAL;
     int rc = KV_ERR_INTERNAL;
@@ -184,7 +190,7 @@ int kv_txn_apply(kv *k, const kv_txn *t, kv_result *res)
         int rc = run_op(&w, &ops[i], &res->ops[i]);
         if (rc == KV_ERR_INTERNAL)
             return rc;
-        if (rc != KV_OK) { /* a RANGE at a compacted or future revision */
+        if (rc != KV_OK) { /* a RANGE at a compacted or future revision, a PUT's lease */
             res->err = rc;
             return KV_OK;
         }

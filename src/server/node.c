@@ -531,6 +531,7 @@ static void apply_normal(node *n, const raft_entry *e, done_list *done)
         kv_result_free(&res);
         return;
     }
+    lease_clock_on_apply(&n->leases, &res, now_ms());
     pending *p = origin == n->cfg->id ? waiters_take(&n->w, seq) : NULL;
     if (!p || done_add(done, p, &res) < 0) {
         kv_result_free(&res);
@@ -630,6 +631,8 @@ static void install_snapshot(node *n, const raft_snapshot_meta *meta)
     } else {
         n->last_snapshot_index = meta->index;
         node_sync_peers(n);
+        if (lease_clock_reload(&n->leases, n->kv, now_ms()) < 0)
+            fatal(n, "reloading leases after a snapshot");
         log_info("installed snapshot at index %llu term %llu",
                  (unsigned long long)meta->index, (unsigned long long)meta->term);
     }
@@ -773,6 +776,7 @@ static void on_tick(node *n, uint64_t now)
         n->next_tick_ms = now + n->cfg->heartbeat_ms;
     waiters_expire(&n->w, now, false, raft_leader(n->r) ? NODE_ERR_TIMEOUT : NODE_ERR_NO_LEADER);
     retry_unproposed(n);
+    node_lease_tick(n, now);
     update_db_size(n);
 }
 
@@ -885,7 +889,8 @@ int node_create(const config *cfg, node **out)
     pthread_mutex_init(&n->info_mu, NULL);
     log_set_node(cfg->id);
     *out = n;
-    if (inbox_init(&n->in) < 0 || node_recover(n) < 0 || start_transport(n) < 0)
+    if (lease_clock_init(&n->leases) < 0 || inbox_init(&n->in) < 0 || node_recover(n) < 0 ||
+        lease_clock_reload(&n->leases, n->kv, now_ms()) < 0 || start_transport(n) < 0)
         return -1;
     publish_info(n, now_ms());
     update_db_size(n);
@@ -906,6 +911,7 @@ void node_destroy(node *n)
     if (n->st)
         storage_close(n->st);
     inbox_destroy(&n->in);
+    lease_clock_destroy(&n->leases);
     pthread_mutex_destroy(&n->info_mu);
     free(n);
 }

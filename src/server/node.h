@@ -71,6 +71,12 @@ typedef struct {
 void node_get_info(node *n, node_info *out);
 kv *node_kv(node *n);
 
+/* Leases: the smallest TTL granted (seconds; a shorter request is raised
+ * to it), and what is left of a lease by this node's clock (ms; -1 if
+ * unknown or expired). */
+int64_t node_lease_min_ttl(node *n);
+int64_t node_lease_remaining_ms(node *n, int64_t id);
+
 /* Lifecycle (main). node_run blocks until the node stops (signal, removal
  * from the cluster, fatal error); node_request_stop is async-signal-safe. */
 int node_create(const config *cfg, node **out);

@@ -108,6 +108,35 @@ void waiters_free_pending(pending *p);
 /* Fails (and frees) every pending/read past its deadline, or all if all. */
 void waiters_expire(waiters *w, uint64_t now, bool all, int status);
 
+/* ---- leases: this node's expiry clock (lease_clock.c) and the leader's
+ * revokes (lease_expiry.c) ---- */
+typedef struct {
+    int64_t id;
+    int64_t ttl_ms;
+    uint64_t deadline;    /* monotonic ms */
+    uint64_t revoke_sent; /* when a revoke was last proposed; 0: none */
+} lease_entry;
+
+typedef struct {
+    pthread_mutex_t mu; /* api threads read remaining TTLs */
+    lease_entry *items; /* sorted by id */
+    size_t n, cap;
+} lease_clock;
+
+int lease_clock_init(lease_clock *c);
+void lease_clock_destroy(lease_clock *c);
+/* After a command applied: GRANT/KEEPALIVE set now + ttl, REVOKE removes. */
+void lease_clock_on_apply(lease_clock *c, const kv_result *res, uint64_t now);
+/* Every lease in kv at now + ttl (start, snapshot install). */
+int lease_clock_reload(lease_clock *c, kv *k, uint64_t now);
+void lease_clock_renew_all(lease_clock *c, uint64_t now);
+/* Up to max expired leases not revoked within retry_ms; marks them sent. */
+size_t lease_clock_expired(lease_clock *c, uint64_t now, uint64_t retry_ms, int64_t *ids,
+                           size_t max);
+int64_t lease_clock_remaining_ms(lease_clock *c, int64_t id, uint64_t now); /* -1: none */
+/* Each tick: extend all on becoming leader, then propose due revokes. */
+void node_lease_tick(node *n, uint64_t now);
+
 /* ---- the node ---- */
 struct node {
     const config *cfg;
@@ -132,6 +161,8 @@ struct node {
     node_info info;
     uint64_t last_leader_ms;
     uint64_t proposals_total, applied_total, reads_total;
+    lease_clock leases;
+    bool lease_leader; /* was leader at the last lease tick */
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */

@@ -220,6 +220,19 @@ void node_get_info(node *n, node_info *out)
 
 kv *node_kv(node *n) { return n->kv; }
 
+/* leases: no expiry clock here; a fixed minimum TTL */
+int64_t node_lease_min_ttl(node *n)
+{
+    (void)n;
+    return 2;
+}
+
+int64_t node_lease_remaining_ms(node *n, int64_t id)
+{
+    (void)n, (void)id;
+    return -1;
+}
+
 int node_create(const config *cfg, node **out)
 {
     char path[4096], err[256];

@@ -343,6 +343,12 @@ static void test_txn_compare(void)
     op.lease = 7;
     kv_txn t = {.n_success = 1, .success = &op};
     kv_result r;
+    buf grant; /* a PUT may only name a granted lease (takes no revision) */
+    buf_init(&grant);
+    CHECK(kv_encode_lease_grant(7, 60, &grant) == KV_OK);
+    CHECK(apply_buf(&s, &grant, &r) == KV_OK && r.err == KV_OK);
+    kv_result_free(&r);
+    buf_free(&grant);
     CHECK(apply_txn(&s, &t, &r) == KV_OK && r.revision == 3);
     kv_result_free(&r);
     const uint8_t *x = (const uint8_t *)"x";
