@@ -163,9 +163,9 @@ class Cluster:
     def remove(self, x, via):
         """Removes member x through node `via`; waits for x to stop itself."""
         def attempt():
-            return via.request("DELETE", "/members/%d" % x.id, timeout=5).status in (200, 204)
-        wait_for(attempt, 30, "DELETE /members/%d on %s" % (x.id, via))
+            return via.request("DELETE", "/members/%d" % x.id, timeout=5).status in (200, 204, 404)
         try:
+            wait_for(attempt, 30, "DELETE /members/%d on %s" % (x.id, via))
             wait_for(lambda: not x.alive(), 20, "%s to stop after its removal" % x)
         finally:
             x.kill9()   # reaps it (or ends one that did not stop by itself)

@@ -91,7 +91,11 @@ class Nemesis:
             return lambda: None
         x, lead = self._target()
         via = self.rng.choice([y for y in live if y is not x])
-        self.cluster.remove(x, via)
+        try:
+            self.cluster.remove(x, via)   # x is stopped (or killed) after this
+        except Exception as e:
+            # Recorded (the run is then INVALID), and x is still added back.
+            self.errors.append("membership: %s" % e)
         self._note("membership", "removed %s%s" % (x, " (leader)" if lead else ""))
 
         def add_back():

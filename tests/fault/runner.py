@@ -152,6 +152,8 @@ class Run:
         """(exit code, last line)"""
         if self.problem:
             return 1, "INVALID: " + self.problem
+        if self.nemesis and self.nemesis.errors:
+            return 1, "INVALID: a fault went wrong: " + self.nemesis.errors[0]
         for name, r in self.verdicts:
             if r["valid"] is False:
                 return 1, "INVALID: " + r["reason"]
