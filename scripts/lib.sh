@@ -79,8 +79,12 @@ rkv_build() {
             rkv_die "configure failed (log: $dir/configure.out)"
         }
     fi
-    rkv_say "building in $dir"
-    make -C "$dir" -j2 >&2 || rkv_die "build failed in $dir"
+    rkv_say "building in $dir (log: $dir/make.out)"
+    make -C "$dir" -j2 >"$dir/make.out" 2>&1 || {
+        grep -E 'error|Error' "$dir/make.out" | head -n 20 >&2
+        tail -n 20 "$dir/make.out" >&2
+        rkv_die "build failed in $dir (log: $dir/make.out)"
+    }
 }
 
 # The one entry point: dependencies, then a normal build into build/.
