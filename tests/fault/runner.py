@@ -42,14 +42,17 @@ def parse_args(argv=None):
     ap.add_argument("--nodes", type=int, default=3, choices=(3, 5))
     ap.add_argument("--nemesis", default="kill,pause,partition",
                     help="comma list of %s, or all, or none" % ",".join(fnemesis.KINDS))
-    ap.add_argument("--workload", default="register,set,watch")
+    ap.add_argument("--workload", default="register,set,watch",
+                    help="comma list of %s; a trailing ? makes one optional" % ",".join(WORKLOADS))
     ap.add_argument("--serializable", action="store_true",
                     help="register reads with serializable=true (expected to be INVALID)")
     ap.add_argument("--bin", help="raftkv binary (default $RAFTKV_BIN or build/raftkv)")
     ap.add_argument("--keep", action="store_true", help="keep the run directory even if valid")
     a = ap.parse_args(argv)
     a.nemesis = _list(a.nemesis, fnemesis.KINDS, ap)
-    a.workload = _list(a.workload, WORKLOADS, ap)
+    # "watch?" = run it if the server has it; if not, say so and go on.
+    a.optional = {x.rstrip("?") for x in a.workload.split(",") if x.strip().endswith("?")}
+    a.workload = _list(a.workload.replace("?", ""), WORKLOADS, ap)
     return a
 
 
@@ -86,6 +89,7 @@ class Run:
         self.cluster = fcluster.Cluster(self.dir, args.nodes)
         self.fw = None
         self.unavailable = {}
+        self.skipped = {}       # optional parts the server does not have yet
         self.verdicts = []      # (name, result dict)
         self.workloads = []
         self.nemesis = None
@@ -110,7 +114,9 @@ class Run:
             self.workloads.append(workloads.Set(self.cluster, self.history, seed, n))
         if "watch" in self.a.workload:
             why = watch_available(self.cluster)
-            if why:
+            if why and "watch" in self.a.optional:
+                self.skipped["watch workload"] = why
+            elif why:
                 self.unavailable["watch workload"] = why
             else:
                 import watch  # noqa: E402  (only once the server has /watch)
@@ -187,7 +193,9 @@ class Run:
             if r.get("detail"):
                 out.extend("    " + line for line in r["detail"].splitlines()[:12])
         for k, why in self.unavailable.items():
-            out.append("  %s: unavailable (%s)" % (k, why))
+            out.append("  %s: UNAVAILABLE (%s)" % (k, why))
+        for k, why in self.skipped.items():
+            out.append("  %s: skipped, optional (%s)" % (k, why))
         return out
 
     def save(self, lines):
