@@ -40,18 +40,32 @@ def reason_of(exc):
     return "%s: %s" % (type(exc).__name__, exc)
 
 
+TEST_BUDGET = int(os.environ.get("RAFTKV_TEST_TIMEOUT", "180"))
+
+
+class TestTimeout(BaseException):
+    """BaseException, so a test's own `except Exception` cannot swallow it."""
+
+
+def _on_alarm(signum, frame):
+    raise TestTimeout("test took longer than %ds (RAFTKV_TEST_TIMEOUT)" % TEST_BUDGET)
+
+
 def run_one(name, fn, verbose):
-    """Runs one test; returns None on success, else the reason."""
+    """Runs one test; returns None on success, else the reason. A test past
+    its time budget is interrupted by SIGALRM, so its cleanup still runs."""
     env = harness.Env(name)
     reason = None
     started = time.monotonic()
     try:
+        signal.alarm(TEST_BUDGET)
         fn(env)
-    except Exception as e:  # every failure, not only assertions
+    except (Exception, TestTimeout) as e:  # every failure, not only assertions
         reason = reason_of(e)
         if verbose or not isinstance(e, harness.TestFailure):
             traceback.print_exc()
     finally:
+        signal.alarm(0)
         env.stop_all()
         # After the nodes exited: LeakSanitizer reports at exit.
         bad = env.sanitizer_reports()
@@ -87,9 +101,11 @@ def main():
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so finally blocks
     # stop the nodes.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGALRM, _on_alarm)
     if not os.access(harness.binary(), os.X_OK):
         print("warning: %s is not an executable" % harness.binary(), flush=True)
     passed = failed = 0
+    suite_start = time.monotonic()
     for name, fn in tests:
         reason = run_one(name, fn, args.verbose)
         if reason is None:
@@ -99,6 +115,8 @@ def main():
             failed += 1
             print("FAIL %s (%s)" % (name, reason.splitlines()[0] if reason else "?"),
                   flush=True)
+    if args.verbose:
+        print("  (suite took %.0fs)" % (time.monotonic() - suite_start))
     print("%d passed, %d failed" % (passed, failed), flush=True)
     return 1 if failed or not tests else 0
 

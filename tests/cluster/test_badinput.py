@@ -114,7 +114,8 @@ def _truncated_body(port, path):
 
 def test_peer_port_rejects_garbage(env):
     nodes = env.cluster(3)
-    target = [n for n in nodes if n is not env.leader()][0]
+    leader = env.leader()
+    target = next(n for n in nodes if n is not leader)  # a follower
     for path in ("/raft/message", "/raft/snapshot"):
         for what, body in _garbage_bodies():
             r = target.peer_request("POST", path, body,
