@@ -220,6 +220,8 @@ typedef struct {
 /* Members as of the applied index (malloc'd; free with kv_members_free). */
 int kv_members(kv_conn *c, kv_member **out, size_t *n);
 void kv_members_free(kv_member *m, size_t n);
+/* Ids removed from the cluster, ever (malloc'd array; free()). */
+int kv_removed_members(kv_conn *c, uint64_t **out, size_t *n);
 
 /* ---- history (for watch) ---- */
 
@@ -274,5 +276,54 @@ typedef struct {
 int kv_lease_get(kv_conn *c, int64_t id, int64_t *ttl, kv_list *keys, int64_t *header_rev);
 /* Every lease, by id (malloc'd; free()). */
 int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev);
+
+/* ---- watch hub (src/kv/watch*.c; DESIGN.md section 6) ----
+ *
+ * Who waits for which keys. The hub copies no events: a watcher is a span,
+ * filters and a cursor, and whoever serves it reads kv history itself
+ * (watch_fetch). A watcher with nothing left to read parks; the hub wakes
+ * it (calls its fn once, unparking it) when an applied revision at or
+ * after its cursor touches its span, at its deadline, or spuriously
+ * (compaction, snapshot install, watch_wake_all) — a woken watcher simply
+ * fetches and parks again. Parked watchers are found through an interval
+ * tree of spans, never by scanning all watchers.
+ * Threads: watch_notify on the node thread (cheap: records the revision
+ * and signals). Matching applied events and deadlines runs on the hub's
+ * own thread, reading history with a kv_conn. The rest: any thread. */
+typedef struct watch_hub watch_hub;
+typedef struct watch_watcher watch_watcher;
+enum watch_filter { WATCH_NOPUT = 1, WATCH_NODELETE = 2 };
+/* Runs with the hub locked (on its thread, or inside watch_park or
+ * watch_wake_all): must not call the hub and must not block. */
+typedef void (*watch_wake_fn)(void *ud);
+
+watch_hub *watch_hub_create(kv *k); /* NULL on failure */
+void watch_hub_destroy(watch_hub *h); /* every watcher removed first */
+void watch_notify(watch_hub *h, int64_t revision);
+/* Copies span; NULL for an invalid span or no memory. */
+watch_watcher *watch_add(watch_hub *h, const kv_span *span, unsigned filters, bool prev_kv,
+                         watch_wake_fn fn, void *ud);
+/* Once it returns, fn is not running and never runs again. */
+void watch_remove(watch_hub *h, watch_watcher *w);
+/* Parks until an event >= cursor touches the span or now_ms() reaches
+ * deadline_ms (0: none). Wakes at once (inside this call) when applied
+ * events at or after cursor may not have been read yet. */
+void watch_park(watch_hub *h, watch_watcher *w, int64_t cursor, uint64_t deadline_ms);
+void watch_wake_all(watch_hub *h);
+size_t watch_count(watch_hub *h); /* registered watchers, for /metrics */
+
+typedef struct {
+    kv_event_list events; /* filtered; whole revisions only */
+    int64_t next_rev;     /* the cursor after these events */
+    int64_t header_rev;   /* store revision when read (>= every event) */
+    int64_t compact_rev;  /* with KV_ERR_COMPACTED */
+    bool more;            /* history past next_rev is stored already */
+} watch_batch;
+/* Reads the watcher's events from cursor on (at most about max_events,
+ * never part of a revision). KV_OK, KV_ERR_COMPACTED (cursor <= compact
+ * revision), KV_ERR_INTERNAL (also when no reader is free). */
+int watch_fetch(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
+                watch_batch *out);
+void watch_batch_free(watch_batch *b);
 
 #endif

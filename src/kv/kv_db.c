@@ -45,6 +45,8 @@ static const char *const stmt_sql[KV_ST_COUNT] = {
     [KV_ST_MEMBER_DEL] = "DELETE FROM kv_members WHERE id = ?1",
     [KV_ST_MEMBER_PROMOTE] = "UPDATE kv_members SET learner = 0 WHERE id = ?1",
     [KV_ST_MEMBER_LIST] = "SELECT id, peer_url, learner FROM kv_members ORDER BY id",
+    [KV_ST_REMOVED_PUT] = "INSERT OR IGNORE INTO kv_removed(id) VALUES (?1)",
+    [KV_ST_REMOVED_LIST] = "SELECT id FROM kv_removed ORDER BY id",
     [KV_ST_LEASE_GET] = "SELECT ttl FROM kv_lease WHERE id = ?1",
     [KV_ST_LEASE_PUT] = "INSERT INTO kv_lease(id, ttl) VALUES(?1, ?2)",
     [KV_ST_LEASE_DEL] = "DELETE FROM kv_lease WHERE id = ?1",

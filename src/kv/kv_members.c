@@ -30,6 +30,20 @@ static int member_update(kv *k, enum kv_stmt_id id_stmt, uint64_t id)
     return sqlite3_changes(k->w.db) > 0 ? KV_OK : KV_ERR_NOT_FOUND;
 }
 
+/* A removed id is remembered for good: ids are never reused (a node that
+ * replayed its own old removal would stop), and peers can tell a removed
+ * node that it is gone. */
+static int member_remove(kv *k, uint64_t id)
+{
+    int rc = member_update(k, KV_ST_MEMBER_DEL, id);
+    if (rc != KV_OK)
+        return rc;
+    sqlite3_stmt *st = kv_stmt(&k->w, KV_ST_REMOVED_PUT);
+    if (!st || sqlite3_bind_int64(st, 1, (int64_t)id) || kv_step_done(&k->w, st) < 0)
+        return KV_ERR_INTERNAL;
+    return KV_OK;
+}
+
 /* Returns KV_OK, KV_ERR_INVALID / KV_ERR_NOT_FOUND (nothing changed), or
  * KV_ERR_INTERNAL (SQLite failure or no open batch). */
 int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url)
@@ -41,7 +55,7 @@ int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url)
     switch (op) {
     case KV_MEMBER_ADD: return member_put(k, id, peer_url, false);
     case KV_MEMBER_ADD_LEARNER: return member_put(k, id, peer_url, true);
-    case KV_MEMBER_REMOVE: return member_update(k, KV_ST_MEMBER_DEL, id);
+    case KV_MEMBER_REMOVE: return member_remove(k, id);
     case KV_MEMBER_PROMOTE: return member_update(k, KV_ST_MEMBER_PROMOTE, id);
     default: return KV_ERR_INVALID;
     }
@@ -78,6 +92,33 @@ int kv_members(kv_conn *c, kv_member **out, size_t *n)
     kv_read_end(&c->d);
     if (rc != SQLITE_DONE) {
         kv_members_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
+int kv_removed_members(kv_conn *c, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (kv_read_begin(&c->d) < 0)
+        return KV_ERR_INTERNAL;
+    sqlite3_stmt *st = kv_stmt(&c->d, KV_ST_REMOVED_LIST);
+    int rc = st ? SQLITE_ROW : SQLITE_ERROR;
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (kv_grow((void **)out, *n, sizeof **out) < 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        (*out)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    if (st)
+        sqlite3_reset(st);
+    kv_read_end(&c->d);
+    if (rc != SQLITE_DONE) {
+        free(*out);
         *out = NULL;
         *n = 0;
         return KV_ERR_INTERNAL;

@@ -30,6 +30,7 @@ static const struct {
     {"table", "kv_members",
      "CREATE TABLE kv_members(id INTEGER PRIMARY KEY, peer_url TEXT NOT NULL,"
      " learner INTEGER NOT NULL)"},
+    {"table", "kv_removed", "CREATE TABLE kv_removed(id INTEGER PRIMARY KEY)"},
     {"table", "kv_lease", "CREATE TABLE kv_lease(id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL)"},
 };
 #define N_SCHEMA (sizeof schema / sizeof schema[0])

@@ -2,4 +2,4 @@
 libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
 	src/server/node.h src/server/node_int.h src/server/node.c \
 	src/server/inbox.c src/server/waiters.c src/server/envelope.c \
-	src/server/recovery.c src/server/lease_clock.c src/server/lease_expiry.c
+	src/server/recovery.c src/server/removed.c src/server/lease_clock.c src/server/lease_expiry.c

@@ -101,6 +101,8 @@ void node_get_info(node *n, node_info *out)
 
 kv *node_kv(node *n) { return n->kv; }
 
+watch_hub *node_watch_hub(node *n) { return n->hub; }
+
 void node_request_stop(node *n) { atomic_store(&n->stop, true); }
 
 /* ------------------------------------------------------------------ */
@@ -157,6 +159,15 @@ static void on_peer_report(node *n, int kind, raft_id peer, bool ok)
 
 static void on_unreachable(void *ud, raft_id peer) { on_peer_report(ud, EV_UNREACHABLE, peer, false); }
 static void on_snapshot_sent(void *ud, raft_id peer, bool ok) { on_peer_report(ud, EV_SNAP_SENT, peer, ok); }
+static bool is_removed(void *ud, raft_id id) { return removed_has(ud, id); }
+
+static void on_removed(void *ud)
+{
+    node *n = ud;
+    if (!atomic_exchange(&n->told_removed, true))
+        log_warn("a peer says this node was removed from the cluster");
+}
+
 static uint64_t get_cluster_id(void *ud) { return atomic_load(&((node *)ud)->cluster_id_pub); }
 
 /* ------------------------------------------------------------------ */
@@ -299,9 +310,11 @@ static uint8_t member_op_to_raft(int op)
     }
 }
 
-static raft_id next_free_id(const raft_conf *conf)
+static raft_id next_free_id(node *n, const raft_conf *conf)
 {
     raft_id max = 0;
+    for (size_t i = 0; i < n->n_removed; i++) /* node thread: the only writer */
+        max = n->removed_ids[i] > max ? n->removed_ids[i] : max;
     for (uint32_t i = 0; i < conf->n_voters; i++)
         max = conf->voters[i] > max ? conf->voters[i] : max;
     for (uint32_t i = 0; i < conf->n_learners; i++)
@@ -317,7 +330,9 @@ static int check_member_change(node *n, uint8_t op, raft_id id)
     bool member = raft_conf_has(conf, id);
     switch (op) {
     case RAFT_CONF_ADD_VOTER:
-    case RAFT_CONF_ADD_LEARNER: return member ? NODE_ERR_INVALID : NODE_OK;
+    case RAFT_CONF_ADD_LEARNER:
+        /* ids are never reused: the old removal is still in the log */
+        return member || removed_has(n, id) ? NODE_ERR_INVALID : NODE_OK;
     case RAFT_CONF_REMOVE: return member ? NODE_OK : NODE_ERR_NOT_FOUND;
     case RAFT_CONF_PROMOTE:
         if (!member)
@@ -350,7 +365,7 @@ static void handle_member(node *n, event *ev)
     uint8_t op = member_op_to_raft(ev->op);
     raft_id id = ev->id;
     if (id == 0 && (op == RAFT_CONF_ADD_VOTER || op == RAFT_CONF_ADD_LEARNER))
-        id = next_free_id(raft_conf_get(n->r));
+        id = next_free_id(n, raft_conf_get(n->r));
     int st = check_member_change(n, op, id);
     if (st != NODE_OK) {
         event_fail(ev, st);
@@ -571,6 +586,7 @@ static void apply_conf(node *n, const raft_entry *e, done_list *done)
         free(u);
     }
     if (cc.op == RAFT_CONF_REMOVE) {
+        removed_add(n, cc.id);
         if (cc.id == n->cfg->id)
             n->removed = true;
         else
@@ -611,6 +627,7 @@ static void apply_committed(node *n, const raft_entry *ents, size_t cnt)
         kv_apply_rollback(n->kv);
     }
     n->applied_total += cnt;
+    watch_notify(n->hub, kv_revision(n->kv));
     done_fire(&done);
 }
 
@@ -631,8 +648,11 @@ static void install_snapshot(node *n, const raft_snapshot_meta *meta)
     } else {
         n->last_snapshot_index = meta->index;
         node_sync_peers(n);
+        removed_load(n);
         if (lease_clock_reload(&n->leases, n->kv, now_ms()) < 0)
             fatal(n, "reloading leases after a snapshot");
+        watch_notify(n->hub, kv_revision(n->kv));
+        watch_wake_all(n->hub); /* history jumped: every watcher re-reads */
         log_info("installed snapshot at index %llu term %llu",
                  (unsigned long long)meta->index, (unsigned long long)meta->term);
     }
@@ -813,9 +833,9 @@ static void shut_down_requests(node *n)
 int node_run(node *n)
 {
     n->next_tick_ms = now_ms() + n->cfg->heartbeat_ms;
-    while (!atomic_load(&n->stop) && !n->removed)
+    while (!atomic_load(&n->stop) && !n->removed && !atomic_load(&n->told_removed))
         run_turn(n);
-    if (n->removed)
+    if (n->removed || atomic_load(&n->told_removed))
         log_info("this node was removed from the cluster; shutting down");
     shut_down_requests(n);
     return 0;
@@ -860,7 +880,8 @@ static int start_transport(node *n)
         .queue_cap = 4096,
         .max_snapshot_bytes = 64ull << 30,
         .cb = {.ud = n, .on_messages = on_messages, .on_snapshot = on_snapshot,
-               .on_unreachable = on_unreachable, .on_snapshot_sent = on_snapshot_sent},
+               .on_unreachable = on_unreachable, .on_snapshot_sent = on_snapshot_sent,
+               .is_removed = is_removed, .on_removed = on_removed},
         .get_cluster_id = get_cluster_id,
     };
     n->tp = transport_start(&tc, err, sizeof err);
@@ -887,10 +908,13 @@ int node_create(const config *cfg, node **out)
     atomic_init(&n->stop, false);
     atomic_init(&n->cluster_id_pub, 0);
     pthread_mutex_init(&n->info_mu, NULL);
+    pthread_mutex_init(&n->removed_mu, NULL);
+    atomic_init(&n->told_removed, false);
     log_set_node(cfg->id);
     *out = n;
     if (lease_clock_init(&n->leases) < 0 || inbox_init(&n->in) < 0 || node_recover(n) < 0 ||
-        lease_clock_reload(&n->leases, n->kv, now_ms()) < 0 || start_transport(n) < 0)
+        lease_clock_reload(&n->leases, n->kv, now_ms()) < 0 ||
+        !(n->hub = watch_hub_create(n->kv)) || start_transport(n) < 0)
         return -1;
     publish_info(n, now_ms());
     update_db_size(n);
@@ -906,12 +930,15 @@ void node_destroy(node *n)
     shut_down_requests(n);
     if (n->r)
         raft_free(n->r);
+    watch_hub_destroy(n->hub); /* before kv: its thread reads history */
     if (n->kv)
         kv_close(n->kv);
     if (n->st)
         storage_close(n->st);
     inbox_destroy(&n->in);
     lease_clock_destroy(&n->leases);
+    removed_free(n);
+    pthread_mutex_destroy(&n->removed_mu);
     pthread_mutex_destroy(&n->info_mu);
     free(n);
 }

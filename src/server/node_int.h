@@ -154,6 +154,12 @@ struct node {
     raft_index last_snapshot_index;
     storage_snapshot snap;
     bool removed;
+    /* ids removed from the cluster (never reused); read by transport
+     * threads through is_removed, hence the lock */
+    pthread_mutex_t removed_mu;
+    uint64_t *removed_ids;
+    size_t n_removed;
+    atomic_bool told_removed; /* a peer answered 410 Gone */
     atomic_bool stop;
     atomic_uint_fast64_t cluster_id_pub; /* for the transport's /raft/info */
     /* published state for node_get_info */
@@ -163,11 +169,17 @@ struct node {
     uint64_t proposals_total, applied_total, reads_total;
     lease_clock leases;
     bool lease_leader; /* was leader at the last lease tick */
+    watch_hub *hub;    /* told each applied revision; outlives the api */
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */
 int node_recover(node *n);
 /* node.c helpers used by recovery */
 void node_sync_peers(node *n);
+/* removed.c: the set of removed member ids */
+int removed_load(node *n);
+int removed_add(node *n, uint64_t id);
+bool removed_has(node *n, uint64_t id);
+void removed_free(node *n);
 
 #endif

@@ -64,6 +64,7 @@ static const char *reason_of(unsigned status)
     case 400: return "bad_message";
     case 404: return "not_found";
     case 405: return "method_not_allowed";
+    case 410: return "removed_member";
     case 413: return "too_large";
     default: return "internal";
     }
@@ -107,6 +108,11 @@ static unsigned deliver_batch(transport_server *srv, request *q, const char **er
             transport_free_msgs(msgs, n);
             *err = "message for another node";
             return 400;
+        }
+        if (srv->cfg->cb.is_removed && srv->cfg->cb.is_removed(srv->cfg->cb.ud, msgs[i].from)) {
+            transport_free_msgs(msgs, n);
+            *err = "sender was removed from the cluster";
+            return 410;
         }
     }
     if (n && srv->cfg->cb.on_messages)

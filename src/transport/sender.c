@@ -356,6 +356,10 @@ static void finish_done(transport_sender *s)
             continue;
         CURL *e = m->easy_handle;
         bool ok = transport_curl_ok(e, m->data.result);
+        long code = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        if (code == 410 && s->cfg.cb.on_removed)
+            s->cfg.cb.on_removed(s->cfg.cb.ud);
         char *priv = NULL; /* both our handles point back at their peer */
         curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
         peer *p = (peer *)priv;

@@ -50,6 +50,12 @@ typedef struct {
     void (*on_unreachable)(void *ud, raft_id peer);
     /* A snapshot send finished. */
     void (*on_snapshot_sent)(void *ud, raft_id peer, bool ok);
+    /* Was this node removed from the cluster? Its messages are then
+     * answered 410 Gone, so that it learns it is out even if it missed the
+     * commit of its own removal. May be NULL. */
+    bool (*is_removed)(void *ud, raft_id node);
+    /* A peer answered 410 Gone: this node was removed. May be NULL. */
+    void (*on_removed)(void *ud);
 } transport_callbacks;
 
 typedef struct {
