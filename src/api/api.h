@@ -47,6 +47,8 @@ enum api_route_kind {
     ROUTE_STATUS,
     ROUTE_HEALTH,
     ROUTE_METRICS,
+    ROUTE_LOCK,           /* POST /lock/{name}, DELETE /lock/{owner key} */
+    ROUTE_ELECTION,       /* /election/{name}/{campaign|proclaim|leader|observe|resign} */
 };
 
 typedef struct {

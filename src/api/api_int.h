@@ -77,12 +77,22 @@ struct api_req {
     json_t *doc;
     api_arena arena;
     kv_txn txn;
+    /* a handler's own state across waits, and how to free it (called
+     * before the request is freed: it must stop whatever may still wake
+     * the request) */
+    void *ext;
+    void (*ext_free)(api_req *r);
 };
 
 /* ---- waiting on the node (suspend first, then submit) ---- */
 void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then);
 void api_wait_barrier(api_req *r, api_handler_fn then);
 void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then);
+/* A wait ended by api_wake (e.g. from a watch hub callback) instead of a
+ * node callback. No reference is held for the waker: r->ext_free must
+ * stop it before r is freed. False (after answering 503) if stopping. */
+bool api_wait_external(api_req *r, api_handler_fn then);
+void api_wake(api_req *r); /* any thread; once per api_wait_external */
 /* Proposes cmd if err (from kv_encode_*) is KV_OK, else answers 400/500. */
 void api_propose_encoded(api_req *r, int err, const buf *cmd, api_handler_fn then);
 /* After a proposal: answers a node error or a kv refusal and returns true,
@@ -138,6 +148,10 @@ int api_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
 
 /* Parses a body as a JSON object; replies 400 and returns NULL if it is not. */
 json_t *api_body_json(api_req *r);
+/* An integer field of r->doc in [min, max] (h_lease.c): 0 (left alone if
+ * absent and not required), or -1 after a 400 naming the field. */
+int api_body_int(api_req *r, const char *name, int64_t min, int64_t max, bool required,
+                 int64_t *out);
 
 /* ---- handlers (one per route family) ---- */
 void api_h_root_key(api_req *r);
@@ -151,6 +165,8 @@ void api_h_status(api_req *r);
 void api_h_health(api_req *r);
 void api_h_metrics(api_req *r);
 void api_h_lease(api_req *r);
+void api_h_lock(api_req *r);
+void api_h_election(api_req *r);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */

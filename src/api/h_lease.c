@@ -78,11 +78,11 @@ static void finish_revoke(api_req *r)
 
 /* ---- grant ---- */
 
-/* An optional integer field in [min, max]; -1 after answering 400. */
-static int int_field(api_req *r, const char *name, int64_t min, int64_t max, int64_t *out)
+int api_body_int(api_req *r, const char *name, int64_t min, int64_t max, bool required,
+                 int64_t *out)
 {
     json_t *v = json_object_get(r->doc, name);
-    if (!v)
+    if (!v && !required)
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
         api_reply_error(r, 400, "invalid_argument", NULL,
@@ -106,8 +106,8 @@ static void grant(api_req *r)
                         "body: expected {\"ttl\": seconds} and optionally \"id\"");
         return;
     }
-    if (int_field(r, "ttl", 1, KV_LEASE_MAX_TTL, &ttl) < 0 ||
-        int_field(r, "id", 1, KV_LEASE_MAX_ID, &id) < 0)
+    if (api_body_int(r, "ttl", 1, KV_LEASE_MAX_TTL, true, &ttl) < 0 ||
+        api_body_int(r, "id", 1, KV_LEASE_MAX_ID, false, &id) < 0)
         return;
     int64_t min = node_lease_min_ttl(r->a->node);
     if (ttl < min)

@@ -7,7 +7,7 @@
 #include <string.h>
 
 /* How the rest of the path after a native prefix is read. */
-enum shape { SHAPE_EXACT, SHAPE_KEY, SHAPE_MEMBERS, SHAPE_LEASE };
+enum shape { SHAPE_EXACT, SHAPE_KEY, SHAPE_MEMBERS, SHAPE_LEASE, SHAPE_ELECTION };
 
 typedef struct {
     const char *name;
@@ -26,6 +26,8 @@ static const prefix prefixes[] = {
     {"status", ROUTE_STATUS, "GET", SHAPE_EXACT},
     {"health", ROUTE_HEALTH, "GET", SHAPE_EXACT},
     {"metrics", ROUTE_METRICS, "GET", SHAPE_EXACT},
+    {"lock", ROUTE_LOCK, "POST, DELETE", SHAPE_KEY},
+    {"election", ROUTE_ELECTION, NULL, SHAPE_ELECTION},
 };
 
 #define ROOT_ALLOW "GET, PUT, POST, DELETE"
@@ -123,6 +125,26 @@ none:
     return 0;
 }
 
+/* "/{name}/{verb}": the name (percent-decoded, may hold '/') is the key;
+ * the last segment is the verb, which decides the method. */
+static int route_election(const char *rest, api_route *out)
+{
+    static const struct {
+        const char *verb, *allow;
+    } verbs[] = {{"campaign", "POST"}, {"proclaim", "POST"}, {"resign", "POST"},
+                 {"leader", "GET"},    {"observe", "GET"}};
+    const char *slash = *rest ? strrchr(rest + 1, '/') : NULL;
+    for (size_t i = 0; slash && i < sizeof verbs / sizeof verbs[0]; i++) {
+        if (strcmp(slash + 1, verbs[i].verb) == 0) {
+            out->sub = verbs[i].verb;
+            out->allow = verbs[i].allow;
+            return set_key(out, rest + 1, (size_t)(slash - (rest + 1)));
+        }
+    }
+    out->kind = ROUTE_NONE;
+    return 0;
+}
+
 static int route_native(const prefix *p, const char *rest, api_route *out)
 {
     out->kind = p->kind;
@@ -135,6 +157,8 @@ static int route_native(const prefix *p, const char *rest, api_route *out)
         return route_members(rest, out);
     case SHAPE_LEASE:
         return route_lease(rest, out);
+    case SHAPE_ELECTION:
+        return route_election(rest, out);
     case SHAPE_EXACT:
         break;
     }

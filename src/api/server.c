@@ -23,6 +23,8 @@ static void req_unref(api_req *r)
     pthread_mutex_unlock(&r->mu);
     if (!last)
         return;
+    if (r->ext_free)
+        r->ext_free(r); /* first: it may stop a waker that locks r->mu */
     pthread_mutex_destroy(&r->mu);
     api_route_free(&r->route);
     buf_free(&r->body);
@@ -80,9 +82,19 @@ static void unlist(api_req *r)
 /* Suspends before submitting: the callback may fire on the node thread
  * before node_* even returns, and must then find the connection suspended.
  * Returns false (after answering 503) once the api is stopping. */
-static bool begin_wait(api_req *r, api_handler_fn then)
+static bool begin_wait(api_req *r, api_handler_fn then, bool cb_ref)
 {
     api *a = r->a;
+    pthread_mutex_lock(&r->mu); /* a request may wait more than once */
+    r->resumed = false;
+    r->cb_done = false;
+    kv_result *old = r->res;
+    r->res = NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (old) {
+        kv_result_free(old);
+        free(old);
+    }
     pthread_mutex_lock(&a->mu);
     bool stopping = a->stopping;
     if (!stopping) {
@@ -99,7 +111,8 @@ static bool begin_wait(api_req *r, api_handler_fn then)
     }
     r->resume = then;
     req_ref(r); /* the list's */
-    req_ref(r); /* the callback's */
+    if (cb_ref)
+        req_ref(r); /* the callback's */
     MHD_suspend_connection(r->conn);
     return true;
 }
@@ -142,20 +155,31 @@ static void on_done(void *ud, int status) { finish_wait(ud, status, NULL); }
 
 void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then)
 {
-    if (begin_wait(r, then))
+    if (begin_wait(r, then, true))
         node_propose(r->a->node, cmd->data, cmd->len, on_write, r);
 }
 
 void api_wait_barrier(api_req *r, api_handler_fn then)
 {
-    if (begin_wait(r, then))
+    if (begin_wait(r, then, true))
         node_read_barrier(r->a->node, on_done, r);
 }
 
 void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then)
 {
-    if (begin_wait(r, then))
+    if (begin_wait(r, then, true))
         node_change_member(r->a->node, op, id, url, &r->chosen_id, on_done, r);
+}
+
+bool api_wait_external(api_req *r, api_handler_fn then) { return begin_wait(r, then, false); }
+
+void api_wake(api_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->status = NODE_OK;
+    r->cb_done = true;
+    pthread_mutex_unlock(&r->mu);
+    resume_once(r);
 }
 
 /* A resumed request: answer from the callback's result, or 503 if
@@ -218,6 +242,8 @@ static const api_handler_fn handlers[] = {
     [ROUTE_STATUS] = api_h_status,
     [ROUTE_HEALTH] = api_h_health,
     [ROUTE_METRICS] = api_h_metrics,
+    [ROUTE_LOCK] = api_h_lock,
+    [ROUTE_ELECTION] = api_h_election,
 };
 
 /* Answers what can be answered from the request line and headers alone,

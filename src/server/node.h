@@ -76,6 +76,8 @@ kv *node_kv(node *n);
  * unknown or expired). */
 int64_t node_lease_min_ttl(node *n);
 int64_t node_lease_remaining_ms(node *n, int64_t id);
+/* The watch hub the node tells every applied revision (kv.h, watch). */
+watch_hub *node_watch_hub(node *n);
 
 /* Lifecycle (main). node_run blocks until the node stops (signal, removal
  * from the cluster, fatal error); node_request_stop is async-signal-safe. */

@@ -233,6 +233,12 @@ int64_t node_lease_remaining_ms(node *n, int64_t id)
     return -1;
 }
 
+watch_hub *node_watch_hub(node *n)
+{
+    (void)n;
+    return NULL; /* no lock or election tests run against the fake node */
+}
+
 int node_create(const config *cfg, node **out)
 {
     char path[4096], err[256];

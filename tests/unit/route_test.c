@@ -129,6 +129,30 @@ static void test_members(void)
     CHECK(match("POST", "/members/7/promote/x") == 0 && rt.kind == ROUTE_NONE);
 }
 
+static void test_lock_election(void)
+{
+    CHECK(match("POST", "/lock/my%2Flock") == 0);
+    CHECK(rt.kind == ROUTE_LOCK && rt.method_ok && key_is("my/lock", 7));
+    CHECK(match("DELETE", "/lock/jobs/1f") == 0);
+    CHECK(rt.kind == ROUTE_LOCK && rt.method_ok && key_is("jobs/1f", 7));
+    CHECK(match("GET", "/lock/x") == 0 && rt.kind == ROUTE_LOCK && !rt.method_ok);
+    CHECK(match("POST", "/election/svc/campaign") == 0);
+    CHECK(rt.kind == ROUTE_ELECTION && rt.method_ok && key_is("svc", 3) &&
+          strcmp(rt.sub, "campaign") == 0);
+    CHECK(match("GET", "/election/a/b/leader") == 0);
+    CHECK(rt.kind == ROUTE_ELECTION && rt.method_ok && key_is("a/b", 3) &&
+          strcmp(rt.sub, "leader") == 0);
+    CHECK(match("GET", "/election/svc/campaign") == 0 && !rt.method_ok &&
+          strcmp(rt.allow, "POST") == 0);
+    CHECK(match("GET", "/election/svc/observe") == 0 && rt.method_ok);
+    CHECK(match("POST", "/election/svc/resign") == 0 && rt.method_ok);
+    CHECK(match("POST", "/election/svc/proclaim") == 0 && rt.method_ok);
+    CHECK(match("POST", "/election/svc/vote") == 0 && rt.kind == ROUTE_NONE);
+    CHECK(match("POST", "/election/campaign") == 0 && rt.kind == ROUTE_NONE);
+    CHECK(match("POST", "/election") == 0 && rt.kind == ROUTE_NONE);
+    CHECK(match("GET", "/election//leader") == 0 && rt.kind == ROUTE_ELECTION && rt.key_len == 0);
+}
+
 static void test_watch_lease(void)
 {
     CHECK(match("GET", "/watch/a%2Fb") == 0);
@@ -163,6 +187,7 @@ int main(void)
     RUN(test_prefix_not_key);
     RUN(test_members);
     RUN(test_watch_lease);
+    RUN(test_lock_election);
     RUN(test_garbage);
     api_route_free(&rt);
     TEST_MAIN_END();

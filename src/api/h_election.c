@@ -1,0 +1,291 @@
+/* h_election: server-side leader election, shaped like etcd's
+ * v3election, on the same ordered line of keys as the lock (waitline.h):
+ *   POST /election/{name}/campaign {"lease":ID,"value":"..."} [?timeout=S]
+ *     waits until the caller leads, then {header, leader:{name,key,rev,lease}}
+ *   POST /election/{name}/proclaim {"lease":ID,"value":"...","rev"?:R}
+ *     updates the leader's value (guarded by its key's create revision)
+ *   GET  /election/{name}/leader    {header, kv} or 404 no_leader
+ *   GET  /election/{name}/observe [?start_revision=N][&timeout=S]
+ *     long-poll: answers when the leader (key or value) differs from the
+ *     leader as of revision N-1, else at the timeout; next_revision is the
+ *     cursor for the next call
+ *   POST /election/{name}/resign {"lease":ID,"rev"?:R}
+ * The leader is the key directly under {name}/ with the smallest create
+ * revision.
+ *
+ * Must never report a leader that is not committed, nor answer an observe
+ * from a store older than the client's cursor. */
+#include "api/waitline.h"
+
+#include <string.h>
+
+#define ELECTION_MAX_TIMEOUT_S 86400
+#define OBSERVE_DEFAULT_TIMEOUT_S 30
+
+/* ---- shared ---- */
+
+/* {"lease": ID} plus the named optional fields; NULL after a 400. */
+static wl *parse_body(api_req *r, const char *const *extra, int64_t timeout)
+{
+    int64_t lease = 0;
+    if (!(r->doc = api_body_json(r)))
+        return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->doc, k, v) {
+        bool known = strcmp(k, "lease") == 0;
+        for (size_t i = 0; extra[i] && !known; i++)
+            known = strcmp(k, extra[i]) == 0;
+        if (!known) {
+            api_reply_error(r, 400, "invalid_argument", NULL, "%.64s: unknown field", k);
+            return NULL;
+        }
+    }
+    if (api_body_int(r, "lease", 1, KV_LEASE_MAX_ID, true, &lease) < 0)
+        return NULL;
+    return wl_new(r, lease, timeout);
+}
+
+/* The "value" field: a string (may be absent: empty). -1 after a 400. */
+static int value_field(api_req *r, const uint8_t **v, uint32_t *n)
+{
+    json_t *j = json_object_get(r->doc, "value");
+    *v = NULL;
+    *n = 0;
+    if (!j)
+        return 0;
+    if (!json_is_string(j) || json_string_length(j) > KV_MAX_VALUE_LEN) {
+        api_reply_error(r, 400, "invalid_argument", NULL, "value: expected a string");
+        return -1;
+    }
+    *v = (const uint8_t *)json_string_value(j);
+    *n = (uint32_t)json_string_length(j);
+    return 0;
+}
+
+static int timeout_query(api_req *r, int64_t dflt, int64_t *timeout)
+{
+    *timeout = dflt;
+    if (api_query_i64(r, "timeout", 0, timeout, NULL) < 0)
+        return -1;
+    if (*timeout > ELECTION_MAX_TIMEOUT_S) {
+        api_reply_error(r, 400, "invalid_argument", NULL, "timeout: at most %d seconds",
+                        ELECTION_MAX_TIMEOUT_S);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *with_header(api_req *r, json_t *body, int64_t rev)
+{
+    if (body && json_object_set_new(body, "header", api_json_header(r->a, rev)) < 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    return body;
+}
+
+/* ---- campaign ---- */
+
+static void campaign_done(api_req *r, int outcome)
+{
+    wl *s = r->ext;
+    if (outcome == WL_TIMEOUT) {
+        api_reply_error(r, 408, "campaign_timeout", NULL,
+                        "timeout: not elected in time; left the line");
+        return;
+    }
+    if (outcome == WL_LOST) {
+        api_reply_error(r, 409, "campaign_lost", NULL,
+                        "the candidate's key was deleted (lease expired or revoked?)");
+        return;
+    }
+    json_t *leader = json_pack("{s:I,s:I}", "rev", (json_int_t)s->rev, "lease",
+                               (json_int_t)s->lease);
+    if (leader && (api_json_set_bytes(leader, "name", r->route.key, r->route.key_len) < 0 ||
+                   api_json_set_bytes(leader, "key", s->key, s->key_len) < 0)) {
+        json_decref(leader);
+        leader = NULL;
+    }
+    api_reply_json(r, 200, with_header(r, json_pack("{s:o}", "leader", leader), s->view_rev));
+}
+
+static void campaign(api_req *r)
+{
+    static const char *const allowed[] = {"timeout", NULL};
+    static const char *const fields[] = {"value", NULL};
+    int64_t timeout;
+    const uint8_t *v;
+    uint32_t n;
+    if (api_query_only(r, allowed) < 0 || timeout_query(r, -1, &timeout) < 0)
+        return;
+    wl *s = parse_body(r, fields, timeout);
+    if (!s || value_field(r, &v, &n) < 0)
+        return;
+    s->done = campaign_done;
+    wl_join(r, v, n);
+}
+
+/* ---- proclaim, resign ---- */
+
+static void finish_guarded(api_req *r)
+{
+    if (api_write_failed(r))
+        return;
+    if (!r->res->succeeded)
+        api_reply_error(r, 412, "not_leader", NULL,
+                        "lease: its key does not exist or has another create revision");
+    else
+        api_reply_json(r, 200, with_header(r, json_object(), r->res->revision));
+}
+
+static void proclaim_or_resign(api_req *r, bool proclaim)
+{
+    static const char *const none[] = {NULL};
+    static const char *const proclaim_fields[] = {"rev", "value", NULL};
+    static const char *const resign_fields[] = {"rev", NULL};
+    int64_t rev = 0;
+    const uint8_t *v = NULL;
+    uint32_t n = 0;
+    if (api_query_only(r, none) < 0)
+        return;
+    wl *s = parse_body(r, proclaim ? proclaim_fields : resign_fields, -1);
+    if (!s || api_body_int(r, "rev", 1, INT64_MAX, false, &rev) < 0 ||
+        (proclaim && value_field(r, &v, &n) < 0))
+        return;
+    kv_span one = {s->key, s->key_len, false, NULL, 0};
+    kv_op op = proclaim ? (kv_op){.type = KV_OP_PUT, .span = one, .value = v, .value_len = n,
+                                  .lease = s->lease}
+                        : (kv_op){.type = KV_OP_DELETE, .span = one};
+    wl_guarded(r, s->key, s->key_len, rev, &op, 1, finish_guarded);
+}
+
+/* ---- leader, observe ---- */
+
+static json_t *leader_body(api_req *r, const wl_view *v)
+{
+    json_t *body = json_object();
+    if (body && v->lowest &&
+        json_object_set_new(body, "kv", api_json_kv(v->lowest, false)) < 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    return with_header(r, body, v->header_rev);
+}
+
+static void do_leader(api_req *r)
+{
+    wl_view v;
+    if (r->status != NODE_OK) {
+        api_reply_node_error(r, r->status);
+        return;
+    }
+    int rc = wl_read(r, r->ext, 0, &v);
+    if (rc != KV_OK) {
+        api_reply_kv_error(r, rc, 0);
+        return;
+    }
+    if (!v.lowest)
+        api_reply_error(r, 404, "no_leader", with_header(r, json_object(), v.header_rev),
+                        "no leader");
+    else
+        api_reply_json(r, 200, leader_body(r, &v));
+    wl_view_free(&v);
+}
+
+static bool same_leader(const kv_kv *a, const kv_kv *b)
+{
+    if (!a || !b)
+        return a == b;
+    return a->mod_revision == b->mod_revision && a->key_len == b->key_len &&
+           memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+/* The leader as of the cursor's revision - 1: changed is true when it
+ * differs from now's; false (wait) when this store has not reached it. */
+static int leader_changed(api_req *r, wl *s, const wl_view *now, bool *changed)
+{
+    *changed = false;
+    if (s->cursor == 0) { /* no cursor: the current leader, once there is one */
+        *changed = now->lowest != NULL;
+        return KV_OK;
+    }
+    if (s->cursor - 1 > now->header_rev)
+        return KV_OK;
+    if (s->cursor - 1 < 1) { /* before the first revision: nobody led */
+        *changed = now->lowest != NULL;
+        return KV_OK;
+    }
+    wl_view then;
+    int rc = wl_read(r, s, s->cursor - 1, &then);
+    if (rc == KV_ERR_COMPACTED) { /* cannot tell: show the current leader */
+        *changed = true;
+        return KV_OK;
+    }
+    if (rc == KV_OK) {
+        *changed = !same_leader(then.lowest, now->lowest);
+        wl_view_free(&then);
+    }
+    return rc;
+}
+
+static void observe_check(api_req *r)
+{
+    wl *s = r->ext;
+    wl_view v;
+    bool changed = false;
+    int rc = wl_read(r, s, 0, &v);
+    if (rc == KV_OK && (rc = leader_changed(r, s, &v, &changed)) != KV_OK)
+        wl_view_free(&v);
+    if (rc != KV_OK) {
+        api_reply_kv_error(r, rc, 0);
+        return;
+    }
+    s->view_rev = v.header_rev;
+    if (changed || (s->deadline && now_ms() >= s->deadline)) {
+        json_t *body = leader_body(r, &v);
+        if (body && json_object_set_new(body, "next_revision", json_integer(v.header_rev + 1)) < 0) {
+            json_decref(body);
+            body = NULL;
+        }
+        api_reply_json(r, 200, body);
+    } else if (v.lowest) { /* only its deletion or a new value changes the leader */
+        wl_wait(r, v.lowest->key, v.lowest->key_len, false, 0, observe_check);
+    } else {
+        wl_wait(r, s->prefix, s->prefix_len, true, WATCH_NODELETE, observe_check);
+    }
+    wl_view_free(&v);
+}
+
+static void read_line(api_req *r)
+{
+    static const char *const none[] = {NULL};
+    static const char *const observe[] = {"start_revision", "timeout", NULL};
+    bool obs = strcmp(r->route.sub, "observe") == 0;
+    int64_t timeout = -1, cursor = 0;
+    if (api_query_only(r, obs ? observe : none) < 0 ||
+        (obs && (api_query_i64(r, "start_revision", 1, &cursor, NULL) < 0 ||
+                 timeout_query(r, OBSERVE_DEFAULT_TIMEOUT_S, &timeout) < 0)))
+        return;
+    wl *s = wl_new(r, 0, timeout);
+    if (!s)
+        return;
+    s->cursor = cursor;
+    if (obs)
+        observe_check(r);
+    else
+        api_wait_barrier(r, do_leader);
+}
+
+void api_h_election(api_req *r)
+{
+    const char *verb = r->route.sub;
+    if (strcmp(verb, "campaign") == 0)
+        campaign(r);
+    else if (strcmp(verb, "proclaim") == 0)
+        proclaim_or_resign(r, true);
+    else if (strcmp(verb, "resign") == 0)
+        proclaim_or_resign(r, false);
+    else
+        read_line(r);
+}

@@ -1,0 +1,73 @@
+/* waitline: the ordered line of keys that the server-side lock and
+ * election stand in (etcd's v3lock / v3election recipe). A participant
+ * owns the key {name}/{lease id in hex}, created with its lease by a
+ * create-only txn; its place is that key's create revision. It is first
+ * in line when no other key directly under {name}/ has a smaller create
+ * revision; until then it waits — connection suspended — for the deletion
+ * of its predecessor only (no thundering herd), and re-checks.
+ *
+ * Private to src/api/ (h_lock.c, h_election.c). Must never block a
+ * thread: every wait suspends the connection and a watch hub callback
+ * resumes it.
+ */
+#ifndef RAFTKV_WAITLINE_H
+#define RAFTKV_WAITLINE_H
+
+#include "api/api_int.h"
+
+enum wl_outcome {
+    WL_FIRST = 0,   /* first in line: the lock is held / leadership won */
+    WL_TIMEOUT = 1, /* ?timeout passed: the key was deleted again */
+    WL_LOST = 2,    /* the key vanished while waiting (lease expired, deleted) */
+};
+
+typedef struct {
+    uint8_t *prefix; /* {name}/ */
+    uint32_t prefix_len;
+    uint8_t *key;    /* {name}/{lease hex} */
+    uint32_t key_len;
+    int64_t lease;
+    int64_t rev;       /* the key's create revision: the place in line */
+    int64_t view_rev;  /* store revision of the last check */
+    uint64_t deadline; /* monotonic ms; 0: none */
+    watch_watcher *w;  /* on the predecessor (or, for observe, the leader) */
+    uint8_t *watched;  /* the key or prefix w is on */
+    uint32_t watched_len;
+    bool watched_prefix;
+    int64_t cursor;    /* observe: the client's start_revision */
+    void (*done)(api_req *r, int outcome); /* answers; r->ext is the wl */
+} wl;
+
+/* Scans the direct children of s->prefix at the current revision. */
+typedef struct {
+    kv_list all;
+    int64_t header_rev;
+    const kv_kv *mine;   /* create_revision == s->rev */
+    const kv_kv *pred;   /* greatest create_revision < s->rev */
+    const kv_kv *lowest; /* smallest create_revision: the holder / leader */
+} wl_view;
+
+/* Creates r->ext for name and lease (400 and NULL on a bad name or when
+ * out of memory). timeout_s < 0: wait forever. */
+wl *wl_new(api_req *r, int64_t lease, int64_t timeout_s);
+/* Joins the line (a create-only txn putting value with the lease; an
+ * existing key of the same lease keeps its place), waits until first, and
+ * calls s->done once. 404 lease_not_found for an unknown lease. */
+void wl_join(api_req *r, const uint8_t *value, uint32_t value_len);
+/* Reads the line at rev (0: current). KV_OK or a kv_err. */
+int wl_read(api_req *r, const wl *s, int64_t rev, wl_view *v);
+void wl_view_free(wl_view *v);
+/* Parks r until an event at or after s->view_rev + 1 touches key (or the
+ * prefix), or the deadline; then runs then. filters: enum watch_filter. */
+void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned filters,
+             api_handler_fn then);
+/* Proposes ops guarded by "key's create revision == rev" (rev 0: the key
+ * exists) and runs then (r->res: the result; succeeded false when the
+ * guard failed). */
+void wl_guarded(api_req *r, const uint8_t *key, uint32_t key_len, int64_t rev, const kv_op *ops,
+                size_t n_ops, api_handler_fn then);
+/* Renders "{name}/{lease hex}" into a malloc'd key. */
+uint8_t *wl_key_for(const uint8_t *name, size_t name_len, int64_t lease, uint32_t *len);
+watch_hub *wl_hub(api_req *r);
+
+#endif
