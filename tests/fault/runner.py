@@ -30,9 +30,10 @@ import cluster as fcluster  # noqa: E402
 import net  # noqa: E402
 import nemesis as fnemesis  # noqa: E402
 import workloads  # noqa: E402
+import leases  # noqa: E402
 from history import History, call  # noqa: E402
 
-WORKLOADS = ("register", "set", "watch")
+WORKLOADS = ("register", "set", "watch", "lock", "lease")
 
 
 def parse_args(argv=None):
@@ -121,6 +122,10 @@ class Run:
             else:
                 import watch  # noqa: E402  (only once the server has /watch)
                 self.workloads.append(watch.Watch(self.cluster, self.history, seed, n))
+        if "lock" in self.a.workload:
+            self.workloads.append(leases.Lock(self.cluster, self.history, seed, n))
+        if "lease" in self.a.workload:
+            self.workloads.append(leases.LeaseExpiry(self.cluster, self.history, seed, n))
         self.nemesis = fnemesis.Nemesis(self.cluster, self.fw, self.a.nemesis, self.rng,
                                         self.unavailable)
 
@@ -151,7 +156,7 @@ class Run:
             elif isinstance(w, workloads.Set):
                 self.verdicts.append(("set", checkers.check_set(w.ops(), w.final_reads())))
             else:
-                self.verdicts.append(("watch", w.check(lead)))
+                self.verdicts.append((w.name, w.check(lead)))
 
     # ---- output ----
     def verdict(self):
