@@ -7,6 +7,7 @@ runner plus atexit here) and never touch a directory it did not create.
 """
 
 import atexit
+import fcntl
 import http.client
 import json
 import os
@@ -72,6 +73,28 @@ def _port_free(port):
         s.close()
 
 
+_PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "raftkv-test-ports")
+_port_locks = []  # open lock files, held until this process exits
+
+
+def _claim_port(port):
+    """Takes an exclusive flock on a per-port file, so two test runs at once
+    (CI and a developer, or two developers) never hand out the same port.
+    The kernel drops the lock when this process exits."""
+    try:
+        os.makedirs(_PORT_LOCK_DIR, exist_ok=True)
+        f = open(os.path.join(_PORT_LOCK_DIR, "%d.lock" % port), "a")
+    except OSError:
+        return True  # no lock dir: fall back to the bind probe alone
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return False
+    _port_locks.append(f)
+    return True
+
+
 def free_port():
     """A loopback port that is free now. Chosen below the kernel's ephemeral
     range so outgoing connections (libcurl to peers) cannot take it between
@@ -81,7 +104,7 @@ def free_port():
         port = random.randrange(15000, 30000)
         if port % 10000 in (2379, 2380, 2479, 2480):
             continue  # scripts/cluster's and scripts/bench's fixed ports
-        if port not in _used_ports and _port_free(port):
+        if port not in _used_ports and _claim_port(port) and _port_free(port):
             _used_ports.add(port)
             return port
     raise TestFailure("no free loopback port found")
