@@ -10,3 +10,9 @@ TESTS += tests/unit/kv_test
 check_PROGRAMS += tests/unit/lease_test
 tests_unit_lease_test_SOURCES = tests/unit/lease_test.c
 TESTS += tests/unit/lease_test
+# the watch hub (DESIGN.md section 6)
+libraftkv_a_SOURCES += src/kv/watch_int.h src/kv/watch_hub.c src/kv/watch_tree.c \
+	src/kv/watch_heap.c src/kv/watch_fetch.c
+check_PROGRAMS += tests/unit/watch_test
+tests_unit_watch_test_SOURCES = tests/unit/watch_test.c
+TESTS += tests/unit/watch_test
