@@ -42,6 +42,7 @@ class FaultNode:
         self.proc = None
         self.paused = False
         self.join = False
+        self.removed = False    # removed from the cluster: never restarted
 
     def __repr__(self):
         return "n%d" % self.id
@@ -111,12 +112,29 @@ class Cluster:
     def __init__(self, run_dir, n, extra=None):
         self.dir = run_dir
         self.extra = list(FAST_FLAGS if extra is None else extra)
-        self.nodes = [FaultNode(run_dir, i + 1, harness.free_port(), harness.free_port())
-                      for i in range(n)]
-        self.urls = [x.peer_url for x in self.nodes]
+        self.all = []   # every node ever, by id
+        for _ in range(n):
+            self.all.append(self._new_node())
+
+    def _new_node(self):
+        return FaultNode(self.dir, len(self.all) + 1, harness.free_port(), harness.free_port())
+
+    @property
+    def nodes(self):
+        """The current members (a removed node's id is never reused)."""
+        return [x for x in self.all if not x.removed]
+
+    @property
+    def urls(self):
+        return [x.peer_url for x in self.all]   # --cluster: indexed by id
 
     def node(self, nid):
-        return self.nodes[nid - 1]
+        return self.all[nid - 1]
+
+    def client_node(self, i):
+        """Client i's node now: members change under the membership nemesis."""
+        members = self.nodes
+        return members[i % len(members)]
 
     def start(self):
         for x in self.nodes:
@@ -152,7 +170,7 @@ class Cluster:
             if len(ids) != 1:
                 return None
             lid = ids.pop()
-            return self.node(lid) if 1 <= lid <= len(self.nodes) else None
+            return self.node(lid) if 1 <= lid <= len(self.all) else None
         if timeout is None:
             try:
                 return find()
@@ -169,25 +187,34 @@ class Cluster:
             wait_for(lambda: not x.alive(), 20, "%s to stop after its removal" % x)
         finally:
             x.kill9()   # reaps it (or ends one that did not stop by itself)
+            x.removed = True
 
-    def add_back(self, x, via):
-        """Adds x again with a fresh data dir and starts it with --join."""
+    def add_new(self, via):
+        """Adds a node under the next unused id (ids are never reused) with
+        a fresh data dir and its own address, and starts it with --join."""
+        x = self._new_node()
         shutil.rmtree(x.data_dir, ignore_errors=True)
 
         def attempt():
             return via.request("POST", "/%d" % x.id, x.peer_url, timeout=5).status in (200, 204)
-        wait_for(attempt, 30, "POST /%d on %s" % (x.id, via))
+        self.all.append(x)   # its id is used up even if the add fails
+        try:
+            wait_for(attempt, 30, "POST /%d on %s" % (x.id, via))
+        except TestFailure:
+            x.removed = True   # never started; the error is the nemesis's to report
+            raise
         x.join = True
         self.restart(x)
+        return x
 
     def stop_all(self):
-        for x in self.nodes:
+        for x in self.all:
             x.resume()
-        for x in self.nodes:
+        for x in self.all:
             if x.alive():
                 x.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for x in self.nodes:
+        for x in self.all:
             if x.proc is not None and not x._reap(max(0.1, deadline - time.monotonic())):
                 x.proc.kill()
                 x._reap(5)

@@ -1,7 +1,8 @@
 """nemesis: real faults on a seeded random schedule, one at a time —
 kill (kill -9, restart later), pause (SIGSTOP / SIGCONT), partition
 (iptables: majority/minority halves, isolated leader, bridge, one-way cuts)
-and membership (remove a node, wipe it, add it back with --join).
+and membership (remove a node, then add a new one under the next id with a
+fresh data dir and --join: raftkv never reuses a removed id).
 Each fault picks the leader as its target about half the time.
 
 Must never: leave a fault in place when it returns (run() heals the
@@ -51,7 +52,7 @@ class Nemesis:
         return x.resume
 
     def partition(self):
-        ids = [x.id for x in self.cluster.nodes]
+        ids = [x.id for x in self.cluster.nodes]   # current members
         self.rng.shuffle(ids)
         lead = self.cluster.leader()
         mode = self.rng.choice(["halves", "isolate-leader", "bridge", "one-way"])
@@ -98,10 +99,11 @@ class Nemesis:
             self.errors.append("membership: %s" % e)
         self._note("membership", "removed %s%s" % (x, " (leader)" if lead else ""))
 
-        def add_back():
-            via2 = self.rng.choice([y for y in self.cluster.live() if y is not x])
-            self.cluster.add_back(x, via2)
-        return add_back
+        def add_new():
+            via2 = self.rng.choice(self.cluster.live())
+            y = self.cluster.add_new(via2)
+            self.log.append((time.monotonic() - self.t0, "membership", "added %s" % y))
+        return add_new
 
     # ---- the schedule ----
     def run(self, stop):

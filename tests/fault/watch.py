@@ -24,8 +24,10 @@ KEYS = 5
 
 
 class Watcher:
-    def __init__(self, name, node, start, stream):
-        self.name, self.node, self.cursor, self.stream = name, node, start, stream
+    def __init__(self, name, pick, start, stream):
+        # pick() is the node to (re)connect to: a removed node's watcher
+        # moves to the member that took its place, keeping its cursor.
+        self.name, self.pick, self.cursor, self.stream = name, pick, start, stream
         self.events = []
         self.errors = 0
 
@@ -40,7 +42,7 @@ class Watcher:
 
     def poll_once(self):
         path = "/watch/%s?prefix=true&start_revision=%d&timeout=1" % (PREFIX, self.cursor)
-        a = call(self.node.port, "GET", path, timeout=4)
+        a = call(self.pick().port, "GET", path, timeout=4)
         body = a.json() if a.status == 200 else None
         if body is None:
             self.errors += 1
@@ -54,7 +56,7 @@ class Watcher:
         """One streaming connection, until it breaks or stop_at() says so."""
         path = ("/watch/%s?prefix=true&start_revision=%d&stream=true&progress_ms=300"
                 % (PREFIX, self.cursor))
-        conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=3)
+        conn = http.client.HTTPConnection("127.0.0.1", self.pick().port, timeout=3)
         try:
             conn.request("GET", path)
             r = conn.getresponse()
@@ -96,9 +98,9 @@ class Watch(Workload):
         super().__init__(cluster, history, seed, clients)
         st = cluster.nodes[0].status() or {}
         self.start_rev = st.get("revision", 0) + 1
-        self.watchers = [Watcher("watcher-n%d-%s" % (x.id, "stream" if i % 2 else "poll"),
-                                 x, self.start_rev, bool(i % 2))
-                         for i, x in enumerate(cluster.nodes)]
+        self.watchers = [Watcher("watcher%d-%s" % (i, "stream" if i % 2 else "poll"),
+                                 lambda i=i: cluster.client_node(i), self.start_rev, bool(i % 2))
+                         for i in range(len(cluster.nodes))]
         self.end_rev = None
         self.wthreads = []
         self.stop_watchers = threading.Event()

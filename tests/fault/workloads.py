@@ -40,9 +40,8 @@ class Workload:
 
     def start(self, stop):
         for i in range(self.clients):
-            node = self.cluster.nodes[i % len(self.cluster.nodes)]
             rng = random.Random("%s-%s-%d" % (self.seed, self.name, i))
-            t = threading.Thread(target=self._loop, args=(i, node, rng, stop),
+            t = threading.Thread(target=self._loop, args=(i, rng, stop),
                                  name="%s-%d" % (self.name, i), daemon=True)
             t.start()
             self.threads.append(t)
@@ -51,10 +50,10 @@ class Workload:
         for t in self.threads:
             t.join(CLIENT_TIMEOUT * 4)
 
-    def _loop(self, i, node, rng, stop):
+    def _loop(self, i, rng, stop):
         process = "%s%d" % (self.name[0], i)
         while not stop.is_set():
-            self.one_op(process, node, rng)
+            self.one_op(process, self.cluster.client_node(i), rng)
             stop.wait(0.005 + rng.random() * 0.01)   # pacing, not waiting
 
 
