@@ -108,6 +108,11 @@ class Nemesis:
     # ---- the schedule ----
     def run(self, stop):
         while self.kinds and not stop.wait(self.rng.uniform(1.0, 3.0)):
+            for x in self.cluster.nodes:   # every fault was healed: all must run
+                if not x.alive():
+                    self.errors.append("%s exited by itself (code %s)"
+                                       % (x, x.proc and x.proc.returncode))
+                    self.cluster.restart(x)
             kind = self.rng.choice(self.kinds)
             try:
                 heal = getattr(self, kind)()
