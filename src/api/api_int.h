@@ -167,6 +167,10 @@ void api_h_metrics(api_req *r);
 void api_h_lease(api_req *r);
 void api_h_lock(api_req *r);
 void api_h_election(api_req *r);
+void api_h_watch(api_req *r);
+/* The key span of a key route from ?prefix / ?range_end into r->op.span
+ * (h_kv.c; GET /kv and /watch share it): 0, or -1 after a 400. */
+int api_parse_span(api_req *r);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */

@@ -54,6 +54,8 @@ static int parse_span(api_req *r, bool ranges)
     return 0;
 }
 
+int api_parse_span(api_req *r) { return parse_span(r, true); }
+
 /* ---- reads ---- */
 
 static void reply_raw_value(api_req *r, const kv_kv *item, int64_t rev)

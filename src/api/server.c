@@ -223,18 +223,13 @@ bool api_write_failed(api_req *r)
 
 /* ---- dispatch ---- */
 
-static void h_not_implemented(api_req *r)
-{
-    api_reply_error(r, 501, "not_implemented", NULL, "%s is not implemented yet", r->method);
-}
-
 static const api_handler_fn handlers[] = {
     [ROUTE_ROOT_KEY] = api_h_root_key,
     [ROUTE_ROOT_MEMBER] = api_h_root_member,
     [ROUTE_KV] = api_h_kv,
     [ROUTE_TXN] = api_h_txn,
     [ROUTE_COMPACT] = api_h_compact,
-    [ROUTE_WATCH] = h_not_implemented,
+    [ROUTE_WATCH] = api_h_watch,
     [ROUTE_LEASE] = api_h_lease,
     [ROUTE_MEMBERS] = api_h_members,
     [ROUTE_MEMBER] = api_h_member,
@@ -411,6 +406,11 @@ void api_stop(api *a)
         resume_once(r);
         req_unref(r); /* the list's */
     }
+    /* watch streams suspend outside that list, always parked in the hub
+     * (and check a->stopping before suspending): wake them all */
+    watch_hub *hub = node_watch_hub(a->node);
+    if (hub)
+        watch_wake_all(hub);
     MHD_stop_daemon(a->mhd);
     pthread_mutex_destroy(&a->mu);
     free(a);

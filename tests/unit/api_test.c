@@ -486,7 +486,9 @@ static void test_status_health_metrics(void)
     buf_append(&r.body, "", 1);
     CHECK(strstr((char *)r.body.data, "raftkv_revision "));
     CHECK(strstr((char *)r.body.data, "raftkv_http_responses_total{code=\"2xx\"} "));
-    CHECK(req_s(&r, "GET", "/watch/k", NULL) == 501);
+    CHECK(req_s(&r, "GET", "/watch/k", NULL) == 503); /* the fake node has no watch hub */
+    CHECK(req_s(&r, "GET", "/watch/k?timeout=x", NULL) == 400);
+    CHECK(req_s(&r, "GET", "/watch/k?filters=noput,bogus", NULL) == 400);
     CHECK(req_s(&r, "POST", "/lease", "{}") == 400); /* no ttl */
     resp_free(&r);
 }

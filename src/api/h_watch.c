@@ -1,0 +1,396 @@
+/* h_watch: GET /watch/{key} (DESIGN.md section 6) — long-poll and
+ * chunked NDJSON streams over the watch hub. A watcher reads its events
+ * from kv history from its cursor on, in bounded chunks, on the MHD thread
+ * that serves it; when it has read everything it suspends its connection
+ * and parks in the hub, which resumes it on a matching event or at its
+ * deadline (long-poll timeout, stream progress tick).
+ *
+ * Must never: block an MHD thread, split a revision across answers, move
+ * a cursor past an event it did not deliver, or hold more than one chunk
+ * of events per stream (a client that stops reading stops being asked
+ * for more: its cursor lags and it catches up from history later, or is
+ * canceled as compacted). A stream is suspended only while parked in the
+ * hub, after checking a->stopping under a->mu, so api_stop can wake it.
+ */
+#include "api/api_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_MAX_EVENTS 1000
+#define STREAM_MAX_EVENTS 128
+#define STREAM_BLOCK (16 * 1024)
+/* History chunks read in one turn when filters hide everything, before
+ * the thread is handed back to other connections. */
+#define YIELD_CHUNKS 16
+#define DEFAULT_TIMEOUT_S 30
+#define MAX_TIMEOUT_S 3600
+#define DEFAULT_PROGRESS_MS 5000
+#define MIN_PROGRESS_MS 100
+#define MAX_PROGRESS_MS (3600 * 1000)
+
+typedef struct {
+    bool prev_kv, stream;
+    unsigned filters;
+    int64_t start;       /* 0: current revision + 1 */
+    int64_t timeout_s;
+    int64_t progress_ms;
+} wparams;
+
+/* One watch: the long-poll's (r->ext) or the stream response's. */
+typedef struct {
+    api *a;
+    watch_hub *hub;
+    watch_watcher *w;
+    int64_t cursor;       /* the next revision to deliver */
+    uint64_t deadline;    /* long-poll: answer empty at this now_ms() */
+    /* stream only */
+    struct MHD_Connection *conn;
+    pthread_mutex_t mu;   /* guards suspended (MHD thread vs hub callback) */
+    bool suspended;
+    bool ended;           /* nothing more after what is in out */
+    uint64_t progress_ms, last_sent;
+    buf out;              /* the line(s) being sent */
+    size_t off;
+} wctx;
+
+static void wctx_free(wctx *c)
+{
+    if (!c)
+        return;
+    watch_remove(c->hub, c->w); /* its callback never runs after this */
+    if (c->conn)
+        pthread_mutex_destroy(&c->mu);
+    buf_free(&c->out);
+    free(c);
+}
+
+/* ---- parameters ---- */
+
+static int parse_filters(api_req *r, unsigned *out)
+{
+    uint8_t *v;
+    size_t n;
+    if (api_query_bytes(r, "filters", &v, &n) < 0)
+        return -1;
+    *out = 0;
+    for (size_t i = 0; v && i < n;) {
+        size_t j = i;
+        while (j < n && v[j] != ',' && v[j] != '|')
+            j++;
+        if (j - i == 5 && memcmp(v + i, "noput", 5) == 0) {
+            *out |= WATCH_NOPUT;
+        } else if (j - i == 8 && memcmp(v + i, "nodelete", 8) == 0) {
+            *out |= WATCH_NODELETE;
+        } else {
+            free(v);
+            api_reply_error(r, 400, "invalid_argument", NULL,
+                            "filters: expected noput and/or nodelete");
+            return -1;
+        }
+        i = j + 1;
+    }
+    free(v);
+    return 0;
+}
+
+static int parse_params(api_req *r, wparams *p)
+{
+    static const char *const allowed[] = {"prefix", "range_end", "start_revision", "prev_kv",
+                                          "filters", "timeout", "stream", "progress_ms", NULL};
+    *p = (wparams){.timeout_s = DEFAULT_TIMEOUT_S, .progress_ms = DEFAULT_PROGRESS_MS};
+    if (api_query_only(r, allowed) < 0 || api_parse_span(r) < 0 ||
+        api_query_bool(r, "prev_kv", &p->prev_kv) < 0 ||
+        api_query_bool(r, "stream", &p->stream) < 0 || parse_filters(r, &p->filters) < 0 ||
+        api_query_i64(r, "start_revision", 0, &p->start, NULL) < 0 ||
+        api_query_i64(r, "timeout", 0, &p->timeout_s, NULL) < 0 ||
+        api_query_i64(r, "progress_ms", MIN_PROGRESS_MS, &p->progress_ms, NULL) < 0)
+        return -1;
+    if (p->timeout_s > MAX_TIMEOUT_S) {
+        api_reply_error(r, 400, "invalid_argument", NULL, "timeout: expected 0 to %d seconds",
+                        MAX_TIMEOUT_S);
+        return -1;
+    }
+    if (p->progress_ms > MAX_PROGRESS_MS) {
+        api_reply_error(r, 400, "invalid_argument", NULL, "progress_ms: expected %d to %d",
+                        MIN_PROGRESS_MS, MAX_PROGRESS_MS);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- JSON ---- */
+
+/* A DELETE's kv has no value (as in etcd): key and mod_revision matter. */
+static json_t *event_json(const kv_event *e)
+{
+    bool put = e->type == KV_EVENT_PUT;
+    json_t *o = json_pack("{s:s,s:o}", "type", put ? "PUT" : "DELETE", "kv",
+                          api_json_kv(&e->kv, !put));
+    if (o && e->has_prev && json_object_set_new(o, "prev_kv", api_json_kv(&e->prev_kv, false)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *events_json(const kv_event_list *l)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < l->n; i++) {
+        if (json_array_append_new(arr, event_json(&l->items[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+/* ---- long-poll ---- */
+
+static void poll_step(api_req *r);
+
+static void poll_wake(void *ud) { api_wake(ud); }
+
+static void poll_free(api_req *r)
+{
+    wctx_free(r->ext);
+    r->ext = NULL;
+}
+
+/* Suspends r until the hub wakes it (at `at` at the latest), then runs
+ * poll_step again. */
+static void poll_wait(api_req *r, uint64_t at)
+{
+    wctx *c = r->ext;
+    /* suspend first: the park may wake it at once, from inside the call */
+    if (api_wait_external(r, poll_step))
+        watch_park(c->hub, c->w, c->cursor, at);
+}
+
+static void poll_answer(api_req *r, const watch_batch *b)
+{
+    api_reply_json(r, 200, json_pack("{s:o,s:o,s:I}", "header", api_json_header(r->a, b->header_rev),
+                                     "events", events_json(&b->events), "next_revision",
+                                     (json_int_t)b->next_rev));
+}
+
+static void poll_step(api_req *r)
+{
+    wctx *c = r->ext;
+    for (int i = 0; i < YIELD_CHUNKS; i++) {
+        watch_batch b;
+        int rc = watch_fetch(c->hub, c->w, c->cursor, POLL_MAX_EVENTS, &b);
+        if (rc == KV_ERR_COMPACTED) {
+            api_reply_kv_error(r, rc, b.compact_rev);
+            return;
+        }
+        if (rc != KV_OK) {
+            api_reply_error(r, 503, "unavailable", NULL, "watch: cannot read history now");
+            return;
+        }
+        c->cursor = b.next_rev;
+        bool more = b.more;
+        if (b.events.n || (!more && now_ms() >= c->deadline)) {
+            poll_answer(r, &b);
+            watch_batch_free(&b);
+            return;
+        }
+        watch_batch_free(&b);
+        if (!more) {
+            poll_wait(r, c->deadline);
+            return;
+        }
+    }
+    poll_wait(r, now_ms()); /* all filtered so far: let others run, then go on */
+}
+
+/* ---- stream ---- */
+
+static void stream_wake(void *ud)
+{
+    wctx *c = ud;
+    pthread_mutex_lock(&c->mu);
+    if (c->suspended) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void stream_free(void *cls) { wctx_free(cls); }
+
+/* Appends one NDJSON line (takes o). */
+static int put_line(wctx *c, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int rc = text && buf_append(&c->out, text, strlen(text)) == 0 &&
+                     buf_append(&c->out, "\n", 1) == 0 ? 0 : -1;
+    free(text);
+    c->last_sent = now_ms();
+    return rc;
+}
+
+/* Suspends the connection and parks until the hub wakes it. False when
+ * the api is stopping (then nothing was suspended). */
+static bool stream_park(wctx *c, uint64_t at)
+{
+    api *a = c->a;
+    pthread_mutex_lock(&a->mu);
+    bool ok = !a->stopping;
+    if (ok) {
+        pthread_mutex_lock(&c->mu);
+        c->suspended = true;
+        MHD_suspend_connection(c->conn);
+        pthread_mutex_unlock(&c->mu);
+        watch_park(c->hub, c->w, c->cursor, at);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+enum fill { FILL_DATA, FILL_PARKED, FILL_END, FILL_ERROR };
+
+/* Reads the next events into c->out: an events line, a canceled line, a
+ * progress line when due, or nothing (parked). */
+static enum fill stream_fill(wctx *c)
+{
+    for (int i = 0; i < YIELD_CHUNKS; i++) {
+        watch_batch b;
+        int rc = watch_fetch(c->hub, c->w, c->cursor, STREAM_MAX_EVENTS, &b);
+        if (rc == KV_ERR_COMPACTED) {
+            c->ended = true;
+            return put_line(c, json_pack("{s:b,s:s,s:I,s:o}", "canceled", 1, "reason", "compacted",
+                                         "compact_revision", (json_int_t)b.compact_rev,
+                                         "header", api_json_header(c->a, -1))) < 0
+                       ? FILL_ERROR : FILL_DATA;
+        }
+        if (rc != KV_OK) /* no reader free: try again shortly */
+            return stream_park(c, now_ms() + MIN_PROGRESS_MS) ? FILL_PARKED : FILL_END;
+        c->cursor = b.next_rev;
+        bool more = b.more;
+        if (b.events.n) {
+            rc = put_line(c, json_pack("{s:o,s:o}", "header", api_json_header(c->a, b.header_rev),
+                                       "events", events_json(&b.events)));
+            watch_batch_free(&b);
+            return rc < 0 ? FILL_ERROR : FILL_DATA;
+        }
+        watch_batch_free(&b);
+        if (!more) {
+            uint64_t due = c->last_sent + c->progress_ms;
+            if (now_ms() < due)
+                return stream_park(c, due) ? FILL_PARKED : FILL_END;
+            /* everything up to cursor - 1 is delivered: a resume point */
+            return put_line(c, json_pack("{s:o,s:[],s:b}", "header",
+                                         api_json_header(c->a, c->cursor - 1), "events",
+                                         "progress", 1)) < 0 ? FILL_ERROR : FILL_DATA;
+        }
+    }
+    return stream_park(c, now_ms()) ? FILL_PARKED : FILL_END; /* all filtered: yield */
+}
+
+static bool stopping(api *a)
+{
+    pthread_mutex_lock(&a->mu);
+    bool s = a->stopping;
+    pthread_mutex_unlock(&a->mu);
+    return s;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    wctx *c = cls;
+    for (;;) {
+        if (c->off < c->out.len) {
+            size_t n = c->out.len - c->off < max ? c->out.len - c->off : max;
+            memcpy(out, c->out.data + c->off, n);
+            c->off += n;
+            return (ssize_t)n;
+        }
+        if (c->ended || stopping(c->a))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        buf_reset(&c->out);
+        c->off = 0;
+        switch (stream_fill(c)) {
+        case FILL_DATA: break;
+        case FILL_PARKED: return 0; /* suspended: MHD asks again once resumed */
+        case FILL_END: return MHD_CONTENT_READER_END_OF_STREAM;
+        default: return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+/* Queues the stream response; it owns c from here on. */
+static void stream_start(api_req *r, wctx *c, int64_t rev)
+{
+    c->conn = r->conn;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        c->conn = NULL;
+        wctx_free(c);
+        api_reply_error(r, 500, "internal", NULL, "out of resources");
+        return;
+    }
+    if (put_line(c, json_pack("{s:b,s:o}", "created", 1, "header", api_json_header(r->a, rev))) < 0) {
+        wctx_free(c);
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+                                                                  stream_read, c, stream_free);
+    if (!resp) {
+        wctx_free(c);
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    r->replied = true;
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson") ==
+            MHD_YES &&
+        MHD_queue_response(r->conn, 200, resp) == MHD_YES)
+        api_count_answer(r->a, 200);
+    else
+        r->queue_failed = true;
+    MHD_destroy_response(resp); /* frees c through stream_free if it was not queued */
+}
+
+/* ---- the route ---- */
+
+void api_h_watch(api_req *r)
+{
+    wparams p;
+    if (parse_params(r, &p) < 0)
+        return;
+    watch_hub *hub = node_watch_hub(r->a->node);
+    kv_conn *kc = kv_reader_acquire(r->a->kv);
+    int64_t rev = 0, compact = 0;
+    int rc = kc ? kv_read_revisions(kc, &rev, &compact) : KV_ERR_INTERNAL;
+    kv_reader_release(r->a->kv, kc);
+    if (!hub || rc != KV_OK) {
+        api_reply_error(r, 503, "unavailable", NULL, "watch: not available now");
+        return;
+    }
+    wctx *c = calloc(1, sizeof *c);
+    bool stream = p.stream;
+    if (c) {
+        c->a = r->a;
+        c->hub = hub;
+        c->cursor = p.start ? p.start : rev + 1;
+        c->progress_ms = (uint64_t)p.progress_ms;
+        c->deadline = now_ms() + (uint64_t)p.timeout_s * 1000;
+        buf_init(&c->out);
+        c->w = watch_add(hub, &r->op.span, p.filters, p.prev_kv, stream ? stream_wake : poll_wake,
+                         stream ? (void *)c : (void *)r);
+    }
+    if (!c || !c->w) {
+        free(c);
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    if (stream) {
+        stream_start(r, c, rev);
+        return;
+    }
+    r->ext = c;
+    r->ext_free = poll_free;
+    poll_step(r);
+}
