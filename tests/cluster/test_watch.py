@@ -404,3 +404,22 @@ def test_watch_stream_reader_that_never_reads(env):
         check(all(c == per_txn for c in got.values()), "a revision was split or short")
     finally:
         s.close()
+
+
+def test_watch_sigterm_with_parked_watchers(env):
+    """A parked stream and a parked long-poll do not hold shutdown up: the
+    long-poll gets 503, the stream ends cleanly, the node exits 0."""
+    (n,) = env.cluster(1)
+    s = Stream(n, "z/", prefix="true", progress_ms=60000)
+    try:
+        check(s.line().get("created") is True, "created")
+        got = {}
+        t = threading.Thread(target=lambda: got.update(r=watch(n, "q", timeout=60)))
+        t.start()
+        wait_for(lambda: metric(n, "raftkv_watchers") == 2, 10, "both watchers to park")
+        check(n.stop() == 0, "exit code after SIGTERM")
+        t.join(30)
+        check(not t.is_alive() and got["r"].status == 503, "long-poll at shutdown: %r" % got)
+        check(s.line(timeout=10) is None, "the stream ends at shutdown")
+    finally:
+        s.close()
