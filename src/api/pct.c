@@ -5,17 +5,6 @@
 
 #include <stdlib.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int api_pct_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
 {
     uint8_t *d = malloc(n + 1);
@@ -28,8 +17,8 @@ int api_pct_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
             continue;
         }
         /* both hex digits must lie inside the input */
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
             free(d);
             return -1;

@@ -11,34 +11,14 @@
 
 #define CONF_CODEC_VERSION 1
 
-static int put_ids(buf *out, uint32_t n, const raft_id *ids)
-{
-    if (buf_put_u32(out, n) < 0)
-        return -1;
-    for (uint32_t i = 0; i < n; i++)
-        if (buf_put_u64(out, ids[i]) < 0)
-            return -1;
-    return 0;
-}
-
 int storage_conf_encode(const raft_conf *conf, buf *out)
 {
     if (conf->n_voters > RAFT_MAX_MEMBERS || conf->n_learners > RAFT_MAX_MEMBERS)
         return -1;
     if (buf_put_u8(out, CONF_CODEC_VERSION) < 0 ||
-        put_ids(out, conf->n_voters, conf->voters) < 0 ||
-        put_ids(out, conf->n_learners, conf->learners) < 0)
+        buf_put_u64s(out, conf->voters, conf->n_voters) < 0 ||
+        buf_put_u64s(out, conf->learners, conf->n_learners) < 0)
         return -1;
-    return 0;
-}
-
-static int get_ids(reader *r, uint32_t *n, raft_id *ids)
-{
-    if (rd_u32(r, n) < 0 || *n > RAFT_MAX_MEMBERS)
-        return -1;
-    for (uint32_t i = 0; i < *n; i++)
-        if (rd_u64(r, &ids[i]) < 0)
-            return -1;
     return 0;
 }
 
@@ -49,8 +29,9 @@ int storage_conf_decode(const uint8_t *p, size_t n, raft_conf *conf)
     reader_init(&r, p, n);
     uint8_t version;
     if (rd_u8(&r, &version) < 0 || version != CONF_CODEC_VERSION ||
-        get_ids(&r, &conf->n_voters, conf->voters) < 0 ||
-        get_ids(&r, &conf->n_learners, conf->learners) < 0 || rd_left(&r) != 0) {
+        rd_u64s(&r, conf->voters, &conf->n_voters, RAFT_MAX_MEMBERS) < 0 ||
+        rd_u64s(&r, conf->learners, &conf->n_learners, RAFT_MAX_MEMBERS) < 0 ||
+        rd_left(&r) != 0) {
         memset(conf, 0, sizeof *conf);
         return -1;
     }

@@ -19,16 +19,6 @@ static const uint8_t MAGIC[4] = {'R', 'K', 'V', 'M'};
 
 /* ---- encoding ---- */
 
-static int put_ids(buf *b, uint32_t n, const raft_id *ids)
-{
-    if (n > RAFT_MAX_MEMBERS || buf_put_u32(b, n) < 0)
-        return -1;
-    for (uint32_t i = 0; i < n; i++)
-        if (buf_put_u64(b, ids[i]) < 0)
-            return -1;
-    return 0;
-}
-
 static int put_entry(buf *b, const raft_entry *e)
 {
     if (e->len && !e->data)
@@ -51,8 +41,9 @@ static int put_msg(buf *b, const raft_msg *m)
         if (buf_put_u64(b, words[i]) < 0)
             return -1;
     const raft_conf *c = &m->snapshot.conf;
-    if (put_ids(b, c->n_voters, c->voters) < 0 ||
-        put_ids(b, c->n_learners, c->learners) < 0)
+    if (c->n_voters > RAFT_MAX_MEMBERS || c->n_learners > RAFT_MAX_MEMBERS ||
+        buf_put_u64s(b, c->voters, c->n_voters) < 0 ||
+        buf_put_u64s(b, c->learners, c->n_learners) < 0)
         return -1;
     if (m->n_entries && !m->entries)
         return -1;
@@ -87,16 +78,6 @@ int transport_encode(uint64_t cluster_id, const raft_msg *msgs, size_t n, buf *o
 }
 
 /* ---- decoding ---- */
-
-static int get_ids(reader *r, uint32_t *n, raft_id *ids)
-{
-    if (rd_u32(r, n) < 0 || *n > RAFT_MAX_MEMBERS)
-        return -1;
-    for (uint32_t i = 0; i < *n; i++)
-        if (rd_u64(r, &ids[i]) < 0)
-            return -1;
-    return 0;
-}
 
 static int get_entry(reader *r, raft_entry *e)
 {
@@ -144,7 +125,8 @@ static int get_msg(reader *r, raft_msg *m)
         if (rd_u64(r, words[i]) < 0)
             return -1;
     raft_conf *c = &m->snapshot.conf;
-    if (get_ids(r, &c->n_voters, c->voters) < 0 || get_ids(r, &c->n_learners, c->learners) < 0)
+    if (rd_u64s(r, c->voters, &c->n_voters, RAFT_MAX_MEMBERS) < 0 ||
+        rd_u64s(r, c->learners, &c->n_learners, RAFT_MAX_MEMBERS) < 0)
         return -1;
     return get_entries(r, m);
 }

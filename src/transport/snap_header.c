@@ -34,17 +34,6 @@ char *transport_snap_header_encode(uint64_t cluster_id, const raft_msg *msg)
     return hex;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static uint8_t *hex_decode(const char *hex, size_t *len)
 {
     size_t n = strlen(hex);

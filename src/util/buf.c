@@ -63,6 +63,16 @@ int buf_put_bytes(buf *b, const void *p, uint32_t n)
     return buf_append(b, p, n);
 }
 
+int buf_put_u64s(buf *b, const uint64_t *v, uint32_t n)
+{
+    if (buf_reserve(b, 4 + (size_t)n * 8) < 0)
+        return -1;
+    buf_put_u32(b, n);
+    for (uint32_t i = 0; i < n; i++)
+        buf_put_u64(b, v[i]);
+    return 0;
+}
+
 void reader_init(reader *r, const void *p, size_t len)
 {
     r->p = p;
@@ -122,4 +132,16 @@ int rd_bytes(reader *r, const uint8_t **p, uint32_t *n)
         return -1;
     *p = rd_take(r, *n);
     return *p ? 0 : -1;
+}
+
+int rd_u64s(reader *r, uint64_t *v, uint32_t *n, uint32_t max)
+{
+    if (rd_u32(r, n) < 0 || *n > max) {
+        r->failed = true;
+        return -1;
+    }
+    for (uint32_t i = 0; i < *n; i++)
+        if (rd_u64(r, &v[i]) < 0)
+            return -1;
+    return 0;
 }

@@ -37,6 +37,7 @@ int buf_put_u8(buf *b, uint8_t v);
 int buf_put_u32(buf *b, uint32_t v); /* little endian */
 int buf_put_u64(buf *b, uint64_t v); /* little endian */
 int buf_put_bytes(buf *b, const void *p, uint32_t n); /* u32 length + bytes */
+int buf_put_u64s(buf *b, const uint64_t *v, uint32_t n); /* u32 count + n u64 */
 
 /* ---- bounds-checked reader over untrusted bytes: every get returns -1
  * instead of reading past the end, and leaves the reader failed. ---- */
@@ -53,6 +54,11 @@ int rd_u64(reader *r, uint64_t *v);
 /* u32 length + bytes; *p points into the input (not copied) */
 int rd_bytes(reader *r, const uint8_t **p, uint32_t *n);
 size_t rd_left(const reader *r);
+/* u32 count + that many u64 into v; fails if count > max */
+int rd_u64s(reader *r, uint64_t *v, uint32_t *n, uint32_t max);
+
+/* ---- hex ---- */
+int hex_digit(char c); /* 0..15, or -1 if c is not a hex digit */
 
 /* ---- CRC-32C (Castagnoli), incremental: start with crc = 0 ---- */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);
