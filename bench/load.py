@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""load: writes COUNT keys PREFIX0..PREFIX<COUNT-1> of SIZE bytes each to an
+etcd v2 or raftkv endpoint, as fast as CONNS keep-alive connections allow,
+and exits non-zero if any write failed. Owns bulk loading for
+scripts/bench-vs-etcd only; it measures nothing and must never retry a write
+silently (a failed write is reported)."""
+import argparse
+import http.client
+import multiprocessing
+import sys
+import threading
+
+
+def put_path(kind, key):
+    return ("/v2/keys/" if kind == "etcd" else "/") + key
+
+
+def body_for(kind, value):
+    if kind == "etcd":
+        return b"value=" + value, {"Content-Type": "application/x-www-form-urlencoded"}
+    return value, {}
+
+
+def worker(args, keys, errors):
+    host, port = args.endpoint.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    value = b"x" * args.size
+    body, headers = body_for(args.kind, value)
+    for i in keys:
+        try:
+            conn.request("PUT", put_path(args.kind, "%s%d" % (args.prefix, i)), body, headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status >= 300:
+                errors.append("%d: HTTP %d" % (i, resp.status))
+        except (OSError, http.client.HTTPException) as e:
+            errors.append("%d: %s" % (i, e))
+            conn.close()
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.close()
+
+
+def process_main(args, keys):
+    """One process: a thread per connection, keys dealt round-robin."""
+    errors = []
+    threads = [threading.Thread(target=worker, args=(args, keys[t::args.threads], errors))
+               for t in range(args.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in errors[:5]:
+        print("load: write %s" % e, file=sys.stderr)
+    return len(errors)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("kind", choices=["etcd", "raftkv"])
+    p.add_argument("endpoint", help="host:port")
+    p.add_argument("--prefix", default="bench-")
+    p.add_argument("--count", type=int, default=10000)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--procs", type=int, default=4)
+    p.add_argument("--threads", type=int, default=8, help="connections per process")
+    args = p.parse_args()
+    keys = list(range(args.count))
+    with multiprocessing.Pool(args.procs) as pool:
+        failed = sum(pool.starmap(process_main, [(args, keys[i::args.procs]) for i in range(args.procs)]))
+    if failed:
+        print("load: %d of %d writes failed" % (failed, args.count), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
