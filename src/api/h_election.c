@@ -5,10 +5,7 @@
  *   POST /election/{name}/proclaim {"lease":ID,"value":"...","rev"?:R}
  *     updates the leader's value (guarded by its key's create revision)
  *   GET  /election/{name}/leader    {header, kv} or 404 no_leader
- *   GET  /election/{name}/observe [?start_revision=N][&timeout=S]
- *     long-poll: answers when the leader (key or value) differs from the
- *     leader as of revision N-1, else at the timeout; next_revision is the
- *     cursor for the next call
+ *   GET  /election/{name}/observe: long-poll or stream (h_observe.c)
  *   POST /election/{name}/resign {"lease":ID,"rev"?:R}
  * The leader is the key directly under {name}/ with the smallest create
  * revision.
@@ -18,9 +15,6 @@
 #include "api/waitline.h"
 
 #include <string.h>
-
-#define ELECTION_MAX_TIMEOUT_S 86400
-#define OBSERVE_DEFAULT_TIMEOUT_S 30
 
 /* ---- shared ---- */
 
@@ -60,19 +54,6 @@ static int value_field(api_req *r, const uint8_t **v, uint32_t *n)
     }
     *v = (const uint8_t *)json_string_value(j);
     *n = (uint32_t)json_string_length(j);
-    return 0;
-}
-
-static int timeout_query(api_req *r, int64_t dflt, int64_t *timeout)
-{
-    *timeout = dflt;
-    if (api_query_i64(r, "timeout", 0, timeout, NULL) < 0)
-        return -1;
-    if (*timeout > ELECTION_MAX_TIMEOUT_S) {
-        api_reply_error(r, 400, "invalid_argument", NULL, "timeout: at most %d seconds",
-                        ELECTION_MAX_TIMEOUT_S);
-        return -1;
-    }
     return 0;
 }
 
@@ -117,7 +98,7 @@ static void campaign(api_req *r)
     int64_t timeout;
     const uint8_t *v;
     uint32_t n;
-    if (api_query_only(r, allowed) < 0 || timeout_query(r, -1, &timeout) < 0)
+    if (api_query_only(r, allowed) < 0 || wl_query_timeout(r, -1, &timeout) < 0)
         return;
     wl *s = parse_body(r, fields, timeout);
     if (!s || value_field(r, &v, &n) < 0)
@@ -160,18 +141,7 @@ static void proclaim_or_resign(api_req *r, bool proclaim)
     wl_guarded(r, s->key, s->key_len, rev, &op, 1, finish_guarded);
 }
 
-/* ---- leader, observe ---- */
-
-static json_t *leader_body(api_req *r, const wl_view *v)
-{
-    json_t *body = json_object();
-    if (body && v->lowest &&
-        json_object_set_new(body, "kv", api_json_kv(v->lowest, false)) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
-    return with_header(r, body, v->header_rev);
-}
+/* ---- leader (observe: h_observe.c) ---- */
 
 static void do_leader(api_req *r)
 {
@@ -180,7 +150,7 @@ static void do_leader(api_req *r)
         api_reply_node_error(r, r->status);
         return;
     }
-    int rc = wl_read(r, r->ext, 0, &v);
+    int rc = wl_read(r->a, r->ext, 0, &v);
     if (rc != KV_OK) {
         api_reply_kv_error(r, rc, 0);
         return;
@@ -189,92 +159,16 @@ static void do_leader(api_req *r)
         api_reply_error(r, 404, "no_leader", with_header(r, json_object(), v.header_rev),
                         "no leader");
     else
-        api_reply_json(r, 200, leader_body(r, &v));
+        api_reply_json(r, 200, election_leader_json(r->a, v.lowest, v.header_rev, false));
     wl_view_free(&v);
 }
 
-static bool same_leader(const kv_kv *a, const kv_kv *b)
-{
-    if (!a || !b)
-        return a == b;
-    return a->mod_revision == b->mod_revision && a->key_len == b->key_len &&
-           memcmp(a->key, b->key, a->key_len) == 0;
-}
-
-/* The leader as of the cursor's revision - 1: changed is true when it
- * differs from now's; false (wait) when this store has not reached it. */
-static int leader_changed(api_req *r, wl *s, const wl_view *now, bool *changed)
-{
-    *changed = false;
-    if (s->cursor == 0) { /* no cursor: the current leader, once there is one */
-        *changed = now->lowest != NULL;
-        return KV_OK;
-    }
-    if (s->cursor - 1 > now->header_rev)
-        return KV_OK;
-    if (s->cursor - 1 < 1) { /* before the first revision: nobody led */
-        *changed = now->lowest != NULL;
-        return KV_OK;
-    }
-    wl_view then;
-    int rc = wl_read(r, s, s->cursor - 1, &then);
-    if (rc == KV_ERR_COMPACTED) { /* cannot tell: show the current leader */
-        *changed = true;
-        return KV_OK;
-    }
-    if (rc == KV_OK) {
-        *changed = !same_leader(then.lowest, now->lowest);
-        wl_view_free(&then);
-    }
-    return rc;
-}
-
-static void observe_check(api_req *r)
-{
-    wl *s = r->ext;
-    wl_view v;
-    bool changed = false;
-    int rc = wl_read(r, s, 0, &v);
-    if (rc == KV_OK && (rc = leader_changed(r, s, &v, &changed)) != KV_OK)
-        wl_view_free(&v);
-    if (rc != KV_OK) {
-        api_reply_kv_error(r, rc, 0);
-        return;
-    }
-    s->view_rev = v.header_rev;
-    if (changed || (s->deadline && now_ms() >= s->deadline)) {
-        json_t *body = leader_body(r, &v);
-        if (body && json_object_set_new(body, "next_revision", json_integer(v.header_rev + 1)) < 0) {
-            json_decref(body);
-            body = NULL;
-        }
-        api_reply_json(r, 200, body);
-    } else if (v.lowest) { /* only its deletion or a new value changes the leader */
-        wl_wait(r, v.lowest->key, v.lowest->key_len, false, 0, observe_check);
-    } else {
-        wl_wait(r, s->prefix, s->prefix_len, true, WATCH_NODELETE, observe_check);
-    }
-    wl_view_free(&v);
-}
-
-static void read_line(api_req *r)
+static void leader(api_req *r)
 {
     static const char *const none[] = {NULL};
-    static const char *const observe[] = {"start_revision", "timeout", NULL};
-    bool obs = strcmp(r->route.sub, "observe") == 0;
-    int64_t timeout = -1, cursor = 0;
-    if (api_query_only(r, obs ? observe : none) < 0 ||
-        (obs && (api_query_i64(r, "start_revision", 1, &cursor, NULL) < 0 ||
-                 timeout_query(r, OBSERVE_DEFAULT_TIMEOUT_S, &timeout) < 0)))
+    if (api_query_only(r, none) < 0 || !wl_new(r, 0, -1))
         return;
-    wl *s = wl_new(r, 0, timeout);
-    if (!s)
-        return;
-    s->cursor = cursor;
-    if (obs)
-        observe_check(r);
-    else
-        api_wait_barrier(r, do_leader);
+    api_wait_barrier(r, do_leader);
 }
 
 void api_h_election(api_req *r)
@@ -286,6 +180,8 @@ void api_h_election(api_req *r)
         proclaim_or_resign(r, true);
     else if (strcmp(verb, "resign") == 0)
         proclaim_or_resign(r, false);
+    else if (strcmp(verb, "observe") == 0)
+        election_observe(r);
     else
-        read_line(r);
+        leader(r);
 }

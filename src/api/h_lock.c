@@ -16,8 +16,6 @@
 
 #include <string.h>
 
-#define LOCK_MAX_TIMEOUT_S 86400
-
 static json_t *key_json(const uint8_t *k, uint32_t n)
 {
     json_t *o = json_object();
@@ -52,14 +50,9 @@ static void lock(api_req *r)
 {
     static const char *const allowed[] = {"timeout", NULL};
     int64_t timeout = -1, lease = 0;
-    if (api_query_only(r, allowed) < 0 ||
-        api_query_i64(r, "timeout", 0, &timeout, NULL) < 0 || !(r->doc = api_body_json(r)))
+    if (api_query_only(r, allowed) < 0 || wl_query_timeout(r, -1, &timeout) < 0 ||
+        !(r->doc = api_body_json(r)))
         return;
-    if (timeout > LOCK_MAX_TIMEOUT_S) {
-        api_reply_error(r, 400, "invalid_argument", NULL, "timeout: at most %d seconds",
-                        LOCK_MAX_TIMEOUT_S);
-        return;
-    }
     if (json_object_size(r->doc) != 1 ||
         api_body_int(r, "lease", 1, KV_LEASE_MAX_ID, true, &lease) < 0) {
         if (!r->replied)

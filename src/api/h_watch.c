@@ -3,7 +3,9 @@
  * from kv history from its cursor on, in bounded chunks, on the MHD thread
  * that serves it; when it has read everything it suspends its connection
  * and parks in the hub, which resumes it on a matching event or at its
- * deadline (long-poll timeout, stream progress tick).
+ * deadline (long-poll timeout, stream progress tick). The stream machinery
+ * also serves other renderings of a watcher's batches (api_watch_stream:
+ * the election observe stream).
  *
  * Must never: block an MHD thread, split a revision across answers, move
  * a cursor past an event it did not deliver, or hold more than one chunk
@@ -25,9 +27,9 @@
 #define YIELD_CHUNKS 16
 #define DEFAULT_TIMEOUT_S 30
 #define MAX_TIMEOUT_S 3600
-#define DEFAULT_PROGRESS_MS 5000
-#define MIN_PROGRESS_MS 100
-#define MAX_PROGRESS_MS (3600 * 1000)
+#define DEFAULT_PROGRESS_MS API_PROGRESS_MS_DEFAULT
+#define MIN_PROGRESS_MS API_PROGRESS_MS_MIN
+#define MAX_PROGRESS_MS API_PROGRESS_MS_MAX
 
 typedef struct {
     bool prev_kv, stream;
@@ -52,6 +54,9 @@ typedef struct {
     uint64_t progress_ms, last_sent;
     buf out;              /* the line(s) being sent */
     size_t off;
+    api_stream_render_fn render; /* a batch of events -> lines */
+    void *ud;             /* render's, freed with ud_free */
+    void (*ud_free)(void *ud);
 } wctx;
 
 static void wctx_free(wctx *c)
@@ -59,6 +64,8 @@ static void wctx_free(wctx *c)
     if (!c)
         return;
     watch_remove(c->hub, c->w); /* its callback never runs after this */
+    if (c->ud_free)
+        c->ud_free(c->ud);
     if (c->conn)
         pthread_mutex_destroy(&c->mu);
     buf_free(&c->out);
@@ -144,6 +151,16 @@ static json_t *events_json(const kv_event_list *l)
         }
     }
     return arr;
+}
+
+/* The /watch stream's renderer: one {header, events} line per batch. */
+static int render_events(api *a, void *ud, const watch_batch *b, json_t *lines)
+{
+    (void)ud;
+    return json_array_append_new(lines, json_pack("{s:o,s:o}", "header",
+                                                  api_json_header(a, b->header_rev), "events",
+                                                  events_json(&b->events))) < 0
+               ? KV_ERR_INTERNAL : KV_OK;
 }
 
 /* ---- long-poll ---- */
@@ -252,6 +269,26 @@ static bool stream_park(wctx *c, uint64_t at)
 
 enum fill { FILL_DATA, FILL_PARKED, FILL_END, FILL_ERROR };
 
+/* Appends the renderer's lines for b. A renderer that fails leaves the
+ * cursor at from: the batch is fetched (or found compacted) again. */
+static enum fill render_batch(wctx *c, const watch_batch *b, int64_t from)
+{
+    json_t *lines = json_array();
+    int rc = lines ? c->render(c->a, c->ud, b, lines) : KV_ERR_INTERNAL;
+    size_t i;
+    json_t *line;
+    json_array_foreach(lines, i, line) {
+        if (rc == KV_OK && put_line(c, json_incref(line)) < 0)
+            rc = KV_ERR_INTERNAL;
+    }
+    json_decref(lines);
+    if (rc == KV_OK)
+        return FILL_DATA;
+    buf_reset(&c->out);
+    c->cursor = from;
+    return stream_park(c, now_ms() + MIN_PROGRESS_MS) ? FILL_PARKED : FILL_END;
+}
+
 /* Reads the next events into c->out: an events line, a canceled line, a
  * progress line when due, or nothing (parked). */
 static enum fill stream_fill(wctx *c)
@@ -268,15 +305,13 @@ static enum fill stream_fill(wctx *c)
         }
         if (rc != KV_OK) /* no reader free: try again shortly */
             return stream_park(c, now_ms() + MIN_PROGRESS_MS) ? FILL_PARKED : FILL_END;
+        int64_t from = c->cursor;
         c->cursor = b.next_rev;
         bool more = b.more;
-        if (b.events.n) {
-            rc = put_line(c, json_pack("{s:o,s:o}", "header", api_json_header(c->a, b.header_rev),
-                                       "events", events_json(&b.events)));
-            watch_batch_free(&b);
-            return rc < 0 ? FILL_ERROR : FILL_DATA;
-        }
+        enum fill f = b.events.n ? render_batch(c, &b, from) : FILL_DATA;
         watch_batch_free(&b);
+        if (f != FILL_DATA || c->out.len) /* a renderer may have nothing to say */
+            return f;
         if (!more) {
             uint64_t due = c->last_sent + c->progress_ms;
             if (now_ms() < due)
@@ -321,17 +356,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
     }
 }
 
-/* Queues the stream response; it owns c from here on. */
-static void stream_start(api_req *r, wctx *c, int64_t rev)
+/* Queues the stream response, first line first (taken); it owns c from
+ * here on. */
+static void stream_start(api_req *r, wctx *c, json_t *first)
 {
     c->conn = r->conn;
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         c->conn = NULL;
+        json_decref(first);
         wctx_free(c);
         api_reply_error(r, 500, "internal", NULL, "out of resources");
         return;
     }
-    if (put_line(c, json_pack("{s:b,s:o}", "created", 1, "header", api_json_header(r->a, rev))) < 0) {
+    if (put_line(c, first) < 0) {
         wctx_free(c);
         api_reply_error(r, 500, "internal", NULL, "out of memory");
         return;
@@ -355,6 +392,46 @@ static void stream_start(api_req *r, wctx *c, int64_t rev)
 
 /* ---- the route ---- */
 
+/* A watcher on span for a stream or (r) a long-poll; NULL after a 500. */
+static wctx *wctx_new(api_req *r, watch_hub *hub, const kv_span *span, unsigned filters,
+                      bool prev_kv, bool stream)
+{
+    wctx *c = calloc(1, sizeof *c);
+    if (c) {
+        c->a = r->a;
+        c->hub = hub;
+        buf_init(&c->out);
+        c->w = watch_add(hub, span, filters, prev_kv, stream ? stream_wake : poll_wake,
+                         stream ? (void *)c : (void *)r);
+    }
+    if (!c || !c->w) {
+        free(c);
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+        return NULL;
+    }
+    return c;
+}
+
+void api_watch_stream(api_req *r, const api_stream_spec *sp)
+{
+    watch_hub *hub = node_watch_hub(r->a->node);
+    wctx *c = hub ? wctx_new(r, hub, sp->span, 0, false, true) : NULL;
+    if (!c) {
+        if (!hub)
+            api_reply_error(r, 503, "unavailable", NULL, "watch: not available now");
+        json_decref(sp->first);
+        if (sp->ud_free)
+            sp->ud_free(sp->ud);
+        return;
+    }
+    c->cursor = sp->start;
+    c->progress_ms = sp->progress_ms;
+    c->render = sp->render;
+    c->ud = sp->ud;
+    c->ud_free = sp->ud_free;
+    stream_start(r, c, sp->first);
+}
+
 void api_h_watch(api_req *r)
 {
     wparams p;
@@ -369,25 +446,16 @@ void api_h_watch(api_req *r)
         api_reply_error(r, 503, "unavailable", NULL, "watch: not available now");
         return;
     }
-    wctx *c = calloc(1, sizeof *c);
-    bool stream = p.stream;
-    if (c) {
-        c->a = r->a;
-        c->hub = hub;
-        c->cursor = p.start ? p.start : rev + 1;
-        c->progress_ms = (uint64_t)p.progress_ms;
-        c->deadline = now_ms() + (uint64_t)p.timeout_s * 1000;
-        buf_init(&c->out);
-        c->w = watch_add(hub, &r->op.span, p.filters, p.prev_kv, stream ? stream_wake : poll_wake,
-                         stream ? (void *)c : (void *)r);
-    }
-    if (!c || !c->w) {
-        free(c);
-        api_reply_error(r, 500, "internal", NULL, "out of memory");
+    wctx *c = wctx_new(r, hub, &r->op.span, p.filters, p.prev_kv, p.stream);
+    if (!c)
         return;
-    }
-    if (stream) {
-        stream_start(r, c, rev);
+    c->cursor = p.start ? p.start : rev + 1;
+    c->progress_ms = (uint64_t)p.progress_ms;
+    c->deadline = now_ms() + (uint64_t)p.timeout_s * 1000;
+    if (p.stream) {
+        c->render = render_events;
+        stream_start(r, c, json_pack("{s:b,s:o}", "created", 1, "header",
+                                     api_json_header(r->a, rev)));
         return;
     }
     r->ext = c;

@@ -3,7 +3,7 @@ libraftkv_a_SOURCES += src/api/api.h src/api/api_int.h src/api/server.c src/api/
 	src/api/route.c src/api/pct.c src/api/query.c src/api/json.c src/api/b64.c \
 	src/api/h_kv.c src/api/h_txn.c src/api/txn_parse.c src/api/h_cluster.c \
 	src/api/h_lease.c src/api/waitline.h src/api/waitline.c src/api/h_lock.c \
-	src/api/h_election.c src/api/h_watch.c
+	src/api/h_election.c src/api/h_observe.c src/api/h_watch.c
 
 check_PROGRAMS += tests/unit/route_test tests/unit/api_test
 tests_unit_route_test_SOURCES = tests/unit/route_test.c

@@ -4,10 +4,16 @@
  * one key and returns; the hub's callback only resumes the connection. */
 #include "api/waitline.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+/* How often a parked waiter looks whether its client is still there. */
+#define WL_PROBE_MS 1000
+#define WL_MAX_TIMEOUT_S 86400
 
 watch_hub *wl_hub(api_req *r) { return node_watch_hub(r->a->node); }
 
@@ -67,6 +73,19 @@ wl *wl_new(api_req *r, int64_t lease, int64_t timeout_s)
     return s;
 }
 
+int wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout)
+{
+    *timeout = dflt;
+    if (api_query_i64(r, "timeout", 0, timeout, NULL) < 0)
+        return -1;
+    if (*timeout > WL_MAX_TIMEOUT_S) {
+        api_reply_error(r, 400, "invalid_argument", NULL, "timeout: at most %d seconds",
+                        WL_MAX_TIMEOUT_S);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- reading the line ---- */
 
 void wl_view_free(wl_view *v) { kv_list_free(&v->all); }
@@ -94,11 +113,11 @@ static void classify(const wl *s, wl_view *v)
     }
 }
 
-int wl_read(api_req *r, const wl *s, int64_t rev, wl_view *v)
+int wl_read(api *a, const wl *s, int64_t rev, wl_view *v)
 {
     memset(v, 0, sizeof *v);
     uint8_t *end = malloc(s->prefix_len + 1);
-    kv_conn *c = end ? kv_reader_acquire(r->a->kv) : NULL;
+    kv_conn *c = end ? kv_reader_acquire(a->kv) : NULL;
     if (!c) {
         free(end);
         return KV_ERR_INTERNAL;
@@ -108,7 +127,7 @@ int wl_read(api_req *r, const wl *s, int64_t rev, wl_view *v)
                         kv_prefix_end(s->prefix, s->prefix_len, end)}};
     kv_op_result res;
     int rc = kv_range(c, &q, &res, &v->header_rev);
-    kv_reader_release(r->a->kv, c);
+    kv_reader_release(a->kv, c);
     free(end);
     if (rc != KV_OK)
         return rc;
@@ -118,6 +137,23 @@ int wl_read(api_req *r, const wl *s, int64_t rev, wl_view *v)
 }
 
 /* ---- waiting ---- */
+
+/* libmicrohttpd 0.9.75 does not watch the socket of a suspended
+ * connection: a client that hangs up while parked goes unnoticed until
+ * its answer is written. So a parked request wakes every WL_PROBE_MS and
+ * peeks (MSG_PEEK takes nothing MHD has yet to read): end of stream or a
+ * socket error means the client is gone. A client that half-closes its
+ * side while still reading counts as gone; HTTP clients do not do that. */
+bool wl_client_gone(api_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return false;
+    char c;
+    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
 
 static void on_wake(void *ud) { api_wake(ud); }
 
@@ -154,9 +190,12 @@ void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned
         api_reply_error(r, 500, "internal", NULL, "cannot watch %s", prefix ? "the line" : "a key");
         return;
     }
+    uint64_t at = now_ms() + WL_PROBE_MS;
+    if (s->deadline && s->deadline < at)
+        at = s->deadline;
     /* suspend first: the park may wake it at once, from inside the call */
     if (api_wait_external(r, then))
-        watch_park(wl_hub(r), s->w, s->view_rev + 1, s->deadline);
+        watch_park(wl_hub(r), s->w, s->view_rev + 1, at);
 }
 
 /* ---- proposals ---- */
@@ -178,14 +217,25 @@ static void check(api_req *r);
 static void after_leave(api_req *r)
 {
     wl *s = r->ext;
-    if (!api_write_failed(r))
+    if (api_write_failed(r))
+        return;
+    if (s->gone)
+        wl_reply_gone(r);
+    else
         s->done(r, WL_TIMEOUT);
 }
 
+void wl_reply_gone(api_req *r)
+{
+    /* nobody reads it; it closes the request */
+    api_reply_error(r, 499, "client_gone", NULL, "the client closed its connection");
+}
+
 /* Gives up a place in line: deletes the key, if it is still ours. */
-static void leave(api_req *r, wl *s)
+static void leave(api_req *r, wl *s, bool gone)
 {
     kv_op del = {.type = KV_OP_DELETE, .span = {s->key, s->key_len, false, NULL, 0}};
+    s->gone = gone;
     wl_guarded(r, s->key, s->key_len, s->rev, &del, 1, after_leave);
 }
 
@@ -194,7 +244,7 @@ static void check(api_req *r)
 {
     wl *s = r->ext;
     wl_view v;
-    int rc = wl_read(r, s, 0, &v);
+    int rc = wl_read(r->a, s, 0, &v);
     if (rc != KV_OK) {
         api_reply_kv_error(r, rc, 0);
         return;
@@ -202,10 +252,12 @@ static void check(api_req *r)
     s->view_rev = v.header_rev;
     if (!v.mine)
         s->done(r, WL_LOST);
+    else if (wl_client_gone(r)) /* before "first": a gone client must not hold it */
+        leave(r, s, true);
     else if (!v.pred)
         s->done(r, WL_FIRST);
     else if (s->deadline && now_ms() >= s->deadline)
-        leave(r, s);
+        leave(r, s, false);
     else /* only the predecessor's deletion can make us first */
         wl_wait(r, v.pred->key, v.pred->key_len, false, WATCH_NOPUT, check);
     wl_view_free(&v);

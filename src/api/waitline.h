@@ -4,7 +4,9 @@
  * create-only txn; its place is that key's create revision. It is first
  * in line when no other key directly under {name}/ has a smaller create
  * revision; until then it waits — connection suspended — for the deletion
- * of its predecessor only (no thundering herd), and re-checks.
+ * of its predecessor only (no thundering herd), and re-checks. A waiter
+ * whose client hangs up leaves the line (its key is deleted) within about
+ * a second (wl_client_gone).
  *
  * Private to src/api/ (h_lock.c, h_election.c). Must never block a
  * thread: every wait suspends the connection and a watch hub callback
@@ -35,6 +37,7 @@ typedef struct {
     uint32_t watched_len;
     bool watched_prefix;
     int64_t cursor;    /* observe: the client's start_revision */
+    bool gone;         /* leaving because the client hung up */
     void (*done)(api_req *r, int outcome); /* answers; r->ext is the wl */
 } wl;
 
@@ -55,10 +58,11 @@ wl *wl_new(api_req *r, int64_t lease, int64_t timeout_s);
  * calls s->done once. 404 lease_not_found for an unknown lease. */
 void wl_join(api_req *r, const uint8_t *value, uint32_t value_len);
 /* Reads the line at rev (0: current). KV_OK or a kv_err. */
-int wl_read(api_req *r, const wl *s, int64_t rev, wl_view *v);
+int wl_read(api *a, const wl *s, int64_t rev, wl_view *v);
 void wl_view_free(wl_view *v);
 /* Parks r until an event at or after s->view_rev + 1 touches key (or the
- * prefix), or the deadline; then runs then. filters: enum watch_filter. */
+ * prefix), the deadline, or the next client probe (about a second); then
+ * runs then, which must check wl_client_gone(). filters: enum watch_filter. */
 void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned filters,
              api_handler_fn then);
 /* Proposes ops guarded by "key's create revision == rev" (rev 0: the key
@@ -69,5 +73,18 @@ void wl_guarded(api_req *r, const uint8_t *key, uint32_t key_len, int64_t rev, c
 /* Renders "{name}/{lease hex}" into a malloc'd key. */
 uint8_t *wl_key_for(const uint8_t *name, size_t name_len, int64_t lease, uint32_t *len);
 watch_hub *wl_hub(api_req *r);
+/* ?timeout= in seconds (0 to a day; dflt when absent): 0, or -1 after a
+ * 400. */
+int wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout);
+/* Whether r's client hung up (a parked connection is not watched by MHD). */
+bool wl_client_gone(api_req *r);
+/* Closes the request of a client that hung up. */
+void wl_reply_gone(api_req *r);
+
+/* ---- the election's observe (h_observe.c) ---- */
+/* GET /election/{name}/observe. */
+void election_observe(api_req *r);
+/* {header (at rev), kv (absent: no leader), next_revision (if next)}. */
+json_t *election_leader_json(api *a, const kv_kv *leader, int64_t rev, bool next);
 
 #endif

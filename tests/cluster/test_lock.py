@@ -1,13 +1,16 @@
 """The server-side lock (POST /lock/{name}, DELETE /lock/{key}) on a real
 3-node cluster: 20 contending clients through all nodes never overlap and
 get strictly increasing fencing revisions; a holder whose lease expires
-loses the lock to the next waiter; a timed-out waiter leaves the line;
-bad input. Must never sleep in place of a condition."""
+loses the lock to the next waiter, and so does one that stops its
+keepalives; a timed-out waiter leaves the line, and so does one whose
+client hangs up; bad input. Must never sleep in place of a condition."""
 
+import json
+import socket
 import threading
 
 from harness import check, wait_for
-from leaselib import fast_cluster, grant, jreq, monotonic
+from leaselib import KeepAlive, fast_cluster, grant, jreq, monotonic
 
 
 def lock(node, name, lease, timeout=None, http_timeout=120):
@@ -81,6 +84,57 @@ def test_lock_passes_on_when_holder_lease_expires(env):
     # the old holder's unlock cannot release the new holder's lock
     st, js3 = unlock(nodes[0], held["key"])
     check(st == 200 and js3["deleted"] == 0, "stale unlock deletes nothing: %s %s" % (st, js3))
+
+
+def test_lock_passes_on_when_holder_stops_keepalives(env):
+    nodes = fast_cluster(env)
+    holder, ttl = grant(nodes[0], 1)
+    ka = KeepAlive(nodes[:2], holder, 0.25)
+    try:
+        st, held = lock(nodes[0], "ka", holder)
+        check(st == 200, "lock: %s %s" % (st, held))
+        waiter, _ = grant(nodes[2], 60)
+        got = {}
+        t = threading.Thread(target=lambda: got.update(r=lock(nodes[2], "ka", waiter, timeout=60)),
+                             daemon=True)
+        t.start()
+        wait_for(lambda: len(line(nodes[1], "ka")) == 2, 10, "the waiter to stand in line")
+        # kept alive for several TTLs: the holder keeps the lock
+        t.join(4 * ttl)
+        check(t.is_alive() and line(nodes[1], "ka")[0][1] == held["key"],
+              "the lock passed on while the holder kept its lease alive: %s" % got)
+        check(not ka.errors and ka.ok > 0, "keepalives: %d ok, %s" % (ka.ok, ka.errors))
+    finally:
+        ka.stop()
+    stopped = monotonic()
+    t.join(30)
+    st, js = got.get("r", (None, None))
+    check(st == 200 and js["revision"] > held["revision"], "the waiter gets the lock: %s %s"
+          % (st, js))
+    waited = monotonic() - stopped
+    check(waited >= ttl - 0.5, "the lock passed on %.2fs after the last keepalive" % waited)
+
+
+def test_lock_waiter_that_hangs_up_leaves_the_line(env):
+    nodes = fast_cluster(env)
+    a, _ = grant(nodes[0], 60)
+    b, _ = grant(nodes[0], 60)
+    st, held = lock(nodes[0], "hang", a)
+    check(st == 200, "lock: %s %s" % (st, held))
+    body = json.dumps({"lease": b}).encode()
+    sock = socket.create_connection(("127.0.0.1", nodes[1].port))
+    sock.sendall(b"POST /lock/hang HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                 % len(body) + body)
+    wait_for(lambda: len(line(nodes[2], "hang")) == 2, 10, "the waiter to stand in line")
+    sock.close()
+    t0 = monotonic()
+    wait_for(lambda: len(line(nodes[2], "hang")) == 1, 10, "the waiter's key to go with its client")
+    print("  the waiter left %.2fs after its client hung up" % (monotonic() - t0))
+    check(unlock(nodes[0], held["key"])[0] == 200, "unlock")
+    check(line(nodes[2], "hang") == [], "nobody holds the lock for the gone client")
+    c, _ = grant(nodes[2], 60)
+    st, js = lock(nodes[2], "hang", c, timeout=5)
+    check(st == 200, "the lock is free: %s %s" % (st, js))
 
 
 def test_lock_timeout_leaves_line(env):
