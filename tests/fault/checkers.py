@@ -110,11 +110,61 @@ def _order_problem(name, events):
     return None
 
 
-def check_watch(ops, watchers, final):
+def _in_range(ev, rng):
+    return rng is None or rng[0] <= ev["key"] < rng[1]
+
+
+def _first_divergence(name, events, expected):
+    """Where a watcher's events first differ from the committed sequence
+    of its range: a reason naming the missed or the extra event."""
+    got = list(map(_event_key, events))
+    want = list(map(_event_key, expected))
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            if g > w:
+                return "%s missed %s at revision %d (gap; it saw revision %d next)" % (
+                    name, w[1], w[0], g[0])
+            return "%s got %s at revision %d, which is not in the committed history" % (
+                name, g[1], g[0])
+    if len(got) < len(want):
+        w = want[len(got)]
+        return "%s missed %d events (gap), first: %s at revision %d" % (
+            name, len(want) - len(got), w[1], w[0])
+    if len(got) > len(want):
+        g = got[len(want)]
+        return "%s got %s at revision %d, which is not in the committed history" % (
+            name, g[1], g[0])
+    return None
+
+
+def _stored_reference(stored):
+    """Every node's stored history must be the same sequence; returns it,
+    or (None, reason)."""
+    names = sorted(stored, key=str)
+    for n in names:
+        if stored[n] is None:
+            return None, "%s's stored history could not be read back" % n
+    base = names[0]
+    for n in names[1:]:
+        why = _first_divergence(n, stored[n], stored[base])
+        if why or any((a["type"], a.get("value")) != (b["type"], b.get("value"))
+                      for a, b in zip(stored[n], stored[base])):
+            return None, "stored histories differ between %s and %s: %s" % (
+                base, n, why or "same revisions, different events")
+    return stored[base], None
+
+
+def check_watch(ops, watchers, final, ranges=None, stored=None):
     """ops: the watch writers' history (f "put"/"delete", ok ones carry the
     `revision` they committed at). watchers: {name: [event dicts
-    {revision, type, key, value}]}, each covering the whole run. final:
-    {key: (value, mod_revision)} from a linearizable read at the end."""
+    {revision, type, key, value}]}, each covering the whole run.
+    ranges: {name: (lo, hi)} the key range [lo, hi) each watcher follows
+    (missing: the whole prefix). stored: {node: [events] or None}, each
+    node's stored history read back after the run: they must agree, and
+    then they are the committed sequence every watcher is held to
+    (without it, the watchers' merged events are). final: {key: (value,
+    mod_revision)} from a linearizable read at the end."""
+    ranges = ranges or {}
     res = {"watchers": len(watchers), "events": 0}
 
     def bad(reason):
@@ -124,9 +174,25 @@ def check_watch(ops, watchers, final):
         p = _order_problem(name, events)
         if p:
             return bad(p)
+        outside = [ev for ev in events if not _in_range(ev, ranges.get(name))]
+        if outside:
+            return bad("%s got %s at revision %d, outside its range %r"
+                       % (name, outside[0]["key"], outside[0]["revision"], ranges[name]))
     ref, why = _merge_reference(watchers)
     if why:
         return bad(why)
+    if stored:
+        merged = ref
+        ref, why = _stored_reference(stored)
+        if why:
+            return bad(why)
+        ref_set = {_event_key(ev): ev for ev in ref}
+        for ev in merged:
+            have = ref_set.get(_event_key(ev))
+            if have is not None and (have["type"], have.get("value")) != (ev["type"],
+                                                                          ev.get("value")):
+                return bad("a watcher saw %s at revision %d as %r, the stored history has %r"
+                           % (ev["key"], ev["revision"], ev, have))
     res["events"] = len(ref)
     writes = [o for o in ops if o["f"] in ("put", "delete")]
     acked = {o["revision"]: o for o in writes if o["type"] == "ok" and "revision" in o}
@@ -144,10 +210,10 @@ def check_watch(ops, watchers, final):
             return bad("event %s %s=%r at revision %d matches no write that may have happened"
                        % (ev["type"], ev["key"], ev.get("value"), ev["revision"]))
     for name, events in sorted(watchers.items()):
-        if len(events) != len(ref):
-            missing = sorted(set(map(_event_key, ref)) - set(map(_event_key, events)))
-            return bad("%s missed %d events (gap), first: %s at revision %d"
-                       % (name, len(missing), missing[0][1], missing[0][0]))
+        why = _first_divergence(name, events,
+                                [ev for ev in ref if _in_range(ev, ranges.get(name))])
+        if why:
+            return bad(why)
     state = {}
     for ev in ref:
         if ev["type"] == "PUT":

@@ -2,7 +2,8 @@
 """test_checkers: the checkers' proofs — known linearizable and known
 non-linearizable register histories (stale read, lost write, bad cas, info
 operations both ways), set histories (lost / resurrected elements) and watch
-histories (duplicate, gap, reordering, disagreement, wrong final state).
+histories (duplicate, gap, reordering, disagreement, wrong final state,
+events outside a watcher's range, nodes' stored histories that differ).
 Prints PASS/FAIL per case and, last, "N passed, N failed".
 Must never: start a process or touch the network (pure input -> verdict).
 """
@@ -213,6 +214,55 @@ def test_watch_delete_events():
     r = watch({"w1": EVENTS + [ev(10, "b", None, "DELETE")]}, final={"a": ("3", 9)},
               writes=writes)
     assert r["valid"] is True, r
+
+
+INFO_C = {"id": 8, "process": 1, "f": "put", "key": "c", "value": "4", "type": "info",
+          "invoke": 8, "complete": 8}
+
+
+def test_watch_ranges_valid():
+    only_a = [e for e in EVENTS if e["key"] == "a"]
+    r = checkers.check_watch(WRITES, {"all": EVENTS, "a": only_a}, FINAL,
+                             {"a": ("a", "a\x00")}, {"n1": EVENTS, "n2": list(EVENTS)})
+    assert r["valid"] is True, r
+
+
+def test_watch_event_outside_range():
+    r = checkers.check_watch(WRITES, {"all": EVENTS, "a": EVENTS}, FINAL, {"a": ("a", "a\x00")})
+    assert r["valid"] is False and "outside its range" in r["reason"], r
+
+
+def test_watch_range_watcher_gap():
+    r = checkers.check_watch(WRITES, {"all": EVENTS, "a": [EVENTS[2]]}, FINAL,
+                             {"a": ("a", "a\x00")}, {"n1": EVENTS})
+    assert r["valid"] is False and "a missed a at revision 5" in r["reason"], r
+
+
+def test_watch_stored_histories_differ():
+    r = checkers.check_watch(WRITES, {"w1": EVENTS}, FINAL, None,
+                             {"n1": EVENTS, "n2": EVENTS[:2]})
+    assert r["valid"] is False and "stored histories differ" in r["reason"], r
+
+
+def test_watch_stored_history_unreadable():
+    r = checkers.check_watch(WRITES, {"w1": EVENTS}, FINAL, None, {"n1": EVENTS, "n2": None})
+    assert r["valid"] is False and "could not be read back" in r["reason"], r
+
+
+def test_watch_unacknowledged_event_missed_by_every_watcher():
+    # an info write that committed: no acknowledgement to miss, but the
+    # stored history has it, so every watcher must have seen it
+    stored = EVENTS + [ev(11, "c", "4")]
+    final = dict(FINAL, c=("4", 11))
+    r = checkers.check_watch(WRITES + [INFO_C], {"w1": EVENTS, "w2": EVENTS}, final, None,
+                             {"n1": stored, "n2": stored})
+    assert r["valid"] is False and "w1 missed 1 events" in r["reason"], r
+
+
+def test_watch_value_differs_from_stored():
+    seen = [EVENTS[0], ev(7, "b", "X"), EVENTS[2]]
+    r = checkers.check_watch(WRITES, {"w1": seen}, FINAL, None, {"n1": EVENTS})
+    assert r["valid"] is False and "the stored history has" in r["reason"], r
 
 
 def main():

@@ -1,19 +1,24 @@
-"""watch: the watch workload — writers put and delete keys under w/, one
-watcher per node (alternately long-poll and stream) follows the prefix from
-the run's first revision with its own cursor, reconnecting to its node after
-kills, pauses and partitions. After the run each watcher drains up to the
-revision of a final linearizable read, and checkers.check_watch compares
-them with the acknowledged writes and that read.
+"""watch: the watch workload — writers put and delete keys under w/; two
+watchers per node (one long-poll, one stream=true) follow three kinds of
+range (the whole prefix w/, the single key w/0, the range [w/1, w/3)) from
+the run's first revision, each with its own cursor, reconnecting to its
+node after kills, pauses and partitions (and moving to the replacement of a
+removed node). After the run each watcher drains up to the revision of a
+final linearizable read, every node's stored history of w/ is read back
+through the same API, and checkers.check_watch compares all of them with
+the acknowledged writes and that read.
 
 Must never: move a cursor past an event it did not record (the cursor only
-advances from events or progress headers it has read), or wait without a
-deadline (every request has a timeout; draining has one too).
+advances from events, next_revision or progress headers it has read), wait
+without a deadline (every request has a timeout; draining has one too), or
+hammer a dead node (a failed connection backs off before retrying).
 """
 
 import http.client
 import json
 import threading
 import time
+import urllib.parse
 
 import checkers
 from history import call
@@ -21,15 +26,31 @@ from workloads import CLIENT_TIMEOUT, Workload
 
 PREFIX = "w/"
 KEYS = 5
+RETRY_S = 0.1   # pause after a failed connection (pacing, not waiting)
+# (label, path key, query, checker range [lo, hi)): hi exclusive.
+RANGES = [("prefix", PREFIX, "prefix=true", (PREFIX, "w0")),
+          ("key", "w/0", "", ("w/0", "w/0\x00")),
+          ("range", "w/1", "range_end=" + urllib.parse.quote("w/3", safe=""), ("w/1", "w/3"))]
 
 
 class Watcher:
-    def __init__(self, name, pick, start, stream):
+    def __init__(self, name, pick, start, stream, span, pause):
         # pick() is the node to (re)connect to: a removed node's watcher
         # moves to the member that took its place, keeping its cursor.
         self.name, self.pick, self.cursor, self.stream = name, pick, start, stream
+        _, self.key, self.query, self.range = span
+        self.pause = pause      # an Event set at the end: cuts retry pauses short
         self.events = []
-        self.errors = 0
+        self.errors = {}        # why a connection failed or broke -> count
+        self.connections = 0
+
+    def _fail(self, why):
+        self.errors[why] = self.errors.get(why, 0) + 1
+        self.pause.wait(RETRY_S)
+
+    def _path(self, extra):
+        q = "&".join(x for x in (self.query, "start_revision=%d" % self.cursor, extra) if x)
+        return "/watch/%s?%s" % (urllib.parse.quote(self.key, safe="/"), q)
 
     def _take(self, events):
         for ev in events:
@@ -41,12 +62,11 @@ class Watcher:
                 self.cursor = max(self.cursor, rev + 1)
 
     def poll_once(self):
-        path = "/watch/%s?prefix=true&start_revision=%d&timeout=1" % (PREFIX, self.cursor)
-        a = call(self.pick().port, "GET", path, timeout=4)
+        self.connections += 1
+        a = call(self.pick().port, "GET", self._path("timeout=1"), timeout=4)
         body = a.json() if a.status == 200 else None
         if body is None:
-            self.errors += 1
-            return
+            return self._fail(a.error or "status %s" % a.status)
         self._take(body.get("events", []))
         nxt = body.get("next_revision")
         if isinstance(nxt, int):
@@ -54,34 +74,32 @@ class Watcher:
 
     def stream_once(self, stop_at):
         """One streaming connection, until it breaks or stop_at() says so."""
-        path = ("/watch/%s?prefix=true&start_revision=%d&stream=true&progress_ms=300"
-                % (PREFIX, self.cursor))
+        self.connections += 1
         conn = http.client.HTTPConnection("127.0.0.1", self.pick().port, timeout=3)
         try:
-            conn.request("GET", path)
+            conn.request("GET", self._path("stream=true&progress_ms=300"))
             r = conn.getresponse()
             if r.status != 200:
-                self.errors += 1
                 r.read()
-                return
+                return self._fail("status %s" % r.status)
             while not stop_at():
                 line = r.readline()
                 if not line:
-                    break
-                if not line.strip():
-                    continue
-                msg = json.loads(line.decode("utf-8"))
-                if msg.get("canceled"):
-                    self.errors += 1
-                    break
-                self._take(msg.get("events", []))
-                rev = msg.get("header", {}).get("revision")
-                if msg.get("progress") and isinstance(rev, int):
-                    self.cursor = max(self.cursor, rev + 1)
-        except (OSError, http.client.HTTPException, ValueError):
-            self.errors += 1
+                    return self._fail("stream closed")
+                if line.strip():
+                    self._line(json.loads(line.decode("utf-8")))
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            self._fail(type(e).__name__)
         finally:
             conn.close()
+
+    def _line(self, msg):
+        if msg.get("canceled"):
+            raise ValueError("canceled: %s" % msg.get("reason"))
+        self._take(msg.get("events", []))
+        rev = msg.get("header", {}).get("revision")
+        if msg.get("progress") and isinstance(rev, int):
+            self.cursor = max(self.cursor, rev + 1)
 
     def follow(self, stop_at):
         while not stop_at():
@@ -91,6 +109,20 @@ class Watcher:
                 self.poll_once()
 
 
+def stored_history(node, start, end, deadline):
+    """Node's own stored history of w/ in [start, end], read back by
+    long-poll catch-up; None if it could not be read before the deadline."""
+    cursor = start
+    reader = Watcher("stored", lambda: node, start, False, RANGES[0], threading.Event())
+    while cursor <= end:
+        if time.monotonic() > deadline:
+            return None
+        reader.cursor = cursor
+        reader.poll_once()
+        cursor = reader.cursor
+    return [e for e in reader.events if e["revision"] <= end]
+
+
 class Watch(Workload):
     name = "watch"
 
@@ -98,12 +130,16 @@ class Watch(Workload):
         super().__init__(cluster, history, seed, clients)
         st = cluster.nodes[0].status() or {}
         self.start_rev = st.get("revision", 0) + 1
-        self.watchers = [Watcher("watcher%d-%s" % (i, "stream" if i % 2 else "poll"),
-                                 lambda i=i: cluster.client_node(i), self.start_rev, bool(i % 2))
-                         for i in range(len(cluster.nodes))]
+        self.stop_watchers = threading.Event()
+        self.watchers = []
+        for i in range(2 * len(cluster.nodes)):
+            span = RANGES[(i // 2) % len(RANGES)]
+            mode = "stream" if i % 2 else "poll"
+            self.watchers.append(Watcher("watcher%d-%s-%s" % (i, mode, span[0]),
+                                         lambda i=i: cluster.client_node(i), self.start_rev,
+                                         bool(i % 2), span, self.stop_watchers))
         self.end_rev = None
         self.wthreads = []
-        self.stop_watchers = threading.Event()
 
     def start(self, stop):
         super().start(stop)
@@ -154,7 +190,19 @@ class Watch(Workload):
                                               % (", ".join(lagging), self.end_rev, timeout)}
         seen = {w.name: [e for e in w.events if e["revision"] <= self.end_rev]
                 for w in self.watchers}
+        stored = {repr(x): stored_history(x, self.start_rev, self.end_rev, deadline + 30)
+                  for x in self.cluster.nodes}
         ops = [o for o in self.history.ops if o["f"] in ("put", "delete")]
-        res = checkers.check_watch(ops, seen, final)
-        res["reconnects"] = sum(w.errors for w in self.watchers)
+        res = checkers.check_watch(ops, seen, final, {w.name: w.range for w in self.watchers},
+                                   stored)
+        res["connections"] = sum(w.connections for w in self.watchers)
+        errs = {}
+        for w in self.watchers:
+            for why, n in w.errors.items():
+                errs[why] = errs.get(why, 0) + n
+        res["broken"] = sum(errs.values())
+        if errs:
+            causes = "connections broken or refused, by cause: " + ", ".join(
+                "%s %d" % kv for kv in sorted(errs.items(), key=lambda kv: -kv[1]))
+            res["detail"] = "\n".join(x for x in (res.get("detail"), causes) if x)
         return res
