@@ -4,7 +4,10 @@
   * a one-direction cut really cuts one direction, and heals;
   * the register workload with serializable reads, under a partition that
     isolates the leader, is reported INVALID (stale reads), while the same
-    probe with linearizable reads stays valid.
+    probe with linearizable reads stays valid;
+  * the watch workload, with a watched node killed and restarted under it,
+    is valid, and the same data with one event lost, duplicated or
+    reordered in one watcher is INVALID.
 Prints PASS/FAIL per case and, last, "N passed, N failed".
 Must never: leave a node or an iptables rule behind (finally), or sleep in
 place of a condition (every wait polls with a deadline).
@@ -200,6 +203,60 @@ def test_serializable_reads_under_isolated_leader_are_invalid():
         alone = checkers.check_register([o for o in load.ops() if o["process"] != "probe"])
         print("  the load alone (no probe): %s" % ("INVALID" if alone["valid"] is False
                                                     else "not caught this time"))
+
+
+def _grows(hist, n, what):
+    start = len(hist.ops)
+    wait_for(lambda: len(hist.ops) >= start + n, 30, what)
+
+
+def _corrupted(inputs, name, edit):
+    ops, seen, final, ranges, stored = inputs
+    seen = dict(seen)
+    seen[name] = edit(list(seen[name]))
+    return checkers.check_watch(ops, seen, final, ranges, stored)
+
+
+def test_watch_live_check_is_real():
+    import watch
+    d = tempfile.mkdtemp(prefix="raftkv-fault-e2e-")
+    c = fcluster.Cluster(d, 3)
+    ok = False
+    hist = History()
+    stop = threading.Event()
+    try:
+        c.start()
+        load = watch.Watch(c, hist, 5, 3)
+        load.start(stop)
+        _grows(hist, 100, "100 watch writes")
+        x = c.node(2)    # its stream and long-poll watchers must reconnect
+        x.kill9()
+        _grows(hist, 100, "100 watch writes while %s is down" % x)
+        c.restart(x)
+        c.wait_healthy(30, [x])
+        _grows(hist, 100, "100 watch writes after %s restarted" % x)
+        stop.set()
+        load.join()
+        r = load.check(c.converge(60))
+        assert r["valid"] is True, r
+        w = max(load.watchers, key=lambda w: len(w.events))
+        assert len(w.events) >= 3, w.events
+        mid = len(w.events) // 2
+        lost = _corrupted(load.inputs, w.name, lambda e: e[:mid] + e[mid + 1:])
+        assert lost["valid"] is False and "missed" in lost["reason"], lost
+        dup = _corrupted(load.inputs, w.name, lambda e: e[:mid + 1] + e[mid:])
+        assert dup["valid"] is False and "duplicated" in dup["reason"], dup
+        swap = _corrupted(load.inputs, w.name,
+                          lambda e: e[:mid] + [e[mid + 1], e[mid]] + e[mid + 2:])
+        assert swap["valid"] is False and "out of order" in swap["reason"], swap
+        ok = True
+    finally:
+        stop.set()
+        c.stop_all()
+        if ok:
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            print("  kept %s" % d)
 
 
 def main():

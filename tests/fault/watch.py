@@ -139,6 +139,7 @@ class Watch(Workload):
                                          lambda i=i: cluster.client_node(i), self.start_rev,
                                          bool(i % 2), span, self.stop_watchers))
         self.end_rev = None
+        self.inputs = None
         self.wthreads = []
 
     def start(self, stop):
@@ -193,8 +194,9 @@ class Watch(Workload):
         stored = {repr(x): stored_history(x, self.start_rev, self.end_rev, deadline + 30)
                   for x in self.cluster.nodes}
         ops = [o for o in self.history.ops if o["f"] in ("put", "delete")]
-        res = checkers.check_watch(ops, seen, final, {w.name: w.range for w in self.watchers},
-                                   stored)
+        # kept so test_e2e can prove the check fails on a corrupted copy
+        self.inputs = (ops, seen, final, {w.name: w.range for w in self.watchers}, stored)
+        res = checkers.check_watch(*self.inputs)
         res["connections"] = sum(w.connections for w in self.watchers)
         errs = {}
         for w in self.watchers:
