@@ -124,6 +124,16 @@ static int seen_set(seen_leader *l, const kv_kv *k)
     return KV_OK;
 }
 
+static int seen_copy(seen_leader *to, const seen_leader *from)
+{
+    *to = *from;
+    if (from->key && !(to->key = xmemdup(from->key, from->key_len))) {
+        *to = (seen_leader){0};
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
 static bool seen_is(const seen_leader *l, const kv_kv *k)
 {
     if (!k || !l->key)
@@ -164,13 +174,8 @@ static int obs_at(api *a, const obs_stream *o, seen_leader *cur, int64_t rev, js
 static int obs_render(api *a, void *ud, const watch_batch *b, json_t *lines)
 {
     obs_stream *o = ud;
-    seen_leader cur = {0};
-    int rc = o->last.key ? KV_ERR_INTERNAL : KV_OK;
-    if (o->last.key && (cur.key = xmemdup(o->last.key, o->last.key_len))) {
-        cur.key_len = o->last.key_len;
-        cur.mod = o->last.mod;
-        rc = KV_OK;
-    }
+    seen_leader cur;
+    int rc = seen_copy(&cur, &o->last);
     int64_t done = 0;
     for (size_t i = 0; rc == KV_OK && i < b->events.n; i++) {
         int64_t rev = b->events.items[i].kv.mod_revision; /* a DELETE's too */
