@@ -23,6 +23,9 @@ import harness  # noqa: E402  (free ports, polling, HTTP, process safety net)
 wait_for = harness.wait_for
 TestFailure = harness.TestFailure
 FAST_FLAGS = ["--heartbeat-ms", "50", "--election-ms", "500", "--log-level", "info"]
+# raftkv's --id is an index into --cluster, at most RAFT_MAX_MEMBERS (32);
+# removed ids are never reused, so a run has 32 ids in all.
+MAX_ID = 32
 
 
 def addr_of(nid):
@@ -128,6 +131,9 @@ class Cluster:
     def urls(self):
         return [x.peer_url for x in self.all]   # --cluster: indexed by id
 
+    def ids_left(self):
+        return MAX_ID - len(self.all)
+
     def node(self, nid):
         return self.all[nid - 1]
 
@@ -192,6 +198,8 @@ class Cluster:
     def add_new(self, via):
         """Adds a node under the next unused id (ids are never reused) with
         a fresh data dir and its own address, and starts it with --join."""
+        if self.ids_left() <= 0:
+            raise TestFailure("no id left: raftkv allows ids 1..%d and never reuses one" % MAX_ID)
         x = self._new_node()
         shutil.rmtree(x.data_dir, ignore_errors=True)
 

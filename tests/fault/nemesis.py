@@ -25,6 +25,7 @@ class Nemesis:
         self.log = []          # (seconds since start, kind, description)
         self.errors = []
         self.counts = {}
+        self.spent = None      # why membership stopped before the end, if it did
         self.t0 = time.monotonic()
 
     def _note(self, kind, what):
@@ -113,6 +114,9 @@ class Nemesis:
                     self.errors.append("%s exited by itself (code %s)"
                                        % (x, x.proc and x.proc.returncode))
                     self.cluster.restart(x)
+            self._retire_membership()
+            if not self.kinds:
+                break
             kind = self.rng.choice(self.kinds)
             try:
                 heal = getattr(self, kind)()
@@ -124,6 +128,15 @@ class Nemesis:
                 heal()
             except Exception as e:
                 self.errors.append("healing %s: %s" % (kind, e))
+
+    def _retire_membership(self):
+        """Every replacement uses up an id; once none is left, membership
+        faults stop (said in the summary) and the other kinds go on."""
+        if "membership" in self.kinds and self.cluster.ids_left() <= 0:
+            self.kinds.remove("membership")
+            self.spent = "stopped at %.0fs: every id 1..%d used" % (
+                time.monotonic() - self.t0, len(self.cluster.all))
+            self.log.append((time.monotonic() - self.t0, "membership", self.spent))
 
     def heal_all(self):
         """After the run: no cut, no paused node, every node running."""
@@ -139,8 +152,9 @@ class Nemesis:
         for kind in KINDS:
             if kind in self.unavailable:
                 parts.append("%s UNAVAILABLE (%s)" % (kind, self.unavailable[kind]))
-            elif kind in self.kinds:
+            elif kind in self.kinds or (kind == "membership" and self.spent):
                 n = self.counts.get(kind, 0)
                 lead = sum(1 for _, k, w in self.log if k == kind and "leader" in w)
-                parts.append("%s %d (%d on the leader)" % (kind, n, lead))
+                spent = "; " + self.spent if kind == "membership" and self.spent else ""
+                parts.append("%s %d (%d on the leader%s)" % (kind, n, lead, spent))
         return ", ".join(parts) or "none"
