@@ -113,6 +113,9 @@ void api_reply_empty(api_req *r, unsigned code);
 void api_reply_405(api_req *r);
 /* Maps a node status to its HTTP answer (503, 409, 400, 404, 500). */
 void api_reply_node_error(api_req *r, int status);
+/* For a read resumed after its barrier: a kv reader, or NULL once the
+ * failed barrier or the lack of a reader has been answered. */
+kv_conn *api_reader_after_barrier(api_req *r);
 /* Maps a kv error (compacted, future revision, ...) to its HTTP answer. */
 void api_reply_kv_error(api_req *r, int err, int64_t compact_revision);
 void api_count_answer(api *a, unsigned code);

@@ -93,16 +93,25 @@ static int take_url(api_req *r, const char *s, size_t n)
     return 0;
 }
 
-void api_h_root_member(api_req *r)
+/* Member routes take no query parameters and need a valid id; answers the
+ * error itself when not. */
+static bool member_request_ok(api_req *r)
 {
     static const char *const none[] = {NULL};
     if (api_query_only(r, none) < 0)
-        return;
+        return false;
     if (!r->route.id_ok) {
         api_reply_error(r, 400, "invalid_member_id", NULL,
                         "member id: expected a number from 1 to 2^53");
-        return;
+        return false;
     }
+    return true;
+}
+
+void api_h_root_member(api_req *r)
+{
+    if (!member_request_ok(r))
+        return;
     if (strcmp(r->method, "DELETE") == 0) {
         api_wait_member(r, KV_MEMBER_REMOVE, r->route.id, NULL, finish_root);
         return;
@@ -203,14 +212,8 @@ void api_h_members(api_req *r)
 
 void api_h_member(api_req *r)
 {
-    static const char *const none[] = {NULL};
-    if (api_query_only(r, none) < 0)
+    if (!member_request_ok(r))
         return;
-    if (!r->route.id_ok) {
-        api_reply_error(r, 400, "invalid_member_id", NULL,
-                        "member id: expected a number from 1 to 2^53");
-        return;
-    }
     int op = r->route.kind == ROUTE_MEMBER_PROMOTE ? KV_MEMBER_PROMOTE : KV_MEMBER_REMOVE;
     api_wait_member(r, op, r->route.id, NULL, finish_plain);
 }

@@ -93,15 +93,9 @@ static void reply_range(api_req *r, kv_op_result *res, int64_t rev)
 /* Reads once the barrier (if any) has passed; runs on an MHD thread. */
 static void do_read(api_req *r)
 {
-    if (r->status != NODE_OK) {
-        api_reply_node_error(r, r->status);
+    kv_conn *c = api_reader_after_barrier(r);
+    if (!c)
         return;
-    }
-    kv_conn *c = kv_reader_acquire(r->a->kv);
-    if (!c) {
-        api_reply_error(r, 500, "internal", NULL, "no reader available");
-        return;
-    }
     kv_op_result res;
     memset(&res, 0, sizeof res);
     int64_t rev = 0, cur = 0, compact = 0;

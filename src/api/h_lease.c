@@ -176,15 +176,9 @@ static void reply_one(api_req *r, kv_conn *c)
 
 static void do_read(api_req *r)
 {
-    if (r->status != NODE_OK) {
-        api_reply_node_error(r, r->status);
+    kv_conn *c = api_reader_after_barrier(r);
+    if (!c)
         return;
-    }
-    kv_conn *c = kv_reader_acquire(r->a->kv);
-    if (!c) {
-        api_reply_error(r, 500, "internal", NULL, "no reader available");
-        return;
-    }
     if (r->route.has_id)
         reply_one(r, c);
     else

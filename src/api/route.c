@@ -79,13 +79,22 @@ static bool id_and_sub(const char *rest, api_route *out, const char **sub)
     return !*sub || strchr(*sub, '/') == NULL;
 }
 
+
+/* A path under a native prefix that names nothing: 404, never a root key. */
+static int route_none(api_route *out)
+{
+    out->kind = ROUTE_NONE;
+    out->allow = NULL;
+    return 0;
+}
+
 static int route_members(const char *rest, api_route *out)
 {
     if (!*rest)
         return 0; /* /members */
     const char *sub;
     if (!id_and_sub(rest, out, &sub))
-        goto none;
+        return route_none(out);
     if (!sub) {
         out->kind = ROUTE_MEMBER;
         out->allow = "DELETE";
@@ -94,12 +103,8 @@ static int route_members(const char *rest, api_route *out)
         out->allow = "POST";
         out->sub = "promote";
     } else {
-        goto none;
+        return route_none(out);
     }
-    return 0;
-none:
-    out->kind = ROUTE_NONE;
-    out->allow = NULL;
     return 0;
 }
 
@@ -109,19 +114,15 @@ static int route_lease(const char *rest, api_route *out)
         return 0; /* /lease: list or grant */
     const char *sub;
     if (!id_and_sub(rest, out, &sub))
-        goto none;
+        return route_none(out);
     if (!sub) {
         out->allow = "GET, DELETE";
     } else if (strcmp(sub, "keepalive") == 0) {
         out->allow = "POST";
         out->sub = "keepalive";
     } else {
-        goto none;
+        return route_none(out);
     }
-    return 0;
-none:
-    out->kind = ROUTE_NONE;
-    out->allow = NULL;
     return 0;
 }
 
