@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """load: writes COUNT keys PREFIX0..PREFIX<COUNT-1> of SIZE bytes each to an
 etcd v2 or raftkv endpoint, as fast as CONNS keep-alive connections allow,
-and exits non-zero if any write failed. Owns bulk loading for
+reports every failed write and exits non-zero if more than 0.1% failed. Owns bulk loading for
 scripts/bench-vs-etcd only; it measures nothing and must never retry a write
 silently (a failed write is reported)."""
 import argparse
@@ -30,9 +30,9 @@ def worker(args, keys, errors):
         try:
             conn.request("PUT", put_path(args.kind, "%s%d" % (args.prefix, i)), body, headers)
             resp = conn.getresponse()
-            resp.read()
+            answer = resp.read()
             if resp.status >= 300:
-                errors.append("%d: HTTP %d" % (i, resp.status))
+                errors.append("%d: HTTP %d %s" % (i, resp.status, answer[:200].decode("utf-8", "replace")))
         except (OSError, http.client.HTTPException) as e:
             errors.append("%d: %s" % (i, e))
             conn.close()
@@ -69,6 +69,9 @@ def main():
         failed = sum(pool.starmap(process_main, [(args, keys[i::args.procs]) for i in range(args.procs)]))
     if failed:
         print("load: %d of %d writes failed" % (failed, args.count), file=sys.stderr)
+    # A handful of refused writes (e.g. 503 during an election on a loaded
+    # machine) do not change what the load is for; more than 0.1% does.
+    if failed * 1000 > args.count:
         sys.exit(1)
 
 
