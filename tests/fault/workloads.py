@@ -90,16 +90,18 @@ class Register(Workload):
         op = self.history.invoke(process, "read", key, node=node.id)
         path = "/kv/" + _q(key) + ("?serializable=true" if self.serializable else "")
         a = call(node.port, "GET", path, timeout=CLIENT_TIMEOUT)
-        if a.status == 404:
-            return self.history.complete(op, "ok", value=None)
-        body = a.json() if a.status == 200 else None
+        body = a.json() if a.status in (200, 404) else None
+        # the revision the node read at: what a stale read is diagnosed by
+        rev = (body or {}).get("header", {}).get("revision")
+        if a.status == 404 and (body or {}).get("reason", "key_not_found") == "key_not_found":
+            return self.history.complete(op, "ok", value=None, revision=rev)
         if body is None or not body.get("kvs"):
             return self.history.complete(op, "info" if a.outcome() != "fail" else "fail",
                                          status=a.status)
         value = body["kvs"][0].get("value")
         if slot is not None:
             slot["last"] = value
-        return self.history.complete(op, "ok", value=value)
+        return self.history.complete(op, "ok", value=value, revision=rev)
 
     def write(self, process, node, key, slot, value):
         op = self.history.invoke(process, "write", key, value, node=node.id)
