@@ -919,10 +919,14 @@ int node_create(const config *cfg, node **out)
         return -1;
     n->cfg = cfg;
     /* sequence numbers must never repeat across restarts: entries proposed
-     * before a crash may still be applied after it */
+     * before a crash may still be applied after it. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     n->next_seq = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    /* the same for read-index rounds: a late answer to a round asked by this
+     * node's previous life must never confirm a read asked in this one (a
+     * read state confirms every round at or below its context) */
+    n->next_read_ctx = n->next_seq;
     n->request_timeout_ms = cfg->election_ms * 5 > 5000 ? cfg->election_ms * 5 : 5000;
     atomic_init(&n->stop, false);
     atomic_init(&n->cluster_id_pub, 0);
