@@ -347,13 +347,15 @@ static void start_ready(transport_sender *s, peer *ready)
     }
 }
 
-static void finish_done(transport_sender *s)
+/* Returns how many requests finished. */
+static int finish_done(transport_sender *s)
 {
     CURLMsg *m;
-    int left;
+    int left, done = 0;
     while ((m = curl_multi_info_read(s->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
+        done++;
         CURL *e = m->easy_handle;
         bool ok = transport_curl_ok(e, m->data.result);
         long code = 0;
@@ -371,6 +373,7 @@ static void finish_done(transport_sender *s)
         else if (p->snap_active && e == p->snap_active->easy)
             snap_done(s, p, ok);
     }
+    return done;
 }
 
 static void bury(transport_sender *s, peer *dead, bool report)
@@ -397,8 +400,10 @@ static void *sender_main(void *arg)
         start_ready(s, ready);
         int running;
         curl_multi_perform(s->multi, &running);
-        finish_done(s);
-        curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
+        /* a finished request frees its peer: what was queued behind it must
+         * go now, not after the next wake-up (up to a heartbeat later) */
+        if (finish_done(s) == 0)
+            curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
     }
     return NULL;
 }
