@@ -69,7 +69,8 @@ int envelope_open(const uint8_t *data, size_t len, uint64_t *origin, uint64_t *s
 
 /* ---- waiters: requests waiting for apply or for a read index ---- */
 typedef struct pending {
-    struct pending *next;      /* list link (all pending) */
+    struct pending *next;      /* list links (all pending), so that taking */
+    struct pending *prev;      /* one on apply costs O(1), not a scan */
     struct pending *hnext;     /* hash bucket link */
     uint64_t seq;
     uint64_t deadline;

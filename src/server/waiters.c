@@ -12,19 +12,22 @@ void waiters_add(waiters *w, pending *p)
     size_t b = p->seq % PENDING_BUCKETS;
     p->hnext = w->buckets[b];
     w->buckets[b] = p;
+    p->prev = NULL;
     p->next = w->all;
+    if (w->all)
+        w->all->prev = p;
     w->all = p;
     w->n_pending++;
 }
 
 static void unlink_all(waiters *w, pending *p)
 {
-    for (pending **pp = &w->all; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            return;
-        }
-    }
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        w->all = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
 }
 
 pending *waiters_take(waiters *w, uint64_t seq)
