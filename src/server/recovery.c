@@ -200,11 +200,18 @@ static int start_raft(node *n)
     if (catch_up_kv(n) < 0 || conf_from_kv(n, &init.conf) < 0 || removed_load(n) < 0)
         goto out;
     kv_applied(n->kv, &applied, &term);
-    if (applied > hs.commit && applied > n->snap.meta.index) {
-        log_error("refusing to start: kv.db applied index %llu is beyond the log's commit %llu",
-                  (unsigned long long)applied, (unsigned long long)hs.commit);
+    /* Only committed entries are applied, but the commit index itself is
+     * written without an fsync (storage.h), so after a crash kv.db may be
+     * ahead of it: the entries it applied are committed. Beyond the log
+     * itself, though, kv.db cannot belong to this log. */
+    raft_index last = n_ents ? ents[n_ents - 1].index : n->snap.meta.index;
+    if (applied > last) {
+        log_error("refusing to start: kv.db applied index %llu is beyond the log's last index %llu",
+                  (unsigned long long)applied, (unsigned long long)last);
         goto out;
     }
+    if (applied > init.hs.commit)
+        init.hs.commit = applied;
     init.applied = applied;
     n->last_snapshot_index = n->snap.meta.index;
     const config *c = n->cfg;

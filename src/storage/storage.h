@@ -6,7 +6,8 @@
  *
  * Must never: acknowledge anything itself, know what entries mean, or touch
  * the key-value database (that is kv's). Every write that returns 0 is
- * durable (fsync'd) — callers send acknowledgements only after that.
+ * durable (fsync'd) — callers send acknowledgements only after that —
+ * except a commit-index-only hard state (see storage_append).
  * Storage is used by one thread (the node loop) only.
  *
  * Snapshot files: <data-dir>/snap/snap-<index>.db is a consistent copy of
@@ -52,7 +53,10 @@ int storage_load(storage *s, raft_hard_state *hs, storage_snapshot *snap,
 void storage_free_entries(raft_entry *entries, size_t n);
 
 /* One transaction, one fsync: replaces entries at index >= ents[0].index
- * by ents, and writes hs if non-NULL. This is the group commit. */
+ * by ents, and writes hs if non-NULL. This is the group commit. A write
+ * that changes only the commit index (no entries, same term and vote as
+ * the last durable hard state) skips the fsync: the commit index is
+ * volatile in Raft and may come back older after a crash. */
 int storage_append(storage *s, const raft_hard_state *hs,
                    const raft_entry *ents, size_t n);
 

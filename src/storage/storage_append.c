@@ -89,12 +89,25 @@ static int write_entries(storage *s, const raft_entry *ents, size_t n)
     return 0;
 }
 
-int storage_append(storage *s, const raft_hard_state *hs, const raft_entry *ents, size_t n)
+/* Raft needs term and vote on disk before any message depends on them,
+ * but the commit index is volatile state: a node that loses it after a
+ * crash learns it again from the leader. So a write that moves only the
+ * commit index is committed without an fsync (WAL, synchronous=NORMAL);
+ * the next synced commit flushes it anyway. On a leader this saves the
+ * second fsync per write (one for the entries, one for the new commit). */
+static bool commit_only(const storage *s, const raft_hard_state *hs, size_t n)
 {
-    if (n > 0 && (!ents || check_batch(s, ents, n) < 0))
-        return ents ? -1 : storage_fail(s, "%s: append without entries", s->db_path);
-    if (n == 0 && !hs)
-        return 0;
+    return n == 0 && hs && s->durable_known && hs->term == s->durable_term &&
+           hs->vote == s->durable_vote;
+}
+
+static int set_sync(storage *s, sqlite3_stmt *pragma)
+{
+    return storage_exec(s, pragma, "set synchronous");
+}
+
+static int append_tx(storage *s, const raft_hard_state *hs, const raft_entry *ents, size_t n)
+{
     if (storage_tx_begin(s) < 0)
         return -1;
     if ((n > 0 && write_entries(s, ents, n) < 0) ||
@@ -103,4 +116,32 @@ int storage_append(storage *s, const raft_hard_state *hs, const raft_entry *ents
         return -1;
     }
     return storage_tx_commit(s);
+}
+
+static int append_synced(storage *s, const raft_hard_state *hs, const raft_entry *ents, size_t n)
+{
+    if (append_tx(s, hs, ents, n) < 0)
+        return -1;
+    if (hs) {
+        s->durable_known = true;
+        s->durable_term = hs->term;
+        s->durable_vote = hs->vote;
+    }
+    return 0;
+}
+
+int storage_append(storage *s, const raft_hard_state *hs, const raft_entry *ents, size_t n)
+{
+    if (n > 0 && (!ents || check_batch(s, ents, n) < 0))
+        return ents ? -1 : storage_fail(s, "%s: append without entries", s->db_path);
+    if (n == 0 && !hs)
+        return 0;
+    if (!commit_only(s, hs, n))
+        return append_synced(s, hs, ents, n);
+    if (set_sync(s, s->st[ST_SYNC_NORMAL]) < 0)
+        return -1;
+    int rc = append_tx(s, hs, ents, n);
+    if (set_sync(s, s->st[ST_SYNC_FULL]) < 0)
+        return -1;
+    return rc;
 }

@@ -20,6 +20,8 @@ enum storage_stmt {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SYNC_NORMAL, /* for a commit-index-only write: no fsync */
+    ST_SYNC_FULL,
     ST_META_GET,
     ST_META_SET,
     ST_ENT_INSERT,
@@ -41,6 +43,12 @@ struct storage {
     /* Mirror of the snapshot recorded in raft.db; changed only after the
      * transaction that records a new one has committed. */
     storage_snapshot snap;
+    /* Term and vote of the last hard state known durable (valid when
+     * durable_known): a later write that changes only the commit index
+     * needs no fsync. */
+    bool durable_known;
+    raft_term durable_term;
+    raft_id durable_vote;
     char err[512];
 };
 

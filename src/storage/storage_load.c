@@ -105,6 +105,10 @@ int storage_load(storage *s, raft_hard_state *hs, storage_snapshot *snap,
                  (unsigned long long)hs->commit, (unsigned long long)last);
     *entries = vec.v;
     *n = vec.n;
+    /* what was read is on disk: a commit-only write may now skip the sync */
+    s->durable_known = true;
+    s->durable_term = hs->term;
+    s->durable_vote = hs->vote;
     return 0;
 }
 

@@ -89,6 +89,7 @@ static int raise_hard_state(storage *s, const raft_snapshot_meta *meta)
         hs.commit = meta->index;
     if (hs.term < meta->term)
         hs.term = meta->term;
+    s->durable_known = false; /* the next append syncs and relearns it */
     return storage_write_hard_state(s, &hs);
 }
 

@@ -12,6 +12,8 @@
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
+    [ST_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
+    [ST_SYNC_FULL] = "PRAGMA synchronous=FULL",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",

@@ -329,6 +329,50 @@ static void test_reopen_after_append(void)
     remove_root();
 }
 
+static void load_hard_state(const char *dir, raft_hard_state *got)
+{
+    storage *s = open_ok(dir);
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, got, &snap, &le, &n) == 0);
+    storage_free_entries(le, n);
+    storage_close(s);
+}
+
+/* A write that moves only the commit index skips the fsync but is still a
+ * normal committed transaction; a later term or vote change is synced
+ * again. Both must read back after a clean reopen, in both orders. */
+static void test_commit_only_writes(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    raft_hard_state hs = {.term = 3, .vote = 2, .commit = 4};
+    CHECK(append_range(s, 1, 20, &hs) == 0);
+    hs.commit = 15; /* commit only */
+    CHECK(storage_append(s, &hs, NULL, 0) == 0);
+    storage_close(s);
+    raft_hard_state got;
+    load_hard_state(dir, &got);
+    CHECK(got.term == 3 && got.vote == 2 && got.commit == 15);
+
+    s = open_ok(dir);
+    raft_entry *le = NULL;
+    size_t n = 0;
+    storage_snapshot snap;
+    CHECK(storage_load(s, &got, &snap, &le, &n) == 0); /* learns the durable term */
+    storage_free_entries(le, n);
+    hs = (raft_hard_state){.term = 3, .vote = 2, .commit = 18};
+    CHECK(storage_append(s, &hs, NULL, 0) == 0);
+    hs = (raft_hard_state){.term = 4, .vote = 0, .commit = 18}; /* synced */
+    CHECK(storage_append(s, &hs, NULL, 0) == 0);
+    CHECK(append_range(s, 21, 25, NULL) == 0); /* entries after a commit-only write */
+    storage_close(s);
+    load_hard_state(dir, &got);
+    CHECK(got.term == 4 && got.vote == 0 && got.commit == 18);
+    remove_root();
+}
+
 /* The child appends batches of 1..3 entries forever, reporting each
  * acknowledged last index through the pipe, until it is killed. */
 static void appender_child(const char *dir, int wfd)
@@ -635,6 +679,7 @@ int main(void)
     RUN(test_overwrite_conflicting_suffix);
     RUN(test_rejects_bad_batches);
     RUN(test_reopen_after_append);
+    RUN(test_commit_only_writes);
     RUN(test_kill_during_appends);
     RUN(test_snapshot_saved_compacts);
     RUN(test_install_snapshot);
