@@ -5,14 +5,14 @@ libraftkv_a_SOURCES += src/kv/kv.h src/kv/kv_internal.h src/kv/kv_db.c src/kv/kv
 	src/kv/kv_pool.c src/kv/kv_store.c src/kv/kv_snapshot.c \
 	src/kv/lease_apply.c src/kv/lease_read.c
 check_PROGRAMS += tests/unit/kv_test
-tests_unit_kv_test_SOURCES = tests/unit/kv_test.c
+tests_unit_kv_test_SOURCES = tests/unit/kv_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/kv_test
 check_PROGRAMS += tests/unit/lease_test
-tests_unit_lease_test_SOURCES = tests/unit/lease_test.c
+tests_unit_lease_test_SOURCES = tests/unit/lease_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/lease_test
 # the watch hub (DESIGN.md section 6)
 libraftkv_a_SOURCES += src/kv/watch_int.h src/kv/watch_hub.c src/kv/watch_tree.c \
 	src/kv/watch_heap.c src/kv/watch_fetch.c
 check_PROGRAMS += tests/unit/watch_test
-tests_unit_watch_test_SOURCES = tests/unit/watch_test.c
+tests_unit_watch_test_SOURCES = tests/unit/watch_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/watch_test

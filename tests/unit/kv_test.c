@@ -4,8 +4,8 @@
  * fresh mkdtemp directory that is removed at the end. */
 #include "kv/kv.h"
 #include "../test.h"
+#include "kv_fixture.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -16,47 +16,19 @@
 
 /* ---- fixture ---- */
 
-typedef struct {
-    char dir[64];
-    char path[128];
-    kv *k;
-    uint64_t index;
-} store;
+typedef kvfx store;
 
-static void store_open(store *s)
-{
-    memset(s, 0, sizeof *s);
-    strcpy(s->dir, "/tmp/kv_test.XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    snprintf(s->path, sizeof s->path, "%s/kv.db", s->dir);
-    char err[256] = "";
-    int rc = kv_open(s->path, &s->k, err, sizeof err);
-    CHECK_MSG(rc == KV_OK && s->k, "%s", err);
-    if (!s->k)
-        exit(1);
-}
+static void store_open(store *s) { kvfx_open(s, "kv_test"); }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(p);
-}
-
-static void store_close(store *s)
-{
-    kv_close(s->k);
-    s->k = NULL;
-    nftw(s->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
+static void store_close(store *s) { kvfx_close(s); }
 
 /* Applies one encoded command as its own batch. */
 static int apply_buf(store *s, const buf *cmd, kv_result *res)
 {
-    CHECK(kv_apply_begin(s->k) == KV_OK);
-    int rc = kv_apply_cmd(s->k, cmd->data, cmd->len, res);
-    CHECK(kv_apply_commit(s->k, ++s->index, 1) == KV_OK);
+    bool begin_ok, commit_ok;
+    int rc = kvfx_apply(s, cmd, res, &begin_ok, &commit_ok);
+    CHECK(begin_ok);
+    CHECK(commit_ok);
     return rc;
 }
 
@@ -611,8 +583,7 @@ static void test_compaction(void)
     CHECK(check_get(&s, "a", 0, "3", 2, 7, 3));
     /* the compact revision persists */
     kv_close(s.k);
-    char err[128];
-    CHECK(kv_open(s.path, &s.k, err, sizeof err) == KV_OK);
+    CHECK(kvfx_reopen(&s));
     CHECK(kv_compact_revision(s.k) == 6 && kv_revision(s.k) == 7);
     store_close(&s);
 }
@@ -688,8 +659,7 @@ static void test_applied_persists(void)
     kv_applied(s.k, &idx, &term);
     CHECK(idx == 41 && term == 7);
     kv_close(s.k);
-    char err[128];
-    CHECK(kv_open(s.path, &s.k, err, sizeof err) == KV_OK);
+    CHECK(kvfx_reopen(&s));
     kv_applied(s.k, &idx, &term);
     CHECK(idx == 41 && term == 7 && kv_revision(s.k) == 2);
     CHECK(check_get(&s, "a", 0, "1", 2, 2, 1));

@@ -6,59 +6,25 @@
  * mkdtemp directory removed at the end. */
 #include "kv/kv.h"
 #include "../test.h"
+#include "kv_fixture.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char dir[64];
-    char path[128];
-    kv *k;
-    uint64_t index;
-} store;
+typedef kvfx store;
 
-static void store_open_at(store *s)
-{
-    char err[256] = "";
-    int rc = kv_open(s->path, &s->k, err, sizeof err);
-    CHECK_MSG(rc == KV_OK && s->k, "%s", err);
-    if (!s->k)
-        exit(1);
-}
+static void store_open(store *s) { kvfx_open(s, "lease_test"); }
 
-static void store_open(store *s)
-{
-    memset(s, 0, sizeof *s);
-    strcpy(s->dir, "/tmp/lease_test.XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    snprintf(s->path, sizeof s->path, "%s/kv.db", s->dir);
-    store_open_at(s);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void store_close(store *s)
-{
-    kv_close(s->k);
-    s->k = NULL;
-    nftw(s->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
+static void store_close(store *s) { kvfx_close(s); }
 
 /* Applies one encoded command as its own batch; returns res.err. */
 static int apply(store *s, const buf *cmd, kv_result *res)
 {
-    CHECK(kv_apply_begin(s->k) == KV_OK);
-    CHECK(kv_apply_cmd(s->k, cmd->data, cmd->len, res) == KV_OK);
-    CHECK(kv_apply_commit(s->k, ++s->index, 1) == KV_OK);
+    bool begin_ok, commit_ok;
+    CHECK(kvfx_apply(s, cmd, res, &begin_ok, &commit_ok) == KV_OK);
+    CHECK(begin_ok);
+    CHECK(commit_ok);
     return res->err;
 }
 
@@ -294,7 +260,11 @@ static void test_survives_reopen_and_restore(void)
     CHECK(lease_cmd(&s, GRANT, 21, 15, NULL) == KV_OK);
     CHECK(put(&s, "k", "v", 21) == KV_OK);
     kv_close(s.k);
-    store_open_at(&s);
+    CHECK(kvfx_reopen(&s));
+    if (!s.k) {
+        store_close(&s);
+        return;
+    }
     int64_t ttl;
     char keys[64];
     CHECK(lease_get(&s, 21, &ttl, keys, sizeof keys) == KV_OK && ttl == 15 &&

@@ -10,8 +10,8 @@
  * makes sure the hub has finished matching that event. */
 #include "kv/kv.h"
 #include "../test.h"
+#include "kv_fixture.h"
 
-#include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,53 +21,38 @@
 #define WAIT_MS 10000
 
 typedef struct {
-    char dir[64];
-    kv *k;
+    kvfx s; /* the store in its temp dir */
     watch_hub *h;
-    uint64_t index;
 } fixture;
 
 static void fx_open(fixture *f)
 {
-    memset(f, 0, sizeof *f);
-    strcpy(f->dir, "/tmp/watch_test.XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    char path[128], err[256] = "";
-    snprintf(path, sizeof path, "%s/kv.db", f->dir);
-    CHECK_MSG(kv_open(path, &f->k, err, sizeof err) == KV_OK, "%s", err);
-    f->h = f->k ? watch_hub_create(f->k) : NULL;
+    kvfx_open(&f->s, "watch_test");
+    f->h = watch_hub_create(f->s.k);
     CHECK(f->h != NULL);
     if (!f->h)
         exit(1);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(p);
 }
 
 static void fx_close(fixture *f)
 {
     CHECK(watch_count(f->h) == 0);
     watch_hub_destroy(f->h);
-    kv_close(f->k);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    kvfx_close(&f->s);
 }
 
 /* Applies one command as a batch, then tells the hub, as the node does. */
 static int64_t apply(fixture *f, const buf *cmd)
 {
     kv_result r;
-    CHECK(kv_apply_begin(f->k) == KV_OK);
-    CHECK(kv_apply_cmd(f->k, cmd->data, cmd->len, &r) == KV_OK);
+    bool begin_ok, commit_ok;
+    CHECK(kvfx_apply(&f->s, cmd, &r, &begin_ok, &commit_ok) == KV_OK);
+    CHECK(begin_ok);
     CHECK(r.err == KV_OK);
-    CHECK(kv_apply_commit(f->k, ++f->index, 1) == KV_OK);
+    CHECK(commit_ok);
     kv_result_free(&r);
-    watch_notify(f->h, kv_revision(f->k));
-    return kv_revision(f->k);
+    watch_notify(f->h, kv_revision(f->s.k));
+    return kv_revision(f->s.k);
 }
 
 static kv_span key_span(const char *key)
@@ -147,7 +132,7 @@ static void probe_range(fixture *f, probe *p, const char *from, const char *to)
 /* Parks at the store's next revision (the watcher is caught up). */
 static void park_next(fixture *f, probe *p)
 {
-    watch_park(f->h, p->w, kv_revision(f->k) + 1, 0);
+    watch_park(f->h, p->w, kv_revision(f->s.k) + 1, 0);
 }
 
 static bool wait_wakes(probe *p, int n)
@@ -275,7 +260,7 @@ static void test_catch_up_then_live(void)
     int64_t cursor = drain(fp, &p, 1, 3, seen, sizeof seen, &calls);
     CHECK(strcmp(seen, "abcdefghij") == 0);
     CHECK(calls >= 4); /* 10 events, 3 at a time */
-    CHECK(cursor == kv_revision(f.k) + 1);
+    CHECK(cursor == kv_revision(f.s.k) + 1);
     watch_park(f.h, p.w, cursor, 0);
     CHECK(atomic_load(&p.wakes) == 0);
     put(fp, "k", "z");
@@ -379,18 +364,18 @@ static void test_deadline_wake_all_remove(void)
     probe_add(&f, &a, key_span("a"), 0);
     probe_add(&f, &b, key_span("b"), 0);
     CHECK(watch_count(f.h) == 2);
-    watch_park(f.h, a.w, kv_revision(f.k) + 1, now_ms() + 30);
-    watch_park(f.h, b.w, kv_revision(f.k) + 1, now_ms() + 3600 * 1000);
+    watch_park(f.h, a.w, kv_revision(f.s.k) + 1, now_ms() + 30);
+    watch_park(f.h, b.w, kv_revision(f.s.k) + 1, now_ms() + 3600 * 1000);
     CHECK(wait_wakes(&a, 1));
     CHECK(atomic_load(&b.wakes) == 0);
     watch_wake_all(f.h);
     CHECK(atomic_load(&b.wakes) == 1 && atomic_load(&a.wakes) == 1);
     /* a parked watcher can be removed; it is never called afterwards */
-    watch_park(f.h, a.w, kv_revision(f.k) + 1, 0);
+    watch_park(f.h, a.w, kv_revision(f.s.k) + 1, 0);
     watch_remove(f.h, a.w);
     CHECK(watch_count(f.h) == 1);
     put(&f, "a", "1");
-    watch_park(f.h, b.w, kv_revision(f.k) + 1, 0);
+    watch_park(f.h, b.w, kv_revision(f.s.k) + 1, 0);
     put(&f, "b", "1");
     settle(&f, &b, 2);
     CHECK(atomic_load(&a.wakes) == 1);
