@@ -65,6 +65,23 @@ static int open_refused(const char *dir, char *err, size_t errlen)
     return rc != 0 && s == NULL && err[0] != '\0';
 }
 
+/* What storage_load gave back, kept together so a case reads one thing. */
+typedef struct {
+    raft_hard_state hs;
+    storage_snapshot snap;
+    raft_entry *le;
+    size_t n;
+} loaded;
+
+/* storage_load into a zeroed *l; returns its result. Free with unload. */
+static int load(storage *s, loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    return storage_load(s, &l->hs, &l->snap, &l->le, &l->n);
+}
+
+static void unload(loaded *l) { storage_free_entries(l->le, l->n); }
+
 static void fill_pattern(uint64_t seed, uint8_t *p, size_t n)
 {
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -220,27 +237,25 @@ static void test_append_load_roundtrip(void)
     storage_close(s);
 
     s = open_ok(dir);
-    raft_hard_state got;
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
-    CHECK(got.term == 2 && got.vote == 7 && got.commit == 2);
-    CHECK(n == 3);
-    for (size_t i = 0; le && i < n && i < 3; i++) {
-        CHECK(le[i].index == ents[i].index && le[i].term == ents[i].term);
-        CHECK(le[i].type == ents[i].type && le[i].len == ents[i].len);
-        CHECK(ents[i].len == 0 ? le[i].data == NULL
-                               : memcmp(le[i].data, ents[i].data, ents[i].len) == 0);
+    loaded l;
+    CHECK(load(s, &l) == 0);
+    CHECK(l.hs.term == 2 && l.hs.vote == 7 && l.hs.commit == 2);
+    CHECK(l.n == 3);
+    for (size_t i = 0; l.le && i < l.n && i < 3; i++) {
+        const raft_entry *e = &l.le[i];
+        CHECK(e->index == ents[i].index && e->term == ents[i].term);
+        CHECK(e->type == ents[i].type && e->len == ents[i].len);
+        CHECK(ents[i].len == 0 ? e->data == NULL
+                               : memcmp(e->data, ents[i].data, ents[i].len) == 0);
     }
-    storage_free_entries(le, n);
+    unload(&l);
 
     /* Hard state alone, no entries: the log is untouched. */
     hs.commit = 3;
     CHECK(storage_append(s, &hs, NULL, 0) == 0);
-    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
-    CHECK(got.commit == 3 && n == 3);
-    storage_free_entries(le, n);
+    CHECK(load(s, &l) == 0);
+    CHECK(l.hs.commit == 3 && l.n == 3);
+    unload(&l);
     storage_close(s);
     remove_root();
 }
@@ -260,16 +275,13 @@ static void test_overwrite_conflicting_suffix(void)
     storage_close(s);
 
     s = open_ok(dir);
-    raft_hard_state hs;
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(storage_load(s, &hs, &snap, &le, &n) == 0);
-    CHECK(n == 7);
-    CHECK(n == 7 && entries_match(le, 5, 1));
-    CHECK(n == 7 && le[5].term == 9 && le[5].len == 2 && memcmp(le[5].data, d, 2) == 0);
-    CHECK(n == 7 && le[6].term == 9 && le[6].len == 0 && le[6].data == NULL);
-    storage_free_entries(le, n);
+    loaded l;
+    CHECK(load(s, &l) == 0);
+    CHECK(l.n == 7);
+    CHECK(l.n == 7 && entries_match(l.le, 5, 1));
+    CHECK(l.n == 7 && l.le[5].term == 9 && l.le[5].len == 2 && memcmp(l.le[5].data, d, 2) == 0);
+    CHECK(l.n == 7 && l.le[6].term == 9 && l.le[6].len == 0 && l.le[6].data == NULL);
+    unload(&l);
     storage_close(s);
     remove_root();
 }
@@ -291,13 +303,10 @@ static void test_rejects_bad_batches(void)
     CHECK(storage_append(s, &hs, no_data, 1) == -1);
 
     /* A refused batch writes nothing, not even the hard state. */
-    raft_hard_state got;
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
-    CHECK(n == 5 && entries_match(le, n, 1) && got.commit == 0);
-    storage_free_entries(le, n);
+    loaded l;
+    CHECK(load(s, &l) == 0);
+    CHECK(l.n == 5 && entries_match(l.le, l.n, 1) && l.hs.commit == 0);
+    unload(&l);
     storage_close(s);
     remove_root();
 }
@@ -317,14 +326,11 @@ static void test_reopen_after_append(void)
     storage_close(s);
 
     s = open_ok(dir);
-    raft_hard_state got;
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
-    CHECK(n == 40 && entries_match(le, n, 1));
-    CHECK(got.term == 3 && got.vote == 2 && got.commit == 4);
-    storage_free_entries(le, n);
+    loaded l;
+    CHECK(load(s, &l) == 0);
+    CHECK(l.n == 40 && entries_match(l.le, l.n, 1));
+    CHECK(l.hs.term == 3 && l.hs.vote == 2 && l.hs.commit == 4);
+    unload(&l);
     storage_close(s);
     remove_root();
 }
@@ -332,11 +338,10 @@ static void test_reopen_after_append(void)
 static void load_hard_state(const char *dir, raft_hard_state *got)
 {
     storage *s = open_ok(dir);
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(storage_load(s, got, &snap, &le, &n) == 0);
-    storage_free_entries(le, n);
+    loaded l;
+    CHECK(load(s, &l) == 0);
+    *got = l.hs;
+    unload(&l);
     storage_close(s);
 }
 
@@ -357,11 +362,9 @@ static void test_commit_only_writes(void)
     CHECK(got.term == 3 && got.vote == 2 && got.commit == 15);
 
     s = open_ok(dir);
-    raft_entry *le = NULL;
-    size_t n = 0;
-    storage_snapshot snap;
-    CHECK(storage_load(s, &got, &snap, &le, &n) == 0); /* learns the durable term */
-    storage_free_entries(le, n);
+    loaded l;
+    CHECK(load(s, &l) == 0); /* learns the durable term */
+    unload(&l);
     hs = (raft_hard_state){.term = 3, .vote = 2, .commit = 18};
     CHECK(storage_append(s, &hs, NULL, 0) == 0);
     hs = (raft_hard_state){.term = 4, .vote = 0, .commit = 18}; /* synced */
@@ -418,16 +421,13 @@ static void test_kill_during_appends(void)
     CHECK(acked >= 200);
 
     storage *s = open_ok(dir);
-    raft_hard_state hs;
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(s && storage_load(s, &hs, &snap, &le, &n) == 0);
-    CHECK_MSG(n >= acked, "loaded %zu entries, %llu were acknowledged", n,
+    loaded l = {0};
+    CHECK(s && load(s, &l) == 0);
+    CHECK_MSG(l.n >= acked, "loaded %zu entries, %llu were acknowledged", l.n,
               (unsigned long long)acked);
-    CHECK(entries_match(le, n, 1));
-    CHECK(hs.commit == n); /* hard state went in the same transaction as its batch */
-    storage_free_entries(le, n);
+    CHECK(entries_match(l.le, l.n, 1));
+    CHECK(l.hs.commit == l.n); /* hard state went in the same transaction as its batch */
+    unload(&l);
     storage_close(s);
     remove_root();
 }
@@ -449,18 +449,16 @@ static void test_snapshot_saved_compacts(void)
     storage_close(s);
 
     s = open_ok(dir);
-    raft_hard_state hs;
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(storage_load(s, &hs, &snap, &le, &n) == 0);
-    CHECK(snap.meta.index == 15 && snap.meta.term == term_for(15));
-    CHECK(snap.size == out.size && snap.crc == out.crc);
-    CHECK(snap.meta.conf.n_voters == 3 && snap.meta.conf.voters[2] == 3);
-    CHECK(snap.meta.conf.n_learners == 1 && snap.meta.conf.learners[0] == 4);
-    CHECK(n == 5 && entries_match(le, n, 16)); /* the log after the snapshot */
-    storage_free_entries(le, n);
-    CHECK(storage_verify_snapshot(s, &snap) == 0);
+    loaded l;
+    CHECK(load(s, &l) == 0);
+    const raft_snapshot_meta *m = &l.snap.meta;
+    CHECK(m->index == 15 && m->term == term_for(15));
+    CHECK(l.snap.size == out.size && l.snap.crc == out.crc);
+    CHECK(m->conf.n_voters == 3 && m->conf.voters[2] == 3);
+    CHECK(m->conf.n_learners == 1 && m->conf.learners[0] == 4);
+    CHECK(l.n == 5 && entries_match(l.le, l.n, 16)); /* the log after the snapshot */
+    unload(&l);
+    CHECK(storage_verify_snapshot(s, &l.snap) == 0);
 
     /* A newer snapshot replaces the old file. */
     char *old = storage_snapshot_path(s, 15);
@@ -469,9 +467,9 @@ static void test_snapshot_saved_compacts(void)
     free(old);
     CHECK(append_range(s, 10, 12, NULL) == -1); /* below the snapshot */
     CHECK(append_range(s, 21, 22, NULL) == 0);
-    CHECK(storage_load(s, &hs, &snap, &le, &n) == 0);
-    CHECK(snap.meta.index == 18 && n == 4 && entries_match(le, n, 19));
-    storage_free_entries(le, n);
+    CHECK(load(s, &l) == 0);
+    CHECK(l.snap.meta.index == 18 && l.n == 4 && entries_match(l.le, l.n, 19));
+    unload(&l);
     storage_close(s);
     remove_root();
 }
@@ -509,16 +507,13 @@ static void test_install_snapshot(void)
     storage_close(s);
 
     s = open_ok(dir);
-    raft_hard_state got;
-    storage_snapshot snap;
-    raft_entry *le = NULL;
-    size_t n = 0;
-    CHECK(storage_load(s, &got, &snap, &le, &n) == 0);
-    CHECK(n == 0 && le == NULL);
-    CHECK(got.commit == 100 && got.term == 7 && got.vote == 2);
-    CHECK(snap.meta.index == 100 && snap.meta.term == 7 && snap.meta.conf.n_voters == 1 &&
-          snap.meta.conf.voters[0] == 5);
-    CHECK(storage_verify_snapshot(s, &snap) == 0);
+    loaded l;
+    CHECK(load(s, &l) == 0);
+    CHECK(l.n == 0 && l.le == NULL);
+    CHECK(l.hs.commit == 100 && l.hs.term == 7 && l.hs.vote == 2);
+    const raft_snapshot_meta *m = &l.snap.meta;
+    CHECK(m->index == 100 && m->term == 7 && m->conf.n_voters == 1 && m->conf.voters[0] == 5);
+    CHECK(storage_verify_snapshot(s, &l.snap) == 0);
     CHECK(append_range(s, 101, 103, NULL) == 0);
     CHECK(append_range(s, 50, 51, NULL) == -1);
     storage_close(s);
