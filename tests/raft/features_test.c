@@ -53,18 +53,59 @@ static raft_id other_than(fx *f, raft_id a, raft_id b)
     return 0;
 }
 
-/* ---- single node, on the raw API ---- */
+/* ---- nodes on the raw API ---- */
+
+/* Zeroes init and makes 1..n its voters. */
+static void init_voters(raft_init_state *init, int n)
+{
+    memset(init, 0, sizeof *init);
+    for (raft_id v = 1; v <= (raft_id)n; v++)
+        init->conf.voters[init->conf.n_voters++] = v;
+}
+
+/* A node with the tests' usual timing; NULL (a failed CHECK) if refused. */
+static raft *raw_new(raft_id id, uint64_t seed, const raft_init_state *init)
+{
+    raft_config cfg = {.id = id, .election_tick = 10, .heartbeat_tick = 1,
+                       .max_inflight = 8, .seed = seed};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, init, &r) == 0);
+    return r;
+}
+
+static void tick_to_candidate(raft *r)
+{
+    while (raft_role_get(r) != RAFT_CANDIDATE)
+        raft_tick(r);
+}
+
+/* Steps a message into r (by value) and drains its Ready. */
+static void step_and_drain(raft *r, raft_msg m, raft_ready *last)
+{
+    CHECK(raft_step(r, &m) == 0);
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        if (last)
+            *last = rd;
+        raft_advance(r, &rd);
+    }
+}
+
+/* Node `from` grants r its vote in `term`. */
+static void grant_vote(raft *r, raft_id from, raft_term term)
+{
+    raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = from, .to = raft_self(r), .term = term};
+    step_and_drain(r, v, NULL);
+}
+
+/* ---- single node ---- */
 
 static void test_single_node_direct(void)
 {
-    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1,
-                       .max_inflight = 8, .seed = 42};
     raft_init_state init;
-    memset(&init, 0, sizeof init);
-    init.conf.n_voters = 1;
-    init.conf.voters[0] = 1;
-    raft *r = NULL;
-    CHECK(raft_new(&cfg, &init, &r) == 0);
+    init_voters(&init, 1);
+    raft *r = raw_new(1, 42, &init);
     if (!r)
         return;
     CHECK(raft_propose(r, (const uint8_t *)"x", 1) == RAFT_ERR_NO_LEADER);
@@ -123,14 +164,9 @@ static void test_randomized_timeout(void)
     int first = -1;
     bool spread = false;
     for (raft_id id = 1; id <= 7; id++) {
-        raft_config cfg = {.id = id, .election_tick = 10, .heartbeat_tick = 1,
-                           .max_inflight = 8, .seed = 7};
         raft_init_state init;
-        memset(&init, 0, sizeof init);
-        for (raft_id v = 1; v <= 7; v++)
-            init.conf.voters[init.conf.n_voters++] = v;
-        raft *r = NULL;
-        CHECK(raft_new(&cfg, &init, &r) == 0);
+        init_voters(&init, 7);
+        raft *r = raw_new(id, 7, &init);
         if (!r)
             return;
         int ticks = 0;
@@ -246,19 +282,6 @@ static void test_replication_and_commit(void)
     fx_free(f);
 }
 
-/* Steps a message into r (by value) and drains its Ready. */
-static void step_and_drain(raft *r, raft_msg m, raft_ready *last)
-{
-    CHECK(raft_step(r, &m) == 0);
-    while (raft_has_ready(r)) {
-        raft_ready rd;
-        raft_ready_get(r, &rd);
-        if (last)
-            *last = rd;
-        raft_advance(r, &rd);
-    }
-}
-
 /* Figure 8: a leader of term 3 holding an entry of term 2 replicated on a
  * majority must not commit it by counting; it commits only when its own
  * term-3 entry reaches a majority. */
@@ -266,23 +289,16 @@ static void test_no_commit_of_old_term_by_counting(void)
 {
     raft_entry ents[2] = {{.term = 1, .index = 1}, {.term = 2, .index = 2}};
     raft_init_state init;
-    memset(&init, 0, sizeof init);
+    init_voters(&init, 3);
     init.hs.term = 2;
-    init.conf.n_voters = 3;
-    init.conf.voters[0] = 1, init.conf.voters[1] = 2, init.conf.voters[2] = 3;
     init.entries = ents;
     init.n_entries = 2;
-    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1,
-                       .max_inflight = 8, .seed = 1};
-    raft *r = NULL;
-    CHECK(raft_new(&cfg, &init, &r) == 0);
+    raft *r = raw_new(1, 1, &init);
     if (!r)
         return;
-    while (raft_role_get(r) != RAFT_CANDIDATE)
-        raft_tick(r);
+    tick_to_candidate(r);
     CHECK(raft_term_get(r) == 3);
-    raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 3};
-    step_and_drain(r, v, NULL);
+    grant_vote(r, 2, 3);
     CHECK(raft_role_get(r) == RAFT_LEADER);
     CHECK(raft_last_index(r) == 3); /* the no-op */
     /* Node 2 acknowledges the term-2 entry only: 2 of 3 hold index 2. */
@@ -302,17 +318,13 @@ static void test_follower_rejects_forged_append(void)
 {
     raft_entry ents[2] = {{.term = 1, .index = 1}, {.term = 1, .index = 2}};
     raft_init_state init;
-    memset(&init, 0, sizeof init);
+    init_voters(&init, 2);
     init.hs.term = 1;
     init.hs.commit = 2;
     init.applied = 2;
-    init.conf.n_voters = 2;
-    init.conf.voters[0] = 1, init.conf.voters[1] = 2;
     init.entries = ents;
     init.n_entries = 2;
-    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
-    raft *r = NULL;
-    CHECK(raft_new(&cfg, &init, &r) == 0);
+    raft *r = raw_new(1, 0, &init);
     if (!r)
         return;
     raft_entry bad = {.term = 2, .index = 2};
@@ -378,18 +390,12 @@ static void test_read_index(void)
 static void test_read_index_waits_for_term_commit(void)
 {
     raft_init_state init;
-    memset(&init, 0, sizeof init);
-    init.conf.n_voters = 3;
-    init.conf.voters[0] = 1, init.conf.voters[1] = 2, init.conf.voters[2] = 3;
-    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
-    raft *r = NULL;
-    CHECK(raft_new(&cfg, &init, &r) == 0);
+    init_voters(&init, 3);
+    raft *r = raw_new(1, 0, &init);
     if (!r)
         return;
-    while (raft_role_get(r) != RAFT_CANDIDATE)
-        raft_tick(r);
-    raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
-    step_and_drain(r, v, NULL);
+    tick_to_candidate(r);
+    grant_vote(r, 2, 1);
     CHECK(raft_role_get(r) == RAFT_LEADER);
     CHECK(raft_read_index(r, 5) == 0);
     /* Heartbeat acks before the no-op commits must not release it. */
@@ -533,28 +539,21 @@ static void test_learner(void)
 static void test_learner_vote_not_counted(void)
 {
     raft_init_state init;
-    memset(&init, 0, sizeof init);
-    init.conf.n_voters = 3;
-    init.conf.voters[0] = 1, init.conf.voters[1] = 2, init.conf.voters[2] = 3;
+    init_voters(&init, 3);
     init.conf.n_learners = 1;
     init.conf.learners[0] = 4;
-    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8};
-    raft *r = NULL;
-    CHECK(raft_new(&cfg, &init, &r) == 0);
+    raft *r = raw_new(1, 0, &init);
     if (!r)
         return;
-    while (raft_role_get(r) != RAFT_CANDIDATE)
-        raft_tick(r);
-    raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = 4, .to = 1, .term = raft_term_get(r)};
-    step_and_drain(r, v, NULL);
+    tick_to_candidate(r);
+    raft_term t = raft_term_get(r);
+    grant_vote(r, 4, t);
     CHECK(raft_role_get(r) == RAFT_CANDIDATE);
-    v.from = 2;
-    step_and_drain(r, v, NULL);
+    grant_vote(r, 2, t);
     CHECK(raft_role_get(r) == RAFT_LEADER);
     raft_free(r);
 
-    cfg.id = 4;
-    CHECK(raft_new(&cfg, &init, &r) == 0);
+    r = raw_new(4, 0, &init);
     if (!r)
         return;
     for (int i = 0; i < 100; i++)
