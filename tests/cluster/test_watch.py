@@ -201,6 +201,30 @@ def test_watch_longpoll_history_block_timeout(env):
     check(body["events"] == [] and body["next_revision"] == other + 1, "cursor %r" % body)
 
 
+def test_watch_longpoll_client_hangs_up(env):
+    """A parked long-poll whose client hangs up loses its watcher within
+    about a second (its socket is probed), not at its 600 s timeout."""
+    (n,) = env.cluster(1)
+    base = metric(n, "raftkv_watchers")
+    sock = socket.create_connection(("127.0.0.1", n.port))
+    try:
+        sock.sendall(b"GET /watch/hang?timeout=600 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: metric(n, "raftkv_watchers") == base + 1, 10, "the long-poll to park")
+        # a write elsewhere moves the store on; the watcher stays parked
+        put(n, "other", "x")
+        check(metric(n, "raftkv_watchers") == base + 1, "the long-poll is still parked")
+    finally:
+        sock.close()
+    t0 = time.monotonic()
+    wait_for(lambda: metric(n, "raftkv_watchers") == base, 20,
+             "the gauge to drop after the client hung up")
+    print("  the watcher went %.2fs after its client hung up" % (time.monotonic() - t0))
+    # the node still serves long-polls
+    rev = put(n, "hang", "v")
+    body = watch(n, "hang", timeout=5, start_revision=rev).json()
+    check(sig(body["events"]) == [("PUT", "hang", "v", rev)], "after: %r" % body)
+
+
 def test_watch_delete_prev_kv_filters_bad_input(env):
     (n,) = env.cluster(1)
     r1 = put(n, "d/k", "v1")
