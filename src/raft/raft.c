@@ -168,7 +168,10 @@ int raft_read_index(raft *r, uint64_t context)
     raft_msg m;
     raft_msg_init(r, &m, RAFT_MSG_READINDEX, r->leader);
     m.context = context;
-    return forward(r, &m);
+    int rc = forward(r, &m);
+    if (rc == RAFT_OK)
+        raft_reads_note_asked(r, context);
+    return rc;
 }
 
 int raft_transfer_leader(raft *r, raft_id to)

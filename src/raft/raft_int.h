@@ -121,6 +121,10 @@ struct raft {
     raft_pending_read *preads;
     size_t n_preads, cap_preads;
     uint64_t read_seq;
+    /* lowest and highest context this instance forwarded to a leader;
+     * answers outside are dropped (read_index.c) */
+    uint64_t asked_lo, asked_hi;
+    bool asked_any;
 
     raft_msg *out;
     size_t n_out, cap_out;
@@ -174,6 +178,7 @@ bool raft_committed_in_term(const raft *r);
 
 /* ---- read index (read_index.c) ---- */
 int raft_read_request(raft *r, uint64_t ctx, raft_id from);
+void raft_reads_note_asked(raft *r, uint64_t ctx);
 void raft_reads_on_commit(raft *r);
 void raft_reads_check(raft *r);
 void raft_reads_clear(raft *r);

@@ -7,7 +7,8 @@
  *
  * Must never: answer a read before the leader committed an entry of its own
  * term (its commit index could be stale) or before a quorum confirmed the
- * round — so a read never completes in a minority.
+ * round — so a read never completes in a minority; turn an answer to a
+ * context outside the span this instance forwarded into a read state.
  */
 #include "raft/raft_int.h"
 
@@ -105,8 +106,32 @@ void raft_reads_clear(raft *r)
     r->n_preads = 0;
 }
 
+void raft_reads_note_asked(raft *r, uint64_t ctx)
+{
+    if (!r->asked_any || ctx < r->asked_lo)
+        r->asked_lo = ctx;
+    if (!r->asked_any || ctx > r->asked_hi)
+        r->asked_hi = ctx;
+    r->asked_any = true;
+}
+
+/* A span, not a set: it needs no memory per round and can never drop the
+ * answer to a round this instance asked, however many are in flight. */
+static bool asked(const raft *r, uint64_t ctx)
+{
+    return r->asked_any && ctx >= r->asked_lo && ctx <= r->asked_hi;
+}
+
+/* An answer to a context outside what this instance forwarded is dropped: it
+ * was asked by the node's previous life (the leader or its transport held it
+ * across the crash), and its read index predates reads asked since the
+ * restart. A caller that confirms every round at or below an answer's
+ * context (as the node loop does) would otherwise read stale data. An old
+ * answer whose context falls inside this life's span is not caught here:
+ * only contexts that never repeat across restarts (the node numbers them
+ * from the clock) cover that. */
 void raft_handle_readindex_resp(raft *r, const raft_msg *m)
 {
-    if (!m->reject)
+    if (!m->reject && asked(r, m->context))
         raft_push_read(r, m->index, m->context);
 }

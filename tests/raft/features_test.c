@@ -386,6 +386,50 @@ static void test_read_index(void)
     fx_free(f);
 }
 
+/* Issue 4, the stale read after a restart (docs/TESTING.md, Findings): the
+ * leader's answer to a round a follower asked before it crashed reaches the
+ * follower's next life, which numbers its rounds from 1 again (the node
+ * loop's numbering before the fix) and, like the node loop and the fixture,
+ * takes a read state for ctx C as confirming every read it asked at or
+ * below C. The old answer (ctx 7, read index before the write "after") must
+ * not confirm the new life's read ctx 1, asked after "after" was applied:
+ * the fixture's stale-read check fails the test if it does. */
+static void test_read_index_answer_from_previous_life(void)
+{
+    fx *f = mk(3, true, true, 12);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    raft_id fol = other_than(f, l, 0);
+    CHECK(fx_propose(f, l, "before") == 0);
+    fx_deliver(f, 100);
+    /* The leader's answer waits in its queue while the follower dies. */
+    fx_hold(f, l, fol);
+    CHECK(fx_read_index(f, fol, 7) == 0);
+    fx_deliver(f, 100);
+    fx_crash(f, fol);
+    fx_restart(f, fol);
+    CHECK(fx_propose(f, l, "after") == 0);
+    fx_deliver(f, 100);
+    raft_index written = raft_commit_index(fx_raft(f, l));
+    const char *data = fx_applied_data(f, l, written);
+    CHECK(data && strcmp(data, "after") == 0);
+    /* The new life learns the leader from the oldest held message (the
+     * heartbeat of the old round, sent before its answer) and asks. */
+    for (int i = 0; i < 10 && raft_leader(fx_raft(f, fol)) != l; i++)
+        CHECK(fx_deliver_held(f, l, fol));
+    CHECK(raft_leader(fx_raft(f, fol)) == l);
+    CHECK(fx_read_index(f, fol, 1) == 0);
+    CHECK(fx_release(f, l, fol) > 0); /* the old answer is among these */
+    fx_deliver(f, 100);
+    if (fx_check(f))
+        fprintf(stderr, "%s\n", fx_error(f));
+    CHECK(fx_check(f) == 0);
+    raft_index idx = 0;
+    CHECK(fx_read_done(f, fol, 1, &idx));
+    CHECK(idx >= written);
+    fx_free(f);
+}
+
 /* A new leader answers only after committing in its term; direct test. */
 static void test_read_index_waits_for_term_commit(void)
 {
@@ -737,6 +781,7 @@ int main(void)
     RUN(test_no_commit_of_old_term_by_counting);
     RUN(test_follower_rejects_forged_append);
     RUN(test_read_index);
+    RUN(test_read_index_answer_from_previous_life);
     RUN(test_read_index_waits_for_term_commit);
     RUN(test_leader_transfer);
     RUN(test_add_voter);

@@ -68,7 +68,9 @@ raft_id fx_elect_any(fx *f, int max_ticks);
 int fx_propose(fx *f, raft_id id, const char *data); /* returns raft_propose's code */
 int fx_propose_conf(fx *f, raft_id id, uint8_t op, raft_id target);
 int fx_read_index(fx *f, raft_id id, uint64_t ctx);
-/* True once `id` emitted a read state with ctx; *index gets its index. */
+/* True once `id` emitted a read state with ctx, or (as the node loop counts)
+ * with a higher ctx after this one was asked in the same life; *index gets
+ * the read index. */
 bool fx_read_done(fx *f, raft_id id, uint64_t ctx, raft_index *index);
 /* Applied state machine of a node: entries 1..count (snapshots included). */
 raft_index fx_applied(fx *f, raft_id id);
@@ -82,6 +84,15 @@ void fx_isolate(fx *f, raft_id id);             /* both directions, all peers */
 /* Splits nodes into `a` and everyone else. */
 void fx_partition(fx *f, const raft_id *a, size_t n_a);
 void fx_heal(fx *f);
+/* Holds messages from -> to in the sender's queue (a link that accepts but
+ * does not deliver yet, e.g. a stalled connection); they survive a crash of
+ * `to` and are delivered to its next life after fx_release. */
+void fx_hold(fx *f, raft_id from, raft_id to);
+/* Ends the hold; returns how many messages it had kept. */
+size_t fx_release(fx *f, raft_id from, raft_id to);
+/* Delivers the oldest message queued from -> to, held or not; false if
+ * there is none. */
+bool fx_deliver_held(fx *f, raft_id from, raft_id to);
 void fx_crash(fx *f, raft_id id);   /* loses everything not persisted */
 void fx_restart(fx *f, raft_id id); /* rebuilds from emulated storage */
 /* Creates an empty node (as --join would) not yet in any conf. */
