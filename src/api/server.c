@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
-#define API_CONN_LIMIT 4096
+#define API_CONN_MIN 64
+#define API_CONN_MAX 65536
+#define API_FD_RESERVE 256 /* SQLite, peer sockets, transport, logs */
 #define API_CONN_TIMEOUT_S 60
 
 static void req_unref(api_req *r)
@@ -342,6 +345,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_unref(r);
 }
 
+/* The client connection cap follows the fd limit the operator granted
+ * (ulimit -n) less a reserve for everything else the process opens: each
+ * watch stream holds a connection, so a fixed cap would bound streams
+ * below what the limit allows, and a cap above it would let accept() take
+ * the fds SQLite and the transport need. */
+static unsigned conn_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return API_CONN_MAX;
+    if (rl.rlim_cur < API_CONN_MIN + API_FD_RESERVE)
+        return API_CONN_MIN;
+    rlim_t n = rl.rlim_cur - API_FD_RESERVE;
+    return n > API_CONN_MAX ? API_CONN_MAX : (unsigned)n;
+}
+
 /* Paths arrive still percent-encoded: the router decodes them itself, so
  * it can refuse bad escapes and keep "%2F" and "%00" inside one key. */
 static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) { return strlen(s); }
@@ -367,7 +386,7 @@ api *api_start(const api_config *cfg, char *err, size_t errlen)
     unsigned threads = cfg->threads ? cfg->threads : 1;
     a->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, a,
                               MHD_OPTION_THREAD_POOL_SIZE, threads,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
+                              MHD_OPTION_CONNECTION_LIMIT, conn_limit(),
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
                               MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
