@@ -13,7 +13,9 @@
  * the same revisions, results and bytes on every node. Commands come from
  * the log, so apply treats them as untrusted bytes.
  *
- * Threads: apply, snapshot and restore run on the node thread only. Reads
+ * Threads: apply, snapshot and restore run on the node thread only (a
+ * background snapshot copies on a thread of its own, started and polled
+ * from the node thread). Reads
  * run on any thread through a kv_conn from kv_reader_acquire() (SQLite WAL
  * readers never block the writer).
  */
@@ -196,6 +198,16 @@ void kv_apply_rollback(kv *k);
 /* Writes a consistent copy of the whole database to path (VACUUM INTO),
  * fsync'd. */
 int kv_snapshot_write(kv *k, const char *path);
+/* The same in the background, on a thread and connection of its own, while
+ * the node thread goes on applying: the file holds whatever state was
+ * applied when the copy began. NULL if the thread cannot start. */
+typedef struct kv_snapjob kv_snapjob;
+kv_snapjob *kv_snapjob_start(kv *k, const char *path);
+/* 1 while running; KV_OK when the file is durable, with the applied index
+ * and term it holds; KV_ERR_INTERNAL if it failed. */
+int kv_snapjob_poll(kv_snapjob *j, uint64_t *index, uint64_t *term);
+/* Waits for the thread and frees the job (the file is left). */
+void kv_snapjob_free(kv_snapjob *j);
 /* Replaces the whole state by the database file at path (SQLite backup
  * API), atomically. Refuses a file that is not a kv database. */
 int kv_restore(kv *k, const char *path, char *err, size_t errlen);

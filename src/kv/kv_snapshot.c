@@ -1,13 +1,17 @@
 /* kv_snapshot: the whole kv database as one file — written with VACUUM
- * INTO for a follower, and restored from a received file with the online
+ * INTO (in the background on a thread and connection of its own, or at
+ * once on the writer), and restored from a received file with the online
  * backup API (one atomic write transaction). Must never restore a file it
  * has not verified to be a sound kv database of a known format: it comes
- * from the network. */
+ * from the network; the background thread must never touch the writer
+ * connection or the kv struct. */
 #include "kv/kv_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,25 +39,23 @@ static int fsync_file_and_dir(const char *path)
     return rc;
 }
 
-int kv_snapshot_write(kv *k, const char *path)
+/* VACUUM INTO reads one consistent state of the source (a WAL reader, so
+ * the writer goes on) and writes it compacted to path, then fsyncs it. */
+static int vacuum_into(kv_db *d, const char *path)
 {
-    if (k->in_batch) {
-        log_error("kv: snapshot inside an apply batch");
-        return KV_ERR_INTERNAL;
-    }
     /* VACUUM INTO refuses an existing file; a stale one is ours to replace. */
     if (unlink(path) < 0 && errno != ENOENT) {
         log_error("kv: snapshot %s: %s", path, strerror(errno));
         return KV_ERR_INTERNAL;
     }
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(k->w.db, "VACUUM INTO ?1", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(d->db, "VACUUM INTO ?1", -1, &st, NULL) != SQLITE_OK)
         return KV_ERR_INTERNAL;
     int rc = sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC) == SQLITE_OK
                  ? sqlite3_step(st)
                  : SQLITE_ERROR;
     if (rc != SQLITE_DONE)
-        log_error("kv: snapshot %s: %s", path, sqlite3_errmsg(k->w.db));
+        log_error("kv: snapshot %s: %s", path, sqlite3_errmsg(d->db));
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return KV_ERR_INTERNAL;
@@ -62,6 +64,99 @@ int kv_snapshot_write(kv *k, const char *path)
         return KV_ERR_INTERNAL;
     }
     return KV_OK;
+}
+
+int kv_snapshot_write(kv *k, const char *path)
+{
+    if (k->in_batch) {
+        log_error("kv: snapshot inside an apply batch");
+        return KV_ERR_INTERNAL;
+    }
+    return vacuum_into(&k->w, path);
+}
+
+struct kv_snapjob {
+    pthread_t thread;
+    char *src, *path;
+    atomic_int state; /* 1 running, KV_OK done, KV_ERR_INTERNAL failed */
+    uint64_t index, term; /* what the file holds; read once state is KV_OK */
+};
+
+/* The applied index and term recorded inside a snapshot file. */
+static int file_applied(const char *path, uint64_t *index, uint64_t *term)
+{
+    kv_db d;
+    char err[256];
+    int64_t i, t;
+    if (kv_db_open(&d, path, SQLITE_OPEN_READONLY, err, sizeof err) < 0) {
+        log_error("kv: snapshot: %s", err);
+        return KV_ERR_INTERNAL;
+    }
+    int rc = kv_meta_get(&d, "applied_index", &i) == 0 && kv_meta_get(&d, "applied_term", &t) == 0
+                 ? KV_OK
+                 : KV_ERR_INTERNAL;
+    kv_db_close(&d);
+    *index = (uint64_t)i;
+    *term = (uint64_t)t;
+    return rc;
+}
+
+static void *snapjob_main(void *arg)
+{
+    kv_snapjob *j = arg;
+    kv_db d;
+    char err[256];
+    int rc = KV_ERR_INTERNAL;
+    if (kv_db_open(&d, j->src, SQLITE_OPEN_READWRITE, err, sizeof err) < 0) {
+        log_error("kv: snapshot: %s", err);
+    } else {
+        rc = vacuum_into(&d, j->path);
+        kv_db_close(&d);
+    }
+    if (rc == KV_OK)
+        rc = file_applied(j->path, &j->index, &j->term);
+    atomic_store(&j->state, rc);
+    return NULL;
+}
+
+static void snapjob_free_fields(kv_snapjob *j)
+{
+    free(j->src);
+    free(j->path);
+    free(j);
+}
+
+kv_snapjob *kv_snapjob_start(kv *k, const char *path)
+{
+    kv_snapjob *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->src = xstrdup(k->path);
+    j->path = xstrdup(path);
+    atomic_init(&j->state, 1);
+    if (!j->src || !j->path || pthread_create(&j->thread, NULL, snapjob_main, j) != 0) {
+        snapjob_free_fields(j);
+        return NULL;
+    }
+    return j;
+}
+
+int kv_snapjob_poll(kv_snapjob *j, uint64_t *index, uint64_t *term)
+{
+    int rc = atomic_load(&j->state);
+    if (rc == KV_OK) {
+        *index = j->index;
+        *term = j->term;
+    }
+    return rc;
+}
+
+void kv_snapjob_free(kv_snapjob *j)
+{
+    if (!j)
+        return;
+    pthread_join(j->thread, NULL);
+    snapjob_free_fields(j);
 }
 
 static int copy_into(kv *k, kv_db *src, char *err, size_t errlen)

@@ -44,6 +44,7 @@ static int load_state(raft *r, const raft_init_state *in)
     r->term = in->hs.term;
     r->vote = in->hs.vote;
     r->conf = in->conf;
+    r->conf_index = r->applied; /* not known exactly: the safe upper bound */
     r->snap = in->snap;
     r->prev_hs = in->hs;
     return 0;

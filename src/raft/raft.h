@@ -221,6 +221,12 @@ int raft_advance(raft *r, const raft_ready *rd);
  * Records that snapshot (filling *meta, to be persisted by the caller) and
  * discards in-memory entries up to compact_to (<= applied index). */
 int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta);
+/* The same for a snapshot of the state at index (<= applied index), written
+ * in the background while later entries were applied. Refused (INVALID) if
+ * membership changed after index, since the snapshot records today's, or if
+ * index is older than the latest snapshot; COMPACTED if index left the log. */
+int raft_snapshot_taken_at(raft *r, raft_index index, raft_index compact_to,
+                           raft_snapshot_meta *meta);
 
 /* Queries */
 raft_id raft_self(const raft *r);

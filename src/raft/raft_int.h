@@ -101,6 +101,7 @@ struct raft {
     raft_id leader;
     raft_log log;
     raft_conf conf;            /* membership as of the applied index */
+    raft_index conf_index;     /* conf was last changed at or below this index */
     raft_snapshot_meta snap;   /* latest snapshot: sent to lagging followers */
     bool snap_pending;         /* snap was received and must be installed */
 

@@ -94,21 +94,27 @@ int raft_advance(raft *r, const raft_ready *rd)
     while (r->applied < h.applied_to) {
         const raft_entry *e = raft_log_at(&r->log, r->applied + 1);
         r->applied++;
-        if (e && e->type == RAFT_ENTRY_CONF)
+        if (e && e->type == RAFT_ENTRY_CONF) {
             raft_apply_conf_entry(r, e);
+            r->conf_index = r->applied;
+        }
     }
     raft_outbox_drop(r, h.n_out, h.n_reads);
     return 0;
 }
 
-int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta)
+int raft_snapshot_taken_at(raft *r, raft_index index, raft_index compact_to,
+                           raft_snapshot_meta *meta)
 {
-    if (!r || compact_to > r->applied || r->snap_pending)
+    /* The snapshot's membership is today's: only true if it has not
+     * changed since index. */
+    if (!r || index > r->applied || index < r->conf_index || index < r->snap.index ||
+        compact_to > index || r->snap_pending)
         return RAFT_ERR_INVALID;
     raft_term t;
-    if (raft_log_term(&r->log, r->applied, &t) != 0)
+    if (raft_log_term(&r->log, index, &t) != 0)
         return RAFT_ERR_COMPACTED;
-    r->snap.index = r->applied;
+    r->snap.index = index;
     r->snap.term = t;
     r->snap.conf = r->conf;
     if (meta)
@@ -118,4 +124,9 @@ int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta
         compact_to = r->log.stable;
     raft_log_compact(&r->log, compact_to);
     return 0;
+}
+
+int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta)
+{
+    return r ? raft_snapshot_taken_at(r, r->applied, compact_to, meta) : RAFT_ERR_INVALID;
 }

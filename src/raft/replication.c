@@ -335,5 +335,6 @@ void raft_handle_snap(raft *r, const raft_msg *m)
     r->snap = *s;
     r->snap_pending = true;
     r->conf = s->conf;
+    r->conf_index = s->index;
     respond_append(r, m, s->index);
 }

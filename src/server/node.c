@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* Public request entry points (any thread)                            */
@@ -660,27 +661,59 @@ static void install_snapshot(node *n, const raft_snapshot_meta *meta)
     free(path);
 }
 
+/* Records a finished background snapshot with Raft and storage. Raft
+ * refuses it if membership changed or a leader's snapshot was installed
+ * since the copy began; the next round takes a new one. */
+static void adopt_snapshot(node *n, const char *staged, uint64_t index)
+{
+    uint64_t every = n->cfg->snapshot_count;
+    uint64_t keep = every < 5000 ? every : 5000; /* catch-up tail for slow followers */
+    raft_index compact_to = index > keep ? index - keep : 0;
+    raft_snapshot_meta meta;
+    int rc = raft_snapshot_taken_at(n->r, index, compact_to, &meta);
+    if (rc != RAFT_OK) {
+        log_debug("snapshot at index %llu dropped (%d): the state moved on under it",
+                  (unsigned long long)index, rc);
+        unlink(staged);
+        n->last_snapshot_index = 0; /* try again soon */
+    } else if (storage_snapshot_adopt(n->st, &meta, staged, compact_to, &n->snap) < 0) {
+        log_error("snapshot at %llu failed: %s", (unsigned long long)index, storage_errmsg(n->st));
+    } else {
+        log_info("snapshot at index %llu, log compacted to %llu", (unsigned long long)index,
+                 (unsigned long long)compact_to);
+    }
+}
+
+/* Snapshots are copied in the background (kv_snapjob) so that applying
+ * never stops for them; a turn only starts one and adopts a finished one. */
 static void maybe_snapshot(node *n)
 {
-    raft_index applied = raft_applied_index(n->r);
-    uint64_t every = n->cfg->snapshot_count;
-    if (applied < n->last_snapshot_index + every)
+    if (n->snapjob) {
+        uint64_t index, term;
+        int rc = kv_snapjob_poll(n->snapjob, &index, &term);
+        if (rc == 1)
+            return;
+        kv_snapjob_free(n->snapjob);
+        n->snapjob = NULL;
+        char *staged = storage_staging_path(n->st);
+        if (rc == KV_OK && staged)
+            adopt_snapshot(n, staged, index);
+        else
+            log_error("snapshot failed; trying again after %llu entries",
+                      (unsigned long long)n->cfg->snapshot_count);
+        free(staged);
         return;
-    uint64_t keep = every < 5000 ? every : 5000; /* catch-up tail for slow followers */
-    raft_index compact_to = applied > keep ? applied - keep : 0;
-    char *path = storage_snapshot_path(n->st, applied);
-    raft_snapshot_meta meta;
-    if (!path || kv_snapshot_write(n->kv, path) != KV_OK ||
-        raft_snapshot_taken(n->r, compact_to, &meta) != RAFT_OK ||
-        storage_snapshot_saved(n->st, &meta, compact_to, &n->snap) < 0) {
-        log_error("snapshot at %llu failed", (unsigned long long)applied);
-    } else {
-        log_info("snapshot at index %llu, log compacted to %llu",
-                 (unsigned long long)applied, (unsigned long long)compact_to);
     }
+    raft_index applied = raft_applied_index(n->r);
+    if (applied < n->last_snapshot_index + n->cfg->snapshot_count)
+        return;
+    char *staged = storage_staging_path(n->st);
+    n->snapjob = staged ? kv_snapjob_start(n->kv, staged) : NULL;
+    if (!n->snapjob)
+        log_error("cannot start a snapshot at %llu", (unsigned long long)applied);
     /* even on failure, wait another round before trying again */
     n->last_snapshot_index = applied;
-    free(path);
+    free(staged);
 }
 
 /* ------------------------------------------------------------------ */
@@ -953,6 +986,7 @@ void node_destroy(node *n)
     shut_down_requests(n);
     if (n->r)
         raft_free(n->r);
+    kv_snapjob_free(n->snapjob); /* before kv: it copies kv.db */
     watch_hub_destroy(n->hub); /* before kv: its thread reads history */
     if (n->kv)
         kv_close(n->kv);

@@ -153,6 +153,7 @@ struct node {
     uint64_t request_timeout_ms;
     uint64_t next_tick_ms;
     raft_index last_snapshot_index;
+    kv_snapjob *snapjob;       /* a snapshot being written in the background */
     storage_snapshot snap;
     bool removed;
     /* ids removed from the cluster (never reused); read by transport

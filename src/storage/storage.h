@@ -70,6 +70,13 @@ char *storage_recv_path(storage *s, raft_index index, raft_term term);
  * <= compact_to and older snapshot files. Crash-safe at every step. */
 int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
                            raft_index compact_to, storage_snapshot *out);
+/* Where a snapshot is written before its index is known (removed at
+ * startup if a crash left it); caller frees. */
+char *storage_staging_path(storage *s);
+/* The same as storage_snapshot_saved for a file written at `staged`: moves
+ * it to storage_snapshot_path(meta.index) first (atomic rename). */
+int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
+                           raft_index compact_to, storage_snapshot *out);
 
 /* Installs a received snapshot: moves the staged file `staged` to
  * storage_snapshot_path(meta.index) (atomic rename), records its meta,

@@ -18,12 +18,21 @@
 #define SNAP_PREFIX "snap-"
 #define SNAP_DIGITS 20
 #define RECV_PREFIX "recv-"
+#define STAGING_NAME "new-snapshot.db"
 
 char *storage_snapshot_path(storage *s, raft_index index)
 {
     char *p = NULL;
     if (asprintf(&p, "%s/" SNAP_PREFIX "%020llu.db", s->snap_dir,
                  (unsigned long long)index) < 0)
+        return NULL;
+    return p;
+}
+
+char *storage_staging_path(storage *s)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/" STAGING_NAME, s->snap_dir) < 0)
         return NULL;
     return p;
 }
@@ -108,7 +117,8 @@ static bool is_stale(const char *name, raft_index keep, bool all_other)
     raft_index index;
     if (parse_snap_name(name, &index) == 0)
         return index < keep || (all_other && index != keep);
-    return all_other && strncmp(name, RECV_PREFIX, strlen(RECV_PREFIX)) == 0;
+    return all_other && (strncmp(name, RECV_PREFIX, strlen(RECV_PREFIX)) == 0 ||
+                         strncmp(name, STAGING_NAME, strlen(STAGING_NAME)) == 0);
 }
 
 static void remove_in_snap_dir(storage *s, const char *name)

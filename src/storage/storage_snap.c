@@ -60,6 +60,14 @@ static int record_saved(storage *s, const storage_snapshot *next, raft_index com
 int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
                            raft_index compact_to, storage_snapshot *out)
 {
+    return storage_snapshot_adopt(s, meta, NULL, compact_to, out);
+}
+
+static int move_into_place(storage *s, const char *staged, const char *final);
+
+int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
+                           raft_index compact_to, storage_snapshot *out)
+{
     if (check_meta(s, meta, true) < 0)
         return -1;
     if (compact_to > meta->index)
@@ -70,7 +78,9 @@ int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
     if (!path)
         return storage_fail(s, "%s: out of memory", s->db_path);
     storage_snapshot next = {.meta = *meta};
-    int rc = make_durable(s, path, &next);
+    int rc = staged ? move_into_place(s, staged, path) : 0;
+    if (rc == 0)
+        rc = make_durable(s, path, &next);
     free(path);
     if (rc < 0 || record_saved(s, &next, compact_to) < 0)
         return -1;

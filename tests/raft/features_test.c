@@ -137,6 +137,48 @@ static void test_single_node_direct(void)
     raft_free(r);
 }
 
+/* Drains a lone node's Readies, as the node loop would. */
+static void drain(raft *r)
+{
+    raft_ready rd;
+    while (raft_has_ready(r) && raft_ready_get(r, &rd) == 0)
+        raft_advance(r, &rd);
+}
+
+/* A snapshot written in the background records the state at an index that
+ * is already behind the applied one: it is accepted only while membership
+ * has not changed since that index (its conf would be wrong) and never
+ * behind the latest snapshot. */
+static void test_snapshot_taken_at(void)
+{
+    raft_init_state init;
+    init_voters(&init, 1);
+    raft *r = raw_new(1, 42, &init);
+    if (!r)
+        return;
+    for (int i = 0; i < 30 && raft_role_get(r) != RAFT_LEADER; i++)
+        raft_tick(r);
+    CHECK(raft_propose(r, (const uint8_t *)"a", 1) == 0);
+    drain(r);
+    CHECK(raft_applied_index(r) == 2);
+    raft_snapshot_meta meta;
+    CHECK(raft_snapshot_taken_at(r, 3, 0, &meta) == RAFT_ERR_INVALID); /* beyond applied */
+    raft_conf_change cc = {.op = RAFT_CONF_ADD_LEARNER, .id = 2};
+    CHECK(raft_propose_conf(r, &cc) == 0);
+    CHECK(raft_propose(r, (const uint8_t *)"b", 1) == 0);
+    drain(r);
+    CHECK(raft_applied_index(r) == 4);
+    /* membership changed at 3: a snapshot of index 2 would carry the wrong conf */
+    CHECK(raft_snapshot_taken_at(r, 2, 0, &meta) == RAFT_ERR_INVALID);
+    CHECK(raft_snapshot_taken_at(r, 3, 4, &meta) == RAFT_ERR_INVALID); /* compact beyond it */
+    CHECK(raft_snapshot_taken_at(r, 3, 2, &meta) == 0);
+    CHECK(meta.index == 3 && meta.term == 1 && meta.conf.n_learners == 1);
+    CHECK(raft_first_index(r) == 3);
+    CHECK(raft_snapshot_taken_at(r, 4, 3, &meta) == 0 && meta.index == 4);
+    CHECK(raft_snapshot_taken_at(r, 3, 0, &meta) == RAFT_ERR_INVALID); /* older than the latest */
+    raft_free(r);
+}
+
 /* ---- elections ---- */
 
 static void test_election(void)
@@ -772,6 +814,7 @@ static void test_msg_clone(void)
 int main(void)
 {
     RUN(test_single_node_direct);
+    RUN(test_snapshot_taken_at);
     RUN(test_election);
     RUN(test_randomized_timeout);
     RUN(test_prevote_rejoin);

@@ -775,6 +775,52 @@ static void test_snapshot(void)
     store_close(&b);
 }
 
+/* Waits (with a deadline) for a background snapshot to finish. */
+static int snapjob_wait(kv_snapjob *j, uint64_t *index, uint64_t *term)
+{
+    int rc = 1;
+    for (int i = 0; i < 10000 && (rc = kv_snapjob_poll(j, index, term)) == 1; i++)
+        usleep(1000);
+    kv_snapjob_free(j);
+    return rc;
+}
+
+/* A background snapshot holds one consistent applied state, whatever the
+ * writer applies while it copies, and names the index of that state. */
+static void test_snapshot_background(void)
+{
+    store a, b;
+    store_open(&a);
+    store_open(&b);
+    for (int i = 0; i < 200; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%03d", i);
+        put(&a, key, "before");
+    }
+    uint64_t before, t0, after, t1, index = 0, term = 0;
+    kv_applied(a.k, &before, &t0);
+    char snap[160], err[256] = "";
+    snprintf(snap, sizeof snap, "%s/bg.db", a.dir);
+    kv_snapjob *j = kv_snapjob_start(a.k, snap);
+    CHECK(j != NULL);
+    for (int i = 0; i < 50; i++) /* the writer goes on meanwhile */
+        put(&a, "later", "x");
+    kv_applied(a.k, &after, &t1);
+    CHECK(j && snapjob_wait(j, &index, &term) == KV_OK);
+    CHECK(index >= before && index <= after && term == t0);
+    CHECK_MSG(kv_restore(b.k, snap, err, sizeof err) == KV_OK, "%s", err);
+    uint64_t ib, tb;
+    kv_applied(b.k, &ib, &tb);
+    CHECK(ib == index);
+    /* the snapshot plus the log after its index gives the writer's state */
+    b.index = ib;
+    for (uint64_t i = index; i < after; i++)
+        put(&b, "later", "x");
+    CHECK(kv_revision(b.k) == kv_revision(a.k) && same_reads(&a, &b, 0));
+    store_close(&a);
+    store_close(&b);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -935,6 +981,7 @@ int main(void)
     RUN(test_applied_persists);
     RUN(test_members);
     RUN(test_snapshot);
+    RUN(test_snapshot_background);
     RUN(test_restore_refuses);
     RUN(test_damaged_open);
     RUN(test_reader_pool);

@@ -474,6 +474,39 @@ static void test_snapshot_saved_compacts(void)
     remove_root();
 }
 
+/* A background snapshot is written before its index is known, then
+ * adopted: moved into place, recorded, the log compacted. */
+static void test_snapshot_adopt_from_staging(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 20, NULL) == 0);
+    uint8_t body[500];
+    fill_pattern(7, body, sizeof body);
+    char *staged = storage_staging_path(s);
+    char *final = storage_snapshot_path(s, 15);
+    CHECK(staged && final && write_file(staged, body, sizeof body) == 0);
+    raft_snapshot_meta meta = {.index = 15, .term = term_for(15)};
+    meta.conf.n_voters = 1;
+    meta.conf.voters[0] = 1;
+    storage_snapshot out = {0};
+    CHECK(storage_snapshot_adopt(s, &meta, staged, 16, &out) == -1); /* compact beyond it */
+    CHECK(exists(staged) && !exists(final));
+    CHECK_MSG(storage_snapshot_adopt(s, &meta, staged, 12, &out) == 0, "%s", storage_errmsg(s));
+    CHECK(!exists(staged) && exists(final));
+    CHECK(out.meta.index == 15 && out.size == sizeof body && out.crc == crc32c(0, body, sizeof body));
+    CHECK(raw_sql(dir, "SELECT count(*) FROM entries") == 8);
+    storage_close(s);
+    s = open_ok(dir);
+    loaded l;
+    CHECK(load(s, &l) == 0 && l.snap.meta.index == 15 && l.snap.crc == out.crc);
+    unload(&l);
+    free(staged);
+    free(final);
+    storage_close(s);
+    remove_root();
+}
+
 static void test_install_snapshot(void)
 {
     const char *dir = fresh_dir();
@@ -562,19 +595,22 @@ static void test_cleanup_removes_orphans(void)
     char *older = storage_snapshot_path(s, 5);
     char *orphan = storage_snapshot_path(s, 20); /* renamed, never recorded */
     char *staged = storage_recv_path(s, 30, 2);
+    char *unfinished = storage_staging_path(s); /* a background copy cut short */
     char *kept = storage_snapshot_path(s, 10);
     char other[512];
     snprintf(other, sizeof other, "%s/snap/notes.txt", dir);
-    CHECK(older && orphan && staged && kept);
+    CHECK(older && orphan && staged && kept && unfinished);
     CHECK(write_file(older, "o", 1) == 0 && write_file(orphan, "n", 1) == 0);
+    CHECK(write_file(unfinished, "u", 1) == 0);
     CHECK(write_file(staged, "r", 1) == 0 && write_file(other, "x", 1) == 0);
 
     storage_snapshot snap;
     CHECK(storage_get_snapshot(s, &snap) == 0 && snap.meta.index == 10);
     CHECK(storage_verify_snapshot(s, &snap) == 0);
     storage_cleanup_snapshots(s);
-    CHECK(!exists(older) && !exists(orphan) && !exists(staged));
+    CHECK(!exists(older) && !exists(orphan) && !exists(staged) && !exists(unfinished));
     CHECK(exists(kept) && exists(other));
+    free(unfinished);
     free(older);
     free(orphan);
     free(staged);
@@ -677,6 +713,7 @@ int main(void)
     RUN(test_commit_only_writes);
     RUN(test_kill_during_appends);
     RUN(test_snapshot_saved_compacts);
+    RUN(test_snapshot_adopt_from_staging);
     RUN(test_install_snapshot);
     RUN(test_verify_detects_damage);
     RUN(test_cleanup_removes_orphans);
