@@ -1,14 +1,17 @@
 /* misc: CRC-32C, monotonic time, checked duplication, FNV-1a. Pure helpers
- * with no state beyond a lazily built lookup table. */
+ * with no state beyond a lazily built lookup table and the CPU check. */
 #include "util/util.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static bool crc_hw;
 
 static void crc_init(void)
 {
@@ -18,16 +21,48 @@ static void crc_init(void)
             c = (c & 1) ? 0x82F63B78u ^ (c >> 1) : c >> 1;
         crc_table[i] = c;
     }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
 }
+
+static uint32_t crc_soft(uint32_t crc, const uint8_t *p, size_t len)
+{
+    while (len--)
+        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE4.2 has CRC-32C (the Castagnoli polynomial) as an instruction: eight
+ * bytes per step instead of one table lookup per byte. Every message to a
+ * peer and every snapshot file is summed, so this is on the hot path. */
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *p,
+                                                            size_t len)
+{
+    uint64_t c = crc;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; len; p++, len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p);
+    return c32;
+}
+#endif
 
 uint32_t crc32c(uint32_t crc, const void *data, size_t len)
 {
     pthread_once(&crc_once, crc_init);
-    const uint8_t *p = data;
     crc = ~crc;
-    while (len--)
-        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (crc_hw)
+        return ~crc_sse42(crc, data, len);
+#endif
+    return ~crc_soft(crc, data, len);
 }
 
 uint64_t now_ms(void)
