@@ -56,6 +56,7 @@ typedef struct {
     pthread_mutex_t mu;   /* guards suspended (MHD thread vs hub callback) */
     bool suspended;
     bool ended;           /* nothing more after what is in out */
+    bool caught_up;       /* out reached the store's revision when it was read */
     uint64_t progress_ms, last_sent;
     buf out;              /* the line(s) being sent */
     size_t off;
@@ -281,10 +282,20 @@ static bool stream_park(wctx *c, uint64_t at)
 
 enum fill { FILL_DATA, FILL_PARKED, FILL_END, FILL_ERROR };
 
+/* The tag under which render_events' text is shared by the watchers
+ * that fetched the same batch (its lines depend on the batch alone). */
+static const char events_tag;
+
 /* Appends the renderer's lines for b. A renderer that fails leaves the
  * cursor at from: the batch is fetched (or found compacted) again. */
 static enum fill render_batch(wctx *c, const watch_batch *b, int64_t from)
 {
+    bool shared = c->render == render_events;
+    if (shared && watch_batch_text(b, &events_tag, &c->out)) {
+        c->last_sent = now_ms();
+        return FILL_DATA;
+    }
+    size_t start = c->out.len;
     json_t *lines = json_array();
     int rc = lines ? c->render(c->a, c->ud, b, lines) : KV_ERR_INTERNAL;
     size_t i;
@@ -294,17 +305,37 @@ static enum fill render_batch(wctx *c, const watch_batch *b, int64_t from)
             rc = KV_ERR_INTERNAL;
     }
     json_decref(lines);
-    if (rc == KV_OK)
+    if (rc == KV_OK) {
+        if (shared)
+            watch_batch_keep_text(b, &events_tag, c->out.data + start, c->out.len - start);
         return FILL_DATA;
+    }
     buf_reset(&c->out);
     c->cursor = from;
     return stream_park(c, now_ms() + MIN_PROGRESS_MS) ? FILL_PARKED : FILL_END;
+}
+
+/* Nothing to read: a progress line when due, else park until then. */
+static enum fill stream_idle(wctx *c)
+{
+    uint64_t due = c->last_sent + c->progress_ms;
+    if (now_ms() < due)
+        return stream_park(c, due) ? FILL_PARKED : FILL_END;
+    /* everything up to cursor - 1 is delivered: a resume point */
+    return put_line(c, json_pack("{s:o,s:[],s:b}", "header", api_json_header(c->a, c->cursor - 1),
+                                 "events", "progress", 1)) < 0 ? FILL_ERROR : FILL_DATA;
 }
 
 /* Reads the next events into c->out: an events line, a canceled line, a
  * progress line when due, or nothing (parked). */
 static enum fill stream_fill(wctx *c)
 {
+    if (c->caught_up) {
+        /* The last read reached the store's revision: park without reading
+         * again. The hub wakes at once if it has matched past the cursor. */
+        c->caught_up = false;
+        return stream_idle(c);
+    }
     for (int i = 0; i < YIELD_CHUNKS; i++) {
         watch_batch b;
         int rc = watch_fetch(c->hub, c->w, c->cursor, STREAM_MAX_EVENTS, &b);
@@ -322,17 +353,12 @@ static enum fill stream_fill(wctx *c)
         bool more = b.more;
         enum fill f = b.events.n ? render_batch(c, &b, from) : FILL_DATA;
         watch_batch_free(&b);
-        if (f != FILL_DATA || c->out.len) /* a renderer may have nothing to say */
+        if (f != FILL_DATA || c->out.len) { /* a renderer may have nothing to say */
+            c->caught_up = f == FILL_DATA && !more;
             return f;
-        if (!more) {
-            uint64_t due = c->last_sent + c->progress_ms;
-            if (now_ms() < due)
-                return stream_park(c, due) ? FILL_PARKED : FILL_END;
-            /* everything up to cursor - 1 is delivered: a resume point */
-            return put_line(c, json_pack("{s:o,s:[],s:b}", "header",
-                                         api_json_header(c->a, c->cursor - 1), "events",
-                                         "progress", 1)) < 0 ? FILL_ERROR : FILL_DATA;
         }
+        if (!more)
+            return stream_idle(c);
     }
     return stream_park(c, now_ms()) ? FILL_PARKED : FILL_END; /* all filtered: yield */
 }

@@ -304,6 +304,7 @@ int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev);
  * own thread, reading history with a kv_conn. The rest: any thread. */
 typedef struct watch_hub watch_hub;
 typedef struct watch_watcher watch_watcher;
+typedef struct watch_shared watch_shared;
 enum watch_filter { WATCH_NOPUT = 1, WATCH_NODELETE = 2 };
 /* Runs with the hub locked (on its thread, or inside watch_park or
  * watch_wake_all): must not call the hub and must not block. */
@@ -330,6 +331,7 @@ typedef struct {
     int64_t header_rev;   /* store revision when read (>= every event) */
     int64_t compact_rev;  /* with KV_ERR_COMPACTED */
     bool more;            /* history past next_rev is stored already */
+    watch_shared *shared; /* non-NULL: events are shared, read-only */
 } watch_batch;
 /* Reads the watcher's events from cursor on (at most about max_events,
  * never part of a revision). KV_OK, KV_ERR_COMPACTED (cursor <= compact
@@ -337,5 +339,11 @@ typedef struct {
 int watch_fetch(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
                 watch_batch *out);
 void watch_batch_free(watch_batch *b);
+/* Watchers of one span that fetch the same cursor with the same options,
+ * with nothing applied in between, share one read (and may share one
+ * rendering of it: the first renderer keeps its text under its tag, the
+ * others append it to theirs instead of rendering). False: render it. */
+bool watch_batch_text(const watch_batch *b, const void *tag, buf *out);
+void watch_batch_keep_text(const watch_batch *b, const void *tag, const void *text, size_t len);
 
 #endif

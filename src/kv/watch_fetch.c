@@ -1,7 +1,8 @@
 /* watch_fetch: one watcher's next events, read from kv history — whole
  * revisions, in order, with its filters applied — and the cursor to
  * resume from. This is how a watcher that is behind catches up, in
- * bounded chunks, on the thread that serves it.
+ * bounded chunks, on the thread that serves it. Watchers of one span
+ * that ask for the same cursor share one read (watch_memo.c).
  *
  * Must never: hold the hub's lock (it reads SQLite), split a revision, or
  * move a cursor past an event it did not return.
@@ -32,11 +33,10 @@ static void apply_filters(kv_event_list *l, unsigned filters)
     l->n = kept;
 }
 
-int watch_fetch(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
-                watch_batch *out)
+/* One read of history for w; KV_OK fills out (owned by the caller). */
+static int fetch_read(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
+                      watch_batch *out)
 {
-    memset(out, 0, sizeof *out);
-    out->next_rev = cursor;
     kv_conn *c = kv_reader_acquire(h->kv);
     if (!c)
         return KV_ERR_INTERNAL;
@@ -48,7 +48,7 @@ int watch_fetch(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max
         rc = KV_ERR_INTERNAL;
     kv_reader_release(h->kv, c);
     if (rc != KV_OK) {
-        watch_batch_free(out);
+        kv_event_list_free(&out->events);
         out->next_rev = cursor;
         out->compact_rev = compact;
         return rc;
@@ -59,4 +59,16 @@ int watch_fetch(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max
     return KV_OK;
 }
 
-void watch_batch_free(watch_batch *b) { kv_event_list_free(&b->events); }
+int watch_fetch(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
+                watch_batch *out)
+{
+    memset(out, 0, sizeof *out);
+    out->next_rev = cursor;
+    uint64_t epoch;
+    if (watch_memo_take(h, w, cursor, max_events, out, &epoch))
+        return KV_OK;
+    int rc = fetch_read(h, w, cursor, max_events, out);
+    if (rc == KV_OK)
+        watch_memo_offer(h, w, cursor, max_events, epoch, out);
+    return rc;
+}

@@ -95,6 +95,7 @@ static void wake_subtree(watch_hub *h, watch_group *g)
 
 void watch_wake_all(watch_hub *h)
 {
+    watch_memo_advance(h); /* history may have jumped: re-read it */
     pthread_mutex_lock(&h->mu);
     wake_subtree(h, h->root);
     pthread_mutex_unlock(&h->mu);
@@ -144,6 +145,10 @@ static void scan_chunk(watch_hub *h)
     int rc = c ? kv_history(c, &all, from, WATCH_SCAN_CHUNK, false, &evs, &next)
                : KV_ERR_INTERNAL;
     kv_reader_release(h->kv, c);
+    /* Read past the last notified revision (applied, not yet notified):
+     * a batch kept before it is stale for the watchers woken below. */
+    if (rc == KV_OK && next - 1 > target)
+        watch_memo_advance(h);
     pthread_mutex_lock(&h->mu);
     if (rc == KV_OK) {
         match_events(h, &evs);
@@ -203,6 +208,9 @@ static void *hub_main(void *arg)
 
 void watch_notify(watch_hub *h, int64_t revision)
 {
+    /* Before any wake for it: a batch read before this apply (a write, a
+     * compaction) is not handed out after it. */
+    watch_memo_advance(h);
     pthread_mutex_lock(&h->mu);
     if (revision > h->target) {
         h->target = revision;
@@ -293,6 +301,8 @@ void watch_remove(watch_hub *h, watch_watcher *w)
     }
     h->n_watchers--;
     pthread_mutex_unlock(&h->mu);
+    if (dead)
+        watch_memo_drop(h, dead);
     group_free(dead);
     free(w);
 }
@@ -322,6 +332,11 @@ static int init_sync(watch_hub *h)
         pthread_cond_destroy(&h->cv);
         return -1;
     }
+    if (pthread_mutex_init(&h->memo_mu, NULL) != 0) {
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
+        return -1;
+    }
     return 0;
 }
 
@@ -346,12 +361,13 @@ watch_hub *watch_hub_create(kv *k)
     return h;
 }
 
-static void free_subtree(watch_group *g)
+static void free_subtree(watch_hub *h, watch_group *g)
 {
     if (!g)
         return;
-    free_subtree(g->left);
-    free_subtree(g->right);
+    free_subtree(h, g->left);
+    free_subtree(h, g->right);
+    watch_memo_drop(h, g);
     group_free(g);
 }
 
@@ -368,9 +384,10 @@ void watch_hub_destroy(watch_hub *h)
     }
     if (h->n_watchers)
         log_warn("watch: %zu watchers left at shutdown", h->n_watchers);
-    free_subtree(h->root); /* their watchers belong to callers that are gone */
+    free_subtree(h, h->root); /* their watchers belong to callers that are gone */
     watch_heap_free(&h->heap);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->memo_mu);
     free(h);
 }

@@ -2,8 +2,9 @@
  * group (one node of the interval tree), the tree and the deadline heap.
  * Private to src/kv/watch*.c.
  *
- * Must never: be included outside src/kv/watch*.c, or hold an event: the
- * hub keeps spans, cursors and deadlines only; events stay in kv history.
+ * Must never: be included outside src/kv/watch*.c, or hold an event
+ * beyond one group's last read (watch_memo.c): the hub keeps spans,
+ * cursors and deadlines; events stay in kv history.
  */
 #ifndef RAFTKV_WATCH_INT_H
 #define RAFTKV_WATCH_INT_H
@@ -49,6 +50,7 @@ struct watch_group {
     watch_group *left, *right;
     int height;
     const watch_group *max_end;
+    watch_shared *memo;  /* the last batch read for these watchers; hub->memo_mu */
 };
 
 /* ---- watch_tree.c: interval tree of groups ---- */
@@ -75,6 +77,19 @@ void watch_heap_remove(watch_heap *h, watch_watcher *w);
 watch_watcher *watch_heap_top(const watch_heap *h);   /* NULL if empty */
 void watch_heap_free(watch_heap *h);
 
+/* ---- watch_memo.c: one read shared by a span's watchers ---- */
+/* The group's kept batch (shared, not copied) if it was read for cursor,
+ * max_events and w's options with nothing applied since; *epoch gets the
+ * epoch to offer a fresh read under (taken before the read begins). */
+bool watch_memo_take(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
+                     watch_batch *out, uint64_t *epoch);
+/* Keeps b for the group's other watchers (b becomes shared) when it is
+ * worth it and still current. */
+void watch_memo_offer(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
+                      uint64_t epoch, watch_batch *b);
+void watch_memo_drop(watch_hub *h, watch_group *g);  /* the group's kept batch */
+void watch_memo_advance(watch_hub *h);               /* retires every kept batch */
+
 /* ---- watch_hub.c ---- */
 struct watch_hub {
     kv *kv;
@@ -88,6 +103,8 @@ struct watch_hub {
     watch_group *root;
     size_t n_watchers, n_parked;
     watch_heap heap;
+    pthread_mutex_t memo_mu; /* groups' memos, shared batches, epoch; taken alone */
+    uint64_t epoch;          /* +1 per watch_notify and watch_wake_all */
 };
 
 #endif
