@@ -2,7 +2,8 @@
  * no HTTP — interval matching (single key, prefix, range, none, and a
  * randomized comparison with brute force), cursors in the future, the
  * unsynced catch-up then live wake, whole revisions under max_events,
- * filters, prev_kv, compaction, deadlines, wake_all and removal. The test
+ * filters, prev_kv, compaction, deadlines, wake_all and removal, and
+ * the read shared by one span's watchers (watch_memo). The test
  * plays the node: it applies commands and calls watch_notify.
  *
  * "Not woken" is asserted without sleeping: a sentinel watcher on the
@@ -356,6 +357,53 @@ static void test_compacted(void)
     fx_close(&f);
 }
 
+/* Watchers of one span share a read (and a rendering) per cursor until
+ * the next apply; other options, a lone watcher, a later write or a
+ * compaction get a read of their own. */
+static void test_shared_read(void)
+{
+    static const char tag = 0, other_tag = 0;
+    fixture f;
+    fx_open(&f);
+    probe a, b, nput, lone;
+    probe_add(&f, &a, key_span("k"), 0);
+    probe_add(&f, &b, key_span("k"), 0);
+    probe_add(&f, &nput, key_span("k"), WATCH_NOPUT);
+    probe_add(&f, &lone, key_span("z"), 0);
+    int64_t r1 = put(&f, "k", "1");
+    put(&f, "z", "1");
+    watch_batch ba, bb, bn;
+    CHECK(watch_fetch(f.h, nput.w, r1, 10, &bn) == KV_OK && bn.events.n == 0);
+    CHECK(watch_fetch(f.h, a.w, r1, 10, &ba) == KV_OK && ba.events.n == 1);
+    CHECK(watch_fetch(f.h, b.w, r1, 10, &bb) == KV_OK && bb.events.n == 1);
+    CHECK(ba.shared != NULL && bb.shared == ba.shared && bb.next_rev == ba.next_rev);
+    CHECK(bn.shared != ba.shared);
+    watch_batch_free(&bn);
+    buf out;
+    buf_init(&out);
+    CHECK(!watch_batch_text(&bb, &tag, &out));
+    watch_batch_keep_text(&ba, &tag, "line\n", 5);
+    CHECK(!watch_batch_text(&bb, &other_tag, &out) && out.len == 0);
+    CHECK(watch_batch_text(&bb, &tag, &out) && out.len == 5 && memcmp(out.data, "line\n", 5) == 0);
+    buf_free(&out);
+    watch_batch_free(&ba);
+    watch_batch_free(&bb);
+    CHECK(watch_fetch(f.h, lone.w, r1, 10, &bn) == KV_OK && bn.shared == NULL);
+    watch_batch_free(&bn);
+    put(&f, "k", "2"); /* a later write: the kept batch (one event) is stale */
+    CHECK(watch_fetch(f.h, b.w, r1, 10, &bb) == KV_OK && bb.events.n == 2);
+    watch_batch_free(&bb);
+    CHECK(watch_fetch(f.h, a.w, r1, 10, &ba) == KV_OK && ba.events.n == 2);
+    watch_batch_free(&ba); /* kept on the group, current: then compacted */
+    compact(&f, r1);
+    CHECK(watch_fetch(f.h, b.w, r1, 10, &bb) == KV_ERR_COMPACTED);
+    watch_remove(f.h, a.w);
+    watch_remove(f.h, b.w);
+    watch_remove(f.h, nput.w);
+    watch_remove(f.h, lone.w);
+    fx_close(&f);
+}
+
 static void test_deadline_wake_all_remove(void)
 {
     fixture f;
@@ -481,6 +529,7 @@ int main(void)
     RUN(test_whole_revisions);
     RUN(test_filters_and_prev);
     RUN(test_compacted);
+    RUN(test_shared_read);
     RUN(test_deadline_wake_all_remove);
     RUN(test_random_intervals);
     TEST_MAIN_END();
