@@ -1,7 +1,8 @@
 /* api_int: what the api's own files share — the per-request context, the
  * reply helpers, query parsing and JSON helpers. Private to src/api/.
  *
- * Must never: be included outside src/api/ (tests use api.h only), or
+ * Must never: be included outside src/api/ (tests use api.h only, but
+ * api_test, which checks json_out.c against jansson), or
  * expose MHD to other modules.
  */
 #ifndef RAFTKV_API_INT_H
@@ -148,6 +149,18 @@ bool api_utf8_valid(const uint8_t *p, size_t n);
 char *api_b64_encode(const uint8_t *p, size_t n);
 /* 0 ok, -1 bad input, -2 out of memory; *out malloc'd. */
 int api_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
+
+/* ---- JSON written straight into a buf (json_out.c), byte-identical to
+ * json_dumps(JSON_COMPACT) of the trees above; each returns 0 or -1 on
+ * allocation failure (the buf then holds a partial text to drop) ---- */
+int api_jw_string(buf *b, const uint8_t *p, size_t n); /* p: valid UTF-8 */
+/* "name":"..." (valid UTF-8) or "name_base64":"...". */
+int api_jw_bytes(buf *b, const char *name, const uint8_t *p, size_t n);
+int api_jw_kv(buf *b, const kv_kv *item, bool keys_only);
+int api_jw_header_info(buf *b, const node_info *info, int64_t revision);
+/* The 200 body of a range read, trailing newline included:
+ * {"kvs":[...],"count":N,"more":B,"header":{...}}. */
+int api_jw_range(buf *b, api *a, const kv_op_result *res, bool keys_only, int64_t revision);
 
 /* Parses a body as a JSON object; replies 400 and returns NULL if it is not. */
 json_t *api_body_json(api_req *r);

@@ -3,6 +3,7 @@
  * thread. Covers raftexample routes, native kv routes, txn, compact,
  * members, status/health/metrics, limits and error answers. */
 #include "api/api.h"
+#include "api/api_int.h" /* json_out.c against its jansson twin */
 #include "../test.h"
 
 #include <curl/curl.h>
@@ -533,6 +534,116 @@ static void test_stop_while_waiting(void)
     fake_node_hold(nd, false); /* the callback now fires on a finished request */
 }
 
+/* ---- json_out.c: byte-identical to json_dumps(JSON_COMPACT) ---- */
+
+typedef struct {
+    const char *p;
+    size_t n;
+} bytes;
+#define B(s) {s, sizeof s - 1}
+
+/* Keys and values that exercise every escaping and base64 rule. */
+static const bytes samples[] = {
+    B(""), B("hello"), B("a/b"), B("h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x84\x9e"),
+    B("\""), B("\\"), B("say \"hi\" \\o/"), B("del\x7f"), B("nul\0inside"),
+    B("\xff"), B("\xc0\x80"), B("\xed\xa0\x80"), B("\xe2\x82"), B("ok\xf4\x90\x80\x80"),
+    B("\b\f\n\r\t"), B("\x01\x1f tail"),
+};
+
+static const int64_t ints[] = {0, 1, -1, INT64_MAX, INT64_MIN, 1234567890123, -42};
+
+/* Compares the writer's text for item with jansson's; both keys_only forms. */
+static void check_kv(const kv_kv *item)
+{
+    for (int ko = 0; ko < 2; ko++) {
+        json_t *o = api_json_kv(item, ko);
+        char *want = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        buf got;
+        buf_init(&got);
+        CHECK(want && api_jw_kv(&got, item, ko) == 0);
+        CHECK_MSG(want && got.len == strlen(want) && memcmp(got.data, want, got.len) == 0,
+                  "want %s got %.*s", want ? want : "(null)", (int)got.len, (char *)got.data);
+        buf_free(&got);
+        free(want);
+        json_decref(o);
+    }
+}
+
+static kv_kv make_kv(const bytes *k, const bytes *v, int64_t n)
+{
+    kv_kv item = {(uint8_t *)k->p, (uint32_t)k->n, (uint8_t *)v->p, (uint32_t)v->n,
+                  n, n, n, n};
+    return item;
+}
+
+static void test_jw_kv(void)
+{
+    size_t ns = sizeof samples / sizeof samples[0], ni = sizeof ints / sizeof ints[0];
+    for (size_t i = 0; i < ns; i++)
+        for (size_t j = 0; j < ns; j++) {
+            kv_kv item = make_kv(&samples[i], &samples[j], ints[(i + j) % ni]);
+            check_kv(&item);
+        }
+    for (int c = 0; c < 256; c++) { /* every single byte, alone and amid text */
+        char one = (char)c, mid[3] = {'a', (char)c, 'z'};
+        bytes k = {&one, 1}, v = {mid, 3};
+        kv_kv item = make_kv(&k, &v, c);
+        check_kv(&item);
+    }
+    for (size_t i = 0; i < ni; i++) {
+        kv_kv item = make_kv(&samples[1], &samples[2], 0);
+        item.create_revision = ints[i];
+        item.mod_revision = ints[(i + 1) % ni];
+        item.version = ints[(i + 2) % ni];
+        item.lease = ints[(i + 3) % ni];
+        check_kv(&item);
+    }
+}
+
+/* The whole range body against what reply_range used to dump. */
+static void check_range(const kv_op_result *res, bool keys_only, int64_t rev)
+{
+    kv_op op = {0};
+    op.type = KV_OP_RANGE;
+    op.keys_only = keys_only;
+    json_t *o = api_json_op_result(res, &op);
+    CHECK(o && json_object_set_new(o, "header", api_json_header(srv, rev)) == 0);
+    char *want = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    buf got;
+    buf_init(&got);
+    CHECK(want && api_jw_range(&got, srv, res, keys_only, rev) == 0);
+    size_t n = want ? strlen(want) : 0;
+    CHECK_MSG(want && got.len == n + 1 && memcmp(got.data, want, n) == 0 && got.data[n] == '\n',
+              "want %s got %.*s", want ? want : "(null)", (int)got.len, (char *)got.data);
+    buf_free(&got);
+    free(want);
+    json_decref(o);
+}
+
+static void test_jw_range(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/jw-header", "x") == 200); /* a nonzero node revision */
+    resp_free(&r);
+    size_t ns = sizeof samples / sizeof samples[0];
+    kv_kv items[sizeof samples / sizeof samples[0]];
+    for (size_t i = 0; i < ns; i++)
+        items[i] = make_kv(&samples[i], &samples[ns - 1 - i], (int64_t)i * 7);
+    kv_op_result res = {0};
+    res.type = KV_OP_RANGE;
+    for (int ko = 0; ko < 2; ko++) {
+        res.kvs.items = items, res.kvs.n = 0, res.count = 0, res.more = false;
+        check_range(&res, ko, -1); /* empty (count_only looks like this) */
+        res.count = 99;
+        check_range(&res, ko, 3);
+        res.kvs.n = 1, res.more = true;
+        check_range(&res, ko, INT64_MAX);
+        res.kvs.n = ns, res.count = (int64_t)ns, res.more = false;
+        check_range(&res, ko, -1);
+        check_range(&res, ko, 0);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -567,7 +678,9 @@ int main(void)
     RUN(test_members_native);
     RUN(test_status_health_metrics);
     RUN(test_node_errors);
-    RUN(test_stop_while_waiting);
+    RUN(test_jw_kv);
+    RUN(test_jw_range);
+    RUN(test_stop_while_waiting); /* last: it stops the server */
     api_stop(srv);
     node_destroy(nd);
     char cmd[128];
