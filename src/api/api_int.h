@@ -109,6 +109,9 @@ void api_reply_error(api_req *r, unsigned code, const char *reason, json_t *extr
 /* Raw bytes; headers is a NULL-terminated name/value list (may be NULL). */
 void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *data,
                    size_t len, const char *const *headers);
+/* Like api_reply_raw, but the response takes b's bytes (b is left empty;
+ * on failure it still holds them, for the caller's buf_free). */
+void api_reply_buf(api_req *r, unsigned code, const char *ctype, buf *b);
 void api_reply_empty(api_req *r, unsigned code);
 /* 405 with the route's Allow list. */
 void api_reply_405(api_req *r);

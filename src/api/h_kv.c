@@ -81,7 +81,7 @@ static void reply_range_json(api_req *r, const kv_op_result *res, int64_t rev)
     if (api_jw_range(&b, r->a, res, r->op.keys_only, rev) < 0)
         api_reply_json(r, 200, NULL); /* NULL body: the 500 out-of-memory answer */
     else
-        api_reply_raw(r, 200, "application/json", b.data, b.len, NULL);
+        api_reply_buf(r, 200, "application/json", &b);
     buf_free(&b);
 }
 

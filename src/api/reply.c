@@ -36,17 +36,36 @@ static void queue(api_req *r, unsigned code, struct MHD_Response *resp,
         MHD_destroy_response(resp);
 }
 
-void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *data,
-                   size_t len, const char *const *headers)
+static struct MHD_Response *with_ctype(struct MHD_Response *resp, const char *ctype)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (resp && ctype &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES) {
         MHD_destroy_response(resp);
         resp = NULL;
     }
-    queue(r, code, resp, headers);
+    return resp;
+}
+
+void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *data,
+                   size_t len, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    queue(r, code, with_ctype(resp, ctype), headers);
+}
+
+void api_reply_buf(api_req *r, unsigned code, const char *ctype, buf *b)
+{
+    if (!b->data) {
+        api_reply_raw(r, code, ctype, "", 0, NULL);
+        return;
+    }
+    /* the response frees the bytes when MHD is done: a large body is not copied */
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(b->len, b->data, free);
+    if (resp)
+        buf_init(b); /* the bytes are the response's now */
+    queue(r, code, with_ctype(resp, ctype), NULL);
 }
 
 void api_reply_empty(api_req *r, unsigned code) { api_reply_raw(r, code, NULL, "", 0, NULL); }
