@@ -5,12 +5,27 @@
 #include "api/api_int.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+/* The end of the ASCII run from i, 8 bytes at a time: keys and values are
+ * mostly ASCII, and every range answer checks each of them. */
+static size_t ascii_run(const uint8_t *p, size_t i, size_t n)
+{
+    for (uint64_t w; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+    }
+    while (i < n && p[i] < 0x80)
+        i++;
+    return i;
+}
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, <= U+10FFFF. */
 bool api_utf8_valid(const uint8_t *p, size_t n)
 {
     size_t i = 0;
-    while (i < n) {
+    while ((i = ascii_run(p, i, n)) < n) {
         uint8_t c = p[i];
         size_t len;
         uint32_t cp, min;

@@ -134,9 +134,21 @@ int api_jw_header_info(buf *b, const node_info *info, int64_t revision)
     return buf_put_u8(b, '}');
 }
 
+/* Room for the whole body at once (escapes and base64 may still grow it):
+ * the bytes plus the field names and numbers of each kv. */
+static size_t range_estimate(const kv_op_result *res, bool keys_only)
+{
+    size_t n = 256;
+    for (size_t i = 0; i < res->kvs.n; i++) {
+        const kv_kv *it = &res->kvs.items[i];
+        n += 160 + it->key_len + (keys_only ? 0 : it->value_len);
+    }
+    return n;
+}
+
 int api_jw_range(buf *b, api *a, const kv_op_result *res, bool keys_only, int64_t revision)
 {
-    if (put_lit(b, "{\"kvs\":[") < 0)
+    if (buf_reserve(b, range_estimate(res, keys_only)) < 0 || put_lit(b, "{\"kvs\":[") < 0)
         return -1;
     for (size_t i = 0; i < res->kvs.n; i++) {
         if ((i && buf_put_u8(b, ',') < 0) || api_jw_kv(b, &res->kvs.items[i], keys_only) < 0)

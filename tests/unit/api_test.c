@@ -548,6 +548,8 @@ static const bytes samples[] = {
     B("\""), B("\\"), B("say \"hi\" \\o/"), B("del\x7f"), B("nul\0inside"),
     B("\xff"), B("\xc0\x80"), B("\xed\xa0\x80"), B("\xe2\x82"), B("ok\xf4\x90\x80\x80"),
     B("\b\f\n\r\t"), B("\x01\x1f tail"),
+    /* past the 8-byte ASCII scan of api_utf8_valid */
+    B("0123456789abcdefg\xff"), B("0123456789abcdef\xc3\xa9\x1f"), B("01234567\xed\xa0\x80"),
 };
 
 static const int64_t ints[] = {0, 1, -1, INT64_MAX, INT64_MIN, 1234567890123, -42};
