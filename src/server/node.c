@@ -850,6 +850,12 @@ static void on_tick(node *n, uint64_t now)
     retry_unproposed(n);
     node_lease_tick(n, now);
     update_db_size(n);
+    if (now >= n->next_trim_ms) { /* a few ms at most, every 10 s */
+        n->next_trim_ms = now + 10000;
+        size_t freed = mem_release_free(32u << 20);
+        if (freed)
+            log_debug("gave back up to %zu MB of free heap", freed >> 20);
+    }
 }
 
 static void run_turn(node *n)

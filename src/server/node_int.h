@@ -152,6 +152,7 @@ struct node {
     uint64_t next_read_ctx;
     uint64_t request_timeout_ms;
     uint64_t next_tick_ms;
+    uint64_t next_trim_ms; /* next look at the heap's free memory */
     raft_index last_snapshot_index;
     kv_snapjob *snapjob;       /* a snapshot being written in the background */
     storage_snapshot snap;

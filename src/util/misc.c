@@ -1,7 +1,9 @@
-/* misc: CRC-32C, monotonic time, checked duplication, FNV-1a. Pure helpers
- * with no state beyond a lazily built lookup table and the CPU check. */
+/* misc: CRC-32C, monotonic time, checked duplication, FNV-1a, giving
+ * freed heap back to the system. Pure helpers with no state beyond a lazily
+ * built lookup table and the CPU check. */
 #include "util/util.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -102,4 +104,18 @@ int hex_digit(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+size_t mem_release_free(size_t min_free)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks < min_free)
+        return 0;
+    malloc_trim(0);
+    return mi.fordblks;
+#else
+    (void)min_free;
+    return 0;
+#endif
 }

@@ -65,6 +65,10 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 
 /* ---- time ---- */
 uint64_t now_ms(void); /* monotonic milliseconds */
+/* glibc keeps freed heap (e.g. after 10 000 watch connections closed) for
+ * reuse; when at least min_free bytes are free, hands the unused pages back
+ * (malloc_trim). Returns the free bytes seen if it trimmed, else 0. */
+size_t mem_release_free(size_t min_free);
 
 /* ---- checked allocation helpers: NULL on failure, never abort ---- */
 void *xmemdup(const void *p, size_t n); /* n == 0 gives a valid 1-byte block */
