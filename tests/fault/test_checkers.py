@@ -10,9 +10,9 @@ Must never: start a process or touch the network (pure input -> verdict).
 
 import os
 import sys
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cases  # noqa: E402
 import checkers  # noqa: E402
 import wgl  # noqa: E402
 
@@ -265,21 +265,5 @@ def test_watch_value_differs_from_stored():
     assert r["valid"] is False and "the stored history has" in r["reason"], r
 
 
-def main():
-    cases = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    passed = failed = 0
-    for name, fn in cases:
-        try:
-            fn()
-            passed += 1
-            print("PASS %s" % name)
-        except Exception:  # every failure, assertion or crash
-            failed += 1
-            print("FAIL %s" % name)
-            traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cases.main(globals()))

@@ -16,14 +16,13 @@ usage: test_e2e.py [--bin PATH]
 """
 
 import os
-import random
 import shutil
 import sys
 import tempfile
 import threading
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cases  # noqa: E402
 import checkers  # noqa: E402
 import cluster as fcluster  # noqa: E402
 import net  # noqa: E402
@@ -259,25 +258,5 @@ def test_watch_live_check_is_real():
             print("  kept %s" % d)
 
 
-def main():
-    args = sys.argv[1:]
-    if args[:1] == ["--bin"] and len(args) > 1:
-        os.environ["RAFTKV_BIN"] = os.path.abspath(args[1])
-    random.seed()
-    cases = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    passed = failed = 0
-    for name, fn in cases:
-        try:
-            fn()
-            passed += 1
-            print("PASS %s" % name, flush=True)
-        except Exception:  # every failure, assertion or crash
-            failed += 1
-            print("FAIL %s" % name, flush=True)
-            traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cases.main(globals()))
