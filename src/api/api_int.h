@@ -94,6 +94,12 @@ void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handl
  * stop it before r is freed. False (after answering 503) if stopping. */
 bool api_wait_external(api_req *r, api_handler_fn then);
 void api_wake(api_req *r); /* any thread; once per api_wait_external */
+/* libmicrohttpd 0.9.75 does not watch a suspended connection's socket, so
+ * a long wait wakes at least every API_PROBE_MS to ask whether its client
+ * hung up, and answers api_reply_gone (which closes the request) if so. */
+#define API_PROBE_MS 1000
+bool api_client_gone(api_req *r);
+void api_reply_gone(api_req *r);
 /* Proposes cmd if err (from kv_encode_*) is KV_OK, else answers 400/500. */
 void api_propose_encoded(api_req *r, int err, const buf *cmd, api_handler_fn then);
 /* After a proposal: answers a node error or a kv refusal and returns true,

@@ -75,8 +75,8 @@ static void observe_check(api_req *r)
     wl *s = r->ext;
     wl_view v;
     bool changed = false;
-    if (wl_client_gone(r)) {
-        wl_reply_gone(r);
+    if (api_client_gone(r)) {
+        api_reply_gone(r);
         return;
     }
     int rc = wl_read(r->a, s, 0, &v);

@@ -15,7 +15,6 @@
  * hub, after checking a->stopping under a->mu, so api_stop can wake it.
  */
 #include "api/api_int.h"
-#include "api/waitline.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +26,6 @@
  * the thread is handed back to other connections. */
 #define YIELD_CHUNKS 16
 #define DEFAULT_TIMEOUT_S 30
-/* A parked long-poll wakes this often to see whether its client hung up
- * (MHD 0.9.75 does not watch suspended sockets: see wl_client_gone), so
- * its watcher goes within about a second instead of at its timeout. */
-#define POLL_PROBE_MS 1000
 #define MAX_TIMEOUT_S 3600
 #define DEFAULT_PROGRESS_MS API_PROGRESS_MS_DEFAULT
 #define MIN_PROGRESS_MS API_PROGRESS_MS_MIN
@@ -186,7 +181,7 @@ static void poll_free(api_req *r)
 static void poll_wait(api_req *r, uint64_t at)
 {
     wctx *c = r->ext;
-    uint64_t probe = now_ms() + POLL_PROBE_MS;
+    uint64_t probe = now_ms() + API_PROBE_MS; /* see api_client_gone */
     if (at > probe)
         at = probe;
     /* suspend first: the park may wake it at once, from inside the call */
@@ -204,8 +199,8 @@ static void poll_answer(api_req *r, const watch_batch *b)
 static void poll_step(api_req *r)
 {
     wctx *c = r->ext;
-    if (wl_client_gone(r)) { /* closes the request: its watcher goes with it */
-        wl_reply_gone(r);
+    if (api_client_gone(r)) { /* closes the request: its watcher goes with it */
+        api_reply_gone(r);
         return;
     }
     for (int i = 0; i < YIELD_CHUNKS; i++) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #define API_CONN_MIN 64
 #define API_CONN_MAX 65536
@@ -175,6 +176,28 @@ void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handl
 }
 
 bool api_wait_external(api_req *r, api_handler_fn then) { return begin_wait(r, then, false); }
+
+/* A client that hangs up while parked goes unnoticed by MHD until its
+ * answer is written, so peek (MSG_PEEK takes nothing MHD has yet to
+ * read): end of stream or a socket error means the client is gone. A
+ * client that half-closes its side while still reading counts as gone;
+ * HTTP clients do not do that. */
+bool api_client_gone(api_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return false;
+    char c;
+    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+void api_reply_gone(api_req *r)
+{
+    /* nobody reads it; it closes the request */
+    api_reply_error(r, 499, "client_gone", NULL, "the client closed its connection");
+}
 
 void api_wake(api_req *r)
 {

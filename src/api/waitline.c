@@ -4,15 +4,12 @@
  * one key and returns; the hub's callback only resumes the connection. */
 #include "api/waitline.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-/* How often a parked waiter looks whether its client is still there. */
-#define WL_PROBE_MS 1000
+/* The longest ?timeout a waiter may ask for: a day. */
 #define WL_MAX_TIMEOUT_S 86400
 
 watch_hub *wl_hub(api_req *r) { return node_watch_hub(r->a->node); }
@@ -138,23 +135,6 @@ int wl_read(api *a, const wl *s, int64_t rev, wl_view *v)
 
 /* ---- waiting ---- */
 
-/* libmicrohttpd 0.9.75 does not watch the socket of a suspended
- * connection: a client that hangs up while parked goes unnoticed until
- * its answer is written. So a parked request wakes every WL_PROBE_MS and
- * peeks (MSG_PEEK takes nothing MHD has yet to read): end of stream or a
- * socket error means the client is gone. A client that half-closes its
- * side while still reading counts as gone; HTTP clients do not do that. */
-bool wl_client_gone(api_req *r)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci)
-        return false;
-    char c;
-    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
 static void on_wake(void *ud) { api_wake(ud); }
 
 /* Points the watcher at key (or prefix), reusing it if it is there. */
@@ -190,7 +170,7 @@ void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned
         api_reply_error(r, 500, "internal", NULL, "cannot watch %s", prefix ? "the line" : "a key");
         return;
     }
-    uint64_t at = now_ms() + WL_PROBE_MS;
+    uint64_t at = now_ms() + API_PROBE_MS;
     if (s->deadline && s->deadline < at)
         at = s->deadline;
     /* suspend first: the park may wake it at once, from inside the call */
@@ -220,15 +200,9 @@ static void after_leave(api_req *r)
     if (api_write_failed(r))
         return;
     if (s->gone)
-        wl_reply_gone(r);
+        api_reply_gone(r);
     else
         s->done(r, WL_TIMEOUT);
-}
-
-void wl_reply_gone(api_req *r)
-{
-    /* nobody reads it; it closes the request */
-    api_reply_error(r, 499, "client_gone", NULL, "the client closed its connection");
 }
 
 /* Gives up a place in line: deletes the key, if it is still ours. */
@@ -252,7 +226,7 @@ static void check(api_req *r)
     s->view_rev = v.header_rev;
     if (!v.mine)
         s->done(r, WL_LOST);
-    else if (wl_client_gone(r)) /* before "first": a gone client must not hold it */
+    else if (api_client_gone(r)) /* before "first": a gone client must not hold it */
         leave(r, s, true);
     else if (!v.pred)
         s->done(r, WL_FIRST);

@@ -6,7 +6,7 @@
  * revision; until then it waits — connection suspended — for the deletion
  * of its predecessor only (no thundering herd), and re-checks. A waiter
  * whose client hangs up leaves the line (its key is deleted) within about
- * a second (wl_client_gone).
+ * a second (api_client_gone).
  *
  * Private to src/api/ (h_lock.c, h_election.c). Must never block a
  * thread: every wait suspends the connection and a watch hub callback
@@ -62,7 +62,7 @@ int wl_read(api *a, const wl *s, int64_t rev, wl_view *v);
 void wl_view_free(wl_view *v);
 /* Parks r until an event at or after s->view_rev + 1 touches key (or the
  * prefix), the deadline, or the next client probe (about a second); then
- * runs then, which must check wl_client_gone(). filters: enum watch_filter. */
+ * runs then, which must check api_client_gone(). filters: enum watch_filter. */
 void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned filters,
              api_handler_fn then);
 /* Proposes ops guarded by "key's create revision == rev" (rev 0: the key
@@ -76,10 +76,6 @@ watch_hub *wl_hub(api_req *r);
 /* ?timeout= in seconds (0 to a day; dflt when absent): 0, or -1 after a
  * 400. */
 int wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout);
-/* Whether r's client hung up (a parked connection is not watched by MHD). */
-bool wl_client_gone(api_req *r);
-/* Closes the request of a client that hung up. */
-void wl_reply_gone(api_req *r);
 
 /* ---- the election's observe (h_observe.c) ---- */
 /* GET /election/{name}/observe. */
