@@ -27,12 +27,17 @@ static int check_meta(storage *s, const raft_snapshot_meta *meta, bool allow_sam
     return 0;
 }
 
-/* Sums the file at path (fsync'ing it) and makes its directory entry
- * durable, so raft.db may name it. */
-static int make_durable(storage *s, const char *path, storage_snapshot *next)
+/* Makes the snapshot durable under its final name, so raft.db may name it:
+ * sums the file (fsync'ing its data), moves it there if it was staged
+ * elsewhere, then fsyncs the directory once — that one fsync makes both
+ * the rename and a new file's entry durable. */
+static int make_durable(storage *s, const char *staged, const char *final,
+                        storage_snapshot *next)
 {
-    if (storage_file_sum(s, path, true, &next->size, &next->crc) < 0)
+    if (storage_file_sum(s, staged ? staged : final, true, &next->size, &next->crc) < 0)
         return -1;
+    if (staged && rename(staged, final) < 0)
+        return storage_fail(s, "%s: cannot move to %s: %s", staged, final, strerror(errno));
     return storage_fsync_dir(s, s->snap_dir);
 }
 
@@ -63,8 +68,6 @@ int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
     return storage_snapshot_adopt(s, meta, NULL, compact_to, out);
 }
 
-static int move_into_place(storage *s, const char *staged, const char *final);
-
 int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
                            raft_index compact_to, storage_snapshot *out)
 {
@@ -78,9 +81,7 @@ int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const cha
     if (!path)
         return storage_fail(s, "%s: out of memory", s->db_path);
     storage_snapshot next = {.meta = *meta};
-    int rc = staged ? move_into_place(s, staged, path) : 0;
-    if (rc == 0)
-        rc = make_durable(s, path, &next);
+    int rc = make_durable(s, staged, path, &next);
     free(path);
     if (rc < 0 || record_saved(s, &next, compact_to) < 0)
         return -1;
@@ -116,13 +117,6 @@ static int record_installed(storage *s, const storage_snapshot *next)
     return storage_tx_commit(s);
 }
 
-static int move_into_place(storage *s, const char *staged, const char *final)
-{
-    if (rename(staged, final) < 0)
-        return storage_fail(s, "%s: cannot move to %s: %s", staged, final, strerror(errno));
-    return storage_fsync_dir(s, s->snap_dir);
-}
-
 int storage_install_snapshot(storage *s, const raft_snapshot_meta *meta,
                              const char *staged, storage_snapshot *out)
 {
@@ -134,9 +128,7 @@ int storage_install_snapshot(storage *s, const raft_snapshot_meta *meta,
     if (!final)
         return storage_fail(s, "%s: out of memory", s->db_path);
     storage_snapshot next = {.meta = *meta};
-    int rc = make_durable(s, staged, &next);
-    if (rc == 0)
-        rc = move_into_place(s, staged, final);
+    int rc = make_durable(s, staged, final, &next);
     if (rc == 0 && record_installed(s, &next) < 0) {
         rc = -1;
         /* Not recorded: put the file back so the caller may retry. */
