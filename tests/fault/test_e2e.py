@@ -33,23 +33,29 @@ wait_for = fcluster.wait_for
 
 
 class World:
-    """A fresh cluster and firewall, torn down by close()."""
+    """A fresh cluster (and firewall, unless firewall=False), torn down on
+    leaving the with block; the run dir is kept when a case failed."""
 
-    def __init__(self, n=3):
-        why = net.unavailable_reason()
+    def __init__(self, n=3, firewall=True):
+        why = net.unavailable_reason() if firewall else None
         if why:
             raise fcluster.TestFailure("partitions unavailable here: %s" % why)
         self.dir = tempfile.mkdtemp(prefix="raftkv-fault-e2e-")
         self.c = fcluster.Cluster(self.dir, n)
-        self.fw = net.Firewall(fcluster.addr_of, lambda i: self.c.node(i).peer_port)
-        self.ok = False
+        self.fw = (net.Firewall(fcluster.addr_of, lambda i: self.c.node(i).peer_port)
+                   if firewall else None)
 
     def __enter__(self):
-        self.c.start()
+        try:
+            self.c.start()
+        except BaseException:   # __exit__ is not called when __enter__ fails
+            self.__exit__(*sys.exc_info())
+            raise
         return self
 
     def __exit__(self, *exc):
-        self.fw.close()
+        if self.fw:
+            self.fw.close()
         self.c.stop_all()
         if exc[0] is None:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -124,23 +130,21 @@ def test_membership_replace_under_load():
     """The membership nemesis' path: remove n3 under load, add n4 (ids are
     never reused) with a fresh data dir and --join; n4 catches up and
     stays, and the register history stays linearizable."""
-    d = tempfile.mkdtemp(prefix="raftkv-fault-e2e-")
-    c = fcluster.Cluster(d, 3)
-    ok = False
-    hist = History()
-    load = workloads.Register(c, hist, 3, 4)
-    stop = threading.Event()
-    try:
-        c.start()
-        load.start(stop)
-        via = c.node(1)
-        c.remove(c.node(3), via)
-        put_ok(via, "replace", "while-away")
-        y = c.add_new(via)
-        assert y.id == 4 and [x.id for x in c.nodes] == [1, 2, 4], c.nodes
-        c.wait_healthy(30, [y])
-        stop.wait(1.0)   # some load on the new member too
-        stop.set()
+    with World(firewall=False) as w:
+        c = w.c
+        load = workloads.Register(c, History(), 3, 4)
+        stop = threading.Event()
+        try:
+            load.start(stop)
+            via = c.node(1)
+            c.remove(c.node(3), via)
+            put_ok(via, "replace", "while-away")
+            y = c.add_new(via)
+            assert y.id == 4 and [x.id for x in c.nodes] == [1, 2, 4], c.nodes
+            c.wait_healthy(30, [y])
+            stop.wait(1.0)   # some load on the new member too
+        finally:
+            stop.set()
         load.join()
         c.converge(60)
         assert y.alive(), "%s shut itself down" % y
@@ -148,14 +152,6 @@ def test_membership_replace_under_load():
         assert a.status == 200 and a.json()["kvs"][0]["value"] == "while-away", a
         r = checkers.check_register(load.ops())
         assert r["valid"] is True, r
-        ok = True
-    finally:
-        stop.set()
-        c.stop_all()
-        if ok:
-            shutil.rmtree(d, ignore_errors=True)
-        else:
-            print("  kept %s" % d)
 
 
 def _write_until_ok(reg, x, key, value):
@@ -218,23 +214,22 @@ def _corrupted(inputs, name, edit):
 
 def test_watch_live_check_is_real():
     import watch
-    d = tempfile.mkdtemp(prefix="raftkv-fault-e2e-")
-    c = fcluster.Cluster(d, 3)
-    ok = False
-    hist = History()
-    stop = threading.Event()
-    try:
-        c.start()
+    with World(firewall=False) as world:
+        c = world.c
+        hist = History()
         load = watch.Watch(c, hist, 5, 3)
-        load.start(stop)
-        _grows(hist, 100, "100 watch writes")
-        x = c.node(2)    # its stream and long-poll watchers must reconnect
-        x.kill9()
-        _grows(hist, 100, "100 watch writes while %s is down" % x)
-        c.restart(x)
-        c.wait_healthy(30, [x])
-        _grows(hist, 100, "100 watch writes after %s restarted" % x)
-        stop.set()
+        stop = threading.Event()
+        try:
+            load.start(stop)
+            _grows(hist, 100, "100 watch writes")
+            x = c.node(2)    # its stream and long-poll watchers must reconnect
+            x.kill9()
+            _grows(hist, 100, "100 watch writes while %s is down" % x)
+            c.restart(x)
+            c.wait_healthy(30, [x])
+            _grows(hist, 100, "100 watch writes after %s restarted" % x)
+        finally:
+            stop.set()
         load.join()
         r = load.check(c.converge(60))
         assert r["valid"] is True, r
@@ -248,14 +243,6 @@ def test_watch_live_check_is_real():
         swap = _corrupted(load.inputs, w.name,
                           lambda e: e[:mid] + [e[mid + 1], e[mid]] + e[mid + 2:])
         assert swap["valid"] is False and "out of order" in swap["reason"], swap
-        ok = True
-    finally:
-        stop.set()
-        c.stop_all()
-        if ok:
-            shutil.rmtree(d, ignore_errors=True)
-        else:
-            print("  kept %s" % d)
 
 
 if __name__ == "__main__":
