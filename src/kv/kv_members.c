@@ -61,27 +61,21 @@ int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url)
     }
 }
 
-static int push_member(kv_member **m, size_t n, sqlite3_stmt *st)
-{
-    if (kv_grow((void **)m, n, sizeof **m) < 0)
-        return -1;
-    const char *url = (const char *)sqlite3_column_text(st, 1);
-    (*m)[n].id = (uint64_t)sqlite3_column_int64(st, 0);
-    (*m)[n].is_learner = sqlite3_column_int(st, 2) != 0;
-    (*m)[n].peer_url = xstrdup(url ? url : "");
-    return (*m)[n].peer_url ? 0 : -1;
-}
+/* Steps a listing statement on a read transaction of c; push appends each
+ * row as element n of *arr (-1: out of memory). On failure the caller
+ * frees the *n elements already there. */
+typedef int (*push_row_fn)(sqlite3_stmt *st, void **arr, size_t n);
 
-int kv_members(kv_conn *c, kv_member **out, size_t *n)
+static int list_rows(kv_conn *c, enum kv_stmt_id id, push_row_fn push, void **arr, size_t *n)
 {
-    *out = NULL;
+    *arr = NULL;
     *n = 0;
     if (kv_read_begin(&c->d) < 0)
         return KV_ERR_INTERNAL;
-    sqlite3_stmt *st = kv_stmt(&c->d, KV_ST_MEMBER_LIST);
+    sqlite3_stmt *st = kv_stmt(&c->d, id);
     int rc = st ? SQLITE_ROW : SQLITE_ERROR;
     while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (push_member(out, *n, st) < 0) {
+        if (push(st, arr, *n) < 0) {
             rc = SQLITE_NOMEM;
             break;
         }
@@ -90,38 +84,47 @@ int kv_members(kv_conn *c, kv_member **out, size_t *n)
     if (st)
         sqlite3_reset(st);
     kv_read_end(&c->d);
-    if (rc != SQLITE_DONE) {
+    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
+}
+
+static int push_member(sqlite3_stmt *st, void **arr, size_t n)
+{
+    if (kv_grow(arr, n, sizeof(kv_member)) < 0)
+        return -1;
+    kv_member *m = (kv_member *)*arr + n;
+    const char *url = (const char *)sqlite3_column_text(st, 1);
+    m->id = (uint64_t)sqlite3_column_int64(st, 0);
+    m->is_learner = sqlite3_column_int(st, 2) != 0;
+    m->peer_url = xstrdup(url ? url : "");
+    return m->peer_url ? 0 : -1;
+}
+
+int kv_members(kv_conn *c, kv_member **out, size_t *n)
+{
+    int rc = list_rows(c, KV_ST_MEMBER_LIST, push_member, (void **)out, n);
+    if (rc != KV_OK) {
         kv_members_free(*out, *n);
         *out = NULL;
         *n = 0;
-        return KV_ERR_INTERNAL;
     }
-    return KV_OK;
+    return rc;
+}
+
+static int push_id(sqlite3_stmt *st, void **arr, size_t n)
+{
+    if (kv_grow(arr, n, sizeof(uint64_t)) < 0)
+        return -1;
+    ((uint64_t *)*arr)[n] = (uint64_t)sqlite3_column_int64(st, 0);
+    return 0;
 }
 
 int kv_removed_members(kv_conn *c, uint64_t **out, size_t *n)
 {
-    *out = NULL;
-    *n = 0;
-    if (kv_read_begin(&c->d) < 0)
-        return KV_ERR_INTERNAL;
-    sqlite3_stmt *st = kv_stmt(&c->d, KV_ST_REMOVED_LIST);
-    int rc = st ? SQLITE_ROW : SQLITE_ERROR;
-    while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (kv_grow((void **)out, *n, sizeof **out) < 0) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        (*out)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
-    }
-    if (st)
-        sqlite3_reset(st);
-    kv_read_end(&c->d);
-    if (rc != SQLITE_DONE) {
+    int rc = list_rows(c, KV_ST_REMOVED_LIST, push_id, (void **)out, n);
+    if (rc != KV_OK) {
         free(*out);
         *out = NULL;
         *n = 0;
-        return KV_ERR_INTERNAL;
     }
-    return KV_OK;
+    return rc;
 }

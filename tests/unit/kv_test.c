@@ -705,6 +705,14 @@ static void test_members(void)
     CHECK(kv_apply_member(s.k, 77, 5, "http://x:1") == KV_ERR_INVALID);
     CHECK(kv_apply_commit(s.k, ++s.index, 1) == KV_OK);
     CHECK(members_are(&s, (uint64_t[]){2, 3}, (bool[]){false, false}, 2));
+    /* the removed id is remembered; the unknown one (9) is not */
+    kv_conn *c = kv_reader_acquire(s.k);
+    uint64_t *removed = NULL;
+    size_t n_removed = 0;
+    CHECK(c && kv_removed_members(c, &removed, &n_removed) == KV_OK);
+    CHECK(n_removed == 1 && removed && removed[0] == 1);
+    free(removed);
+    kv_reader_release(s.k, c);
     CHECK(kv_revision(s.k) == 1); /* membership is not a kv write */
     store_close(&s);
 }
