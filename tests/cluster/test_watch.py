@@ -17,15 +17,15 @@ import threading
 import time
 import urllib.parse
 
+import kvclient
 from harness import check, wait_for
 
 
 # ---- helpers ----
 
 def put(node, key, value):
-    r = node.request("PUT", "/kv/" + urllib.parse.quote(key, safe="/"), value)
-    check(r.status == 200, "PUT %s: %r" % (key, r))
-    return r.json()["header"]["revision"]
+    """PUT (checked); returns the new revision."""
+    return kvclient.rev_of(kvclient.put(node, key, value))
 
 
 def watch(node, key, timeout=30, http_timeout=None, **params):
