@@ -87,6 +87,13 @@ rkv_build() {
     }
 }
 
+# Succeeds when the raftkv node whose client address is HOST:PORT ($1)
+# says it leads (scripts/bench and scripts/bench-vs-etcd find the leader so).
+rkv_is_leader() {
+    curl -s -m 2 "http://$1/status" |
+        python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(s["leader"] != s["member_id"])'
+}
+
 # The one entry point: dependencies, then a normal build into build/.
 rkv_setup() {
     rkv_install_packages "${RKV_DEPS[@]}"
