@@ -87,7 +87,7 @@ static int file_applied(const char *path, uint64_t *index, uint64_t *term)
 {
     kv_db d;
     char err[256];
-    int64_t i, t;
+    int64_t i = 0, t = 0; /* clang: t is unset when the first read fails */
     if (kv_db_open(&d, path, SQLITE_OPEN_READONLY, err, sizeof err) < 0) {
         log_error("kv: snapshot: %s", err);
         return KV_ERR_INTERNAL;
