@@ -54,18 +54,23 @@ void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *dat
     queue(r, code, with_ctype(resp, ctype), headers);
 }
 
+/* The response takes data (malloc'd) and frees it when MHD is done, so a
+ * body is never copied again. False if no response could be made: data is
+ * then still the caller's. */
+static bool queue_owned(api_req *r, unsigned code, const char *ctype, void *data, size_t len,
+                        const char *const *headers)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    queue(r, code, with_ctype(resp, ctype), headers);
+    return resp != NULL;
+}
+
 void api_reply_buf(api_req *r, unsigned code, const char *ctype, buf *b)
 {
-    if (!b->data) {
+    if (!b->data)
         api_reply_raw(r, code, ctype, "", 0, NULL);
-        return;
-    }
-    /* the response frees the bytes when MHD is done: a large body is not copied */
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(b->len, b->data, free);
-    if (resp)
-        buf_init(b); /* the bytes are the response's now */
-    queue(r, code, with_ctype(resp, ctype), NULL);
+    else if (queue_owned(r, code, ctype, b->data, b->len, NULL))
+        buf_init(b); /* the bytes were the response's */
 }
 
 void api_reply_empty(api_req *r, unsigned code) { api_reply_raw(r, code, NULL, "", 0, NULL); }
@@ -86,8 +91,8 @@ static void reply_json_h(api_req *r, unsigned code, json_t *body, const char *co
         text[n++] = '\n';
         text[n] = 0;
     }
-    api_reply_raw(r, code, "application/json", text, n, headers);
-    free(text);
+    if (!queue_owned(r, code, "application/json", text, n, headers))
+        free(text);
 }
 
 void api_reply_json(api_req *r, unsigned code, json_t *body) { reply_json_h(r, code, body, NULL); }
