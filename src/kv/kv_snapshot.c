@@ -8,7 +8,6 @@
 #include "kv/kv_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,25 +15,15 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* The file and its directory entry must both be durable. */
 static int fsync_file_and_dir(const char *path)
 {
     char *copy = xstrdup(path);
     if (!copy)
         return -1;
-    int rc = fsync_path(path, O_RDONLY);
+    int rc = fsync_path(path);
     if (rc == 0)
-        rc = fsync_path(dirname(copy), O_RDONLY | O_DIRECTORY);
+        rc = fsync_path(dirname(copy));
     free(copy);
     return rc;
 }

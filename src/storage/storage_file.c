@@ -81,14 +81,9 @@ int storage_file_sum(storage *s, const char *path, bool sync, uint64_t *size,
 /* A rename or a new file is durable only once its directory is fsync'd. */
 int storage_fsync_dir(storage *s, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return storage_fail(s, "%s: cannot open directory: %s", path, strerror(errno));
-    int rc = 0;
-    if (fsync(fd) < 0)
-        rc = storage_fail(s, "%s: fsync: %s", path, strerror(errno));
-    close(fd);
-    return rc;
+    if (fsync_path(path) < 0)
+        return storage_fail(s, "%s: fsync: %s", path, strerror(errno));
+    return 0;
 }
 
 /* Parses "snap-<20 digits>.db" with any suffix (SQLite may leave -wal,

@@ -7,7 +7,6 @@
 #include "transport/transport_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -152,16 +151,6 @@ int transport_snap_recv_data(transport_snap_recv *r, const char *data, size_t n)
     return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* fsync, rename to the final name, fsync the directory; returns the final
  * path or NULL. */
 static char *stage(transport_snap_recv *r)
@@ -181,7 +170,7 @@ static char *stage(transport_snap_recv *r)
     if (rc == 0) {
         free(r->tmp);
         r->tmp = NULL;
-        rc = fsync_dir(dir);
+        rc = fsync_path(dir);
     }
     free(dir);
     if (rc != 0) {

@@ -1,2 +1,3 @@
 # util module
-libraftkv_a_SOURCES += src/util/util.h src/util/log.c src/util/buf.c src/util/misc.c
+libraftkv_a_SOURCES += src/util/util.h src/util/log.c src/util/buf.c src/util/misc.c \
+	src/util/fsync_path.c

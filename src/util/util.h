@@ -63,6 +63,11 @@ int hex_digit(char c); /* 0..15, or -1 if c is not a hex digit */
 /* ---- CRC-32C (Castagnoli), incremental: start with crc = 0 ---- */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 
+/* ---- durability ---- */
+/* fsync of the file or directory at path (a directory: its entries, e.g. a
+ * rename into it). 0, or -1 with errno set. */
+int fsync_path(const char *path);
+
 /* ---- time ---- */
 uint64_t now_ms(void); /* monotonic milliseconds */
 /* glibc keeps freed heap (e.g. after 10 000 watch connections closed) for
