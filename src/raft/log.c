@@ -71,14 +71,8 @@ int raft_log_append(raft_log *l, const raft_entry *e)
 {
     if (e->index != raft_log_last(l) + 1)
         return RAFT_ERR_INVALID;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 64;
-        raft_entry *p = realloc(l->ents, ncap * sizeof *p);
-        if (!p)
-            return RAFT_ERR_NOMEM;
-        l->ents = p;
-        l->cap = ncap;
-    }
+    if (raft_grow((void **)&l->ents, &l->cap, l->n, sizeof *l->ents) != 0)
+        return RAFT_ERR_NOMEM;
     int rc = raft_entry_copy(&l->ents[l->n], e);
     if (rc == 0)
         l->n++;

@@ -73,8 +73,7 @@ void raft_msg_init(raft *r, raft_msg *m, uint8_t type, raft_id to)
     m->term = r->term;
 }
 
-/* Grows an array of `size`-byte items so one more fits. */
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
+int raft_grow(void **arr, size_t *cap, size_t n, size_t size)
 {
     if (n < *cap)
         return 0;
@@ -90,7 +89,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
 int raft_send(raft *r, raft_msg *m)
 {
     if (m->to == 0 || m->to == r->id ||
-        grow((void **)&r->out, &r->cap_out, r->n_out, sizeof *r->out) != 0) {
+        raft_grow((void **)&r->out, &r->cap_out, r->n_out, sizeof *r->out) != 0) {
         raft_msg_release(m);
         return RAFT_ERR_NOMEM;
     }
@@ -100,7 +99,7 @@ int raft_send(raft *r, raft_msg *m)
 
 int raft_push_read(raft *r, raft_index index, uint64_t ctx)
 {
-    if (grow((void **)&r->reads, &r->cap_reads, r->n_reads, sizeof *r->reads) != 0)
+    if (raft_grow((void **)&r->reads, &r->cap_reads, r->n_reads, sizeof *r->reads) != 0)
         return RAFT_ERR_NOMEM;
     r->reads[r->n_reads].index = index;
     r->reads[r->n_reads].context = ctx;

@@ -139,6 +139,9 @@ struct raft {
 /* ---- messages (msg.c) ---- */
 int raft_entry_copy(raft_entry *dst, const raft_entry *src);
 void raft_entry_free(raft_entry *e);
+/* Grows *arr (of `size`-byte items, *cap of them) so item n fits:
+ * doubling, 0 or RAFT_ERR_NOMEM (the array is then left as it was). */
+int raft_grow(void **arr, size_t *cap, size_t n, size_t size);
 /* Queues m (taking ownership of its entries; on failure frees them). */
 int raft_send(raft *r, raft_msg *m);
 void raft_msg_init(raft *r, raft_msg *m, uint8_t type, raft_id to);

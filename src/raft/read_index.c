@@ -12,7 +12,6 @@
  */
 #include "raft/raft_int.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* Bound on queued requests, so a flood of forwarded reads cannot grow
@@ -36,14 +35,8 @@ int raft_read_request(raft *r, uint64_t ctx, raft_id from)
 {
     if (r->n_preads >= MAX_PENDING_READS)
         return RAFT_ERR_NOMEM;
-    if (r->n_preads == r->cap_preads) {
-        size_t ncap = r->cap_preads ? r->cap_preads * 2 : 16;
-        raft_pending_read *p = realloc(r->preads, ncap * sizeof *p);
-        if (!p)
-            return RAFT_ERR_NOMEM;
-        r->preads = p;
-        r->cap_preads = ncap;
-    }
+    if (raft_grow((void **)&r->preads, &r->cap_preads, r->n_preads, sizeof *r->preads) != 0)
+        return RAFT_ERR_NOMEM;
     raft_pending_read *pr = &r->preads[r->n_preads++];
     memset(pr, 0, sizeof *pr);
     pr->ctx = ctx;
