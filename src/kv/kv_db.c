@@ -33,6 +33,10 @@ static const char *const stmt_sql[KV_ST_COUNT] = {
                       " FROM kv_hist WHERE key >= ?1 AND rev <= ?2 GROUP BY key ORDER BY key",
     [KV_ST_HIST_FROM] = "SELECT key, create_rev, rev, version, lease, value, tomb"
                         " FROM kv_hist WHERE rev >= ?1 ORDER BY rev, sub",
+    /* One key's changes from ?1: a seek on kv_hist_key (one record per key
+     * and revision), so a quiet key's backlog does not read everyone's. */
+    [KV_ST_HIST_KEY_FROM] = "SELECT key, create_rev, rev, version, lease, value, tomb"
+                            " FROM kv_hist WHERE key = ?2 AND rev >= ?1 ORDER BY rev",
     [KV_ST_HIST_PREV] = "SELECT key, create_rev, rev, version, lease, value, tomb"
                         " FROM kv_hist WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1",
     /* Drop records below ?1 unless one is its key's latest record at or

@@ -1,6 +1,7 @@
 /* kv_history: the changes of a key range from a revision on, as watch
- * events — a seek on kv_hist's (rev, sub) key, in revision order, cut only
- * at revision boundaries. Must never write, and never return part of a
+ * events — a seek on kv_hist's (rev, sub) key for a range, on kv_hist_key
+ * (key, rev) for a single key, in revision order, cut only at revision
+ * boundaries. Must never write, and never return part of a
  * revision: a watcher resuming from next_rev must neither miss nor repeat
  * an event. */
 #include "kv/kv_internal.h"
@@ -51,8 +52,12 @@ typedef struct {
 static int scan(kv_db *d, const hist_req *q, int64_t from, kv_event_list *out, bool *cut,
                 int64_t *last)
 {
-    sqlite3_stmt *st = kv_stmt(d, KV_ST_HIST_FROM);
-    if (!st || sqlite3_bind_int64(st, 1, from) != SQLITE_OK)
+    /* A single key seeks its own records; a range reads every change from
+     * `from` in revision order and keeps those in the span. */
+    bool one_key = !q->span->has_end;
+    sqlite3_stmt *st = kv_stmt(d, one_key ? KV_ST_HIST_KEY_FROM : KV_ST_HIST_FROM);
+    if (!st || sqlite3_bind_int64(st, 1, from) != SQLITE_OK ||
+        (one_key && kv_bind_bytes(st, 2, q->span->key, q->span->key_len) < 0))
         return KV_ERR_INTERNAL;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

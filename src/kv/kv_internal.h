@@ -32,6 +32,7 @@ enum kv_stmt_id {
     KV_ST_HIST_ADD,
     KV_ST_HIST_AT,
     KV_ST_HIST_FROM,
+    KV_ST_HIST_KEY_FROM,
     KV_ST_HIST_PREV,
     KV_ST_COMPACT,
     KV_ST_MEMBER_PUT,

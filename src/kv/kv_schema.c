@@ -6,7 +6,7 @@
  * Layout: kv_cur is the current state (point read and prefix range are
  * seeks on its primary key); kv_hist is every change, keyed (rev, sub) so a
  * watch catching up from revision R is one seek, with an index (key, rev)
- * for reads at an old revision; kv_cur.lease is indexed for leases;
+ * for reads at an old revision and one key's history; kv_cur.lease is indexed for leases;
  * kv_lease holds the granted leases (id, ttl seconds). */
 #include "kv/kv_internal.h"
 

@@ -636,6 +636,14 @@ static void test_history(void)
         CHECK(ev.items[0].type == KV_EVENT_DELETE && ev.items[0].kv.mod_revision == 4 &&
               ev.items[0].has_prev && kv_is(&ev.items[0].prev_kv, "2", 2, 3, 2));
     kv_event_list_free(&ev);
+    /* a single key reads only its own records (2, 3, 4), cut the same way */
+    CHECK(history(&s, &a, 2, 10, &ev, &next) == KV_OK && ev.n == 3 && next == 6);
+    if (ev.n == 3)
+        CHECK(ev.items[0].kv.mod_revision == 2 && ev.items[1].kv.mod_revision == 3 &&
+              ev.items[2].kv.mod_revision == 4 && ev.items[2].type == KV_EVENT_DELETE);
+    kv_event_list_free(&ev);
+    CHECK(history(&s, &a, 2, 1, &ev, &next) == KV_OK && ev.n == 1 && next == 3);
+    kv_event_list_free(&ev);
     uint8_t end[2];
     kv_span pz = {(const uint8_t *)"z", 1, true, end, kv_prefix_end((const uint8_t *)"z", 1, end)};
     CHECK(history(&s, &pz, 2, 10, &ev, &next) == KV_OK && ev.n == 1 && next == 6);
