@@ -57,8 +57,15 @@ const char *node_status_reason(int status)
     return status >= 0 && status <= NODE_ERR_NOT_FOUND ? r[status] : "internal";
 }
 
-static void finish(job *j, int status, kv_result *res)
+/* Publishes what node_get_info reports, then answers: like the real node,
+ * a client that has its answer must see the write's revision. */
+static void finish(node *n, job *j, int status, kv_result *res)
 {
+    int64_t rev = kv_revision(n->kv), compact = kv_compact_revision(n->kv);
+    pthread_mutex_lock(&n->mu);
+    n->revision = rev;
+    n->compact_revision = compact;
+    pthread_mutex_unlock(&n->mu);
     if (j->kind == JOB_PROPOSE)
         j->wcb(j->ud, status, res);
     else
@@ -92,7 +99,7 @@ static void run_propose(node *n, job *j)
     kv_result *res = calloc(1, sizeof *res);
     if (!res || kv_apply_begin(n->kv) != KV_OK) {
         free(res);
-        finish(j, NODE_ERR_INTERNAL, NULL);
+        finish(n, j, NODE_ERR_INTERNAL, NULL);
         return;
     }
     if (kv_apply_cmd(n->kv, j->cmd, j->len, res) != KV_OK ||
@@ -100,28 +107,23 @@ static void run_propose(node *n, job *j)
         kv_apply_rollback(n->kv);
         kv_result_free(res);
         free(res);
-        finish(j, NODE_ERR_INTERNAL, NULL);
+        finish(n, j, NODE_ERR_INTERNAL, NULL);
         return;
     }
-    finish(j, NODE_OK, res);
+    finish(n, j, NODE_OK, res);
 }
 
 static void run(node *n, job *j)
 {
     if (j->fail != NODE_OK) {
-        finish(j, j->fail, NULL);
+        finish(n, j, j->fail, NULL);
     } else if (j->kind == JOB_PROPOSE) {
         run_propose(n, j);
     } else if (j->kind == JOB_MEMBER) {
-        finish(j, apply_member(n, j), NULL);
+        finish(n, j, apply_member(n, j), NULL);
     } else {
-        finish(j, NODE_OK, NULL);
+        finish(n, j, NODE_OK, NULL);
     }
-    int64_t rev = kv_revision(n->kv), compact = kv_compact_revision(n->kv);
-    pthread_mutex_lock(&n->mu);
-    n->revision = rev;
-    n->compact_revision = compact;
-    pthread_mutex_unlock(&n->mu);
 }
 
 static void *worker(void *arg)
