@@ -147,6 +147,9 @@ bool api_parse_id(const char *s, size_t n, uint64_t max, uint64_t *out);
 
 /* ---- JSON (jansson) ---- */
 json_t *api_json_header(api *a, int64_t revision); /* revision < 0: the node's */
+/* Adds "header" (at revision) to body, which it takes: body, or NULL (body
+ * freed) when body is NULL or out of memory. */
+json_t *api_json_with_header(api *a, json_t *body, int64_t revision);
 /* Sets name (valid UTF-8) or name_base64 on obj; -1 on allocation failure. */
 int api_json_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n);
 json_t *api_json_kv(const kv_kv *item, bool keys_only);

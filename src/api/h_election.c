@@ -57,15 +57,6 @@ static int value_field(api_req *r, const uint8_t **v, uint32_t *n)
     return 0;
 }
 
-static json_t *with_header(api_req *r, json_t *body, int64_t rev)
-{
-    if (body && json_object_set_new(body, "header", api_json_header(r->a, rev)) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
-    return body;
-}
-
 /* ---- campaign ---- */
 
 static void campaign_done(api_req *r, int outcome)
@@ -88,7 +79,7 @@ static void campaign_done(api_req *r, int outcome)
         json_decref(leader);
         leader = NULL;
     }
-    api_reply_json(r, 200, with_header(r, json_pack("{s:o}", "leader", leader), s->view_rev));
+    api_reply_json(r, 200, api_json_with_header(r->a, json_pack("{s:o}", "leader", leader), s->view_rev));
 }
 
 static void campaign(api_req *r)
@@ -117,7 +108,7 @@ static void finish_guarded(api_req *r)
         api_reply_error(r, 412, "not_leader", NULL,
                         "lease: its key does not exist or has another create revision");
     else
-        api_reply_json(r, 200, with_header(r, json_object(), r->res->revision));
+        api_reply_json(r, 200, api_json_with_header(r->a, json_object(), r->res->revision));
 }
 
 static void proclaim_or_resign(api_req *r, bool proclaim)
@@ -156,7 +147,7 @@ static void do_leader(api_req *r)
         return;
     }
     if (!v.lowest)
-        api_reply_error(r, 404, "no_leader", with_header(r, json_object(), v.header_rev),
+        api_reply_error(r, 404, "no_leader", api_json_with_header(r->a, json_object(), v.header_rev),
                         "no leader");
     else
         api_reply_json(r, 200, election_leader_json(r->a, v.lowest, v.header_rev, false));

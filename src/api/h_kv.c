@@ -170,12 +170,8 @@ static void finish_write(api_req *r)
     } else if (r->root) {
         api_reply_empty(r, 204);
     } else {
-        json_t *body = api_json_op_result(&res->ops[0], NULL);
-        if (body && json_object_set_new(body, "header", api_json_header(r->a, res->revision)) < 0) {
-            json_decref(body);
-            body = NULL;
-        }
-        api_reply_json(r, 200, body);
+        api_reply_json(r, 200, api_json_with_header(r->a, api_json_op_result(&res->ops[0], NULL),
+                                                    res->revision));
     }
 }
 

@@ -36,9 +36,8 @@ static void lock_done(api_req *r, int outcome)
         api_reply_error(r, 409, "lock_lost", NULL,
                         "the waiter's key was deleted (lease expired or revoked?)");
     } else {
-        json_t *body = key_json(s->key, s->key_len);
-        if (body && (json_object_set_new(body, "header", api_json_header(r->a, s->view_rev)) < 0 ||
-                     json_object_set_new(body, "revision", json_integer(s->rev)) < 0)) {
+        json_t *body = api_json_with_header(r->a, key_json(s->key, s->key_len), s->view_rev);
+        if (body && json_object_set_new(body, "revision", json_integer(s->rev)) < 0) {
             json_decref(body);
             body = NULL;
         }
@@ -70,12 +69,8 @@ static void finish_unlock(api_req *r)
 {
     if (api_write_failed(r))
         return;
-    json_t *body = api_json_op_result(&r->res->ops[0], NULL);
-    if (body && json_object_set_new(body, "header", api_json_header(r->a, r->res->revision)) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
-    api_reply_json(r, 200, body);
+    api_reply_json(r, 200, api_json_with_header(r->a, api_json_op_result(&r->res->ops[0], NULL),
+                                                r->res->revision));
 }
 
 static void unlock(api_req *r)

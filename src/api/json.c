@@ -79,6 +79,15 @@ json_t *api_json_header(api *a, int64_t revision)
                      "cluster_id", (json_int_t)info.cluster_id);
 }
 
+json_t *api_json_with_header(api *a, json_t *body, int64_t revision)
+{
+    if (body && json_object_set_new(body, "header", api_json_header(a, revision)) < 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    return body;
+}
+
 json_t *api_json_kv(const kv_kv *item, bool keys_only)
 {
     json_t *o = json_pack("{s:I,s:I,s:I,s:I}", "create_revision", (json_int_t)item->create_revision,
