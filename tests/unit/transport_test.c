@@ -446,7 +446,7 @@ static void test_removed_peer_drops(void)
     pthread_mutex_unlock(&B.sk.mu);
 }
 
-/* Posts to B and checks the status; returns the response body. */
+/* Posts to B and checks the status and, if given, the reason in the body. */
 static void post_expect(const char *path, const void *body, size_t len,
                         struct curl_slist *h, long want, const char *reason)
 {
@@ -504,24 +504,27 @@ static void test_garbage_rejected(void)
     buf_free(&b);
 
     post_expect("/raft/snapshot", junk, sizeof junk, NULL, 400, "bad_message");
-    struct curl_slist *h = snap_headers(CLUSTER, 2, "1000", "1");
-    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "checksum");
-    curl_slist_free_all(h);
-    h = snap_headers(CLUSTER, 2, "999", "1");
-    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "longer than declared");
-    curl_slist_free_all(h);
-    h = snap_headers(CLUSTER, 2, "1001", "1");
-    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "shorter than declared");
-    curl_slist_free_all(h);
-    h = snap_headers(CLUSTER + 1, 2, "1000", "1");
-    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "foreign cluster");
-    curl_slist_free_all(h);
-    h = snap_headers(CLUSTER, 2, "99999999999", "1");
-    post_expect("/raft/snapshot", junk, sizeof junk, h, 413, "too_large");
-    curl_slist_free_all(h);
-    h = snap_headers(CLUSTER, 2, "-5", "x");
-    post_expect("/raft/snapshot", junk, sizeof junk, h, 400, "bad_message");
-    curl_slist_free_all(h);
+    /* the 1000 junk bytes under headers that each get one thing wrong */
+    static const struct {
+        uint64_t cluster;
+        const char *size, *crc;
+        long want;
+        const char *reason;
+    } bad_snap[] = {
+        {CLUSTER, "1000", "1", 400, "checksum"},
+        {CLUSTER, "999", "1", 400, "longer than declared"},
+        {CLUSTER, "1001", "1", 400, "shorter than declared"},
+        {CLUSTER + 1, "1000", "1", 400, "foreign cluster"},
+        {CLUSTER, "99999999999", "1", 413, "too_large"},
+        {CLUSTER, "-5", "x", 400, "bad_message"},
+    };
+    for (size_t i = 0; i < sizeof bad_snap / sizeof bad_snap[0]; i++) {
+        struct curl_slist *h = snap_headers(bad_snap[i].cluster, 2, bad_snap[i].size,
+                                            bad_snap[i].crc);
+        post_expect("/raft/snapshot", junk, sizeof junk, h, bad_snap[i].want,
+                    bad_snap[i].reason);
+        curl_slist_free_all(h);
+    }
 
     char url[128];
     buf resp;
