@@ -157,10 +157,9 @@ void watch_batch_keep_text(const watch_batch *b, const void *tag, const void *te
     watch_shared *s = b->shared;
     if (!s || !tag || len > WATCH_MEMO_MAX_BYTES)
         return;
-    char *copy = malloc(len ? len : 1);
+    char *copy = xmemdup(text, len);
     if (!copy)
         return;
-    memcpy(copy, text, len);
     pthread_mutex_lock(&s->h->memo_mu);
     if (!s->text) {
         s->tag = tag;
