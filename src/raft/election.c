@@ -100,6 +100,32 @@ static void tally(const raft *r, uint32_t *granted, uint32_t *rejected)
     }
 }
 
+static void start_election(raft *r, bool pre, bool transfer);
+
+/* Records one answer (our own included) and acts on the tally: a quorum
+ * granted moves a pre-candidate on to the real election and makes a
+ * candidate leader; a quorum refused sends it back to following. True if
+ * the campaign ended either way. */
+static bool count_vote(raft *r, raft_id from, bool granted, bool transfer)
+{
+    bool pre = r->role == RAFT_PRE_CANDIDATE;
+    record_vote(r, from, granted);
+    uint32_t yes, no;
+    tally(r, &yes, &no);
+    if (yes >= raft_quorum(r)) {
+        if (pre)
+            start_election(r, false, transfer);
+        else
+            raft_become_leader(r);
+        return true;
+    }
+    if (no >= raft_quorum(r)) {
+        raft_become_follower(r, r->term, 0);
+        return true;
+    }
+    return false;
+}
+
 static void start_election(raft *r, bool pre, bool transfer)
 {
     if (pre) {
@@ -111,16 +137,8 @@ static void start_election(raft *r, bool pre, bool transfer)
         r->role = RAFT_CANDIDATE;
         r->vote = r->id;
     }
-    record_vote(r, r->id, true);
-    uint32_t granted, rejected;
-    tally(r, &granted, &rejected);
-    if (granted >= raft_quorum(r)) {
-        if (pre)
-            start_election(r, false, transfer);
-        else
-            raft_become_leader(r);
+    if (count_vote(r, r->id, true, transfer))
         return;
-    }
     for (uint32_t i = 0; i < r->conf.n_voters; i++) {
         raft_id to = r->conf.voters[i];
         if (to == r->id)
@@ -260,15 +278,7 @@ void raft_handle_vote_resp(raft *r, const raft_msg *m)
         return;
     if (pre && !m->reject && m->term != r->term + 1)
         return;
-    record_vote(r, m->from, !m->reject);
-    uint32_t granted, rejected;
-    tally(r, &granted, &rejected);
-    if (granted >= raft_quorum(r)) {
-        if (pre)
-            start_election(r, false, false);
-        else
-            raft_become_leader(r);
-    } else if (rejected >= raft_quorum(r)) {
-        raft_become_follower(r, r->term, 0);
-    }
+    /* A pre-campaign is never a transfer's (transfers skip PreVote), so
+     * the election it may lead to is not one either. */
+    count_vote(r, m->from, !m->reject, false);
 }
