@@ -169,6 +169,7 @@ void raft_apply_conf_entry(raft *r, const raft_entry *e)
         return;
     if (raft_conf_apply(&r->conf, &cc) != 0)
         return; /* invalid changes are no-ops on every node alike */
+    r->conf_index = e->index; /* snapshots before it would carry a stale conf */
     if (r->role == RAFT_LEADER)
         leader_on_change(r, &cc);
 }

@@ -94,10 +94,8 @@ int raft_advance(raft *r, const raft_ready *rd)
     while (r->applied < h.applied_to) {
         const raft_entry *e = raft_log_at(&r->log, r->applied + 1);
         r->applied++;
-        if (e && e->type == RAFT_ENTRY_CONF) {
+        if (e && e->type == RAFT_ENTRY_CONF)
             raft_apply_conf_entry(r, e);
-            r->conf_index = r->applied;
-        }
     }
     raft_outbox_drop(r, h.n_out, h.n_reads);
     return 0;
