@@ -165,11 +165,7 @@ int api_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
 /* ---- JSON written straight into a buf (json_out.c), byte-identical to
  * json_dumps(JSON_COMPACT) of the trees above; each returns 0 or -1 on
  * allocation failure (the buf then holds a partial text to drop) ---- */
-int api_jw_string(buf *b, const uint8_t *p, size_t n); /* p: valid UTF-8 */
-/* "name":"..." (valid UTF-8) or "name_base64":"...". */
-int api_jw_bytes(buf *b, const char *name, const uint8_t *p, size_t n);
 int api_jw_kv(buf *b, const kv_kv *item, bool keys_only);
-int api_jw_header_info(buf *b, const node_info *info, int64_t revision);
 /* The 200 body of a range read, trailing newline included:
  * {"kvs":[...],"count":N,"more":B,"header":{...}}. */
 int api_jw_range(buf *b, api *a, const kv_op_result *res, bool keys_only, int64_t revision);

@@ -62,7 +62,7 @@ static bool needs_escape(uint8_t c) { return c < 0x20 || c == '"' || c == '\\'; 
 
 /* A quoted JSON string of p (valid UTF-8, checked by the caller): runs of
  * plain bytes are copied whole. */
-int api_jw_string(buf *b, const uint8_t *p, size_t n)
+static int jw_string(buf *b, const uint8_t *p, size_t n)
 {
     if (buf_reserve(b, n + 2) < 0 || buf_put_u8(b, '"') < 0)
         return -1;
@@ -87,10 +87,11 @@ static int put_name(buf *b, const char *name, const char *suffix)
     return put_lit(b, "\":");
 }
 
-int api_jw_bytes(buf *b, const char *name, const uint8_t *p, size_t n)
+/* "name":"..." (valid UTF-8) or "name_base64":"...". */
+static int jw_bytes(buf *b, const char *name, const uint8_t *p, size_t n)
 {
     if (api_utf8_valid(p, n))
-        return put_name(b, name, "") < 0 ? -1 : api_jw_string(b, p, n);
+        return put_name(b, name, "") < 0 ? -1 : jw_string(b, p, n);
     char *b64 = api_b64_encode(p, n); /* base64 never needs escaping */
     int rc = !b64 || put_name(b, name, "_base64") < 0 || buf_put_u8(b, '"') < 0 ||
                      put_lit(b, b64) < 0 || buf_put_u8(b, '"') < 0
@@ -114,15 +115,15 @@ int api_jw_kv(buf *b, const kv_kv *item, bool keys_only)
         put_int_field(b, "mod_revision", item->mod_revision, false) < 0 ||
         put_int_field(b, "version", item->version, false) < 0 ||
         put_int_field(b, "lease", item->lease, false) < 0 || buf_put_u8(b, ',') < 0 ||
-        api_jw_bytes(b, "key", item->key, item->key_len) < 0)
+        jw_bytes(b, "key", item->key, item->key_len) < 0)
         return -1;
     if (!keys_only && (buf_put_u8(b, ',') < 0 ||
-                       api_jw_bytes(b, "value", item->value, item->value_len) < 0))
+                       jw_bytes(b, "value", item->value, item->value_len) < 0))
         return -1;
     return buf_put_u8(b, '}');
 }
 
-int api_jw_header_info(buf *b, const node_info *info, int64_t revision)
+static int jw_header_info(buf *b, const node_info *info, int64_t revision)
 {
     if (buf_put_u8(b, '{') < 0 ||
         put_int_field(b, "revision", revision >= 0 ? revision : (int64_t)info->revision,
@@ -158,7 +159,7 @@ int api_jw_range(buf *b, api *a, const kv_op_result *res, bool keys_only, int64_
     node_get_info(a->node, &info);
     if (buf_put_u8(b, ']') < 0 || put_int_field(b, "count", res->count, false) < 0 ||
         put_lit(b, res->more ? ",\"more\":true" : ",\"more\":false") < 0 ||
-        put_lit(b, ",\"header\":") < 0 || api_jw_header_info(b, &info, revision) < 0)
+        put_lit(b, ",\"header\":") < 0 || jw_header_info(b, &info, revision) < 0)
         return -1;
     return put_lit(b, "}\n");
 }
