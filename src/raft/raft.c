@@ -62,6 +62,7 @@ int raft_new(const raft_config *cfg, const raft_init_state *init, raft **out)
     r->id = cfg->id;
     /* Mix the id in so nodes given the same seed still time out apart. */
     r->rng = cfg->seed ^ (cfg->id * 0xD6E8FEB86659FD93ull);
+    r->asked_lo = UINT64_MAX; /* the empty span: nothing forwarded yet */
     raft_init_state empty;
     memset(&empty, 0, sizeof empty);
     int rc = load_state(r, init ? init : &empty);

@@ -122,10 +122,9 @@ struct raft {
     raft_pending_read *preads;
     size_t n_preads, cap_preads;
     uint64_t read_seq;
-    /* lowest and highest context this instance forwarded to a leader;
-     * answers outside are dropped (read_index.c) */
+    /* lowest and highest context this instance forwarded to a leader
+     * (lo > hi: none yet); answers outside are dropped (read_index.c) */
     uint64_t asked_lo, asked_hi;
-    bool asked_any;
 
     raft_msg *out;
     size_t n_out, cap_out;

@@ -101,18 +101,17 @@ void raft_reads_clear(raft *r)
 
 void raft_reads_note_asked(raft *r, uint64_t ctx)
 {
-    if (!r->asked_any || ctx < r->asked_lo)
+    if (ctx < r->asked_lo)
         r->asked_lo = ctx;
-    if (!r->asked_any || ctx > r->asked_hi)
+    if (ctx > r->asked_hi)
         r->asked_hi = ctx;
-    r->asked_any = true;
 }
 
 /* A span, not a set: it needs no memory per round and can never drop the
  * answer to a round this instance asked, however many are in flight. */
 static bool asked(const raft *r, uint64_t ctx)
 {
-    return r->asked_any && ctx >= r->asked_lo && ctx <= r->asked_hi;
+    return ctx >= r->asked_lo && ctx <= r->asked_hi;
 }
 
 /* An answer to a context outside what this instance forwarded is dropped: it
