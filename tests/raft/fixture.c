@@ -1020,18 +1020,6 @@ int fx_deliver(fx *f, int max_rounds)
     return total;
 }
 
-raft_id fx_campaign(fx *f, raft_id id)
-{
-    fx_node *n = node_get(f, id);
-    if (!n || !n->up)
-        return 0;
-    int limit = 4 * f->o.election_tick + 10;
-    for (int i = 0; i < limit && raft_role_get(n->r) == RAFT_FOLLOWER; i++)
-        fx_tick(f, id);
-    fx_deliver(f, 1000);
-    return fx_leader(f);
-}
-
 raft_id fx_leader(fx *f)
 {
     raft_id best = 0;

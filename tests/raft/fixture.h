@@ -56,9 +56,6 @@ void fx_tick_all(fx *f);
 /* Delivers queued messages (and the Readies they cause) until the network
  * is quiet or max_rounds passes; returns messages delivered. */
 int fx_deliver(fx *f, int max_rounds);
-/* Ticks `id` until it campaigns, then delivers until quiet. Returns the
- * leader afterwards (0 if none). */
-raft_id fx_campaign(fx *f, raft_id id);
 /* The current leader of the highest term, or 0. */
 raft_id fx_leader(fx *f);
 /* Ticks everyone and delivers until some node is leader (or max_ticks). */
