@@ -57,7 +57,7 @@ void raft_become_follower(raft *r, raft_term term, raft_id leader)
     r->leader = leader;
 }
 
-void raft_become_leader(raft *r)
+static void raft_become_leader(raft *r)
 {
     reset(r, r->term);
     r->role = RAFT_LEADER;

@@ -150,7 +150,6 @@ bool raft_msg_valid(const raft_msg *m);
 
 /* ---- roles and elections (election.c) ---- */
 void raft_become_follower(raft *r, raft_term term, raft_id leader);
-void raft_become_leader(raft *r);
 void raft_campaign(raft *r, bool transfer);
 void raft_tick_election(raft *r);
 void raft_tick_leader(raft *r);
@@ -170,7 +169,6 @@ bool raft_send_append(raft *r, raft_progress *p, bool allow_empty);
 void raft_broadcast_append(raft *r);
 void raft_broadcast_heartbeat(raft *r);
 bool raft_maybe_commit(raft *r);
-void raft_commit_to(raft *r, raft_index c);
 int raft_leader_append(raft *r, uint8_t type, const uint8_t *data, uint32_t len);
 void raft_handle_append(raft *r, const raft_msg *m);
 void raft_handle_append_resp(raft *r, const raft_msg *m);

@@ -143,7 +143,7 @@ bool raft_committed_in_term(const raft *r)
     return raft_log_term(&r->log, r->commit, &t) == 0 && t == r->term;
 }
 
-void raft_commit_to(raft *r, raft_index c)
+static void raft_commit_to(raft *r, raft_index c)
 {
     raft_index last = raft_log_last(&r->log);
     if (c > last)
