@@ -224,7 +224,8 @@ int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta
 /* The same for a snapshot of the state at index (<= applied index), written
  * in the background while later entries were applied. Refused (INVALID) if
  * membership changed after index, since the snapshot records today's, or if
- * index is older than the latest snapshot; COMPACTED if index left the log. */
+ * index is older than the latest snapshot. (The log keeps every index from
+ * the latest snapshot on, so an accepted index is never COMPACTED.) */
 int raft_snapshot_taken_at(raft *r, raft_index index, raft_index compact_to,
                            raft_snapshot_meta *meta);
 

@@ -111,7 +111,7 @@ int raft_snapshot_taken_at(raft *r, raft_index index, raft_index compact_to,
         return RAFT_ERR_INVALID;
     raft_term t;
     if (raft_log_term(&r->log, index, &t) != 0)
-        return RAFT_ERR_COMPACTED;
+        return RAFT_ERR_COMPACTED; /* defensive: log offset <= snap.index <= index */
     r->snap.index = index;
     r->snap.term = t;
     r->snap.conf = r->conf;
