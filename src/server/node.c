@@ -607,6 +607,8 @@ static void fatal(node *n, const char *what)
     atomic_store(&n->stop, true);
 }
 
+static void publish_info(node *n, uint64_t now);
+
 static void apply_committed(node *n, const raft_entry *ents, size_t cnt)
 {
     if (cnt == 0)
@@ -629,6 +631,9 @@ static void apply_committed(node *n, const raft_entry *ents, size_t cnt)
     }
     n->applied_total += cnt;
     watch_notify(n->hub, kv_revision(n->kv));
+    /* before the answers: a client that saw its write acknowledged must
+     * not then read an older revision or applied index in /status */
+    publish_info(n, now_ms());
     done_fire(&done);
 }
 
