@@ -424,18 +424,24 @@ static void handle_event(node *n, event *ev)
 
 static void ask_read_index(node *n, uint64_t now)
 {
-    bool need = false;
+    bool need = false, in_flight = false;
     for (read_waiter *rw = n->w.reads; rw; rw = rw->next) {
         /* a round whose answer was lost is asked again */
         if (!rw->confirmed && rw->ctx && now - rw->asked_ms > 2 * n->cfg->election_ms / 3 + 50)
             rw->ctx = 0;
         need |= !rw->confirmed && rw->ctx == 0;
+        in_flight |= !rw->confirmed && rw->ctx != 0;
     }
-    if (!need)
+    /* One round at a time: reads that arrive while a round is out wait
+     * for its answer and then share the next one. Starting a round per
+     * loop turn instead cost a heartbeat to every peer, and two thread
+     * wake-ups on each, for every handful of reads. */
+    if (!need || in_flight)
         return;
     uint64_t ctx = ++n->next_read_ctx;
     if (raft_read_index(n->r, ctx) != RAFT_OK)
         return; /* no leader yet: ask again next turn, until the deadline */
+    n->read_rounds_total++;
     for (read_waiter *rw = n->w.reads; rw; rw = rw->next) {
         if (!rw->confirmed && rw->ctx == 0) {
             rw->ctx = ctx;
@@ -829,6 +835,7 @@ static void publish_info(node *n, uint64_t now)
     i->ms_since_apply_or_heartbeat = n->last_leader_ms;
     i->proposals_total = n->proposals_total;
     i->applied_total = n->applied_total;
+    i->read_rounds_total = n->read_rounds_total;
     i->reads_total = n->reads_total;
     pthread_mutex_unlock(&n->info_mu);
 }

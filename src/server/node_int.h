@@ -169,7 +169,7 @@ struct node {
     pthread_mutex_t info_mu;
     node_info info;
     uint64_t last_leader_ms;
-    uint64_t proposals_total, applied_total, reads_total;
+    uint64_t proposals_total, applied_total, reads_total, read_rounds_total;
     lease_clock leases;
     bool lease_leader; /* was leader at the last lease tick */
     watch_hub *hub;    /* told each applied revision; outlives the api */

@@ -1,7 +1,10 @@
 """Basic reads and writes: raftexample's README on one node and on three.
 Owns no helpers; must not retry reads (they are linearizable)."""
 
-from harness import check
+import signal
+import threading
+
+from harness import check, wait_for
 
 
 def test_single_node_put_get(env):
@@ -52,3 +55,46 @@ def test_three_nodes_linearizable_read(env):
     check(n2.put("my-key", "bar") == 204, "overwrite via node 2")
     check(n1.get("my-key") == (200, b"bar") and n3.get("my-key") == (200, b"bar"),
           "overwrite visible on nodes 1 and 3")
+
+
+def _metric(node, name):
+    for line in node.request("GET", "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("no metric %s" % name)
+
+
+def test_reads_waiting_together_share_one_round(env):
+    # A long election timeout: the followers are stopped below for as long
+    # as it takes 16 reads to reach the leader, which must not step down
+    # or ask its round again meanwhile.
+    nodes = env.cluster(3, extra=["--election-ms", "6000", "--heartbeat-ms", "100"])
+    leader = env.leader(nodes)
+    check(leader.put("shared-read", "v") == 204, "PUT shared-read")
+    followers = [x for x in nodes if x is not leader]
+    reads0 = _metric(leader, "raftkv_reads_total")
+    rounds0 = _metric(leader, "raftkv_read_rounds_total")
+    answers = []
+
+    def read():
+        answers.append(leader.get("shared-read", timeout=30))
+    threads = [threading.Thread(target=read) for _ in range(16)]
+    for f in followers:
+        f.proc.send_signal(signal.SIGSTOP)
+    try:
+        for t in threads:
+            t.start()
+        # No quorum: the first round cannot be answered, so every read that
+        # arrives after it has to wait for the next one.
+        wait_for(lambda: _metric(leader, "raftkv_reads_total") - reads0 >= 16, 20,
+                 "16 reads to reach the leader")
+    finally:
+        for f in followers:
+            f.proc.send_signal(signal.SIGCONT)
+        for t in threads:
+            t.join(60)
+    check(answers == [(200, b"v")] * 16, "every read answers the value: %r" % answers)
+    rounds = _metric(leader, "raftkv_read_rounds_total") - rounds0
+    # One round was out when the followers stopped, one more serves every
+    # read queued behind it. A round per arrival would be up to 16.
+    check(1 <= rounds <= 2, "16 reads that waited together took %d rounds" % rounds)
