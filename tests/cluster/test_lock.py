@@ -115,12 +115,19 @@ def test_lock_passes_on_when_holder_stops_keepalives(env):
     check(waited >= ttl - 0.5, "the lock passed on %.2fs after the last keepalive" % waited)
 
 
-def test_lock_waiter_that_hangs_up_leaves_the_line(env):
+def held_lock(env, name):
+    """A fresh cluster where lease a holds the lock `name` through node 0,
+    and lease b, granted too, is free to wait for it: (nodes, a, b, held)."""
     nodes = fast_cluster(env)
     a, _ = grant(nodes[0], 60)
-    b, _ = grant(nodes[0], 60)
-    st, held = lock(nodes[0], "hang", a)
-    check(st == 200, "lock: %s %s" % (st, held))
+    b, _ = grant(nodes[1], 60)
+    st, held = lock(nodes[0], name, a)
+    check(st == 200, "lock %s: %s %s" % (name, st, held))
+    return nodes, a, b, held
+
+
+def test_lock_waiter_that_hangs_up_leaves_the_line(env):
+    nodes, _, b, held = held_lock(env, "hang")
     body = json.dumps({"lease": b}).encode()
     sock = socket.create_connection(("127.0.0.1", nodes[1].port))
     sock.sendall(b"POST /lock/hang HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
@@ -138,11 +145,7 @@ def test_lock_waiter_that_hangs_up_leaves_the_line(env):
 
 
 def test_lock_timeout_leaves_line(env):
-    nodes = fast_cluster(env)
-    a, _ = grant(nodes[0], 60)
-    b, _ = grant(nodes[1], 60)
-    st, held = lock(nodes[0], "t", a)
-    check(st == 200, "lock: %s %s" % (st, held))
+    nodes, a, b, held = held_lock(env, "t")
     st, js = lock(nodes[1], "t", b, timeout=1)
     check(st == 408 and js["reason"] == "lock_timeout", "timeout: %s %s" % (st, js))
     check([k for _, k in line(nodes[2], "t")] == [held["key"]], "the timed-out waiter left")
