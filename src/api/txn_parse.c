@@ -19,15 +19,9 @@ void *api_arena_keep(api_arena *ar, void *p)
 {
     if (!p)
         return NULL;
-    if (ar->n == ar->cap) {
-        size_t cap = ar->cap ? ar->cap * 2 : 16;
-        void **np = realloc(ar->ptrs, cap * sizeof *np);
-        if (!np) {
-            free(p);
-            return NULL;
-        }
-        ar->ptrs = np;
-        ar->cap = cap;
+    if (xgrow(&ar->ptrs, &ar->cap, ar->n, sizeof *ar->ptrs) < 0) {
+        free(p);
+        return NULL;
     }
     ar->ptrs[ar->n++] = p;
     return p;

@@ -47,14 +47,8 @@ static void sift_down(watch_heap *h, size_t i)
 
 int watch_heap_push(watch_heap *h, watch_watcher *w)
 {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        watch_watcher **items = realloc(h->items, cap * sizeof *items);
-        if (!items)
-            return -1;
-        h->items = items;
-        h->cap = cap;
-    }
+    if (xgrow(&h->items, &h->cap, h->n, sizeof *h->items) < 0)
+        return -1;
     place(h, h->n++, w);
     sift_up(h, h->n - 1);
     return 0;

@@ -54,14 +54,8 @@ static int set_locked(lease_clock *c, int64_t id, int64_t ttl_s, uint64_t now)
     bool found;
     size_t i = find(c, id, &found);
     if (!found) {
-        if (c->n == c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 64;
-            lease_entry *p = realloc(c->items, cap * sizeof *p);
-            if (!p)
-                return -1;
-            c->items = p;
-            c->cap = cap;
-        }
+        if (xgrow(&c->items, &c->cap, c->n, sizeof *c->items) < 0)
+            return -1;
         memmove(&c->items[i + 1], &c->items[i], (c->n - i) * sizeof *c->items);
         c->n++;
     }

@@ -496,14 +496,8 @@ typedef struct {
 
 static int done_add(done_list *d, pending *p, kv_result *res)
 {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 64;
-        done_item *it = realloc(d->items, cap * sizeof *it);
-        if (!it)
-            return -1;
-        d->items = it;
-        d->cap = cap;
-    }
+    if (xgrow(&d->items, &d->cap, d->n, sizeof *d->items) < 0)
+        return -1;
     done_item *it = &d->items[d->n++];
     it->p = p;
     it->has_res = res != NULL;

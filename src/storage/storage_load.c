@@ -16,16 +16,8 @@ typedef struct {
 
 static int vec_push(entry_vec *vec, const raft_entry *e)
 {
-    if (vec->n == vec->cap) {
-        size_t cap = vec->cap ? vec->cap * 2 : 256;
-        if (cap > SIZE_MAX / sizeof *vec->v)
-            return -1;
-        raft_entry *p = realloc(vec->v, cap * sizeof *p);
-        if (!p)
-            return -1;
-        vec->v = p;
-        vec->cap = cap;
-    }
+    if (xgrow(&vec->v, &vec->cap, vec->n, sizeof *vec->v) < 0)
+        return -1;
     vec->v[vec->n++] = *e;
     return 0;
 }

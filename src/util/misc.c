@@ -84,6 +84,23 @@ void *xmemdup(const void *p, size_t n)
 
 char *xstrdup(const char *s) { return xmemdup(s, strlen(s) + 1); }
 
+int xgrow(void *arrayp, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    if (ncap < *cap || ncap > SIZE_MAX / size)
+        return -1;
+    void *old; /* the caller's pointer has its own type: copy, do not cast */
+    memcpy(&old, arrayp, sizeof old);
+    void *p = realloc(old, ncap * size);
+    if (!p)
+        return -1;
+    memcpy(arrayp, &p, sizeof p);
+    *cap = ncap;
+    return 0;
+}
+
 uint64_t fnv64(const void *data, size_t len)
 {
     const uint8_t *p = data;

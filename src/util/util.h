@@ -78,6 +78,11 @@ size_t mem_release_free(size_t min_free);
 /* ---- checked allocation helpers: NULL on failure, never abort ---- */
 void *xmemdup(const void *p, size_t n); /* n == 0 gives a valid 1-byte block */
 char *xstrdup(const char *s);
+/* Room for item n of a growable array: when n has reached *cap, doubles
+ * the array (16 items at first). `arrayp` is the address of the array
+ * pointer (e.g. &v->items), `size` one item's size. 0, or -1 on
+ * allocation failure or overflow, the array then left as it was. */
+int xgrow(void *arrayp, size_t *cap, size_t n, size_t size);
 
 /* ---- FNV-1a 64, for IDs derived from strings (cluster ID) ---- */
 uint64_t fnv64(const void *data, size_t len);
