@@ -6,8 +6,9 @@
  * about the size of a raftkv GET answer, and stores nothing.
  *
  * usage: http_floor PORT [THREADS]   (THREADS epoll loops, default 2,
- * each with its own SO_REUSEPORT listener; keep-alive, pipelining, bodies
- * sized by Content-Length are skipped). Runs until killed. */
+ * each with its own SO_REUSEPORT listener; connections stay open, pipelined
+ * requests are answered in one write, bodies sized by Content-Length are
+ * read and discarded). Runs until killed. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
