@@ -19,6 +19,14 @@ static const uint8_t MAGIC[4] = {'R', 'K', 'V', 'M'};
 
 /* ---- encoding ---- */
 
+size_t transport_msg_wire_size(const raft_msg *m)
+{
+    size_t sz = MIN_MSG_BYTES + 16u * RAFT_MAX_MEMBERS; /* voters + learners */
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        sz += MIN_ENTRY_BYTES + m->entries[i].len;
+    return sz;
+}
+
 static int put_entry(buf *b, const raft_entry *e)
 {
     if (e->len && !e->data)

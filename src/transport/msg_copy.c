@@ -6,10 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fixed bytes of one encoded message / entry (see codec.c). */
-#define WIRE_MSG_FIXED 95u
-#define WIRE_ENTRY_FIXED 21u
-
 static void free_entries(raft_entry *e, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -48,14 +44,6 @@ void transport_msg_clear(raft_msg *m)
     free_entries(m->entries, m->n_entries);
     m->entries = NULL;
     m->n_entries = 0;
-}
-
-size_t transport_msg_wire_size(const raft_msg *m)
-{
-    size_t sz = WIRE_MSG_FIXED + 16u * RAFT_MAX_MEMBERS;
-    for (uint32_t i = 0; i < m->n_entries; i++)
-        sz += WIRE_ENTRY_FIXED + m->entries[i].len;
-    return sz;
 }
 
 void transport_free_msgs(raft_msg *msgs, size_t n)

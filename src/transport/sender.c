@@ -201,8 +201,12 @@ void transport_sender_snapshot(transport_sender *s, const raft_msg *msg, const c
 static int take_batch(peer *p)
 {
     size_t n = 0, bytes = 0;
-    while (n < p->q_len && (n == 0 || bytes + transport_msg_wire_size(&p->q[n]) <= BATCH_MAX_BYTES))
-        bytes += transport_msg_wire_size(&p->q[n++]);
+    for (; n < p->q_len; n++) {
+        size_t sz = transport_msg_wire_size(&p->q[n]);
+        if (n > 0 && bytes + sz > BATCH_MAX_BYTES)
+            break;
+        bytes += sz;
+    }
     p->batch = malloc(n * sizeof *p->batch);
     if (!p->batch)
         return -1;

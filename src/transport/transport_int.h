@@ -13,6 +13,8 @@
  * on the raft core). ---- */
 int transport_msg_copy(const raft_msg *m, raft_msg *out);
 void transport_msg_clear(raft_msg *m); /* frees entries, zeroes count */
+
+/* ---- codec.c ---- */
 /* Upper bound of a message's encoded size, for sizing batches. */
 size_t transport_msg_wire_size(const raft_msg *m);
 

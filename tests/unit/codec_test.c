@@ -3,6 +3,7 @@
  * without crashing or allocating from unchecked counts. */
 #include "../test.h"
 #include "transport/transport.h"
+#include "transport/transport_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,27 @@ static void test_roundtrip_every_type(void)
     CHECK(out[0].entries[0].data == NULL);
     transport_free_msgs(out, got);
     buf_free(&b);
+}
+
+/* The sender sizes batches by transport_msg_wire_size: it must never be
+ * below what the encoder writes for that message (header and CRC aside),
+ * even with the most members a conf can hold. */
+static void test_wire_size_bounds_encoding(void)
+{
+    raft_msg m[16];
+    size_t n;
+    make_all(m, &n);
+    m[0].snapshot.conf.n_voters = RAFT_MAX_MEMBERS;
+    m[0].snapshot.conf.n_learners = RAFT_MAX_MEMBERS;
+    for (size_t i = 0; i < n; i++) {
+        buf b;
+        buf_init(&b);
+        CHECK(transport_encode(CLUSTER, &m[i], 1, &b) == 0);
+        size_t body = b.len - 21; /* magic, version, cluster id, count, crc */
+        CHECK_MSG(body <= transport_msg_wire_size(&m[i]), "message %zu: %zu bytes > bound %zu",
+                  i, body, transport_msg_wire_size(&m[i]));
+        buf_free(&b);
+    }
 }
 
 static void test_roundtrip_empty_batch(void)
@@ -371,6 +393,7 @@ int main(void)
     RUN(test_crc32c_known_answers);
     RUN(test_roundtrip_every_type);
     RUN(test_roundtrip_empty_batch);
+    RUN(test_wire_size_bounds_encoding);
     RUN(test_every_truncation_rejected);
     RUN(test_every_bit_flip_rejected);
     RUN(test_foreign_cluster_rejected);
