@@ -43,25 +43,30 @@ void raft_msg_release(raft_msg *m)
     m->n_entries = 0;
 }
 
-int raft_msg_clone(const raft_msg *m, raft_msg *out)
+int raft_msg_set_entries(raft_msg *m, const raft_entry *src, uint32_t n)
 {
-    *out = *m;
-    out->entries = NULL;
-    out->n_entries = 0;
-    if (m->n_entries == 0 || !m->entries)
+    m->entries = NULL;
+    m->n_entries = 0;
+    if (n == 0 || !src)
         return 0;
-    out->entries = calloc(m->n_entries, sizeof *out->entries);
-    if (!out->entries)
+    m->entries = calloc(n, sizeof *m->entries);
+    if (!m->entries)
         return RAFT_ERR_NOMEM;
-    for (uint32_t i = 0; i < m->n_entries; i++) {
-        if (raft_entry_copy(&out->entries[i], &m->entries[i]) != 0) {
-            out->n_entries = i;
-            raft_msg_release(out);
+    for (uint32_t i = 0; i < n; i++) {
+        if (raft_entry_copy(&m->entries[i], &src[i]) != 0) {
+            m->n_entries = i;
+            raft_msg_release(m);
             return RAFT_ERR_NOMEM;
         }
     }
-    out->n_entries = m->n_entries;
+    m->n_entries = n;
     return 0;
+}
+
+int raft_msg_clone(const raft_msg *m, raft_msg *out)
+{
+    *out = *m;
+    return raft_msg_set_entries(out, m->entries, m->n_entries);
 }
 
 void raft_msg_init(raft *r, raft_msg *m, uint8_t type, raft_id to)

@@ -149,12 +149,8 @@ int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
     raft_msg m;
     raft_msg_init(r, &m, RAFT_MSG_PROP, r->leader);
     raft_entry e = {.type = type, .len = len, .data = (uint8_t *)data};
-    m.entries = calloc(1, sizeof *m.entries);
-    if (!m.entries || raft_entry_copy(&m.entries[0], &e) != 0) {
-        free(m.entries);
+    if (raft_msg_set_entries(&m, &e, 1) != 0)
         return RAFT_ERR_NOMEM;
-    }
-    m.n_entries = 1;
     return forward(r, &m);
 }
 

@@ -138,6 +138,9 @@ struct raft {
 /* ---- messages (msg.c) ---- */
 int raft_entry_copy(raft_entry *dst, const raft_entry *src);
 void raft_entry_free(raft_entry *e);
+/* Gives m deep copies of src[0..n) (replacing, not freeing, m->entries);
+ * on failure m has no entries. */
+int raft_msg_set_entries(raft_msg *m, const raft_entry *src, uint32_t n);
 /* Grows *arr (of `size`-byte items, *cap of them) so item n fits:
  * doubling, 0 or RAFT_ERR_NOMEM (the array is then left as it was). */
 int raft_grow(void **arr, size_t *cap, size_t n, size_t size);

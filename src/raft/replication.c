@@ -71,24 +71,6 @@ static bool send_snapshot(raft *r, raft_progress *p)
     return true;
 }
 
-static int copy_entries(raft *r, raft_msg *m, raft_index lo, size_t n)
-{
-    if (n == 0)
-        return 0;
-    m->entries = calloc(n, sizeof *m->entries);
-    if (!m->entries)
-        return RAFT_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        if (raft_entry_copy(&m->entries[i], raft_log_at(&r->log, lo + i)) != 0) {
-            m->n_entries = (uint32_t)i;
-            raft_msg_release(m);
-            return RAFT_ERR_NOMEM;
-        }
-    }
-    m->n_entries = (uint32_t)n;
-    return 0;
-}
-
 bool raft_send_append(raft *r, raft_progress *p, bool allow_empty)
 {
     if (raft_pr_paused(p, r->cfg.max_inflight))
@@ -110,7 +92,8 @@ bool raft_send_append(raft *r, raft_progress *p, bool allow_empty)
     m.index = prev;
     m.log_term = prev_term;
     m.commit = r->commit;
-    if (copy_entries(r, &m, p->next, n) != 0)
+    /* The span lies inside the log, whose entries are contiguous. */
+    if (raft_msg_set_entries(&m, raft_log_at(&r->log, p->next), (uint32_t)n) != 0)
         return false;
     if (n > 0 || p->state == RAFT_PR_PROBE)
         raft_pr_sent(p, prev + n);
