@@ -144,18 +144,8 @@ void transport_sender_remove_peer(transport_sender *s, raft_id id)
 /* mu held. Drops the message when the queue is full or memory is short. */
 static void enqueue(transport_sender *s, peer *p, const raft_msg *m)
 {
-    if (p->q_len == p->q_cap) {
-        if (p->q_cap >= s->cfg.queue_cap)
-            return;
-        size_t cap = p->q_cap ? p->q_cap * 2 : 16;
-        if (cap > s->cfg.queue_cap)
-            cap = s->cfg.queue_cap;
-        raft_msg *q = realloc(p->q, cap * sizeof *q);
-        if (!q)
-            return;
-        p->q = q;
-        p->q_cap = cap;
-    }
+    if (p->q_len >= s->cfg.queue_cap || xgrow(&p->q, &p->q_cap, p->q_len, sizeof *p->q) < 0)
+        return;
     if (transport_msg_copy(m, &p->q[p->q_len]) == 0)
         p->q_len++;
 }
