@@ -229,6 +229,15 @@ class Node:
         r = self.request("GET", "/" + key, timeout=timeout)
         return r.status, r.body
 
+    def metric(self, name):
+        """One unlabelled value from GET /metrics (fails if it is absent)."""
+        r = self.request("GET", "/metrics", timeout=3)
+        check(r.status == 200, "%s: GET /metrics answered %d" % (self, r.status))
+        for line in r.text.splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        raise TestFailure("%s: no metric %s" % (self, name))
+
     def status(self):
         r = self.request("GET", "/status", timeout=3)
         check(r.status == 200, "%s: GET /status answered %d" % (self, r.status))

@@ -57,23 +57,16 @@ def test_three_nodes_linearizable_read(env):
           "overwrite visible on nodes 1 and 3")
 
 
-def _metric(node, name):
-    for line in node.request("GET", "/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return int(line.split()[1])
-    raise AssertionError("no metric %s" % name)
-
-
 def test_reads_waiting_together_share_one_round(env):
     # A long election timeout: the followers are stopped below for as long
     # as it takes 16 reads to reach the leader, which must not step down
     # or ask its round again meanwhile.
-    nodes = env.cluster(3, extra=["--election-ms", "6000", "--heartbeat-ms", "100"])
+    nodes = env.cluster(3, extra=["--election-ms", "6000"])
     leader = env.leader(nodes)
     check(leader.put("shared-read", "v") == 204, "PUT shared-read")
     followers = [x for x in nodes if x is not leader]
-    reads0 = _metric(leader, "raftkv_reads_total")
-    rounds0 = _metric(leader, "raftkv_read_rounds_total")
+    reads0 = leader.metric("raftkv_reads_total")
+    rounds0 = leader.metric("raftkv_read_rounds_total")
     answers = []
 
     def read():
@@ -86,7 +79,7 @@ def test_reads_waiting_together_share_one_round(env):
             t.start()
         # No quorum: the first round cannot be answered, so every read that
         # arrives after it has to wait for the next one.
-        wait_for(lambda: _metric(leader, "raftkv_reads_total") - reads0 >= 16, 20,
+        wait_for(lambda: leader.metric("raftkv_reads_total") - reads0 >= 16, 20,
                  "16 reads to reach the leader")
     finally:
         for f in followers:
@@ -94,7 +87,7 @@ def test_reads_waiting_together_share_one_round(env):
         for t in threads:
             t.join(60)
     check(answers == [(200, b"v")] * 16, "every read answers the value: %r" % answers)
-    rounds = _metric(leader, "raftkv_read_rounds_total") - rounds0
+    rounds = leader.metric("raftkv_read_rounds_total") - rounds0
     # One round was out when the followers stopped, one more serves every
     # read queued behind it. A round per arrival would be up to 16.
     check(1 <= rounds <= 2, "16 reads that waited together took %d rounds" % rounds)

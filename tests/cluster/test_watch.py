@@ -52,14 +52,6 @@ def poll_events(node, key, cursor, want, deadline=30, **params):
     return events, cursor
 
 
-def metric(node, name):
-    r = node.request("GET", "/metrics")
-    for line in r.text.splitlines():
-        if line.startswith(name + " "):
-            return int(line.split()[1])
-    raise AssertionError("no metric %s" % name)
-
-
 def rss_kb(node):
     with open("/proc/%d/status" % node.proc.pid) as f:
         for line in f:
@@ -180,7 +172,7 @@ def test_watch_longpoll_history_block_timeout(env):
     t = threading.Thread(target=lambda: got.update(r=watch(n3, "w/a", timeout=60,
                                                            start_revision=cursor)))
     t.start()
-    wait_for(lambda: metric(n3, "raftkv_watchers") >= 1, 10, "the long-poll to park")
+    wait_for(lambda: n3.metric("raftkv_watchers") >= 1, 10, "the long-poll to park")
     rev = put(n1, "w/a", "3")
     t.join(60)
     check(not t.is_alive() and got["r"].status == 200, "long-poll answer: %r" % got)
@@ -205,18 +197,18 @@ def test_watch_longpoll_client_hangs_up(env):
     """A parked long-poll whose client hangs up loses its watcher within
     about a second (its socket is probed), not at its 600 s timeout."""
     (n,) = env.cluster(1)
-    base = metric(n, "raftkv_watchers")
+    base = n.metric("raftkv_watchers")
     sock = socket.create_connection(("127.0.0.1", n.port))
     try:
         sock.sendall(b"GET /watch/hang?timeout=600 HTTP/1.1\r\nHost: x\r\n\r\n")
-        wait_for(lambda: metric(n, "raftkv_watchers") == base + 1, 10, "the long-poll to park")
+        wait_for(lambda: n.metric("raftkv_watchers") == base + 1, 10, "the long-poll to park")
         # a write elsewhere moves the store on; the watcher stays parked
         put(n, "other", "x")
-        check(metric(n, "raftkv_watchers") == base + 1, "the long-poll is still parked")
+        check(n.metric("raftkv_watchers") == base + 1, "the long-poll is still parked")
     finally:
         sock.close()
     t0 = time.monotonic()
-    wait_for(lambda: metric(n, "raftkv_watchers") == base, 20,
+    wait_for(lambda: n.metric("raftkv_watchers") == base, 20,
              "the gauge to drop after the client hung up")
     print("  the watcher went %.2fs after its client hung up" % (time.monotonic() - t0))
     # the node still serves long-polls
@@ -256,14 +248,14 @@ def test_watch_delete_prev_kv_filters_bad_input(env):
 
 def test_watch_stream_created_order_progress_disconnect(env):
     (n,) = env.cluster(1)
-    base = metric(n, "raftkv_watchers")
+    base = n.metric("raftkv_watchers")
     s = Stream(n, "s/", prefix="true", progress_ms=200)
     try:
         check(s.status == 200, "stream status %d" % s.status)
         check("application/x-ndjson" in s.headers and "chunked" in s.headers, s.headers)
         first = s.line()
         check(first.get("created") is True and "header" in first, "first line %r" % first)
-        check(metric(n, "raftkv_watchers") == base + 1, "gauge while streaming")
+        check(n.metric("raftkv_watchers") == base + 1, "gauge while streaming")
         revs = [put(n, "s/%d" % i, str(i)) for i in range(5)]
         events, _ = stream_events(s, 5)
         check([e["kv"]["mod_revision"] for e in events] == revs, "order %r" % events)
@@ -279,7 +271,7 @@ def test_watch_stream_created_order_progress_disconnect(env):
     finally:
         s.close()
     # the next progress tick finds the socket closed: the watcher is freed
-    wait_for(lambda: metric(n, "raftkv_watchers") == base, 15, "the gauge to fall back")
+    wait_for(lambda: n.metric("raftkv_watchers") == base, 15, "the gauge to fall back")
 
 
 def test_watch_compacted(env):
@@ -448,7 +440,7 @@ def test_watch_sigterm_with_parked_watchers(env):
 
         t = threading.Thread(target=poll)
         t.start()
-        wait_for(lambda: metric(n, "raftkv_watchers") == 2, 10, "both watchers to park")
+        wait_for(lambda: n.metric("raftkv_watchers") == 2, 10, "both watchers to park")
         check(n.stop() == 0, "exit code after SIGTERM")
         t.join(30)
         r = got.get("r")
