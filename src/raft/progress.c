@@ -82,8 +82,6 @@ bool raft_pr_decr(raft_progress *p, raft_index rejected, raft_index hint)
     raft_index n = rejected < hint + 1 ? rejected : hint + 1;
     if (n < p->match + 1)
         n = p->match + 1;
-    if (n < 1)
-        n = 1;
     p->next = n;
     p->probe_sent = false;
     return true;

@@ -208,9 +208,7 @@ void raft_handle_append(raft *r, const raft_msg *m)
         return;
     }
     if (!raft_log_match(&r->log, m->index, m->log_term)) {
-        raft_index last = raft_log_last(&r->log);
-        raft_index hint = raft_log_conflict_hint(&r->log, m->index < last ? m->index : last,
-                                                 m->log_term);
+        raft_index hint = raft_log_conflict_hint(&r->log, m->index, m->log_term);
         raft_msg resp;
         raft_msg_init(r, &resp, RAFT_MSG_APPEND_RESP, m->from);
         resp.reject = true;
