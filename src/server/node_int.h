@@ -98,7 +98,6 @@ typedef struct read_waiter {
 typedef struct {
     pending *all;
     pending *buckets[PENDING_BUCKETS];
-    size_t n_pending;
     read_waiter *reads;
     size_t n_reads;
 } waiters;

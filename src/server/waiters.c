@@ -17,7 +17,6 @@ void waiters_add(waiters *w, pending *p)
     if (w->all)
         w->all->prev = p;
     w->all = p;
-    w->n_pending++;
 }
 
 static void unlink_all(waiters *w, pending *p)
@@ -37,7 +36,6 @@ pending *waiters_take(waiters *w, uint64_t seq)
         if (p->seq == seq) {
             *pp = p->hnext;
             unlink_all(w, p);
-            w->n_pending--;
             return p;
         }
     }
