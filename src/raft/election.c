@@ -90,8 +90,7 @@ static void tally(const raft *r, uint32_t *granted, uint32_t *rejected)
 {
     *granted = *rejected = 0;
     for (uint32_t i = 0; i < r->n_votes; i++) {
-        if (!raft_conf_has(&r->conf, r->vote_ids[i]) ||
-            raft_is_learner(r, r->vote_ids[i]))
+        if (!raft_is_voter(r, r->vote_ids[i]))
             continue;
         if (r->vote_granted[i])
             (*granted)++;
@@ -175,7 +174,7 @@ static bool quorum_active(raft *r)
     uint32_t n = raft_promotable(r) ? 1 : 0;
     for (uint32_t i = 0; i < r->n_prs; i++) {
         raft_progress *p = &r->prs[i];
-        if (p->recent_active && !p->learner && raft_is_voter(r, p->id))
+        if (p->recent_active && raft_is_voter(r, p->id))
             n++;
         p->recent_active = false;
     }

@@ -151,7 +151,7 @@ static void leader_on_change(raft *r, const raft_conf_change *cc)
         if (r->transferee == cc->id)
             raft_transfer_abort(r);
     } else {
-        raft_prs_add(r, cc->id, cc->op == RAFT_CONF_ADD_LEARNER);
+        raft_prs_add(r, cc->id); /* a promoted learner keeps its progress */
     }
     /* The quorum changed: entries may be committed now, and a new member
      * needs its first probe. */

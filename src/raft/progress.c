@@ -9,11 +9,10 @@
 
 #include <string.h>
 
-void raft_pr_reset(raft_progress *p, raft_id id, bool learner, raft_index next)
+void raft_pr_reset(raft_progress *p, raft_id id, raft_index next)
 {
     memset(p, 0, sizeof *p);
     p->id = id;
-    p->learner = learner;
     p->next = next;
     p->state = RAFT_PR_PROBE;
 }

@@ -47,9 +47,9 @@ bool raft_log_up_to_date(const raft_log *l, raft_index idx, raft_term t);
 /* ---- per-follower progress (progress.c) ---- */
 enum raft_pr_state { RAFT_PR_PROBE = 0, RAFT_PR_REPLICATE = 1, RAFT_PR_SNAPSHOT = 2 };
 
+/* Whether the follower votes is not kept here: the conf says (raft_is_voter). */
 typedef struct {
     raft_id id;
-    bool learner;
     uint8_t state;         /* enum raft_pr_state */
     bool probe_sent;       /* PROBE: one message out, wait for an answer */
     bool recent_active;    /* heard from since the last quorum check */
@@ -60,7 +60,7 @@ typedef struct {
     uint32_t infl_start, infl_count;
 } raft_progress;
 
-void raft_pr_reset(raft_progress *p, raft_id id, bool learner, raft_index next);
+void raft_pr_reset(raft_progress *p, raft_id id, raft_index next);
 void raft_pr_become_probe(raft_progress *p);
 void raft_pr_become_replicate(raft_progress *p);
 void raft_pr_become_snapshot(raft_progress *p, raft_index snap_index);
@@ -166,7 +166,7 @@ uint32_t raft_quorum(const raft *r);
 /* ---- replication (replication.c) ---- */
 raft_progress *raft_pr_get(raft *r, raft_id id);
 void raft_prs_reset(raft *r);
-int raft_prs_add(raft *r, raft_id id, bool learner);
+int raft_prs_add(raft *r, raft_id id); /* no-op if it has one */
 void raft_prs_remove(raft *r, raft_id id);
 bool raft_send_append(raft *r, raft_progress *p, bool allow_empty);
 void raft_broadcast_append(raft *r);

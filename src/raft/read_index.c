@@ -59,7 +59,7 @@ static bool confirmed(raft *r, uint64_t seq)
     uint32_t n = raft_promotable(r) ? 1 : 0;
     for (uint32_t i = 0; i < r->n_prs; i++) {
         const raft_progress *p = &r->prs[i];
-        if (!p->learner && p->read_ack >= seq && raft_is_voter(r, p->id))
+        if (p->read_ack >= seq && raft_is_voter(r, p->id))
             n++;
     }
     return n >= raft_quorum(r);

@@ -19,19 +19,14 @@ raft_progress *raft_pr_get(raft *r, raft_id id)
     return NULL;
 }
 
-int raft_prs_add(raft *r, raft_id id, bool learner)
+int raft_prs_add(raft *r, raft_id id)
 {
-    if (id == r->id)
+    if (id == r->id || raft_pr_get(r, id))
         return 0;
-    raft_progress *p = raft_pr_get(r, id);
-    if (p) {
-        p->learner = learner;
-        return 0;
-    }
     if (r->n_prs >= RAFT_MAX_MEMBERS)
         return RAFT_ERR_TOO_MANY;
-    p = &r->prs[r->n_prs++];
-    raft_pr_reset(p, id, learner, raft_log_last(&r->log) + 1);
+    raft_progress *p = &r->prs[r->n_prs++];
+    raft_pr_reset(p, id, raft_log_last(&r->log) + 1);
     /* A new member gets one election timeout before it counts as silent. */
     p->recent_active = true;
     return 0;
@@ -52,9 +47,9 @@ void raft_prs_reset(raft *r)
 {
     r->n_prs = 0;
     for (uint32_t i = 0; i < r->conf.n_voters; i++)
-        raft_prs_add(r, r->conf.voters[i], false);
+        raft_prs_add(r, r->conf.voters[i]);
     for (uint32_t i = 0; i < r->conf.n_learners; i++)
-        raft_prs_add(r, r->conf.learners[i], true);
+        raft_prs_add(r, r->conf.learners[i]);
     for (uint32_t i = 0; i < r->n_prs; i++)
         r->prs[i].recent_active = false;
 }
@@ -290,7 +285,7 @@ void raft_handle_heartbeat_resp(raft *r, const raft_msg *m)
         raft_pr_free_first(p);
     if (p->match < raft_log_last(&r->log))
         raft_send_append(r, p, true);
-    if (!p->learner && m->context > p->read_ack)
+    if (m->context > p->read_ack && raft_is_voter(r, p->id))
         p->read_ack = m->context;
     raft_reads_check(r);
 }

@@ -19,7 +19,7 @@ int raft_transfer_start(raft *r, raft_id to)
     if (to == r->id)
         return 0; /* already leader: nothing to do */
     raft_progress *p = raft_pr_get(r, to);
-    if (!p || p->learner || !raft_is_voter(r, to))
+    if (!p || !raft_is_voter(r, to))
         return RAFT_ERR_INVALID;
     if (r->transferee == to)
         return 0;
