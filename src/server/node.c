@@ -292,7 +292,6 @@ static void handle_read(node *n, event *ev)
     rw->ud = ev->ud;
     rw->next = n->w.reads;
     n->w.reads = rw;
-    n->w.n_reads++;
     n->reads_total++;
 }
 
@@ -470,7 +469,6 @@ static void answer_reads(node *n)
         read_waiter *rw = *pp;
         if (rw->confirmed && rw->index <= applied) {
             *pp = rw->next;
-            n->w.n_reads--;
             rw->cb(rw->ud, NODE_OK);
             free(rw);
         } else {
@@ -506,26 +504,33 @@ static int done_add(done_list *d, pending *p, kv_result *res)
     return 0;
 }
 
-static void done_fire(done_list *d)
+/* Answers one waiter of the batch: with its result if the batch reached
+ * kv.db, else "stopping" (the node stops; the entries are committed and
+ * are applied when it restarts, so the outcome is unknown, not failed). */
+static void answer_done(done_item *it, bool applied)
 {
-    for (size_t i = 0; i < d->n; i++) {
-        done_item *it = &d->items[i];
-        if (it->p->wcb) {
-            kv_result *r = malloc(sizeof *r);
-            if (r && it->has_res) {
-                *r = it->res;
-                it->p->wcb(it->p->ud, NODE_OK, r);
-            } else {
-                if (it->has_res)
-                    kv_result_free(&it->res);
-                free(r);
-                it->p->wcb(it->p->ud, NODE_ERR_INTERNAL, NULL);
-            }
-        } else {
-            it->p->dcb(it->p->ud, NODE_OK);
-        }
-        waiters_free_pending(it->p);
+    pending *p = it->p;
+    if (applied && !p->wcb) {
+        p->dcb(p->ud, NODE_OK);
+        waiters_free_pending(p);
+        return;
     }
+    kv_result *r = applied && it->has_res ? malloc(sizeof *r) : NULL;
+    if (r) {
+        *r = it->res;
+        p->wcb(p->ud, NODE_OK, r);
+        waiters_free_pending(p);
+        return;
+    }
+    if (it->has_res)
+        kv_result_free(&it->res);
+    waiters_fail_pending(p, applied ? NODE_ERR_INTERNAL : NODE_ERR_STOPPING);
+}
+
+static void done_fire(done_list *d, bool applied)
+{
+    for (size_t i = 0; i < d->n; i++)
+        answer_done(&d->items[i], applied);
     free(d->items);
 }
 
@@ -625,16 +630,18 @@ static void apply_committed(node *n, const raft_entry *ents, size_t cnt)
             apply_normal(n, &ents[i], &done);
     }
     const raft_entry *last = &ents[cnt - 1];
-    if (kv_apply_commit(n->kv, last->index, last->term) != KV_OK) {
+    bool applied = kv_apply_commit(n->kv, last->index, last->term) == KV_OK;
+    if (applied) {
+        n->applied_total += cnt;
+        watch_notify(n->hub, kv_revision(n->kv));
+        /* before the answers: a client that saw its write acknowledged must
+         * not then read an older revision or applied index in /status */
+        publish_info(n, now_ms());
+    } else {
         fatal(n, "kv: cannot commit applied batch");
         kv_apply_rollback(n->kv);
     }
-    n->applied_total += cnt;
-    watch_notify(n->hub, kv_revision(n->kv));
-    /* before the answers: a client that saw its write acknowledged must
-     * not then read an older revision or applied index in /status */
-    publish_info(n, now_ms());
-    done_fire(&done);
+    done_fire(&done, applied);
 }
 
 /* ------------------------------------------------------------------ */

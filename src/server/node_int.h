@@ -99,12 +99,13 @@ typedef struct {
     pending *all;
     pending *buckets[PENDING_BUCKETS];
     read_waiter *reads;
-    size_t n_reads;
 } waiters;
 
 void waiters_add(waiters *w, pending *p);
 pending *waiters_take(waiters *w, uint64_t seq); /* unlinks and returns, or NULL */
 void waiters_free_pending(pending *p);
+/* Answers p with an error status, then frees it. */
+void waiters_fail_pending(pending *p, int status);
 /* Fails (and frees) every pending/read past its deadline, or all if all. */
 void waiters_expire(waiters *w, uint64_t now, bool all, int status);
 

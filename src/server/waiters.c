@@ -48,7 +48,7 @@ void waiters_free_pending(pending *p)
     free(p);
 }
 
-static void fail_pending(pending *p, int status)
+void waiters_fail_pending(pending *p, int status)
 {
     if (p->wcb)
         p->wcb(p->ud, status, NULL);
@@ -64,7 +64,7 @@ static void expire_pending(waiters *w, uint64_t now, bool all, int status)
         next = p->next;
         if (all || now >= p->deadline) {
             waiters_take(w, p->seq);
-            fail_pending(p, status);
+            waiters_fail_pending(p, status);
         }
     }
 }
@@ -76,7 +76,6 @@ static void expire_reads(waiters *w, uint64_t now, bool all, int status)
         read_waiter *rw = *pp;
         if (all || now >= rw->deadline) {
             *pp = rw->next;
-            w->n_reads--;
             rw->cb(rw->ud, status);
             free(rw);
         } else {
