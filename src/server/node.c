@@ -169,7 +169,6 @@ static void on_removed(void *ud)
         log_warn("a peer says this node was removed from the cluster");
 }
 
-static uint64_t get_cluster_id(void *ud) { return atomic_load(&((node *)ud)->cluster_id_pub); }
 
 /* ------------------------------------------------------------------ */
 /* Requests, on the loop                                               */
@@ -953,7 +952,6 @@ static int start_transport(node *n)
         .cb = {.ud = n, .on_messages = on_messages, .on_snapshot = on_snapshot,
                .on_unreachable = on_unreachable, .on_snapshot_sent = on_snapshot_sent,
                .is_removed = is_removed, .on_removed = on_removed},
-        .get_cluster_id = get_cluster_id,
     };
     n->tp = transport_start(&tc, err, sizeof err);
     if (!n->tp) {
@@ -981,7 +979,6 @@ int node_create(const config *cfg, node **out)
     n->next_read_ctx = n->next_seq;
     n->request_timeout_ms = cfg->election_ms * 5 > 5000 ? cfg->election_ms * 5 : 5000;
     atomic_init(&n->stop, false);
-    atomic_init(&n->cluster_id_pub, 0);
     pthread_mutex_init(&n->info_mu, NULL);
     pthread_mutex_init(&n->removed_mu, NULL);
     atomic_init(&n->told_removed, false);

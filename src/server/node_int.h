@@ -164,7 +164,6 @@ struct node {
     size_t n_removed;
     atomic_bool told_removed; /* a peer answered 410 Gone */
     atomic_bool stop;
-    atomic_uint_fast64_t cluster_id_pub; /* for the transport's /raft/info */
     /* published state for node_get_info */
     pthread_mutex_t info_mu;
     node_info info;

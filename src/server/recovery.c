@@ -239,6 +239,5 @@ int node_recover(node *n)
     int id = establish_identity(n);
     if (id < 0)
         return -1;
-    atomic_store(&n->cluster_id_pub, n->cluster_id);
     return start_raft(n);
 }

@@ -82,7 +82,7 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
 static enum MHD_Result respond_info(transport_server *srv, struct MHD_Connection *c)
 {
     const transport_config *cfg = srv->cfg;
-    uint64_t id = cfg->get_cluster_id ? cfg->get_cluster_id(cfg->cb.ud) : cfg->cluster_id;
+    uint64_t id = cfg->cluster_id;
     /* a string: JSON integers above 2^53 do not survive every parser */
     char *body = malloc(64);
     if (!body)

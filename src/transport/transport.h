@@ -59,7 +59,7 @@ typedef struct {
 } transport_callbacks;
 
 typedef struct {
-    uint64_t cluster_id;
+    uint64_t cluster_id; /* also answered on GET /raft/info, for joining nodes */
     raft_id self;
     const char *listen_host; /* peer listener address, from --cluster */
     uint16_t listen_port;
@@ -67,8 +67,6 @@ typedef struct {
     size_t queue_cap;        /* messages per peer queue (e.g. 4096) */
     uint64_t max_snapshot_bytes; /* refuse larger snapshots */
     transport_callbacks cb;
-    /* Answered on GET /raft/info so a joining node can learn the cluster. */
-    uint64_t (*get_cluster_id)(void *ud);
 } transport_config;
 
 typedef struct transport transport;
