@@ -1513,8 +1513,7 @@ int fx_run_random(fx *f, int steps, bool membership)
     for (int i = 0; i < steps && !f->failed; i++) {
         f->step++;
         random_step(f, membership);
-        if (f->o.check_every_step)
-            fx_check(f);
+        fx_check(f); /* so the run stops at the first violation */
     }
     f->faults = false;
     f->calm = false;

@@ -7,7 +7,7 @@
  * cut in either direction, partitioned and healed. All randomness comes
  * from the seed, so a run replays exactly.
  *
- * Checks (fx_check, and after every step when opts.check_every_step):
+ * Checks (fx_check, and after every step of fx_run_random):
  * election safety, log matching, leader completeness, state-machine safety.
  *
  * Must never: use wall time or global state; peek into raft internals
@@ -41,7 +41,6 @@ typedef struct {
      * node snapshots and compacts, keeping `keep` entries (0 = never) */
     int snapshot_every;
     int snapshot_keep;
-    bool check_every_step; /* run fx_check after each step; stop at first violation */
 } fx_options;
 
 typedef struct fx fx;

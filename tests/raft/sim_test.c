@@ -62,7 +62,6 @@ static sim_plan plan_for(uint64_t seed)
     p.o.snapshot_every = snap_every[s];
     p.o.snapshot_keep = snap_keep[s];
     p.o.max_inflight = ((h >> 12) & 1) ? 2 : 16;
-    p.o.check_every_step = true;
     return p;
 }
 
@@ -134,7 +133,6 @@ static fx *calm_cluster(void)
     memset(&o, 0, sizeof o);
     o.seed = 42;
     o.n_nodes = 3;
-    o.check_every_step = true;
     fx *f = fx_new(&o);
     CHECK(f != NULL);
     return f;
@@ -262,7 +260,6 @@ static void test_random_run_commits(void)
     o.seed = 3;
     o.n_nodes = 5;
     o.election_tick = 5;
-    o.check_every_step = true;
     fx *f = fx_new(&o);
     CHECK(f != NULL);
     if (!f)
