@@ -21,25 +21,22 @@
 
 #define WAIT_MS 10000
 
+typedef struct probe probe;
+
 typedef struct {
     kvfx s; /* the store in its temp dir */
     watch_hub *h;
+    probe *probes; /* every probe added, removed (if still there) by fx_close */
 } fixture;
 
 static void fx_open(fixture *f)
 {
     kvfx_open(&f->s, "watch_test");
+    f->probes = NULL;
     f->h = watch_hub_create(f->s.k);
     CHECK(f->h != NULL);
     if (!f->h)
         exit(1);
-}
-
-static void fx_close(fixture *f)
-{
-    CHECK(watch_count(f->h) == 0);
-    watch_hub_destroy(f->h);
-    kvfx_close(&f->s);
 }
 
 /* Applies one command as a batch, then tells the hub, as the node does. */
@@ -96,11 +93,12 @@ static void compact(fixture *f, int64_t rev)
 
 /* ---- a watcher that counts its wakes ---- */
 
-typedef struct {
-    watch_watcher *w;
+struct probe {
+    watch_watcher *w; /* NULL once removed */
     atomic_int wakes;
     char end[8];
-} probe;
+    probe *next; /* in the fixture's list */
+};
 
 static void on_wake(void *ud)
 {
@@ -113,6 +111,25 @@ static void probe_add(fixture *f, probe *p, kv_span s, unsigned filters)
     atomic_init(&p->wakes, 0);
     p->w = watch_add(f->h, &s, filters, true, on_wake, p);
     CHECK(p->w != NULL);
+    p->next = f->probes;
+    f->probes = p;
+}
+
+static void probe_remove(fixture *f, probe *p)
+{
+    if (p->w)
+        watch_remove(f->h, p->w);
+    p->w = NULL;
+}
+
+/* Removes the probes the test left, then checks the hub holds nobody. */
+static void fx_close(fixture *f)
+{
+    for (probe *p = f->probes; p; p = p->next)
+        probe_remove(f, p);
+    CHECK(watch_count(f->h) == 0);
+    watch_hub_destroy(f->h);
+    kvfx_close(&f->s);
 }
 
 static void probe_prefix(fixture *f, probe *p, const char *prefix)
@@ -192,8 +209,6 @@ static void test_match_kinds(void)
     put(&f, "app/a", "2");
     settle(&f, &all, 4);
     CHECK(atomic_load(&single.wakes) == 1);
-    for (size_t i = 0; i < 5; i++)
-        watch_remove(f.h, ps[i]->w);
     fx_close(&f);
 }
 
@@ -218,8 +233,6 @@ static void test_cursor_positions(void)
     settle(&f, &future, 1);
     watch_park(f.h, early.w, rev, 0);
     CHECK(atomic_load(&early.wakes) == 2);
-    watch_remove(f.h, early.w);
-    watch_remove(f.h, future.w);
     fx_close(&f);
 }
 
@@ -268,7 +281,6 @@ static void test_catch_up_then_live(void)
     CHECK(wait_wakes(&p, 1));
     cursor = drain(fp, &p, cursor, 3, seen, sizeof seen, &calls);
     CHECK(strcmp(seen, "abcdefghijz") == 0);
-    watch_remove(f.h, p.w);
     fx_close(fp);
 }
 
@@ -298,7 +310,6 @@ static void test_whole_revisions(void)
         CHECK(b.events.items[i].kv.mod_revision == rev);
     CHECK(b.header_rev >= rev);
     watch_batch_free(&b);
-    watch_remove(f.h, p.w);
     fx_close(&f);
 }
 
@@ -331,9 +342,6 @@ static void test_filters_and_prev(void)
     CHECK(b.events.n == 2 && b.events.items[0].type == KV_EVENT_PUT &&
           b.events.items[1].type == KV_EVENT_PUT);
     watch_batch_free(&b);
-    watch_remove(f.h, noput.w);
-    watch_remove(f.h, nodel.w);
-    watch_remove(f.h, sentinel.w);
     fx_close(&f);
 }
 
@@ -353,7 +361,6 @@ static void test_compacted(void)
     CHECK(watch_fetch(f.h, p.w, r2, 10, &b) == KV_ERR_COMPACTED);
     CHECK(watch_fetch(f.h, p.w, r2 + 1, 10, &b) == KV_OK && b.events.n == 1);
     watch_batch_free(&b);
-    watch_remove(f.h, p.w);
     fx_close(&f);
 }
 
@@ -397,10 +404,6 @@ static void test_shared_read(void)
     watch_batch_free(&ba); /* kept on the group, current: then compacted */
     compact(&f, r1);
     CHECK(watch_fetch(f.h, b.w, r1, 10, &bb) == KV_ERR_COMPACTED);
-    watch_remove(f.h, a.w);
-    watch_remove(f.h, b.w);
-    watch_remove(f.h, nput.w);
-    watch_remove(f.h, lone.w);
     fx_close(&f);
 }
 
@@ -420,14 +423,14 @@ static void test_deadline_wake_all_remove(void)
     CHECK(atomic_load(&b.wakes) == 1 && atomic_load(&a.wakes) == 1);
     /* a parked watcher can be removed; it is never called afterwards */
     watch_park(f.h, a.w, kv_revision(f.s.k) + 1, 0);
-    watch_remove(f.h, a.w);
+    probe_remove(&f, &a);
     CHECK(watch_count(f.h) == 1);
     put(&f, "a", "1");
     watch_park(f.h, b.w, kv_revision(f.s.k) + 1, 0);
     put(&f, "b", "1");
     settle(&f, &b, 2);
     CHECK(atomic_load(&a.wakes) == 1);
-    watch_remove(f.h, b.w);
+    probe_remove(&f, &b);
     CHECK(watch_count(f.h) == 0);
     fx_close(&f);
 }
@@ -499,7 +502,7 @@ static void test_random_intervals(void)
     CHECK(mismatches == 0);
     /* remove half (groups shared by equal spans must survive), then retry */
     for (int i = 0; i < RAND_WATCHERS; i += 2)
-        watch_remove(f.h, ws[i].p.w);
+        probe_remove(&f, &ws[i].p);
     for (int round = 0; round < 10; round++) {
         int before[RAND_WATCHERS];
         for (int i = 1; i < RAND_WATCHERS; i += 2) {
@@ -515,9 +518,6 @@ static void test_random_intervals(void)
             mismatches += (atomic_load(&ws[i].p.wakes) > before[i]) != rand_contains(&ws[i], k);
     }
     CHECK(mismatches == 0);
-    for (int i = 1; i < RAND_WATCHERS; i += 2)
-        watch_remove(f.h, ws[i].p.w);
-    watch_remove(f.h, sentinel.w);
     fx_close(&f);
 }
 
