@@ -203,9 +203,16 @@ int kv_snapshot_write(kv *k, const char *path);
  * applied when the copy began. NULL if the thread cannot start. */
 typedef struct kv_snapjob kv_snapjob;
 kv_snapjob *kv_snapjob_start(kv *k, const char *path);
-/* 1 while running; KV_OK when the file is durable, with the applied index
- * and term it holds; KV_ERR_INTERNAL if it failed. */
-int kv_snapjob_poll(kv_snapjob *j, uint64_t *index, uint64_t *term);
+/* A finished background snapshot: the applied index and term it holds,
+ * and the file's size and CRC-32C, summed on the job's thread in the same
+ * pass that fsync'd its data (so the node thread need not read it). */
+typedef struct {
+    uint64_t index, term, size;
+    uint32_t crc;
+} kv_snapfile;
+/* 1 while running; KV_OK when the file is durable, with *out filled;
+ * KV_ERR_INTERNAL if it failed. */
+int kv_snapjob_poll(kv_snapjob *j, kv_snapfile *out);
 /* Waits for the thread and frees the job (the file is left). */
 void kv_snapjob_free(kv_snapjob *j);
 /* Replaces the whole state by the database file at path (SQLite backup

@@ -29,7 +29,8 @@ static int fsync_file_and_dir(const char *path)
 }
 
 /* VACUUM INTO reads one consistent state of the source (a WAL reader, so
- * the writer goes on) and writes it compacted to path, then fsyncs it. */
+ * the writer goes on) and writes it compacted to path; the caller makes
+ * it durable. */
 static int vacuum_into(kv_db *d, const char *path)
 {
     /* VACUUM INTO refuses an existing file; a stale one is ours to replace. */
@@ -46,13 +47,7 @@ static int vacuum_into(kv_db *d, const char *path)
     if (rc != SQLITE_DONE)
         log_error("kv: snapshot %s: %s", path, sqlite3_errmsg(d->db));
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return KV_ERR_INTERNAL;
-    if (fsync_file_and_dir(path) < 0) {
-        log_error("kv: snapshot %s: fsync: %s", path, strerror(errno));
-        return KV_ERR_INTERNAL;
-    }
-    return KV_OK;
+    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
 }
 
 int kv_snapshot_write(kv *k, const char *path)
@@ -61,14 +56,19 @@ int kv_snapshot_write(kv *k, const char *path)
         log_error("kv: snapshot inside an apply batch");
         return KV_ERR_INTERNAL;
     }
-    return vacuum_into(&k->w, path);
+    int rc = vacuum_into(&k->w, path);
+    if (rc == KV_OK && fsync_file_and_dir(path) < 0) {
+        log_error("kv: snapshot %s: fsync: %s", path, strerror(errno));
+        rc = KV_ERR_INTERNAL;
+    }
+    return rc;
 }
 
 struct kv_snapjob {
     pthread_t thread;
     char *src, *path;
     atomic_int state; /* 1 running, KV_OK done, KV_ERR_INTERNAL failed */
-    uint64_t index, term; /* what the file holds; read once state is KV_OK */
+    kv_snapfile file; /* read once state is KV_OK */
 };
 
 /* The applied index and term recorded inside a snapshot file. */
@@ -102,8 +102,14 @@ static void *snapjob_main(void *arg)
         rc = vacuum_into(&d, j->path);
         kv_db_close(&d);
     }
+    /* The directory entry is storage's to make durable: it renames the
+     * file before anything may name it. */
+    if (rc == KV_OK && file_sum(j->path, true, &j->file.size, &j->file.crc) < 0) {
+        log_error("kv: snapshot %s: sum and fsync: %s", j->path, strerror(errno));
+        rc = KV_ERR_INTERNAL;
+    }
     if (rc == KV_OK)
-        rc = file_applied(j->path, &j->index, &j->term);
+        rc = file_applied(j->path, &j->file.index, &j->file.term);
     atomic_store(&j->state, rc);
     return NULL;
 }
@@ -130,13 +136,11 @@ kv_snapjob *kv_snapjob_start(kv *k, const char *path)
     return j;
 }
 
-int kv_snapjob_poll(kv_snapjob *j, uint64_t *index, uint64_t *term)
+int kv_snapjob_poll(kv_snapjob *j, kv_snapfile *out)
 {
     int rc = atomic_load(&j->state);
-    if (rc == KV_OK) {
-        *index = j->index;
-        *term = j->term;
-    }
+    if (rc == KV_OK)
+        *out = j->file;
     return rc;
 }
 

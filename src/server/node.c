@@ -675,8 +675,9 @@ static void install_snapshot(node *n, const raft_snapshot_meta *meta)
 /* Records a finished background snapshot with Raft and storage. Raft
  * refuses it if membership changed or a leader's snapshot was installed
  * since the copy began; the next round takes a new one. */
-static void adopt_snapshot(node *n, const char *staged, uint64_t index)
+static void adopt_snapshot(node *n, const char *staged, const kv_snapfile *f)
 {
+    uint64_t index = f->index;
     uint64_t every = n->cfg->snapshot_count;
     uint64_t keep = every < 5000 ? every : 5000; /* catch-up tail for slow followers */
     raft_index compact_to = index > keep ? index - keep : 0;
@@ -687,7 +688,8 @@ static void adopt_snapshot(node *n, const char *staged, uint64_t index)
                   (unsigned long long)index, rc);
         unlink(staged);
         n->last_snapshot_index = 0; /* try again soon */
-    } else if (storage_snapshot_adopt(n->st, &meta, staged, compact_to, &n->snap) < 0) {
+    } else if (storage_snapshot_adopt(n->st, &meta, staged, f->size, f->crc, compact_to,
+                                      &n->snap) < 0) {
         log_error("snapshot at %llu failed: %s", (unsigned long long)index, storage_errmsg(n->st));
     } else {
         log_info("snapshot at index %llu, log compacted to %llu", (unsigned long long)index,
@@ -700,15 +702,15 @@ static void adopt_snapshot(node *n, const char *staged, uint64_t index)
 static void maybe_snapshot(node *n)
 {
     if (n->snapjob) {
-        uint64_t index, term;
-        int rc = kv_snapjob_poll(n->snapjob, &index, &term);
+        kv_snapfile f;
+        int rc = kv_snapjob_poll(n->snapjob, &f);
         if (rc == 1)
             return;
         kv_snapjob_free(n->snapjob);
         n->snapjob = NULL;
         char *staged = storage_staging_path(n->st);
         if (rc == KV_OK && staged)
-            adopt_snapshot(n, staged, index);
+            adopt_snapshot(n, staged, &f);
         else
             log_error("snapshot failed; trying again after %llu entries",
                       (unsigned long long)n->cfg->snapshot_count);

@@ -73,10 +73,13 @@ int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
 /* Where a snapshot is written before its index is known (removed at
  * startup if a crash left it); caller frees. */
 char *storage_staging_path(storage *s);
-/* The same as storage_snapshot_saved for a file written at `staged`: moves
- * it to storage_snapshot_path(meta.index) first (atomic rename). */
+/* The same as storage_snapshot_saved for a file written at `staged` whose
+ * data its writer already made durable and summed (size, CRC-32C; e.g. on
+ * a thread of its own): moves it to storage_snapshot_path(meta.index)
+ * (atomic rename) and fsyncs the directory, without reading it again. */
 int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
-                           raft_index compact_to, storage_snapshot *out);
+                           uint64_t size, uint32_t crc, raft_index compact_to,
+                           storage_snapshot *out);
 
 /* Installs a received snapshot: moves the staged file `staged` to
  * storage_snapshot_path(meta.index) (atomic rename), records its meta,

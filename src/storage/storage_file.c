@@ -46,36 +46,14 @@ char *storage_recv_path(storage *s, raft_index index, raft_term term)
     return p;
 }
 
-static int read_all(storage *s, int fd, const char *path, uint64_t *size, uint32_t *crc)
-{
-    uint8_t chunk[64 * 1024];
-    *size = 0;
-    *crc = 0;
-    for (;;) {
-        ssize_t got = read(fd, chunk, sizeof chunk);
-        if (got == 0)
-            return 0;
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return storage_fail(s, "%s: read: %s", path, strerror(errno));
-        *crc = crc32c(*crc, chunk, (size_t)got);
-        *size += (uint64_t)got;
-    }
-}
-
 /* Size and CRC-32C of a file; with sync, also makes its data durable. */
 int storage_file_sum(storage *s, const char *path, bool sync, uint64_t *size,
                      uint32_t *crc)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return storage_fail(s, "%s: cannot open: %s", path, strerror(errno));
-    int rc = read_all(s, fd, path, size, crc);
-    if (rc == 0 && sync && fsync(fd) < 0)
-        rc = storage_fail(s, "%s: fsync: %s", path, strerror(errno));
-    close(fd);
-    return rc;
+    if (file_sum(path, sync, size, crc) < 0)
+        return storage_fail(s, "%s: cannot sum%s: %s", path, sync ? " and fsync" : "",
+                            strerror(errno));
+    return 0;
 }
 
 /* A rename or a new file is durable only once its directory is fsync'd. */

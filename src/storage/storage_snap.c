@@ -28,13 +28,14 @@ static int check_meta(storage *s, const raft_snapshot_meta *meta, bool allow_sam
 }
 
 /* Makes the snapshot durable under its final name, so raft.db may name it:
- * sums the file (fsync'ing its data), moves it there if it was staged
- * elsewhere, then fsyncs the directory once — that one fsync makes both
- * the rename and a new file's entry durable. */
-static int make_durable(storage *s, const char *staged, const char *final,
+ * sums the file (fsync'ing its data) unless its writer did, moves it there
+ * if it was staged elsewhere, then fsyncs the directory once — that one
+ * fsync makes both the rename and a new file's entry durable. */
+static int make_durable(storage *s, const char *staged, const char *final, bool summed,
                         storage_snapshot *next)
 {
-    if (storage_file_sum(s, staged ? staged : final, true, &next->size, &next->crc) < 0)
+    if (!summed &&
+        storage_file_sum(s, staged ? staged : final, true, &next->size, &next->crc) < 0)
         return -1;
     if (staged && rename(staged, final) < 0)
         return storage_fail(s, "%s: cannot move to %s: %s", staged, final, strerror(errno));
@@ -62,15 +63,12 @@ static int record_saved(storage *s, const storage_snapshot *next, raft_index com
     return storage_tx_commit(s);
 }
 
-int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
-                           raft_index compact_to, storage_snapshot *out)
+/* Records a snapshot file (at `staged`, or already at its final path) as
+ * the latest; next->size and crc are the writer's when `summed`. */
+static int record_new(storage *s, const char *staged, bool summed, storage_snapshot *next,
+                      raft_index compact_to, storage_snapshot *out)
 {
-    return storage_snapshot_adopt(s, meta, NULL, compact_to, out);
-}
-
-int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
-                           raft_index compact_to, storage_snapshot *out)
-{
+    const raft_snapshot_meta *meta = &next->meta;
     if (check_meta(s, meta, true) < 0)
         return -1;
     if (compact_to > meta->index)
@@ -80,13 +78,27 @@ int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const cha
     char *path = storage_snapshot_path(s, meta->index);
     if (!path)
         return storage_fail(s, "%s: out of memory", s->db_path);
-    storage_snapshot next = {.meta = *meta};
-    int rc = make_durable(s, staged, path, &next);
+    int rc = make_durable(s, staged, path, summed, next);
     free(path);
-    if (rc < 0 || record_saved(s, &next, compact_to) < 0)
+    if (rc < 0 || record_saved(s, next, compact_to) < 0)
         return -1;
-    adopt(s, &next, out);
+    adopt(s, next, out);
     return 0;
+}
+
+int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
+                           raft_index compact_to, storage_snapshot *out)
+{
+    storage_snapshot next = {.meta = *meta};
+    return record_new(s, NULL, false, &next, compact_to, out);
+}
+
+int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
+                           uint64_t size, uint32_t crc, raft_index compact_to,
+                           storage_snapshot *out)
+{
+    storage_snapshot next = {.meta = *meta, .size = size, .crc = crc};
+    return record_new(s, staged, true, &next, compact_to, out);
 }
 
 /* Term and commit only move forward: the snapshot proves its entries were
@@ -128,7 +140,7 @@ int storage_install_snapshot(storage *s, const raft_snapshot_meta *meta,
     if (!final)
         return storage_fail(s, "%s: out of memory", s->db_path);
     storage_snapshot next = {.meta = *meta};
-    int rc = make_durable(s, staged, final, &next);
+    int rc = make_durable(s, staged, final, false, &next);
     if (rc == 0 && record_installed(s, &next) < 0) {
         rc = -1;
         /* Not recorded: put the file back so the caller may retry. */

@@ -67,6 +67,9 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 /* fsync of the file or directory at path (a directory: its entries, e.g. a
  * rename into it). 0, or -1 with errno set. */
 int fsync_path(const char *path);
+/* Size and CRC-32C of the whole file at path; with sync, also fsyncs its
+ * data. 0, or -1 with errno set. */
+int file_sum(const char *path, bool sync, uint64_t *size, uint32_t *crc);
 
 /* ---- time ---- */
 uint64_t now_ms(void); /* monotonic milliseconds */

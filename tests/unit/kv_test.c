@@ -792,17 +792,18 @@ static void test_snapshot(void)
 }
 
 /* Waits (with a deadline) for a background snapshot to finish. */
-static int snapjob_wait(kv_snapjob *j, uint64_t *index, uint64_t *term)
+static int snapjob_wait(kv_snapjob *j, kv_snapfile *f)
 {
     int rc = 1;
-    for (int i = 0; i < 10000 && (rc = kv_snapjob_poll(j, index, term)) == 1; i++)
+    for (int i = 0; i < 10000 && (rc = kv_snapjob_poll(j, f)) == 1; i++)
         usleep(1000);
     kv_snapjob_free(j);
     return rc;
 }
 
 /* A background snapshot holds one consistent applied state, whatever the
- * writer applies while it copies, and names the index of that state. */
+ * writer applies while it copies, names the index of that state, and the
+ * file's true size and CRC-32C. */
 static void test_snapshot_background(void)
 {
     store a, b;
@@ -813,7 +814,7 @@ static void test_snapshot_background(void)
         snprintf(key, sizeof key, "k%03d", i);
         put(&a, key, "before");
     }
-    uint64_t before, t0, after, t1, index = 0, term = 0;
+    uint64_t before, t0, after, t1;
     kv_applied(a.k, &before, &t0);
     char snap[160], err[256] = "";
     snprintf(snap, sizeof snap, "%s/bg.db", a.dir);
@@ -822,8 +823,13 @@ static void test_snapshot_background(void)
     for (int i = 0; i < 50; i++) /* the writer goes on meanwhile */
         put(&a, "later", "x");
     kv_applied(a.k, &after, &t1);
-    CHECK(j && snapjob_wait(j, &index, &term) == KV_OK);
-    CHECK(index >= before && index <= after && term == t0);
+    kv_snapfile f = {0};
+    CHECK(j && snapjob_wait(j, &f) == KV_OK);
+    uint64_t index = f.index, size = 0;
+    uint32_t crc = 0;
+    CHECK(index >= before && index <= after && f.term == t0);
+    CHECK(file_sum(snap, false, &size, &crc) == 0 && size > 0);
+    CHECK(f.size == size && f.crc == crc);
     CHECK_MSG(kv_restore(b.k, snap, err, sizeof err) == KV_OK, "%s", err);
     uint64_t ib, tb;
     kv_applied(b.k, &ib, &tb);
