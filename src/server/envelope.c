@@ -2,7 +2,7 @@
  * which node proposed it and under which sequence number — so that the
  * node that proposed it can find the waiting client when it is applied.
  * Entries come from peers: parsing is strict and never trusts a length. */
-#include "server/node_int.h"
+#include "server/envelope.h"
 
 #define ENVELOPE_VERSION 1
 

@@ -3,7 +3,10 @@
  * flood of clients or peers cannot grow memory without limit: a full inbox
  * refuses (clients get 503 busy, peer messages are dropped and Raft
  * retransmits). */
-#include "server/node_int.h"
+#include "server/inbox.h"
+
+#include "transport/transport.h"
+#include "util/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

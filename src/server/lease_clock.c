@@ -8,7 +8,9 @@
  *
  * Entries are kept sorted by id (binary search on apply); the leader's
  * expiry scan is linear, once per tick. */
-#include "server/node_int.h"
+#include "server/lease_clock.h"
+
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>

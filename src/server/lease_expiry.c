@@ -9,6 +9,7 @@
  * revoke is handed to the Raft core directly while this node leads, so it
  * either commits in this leader's term or is dropped with it — a deposed
  * leader's stale decision is never forwarded to its successor. */
+#include "server/envelope.h"
 #include "server/node_int.h"
 
 #define LEASE_REVOKES_PER_TICK 100

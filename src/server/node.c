@@ -4,6 +4,7 @@
  * one fsync for all of it: group commit), send, apply, advance — and answer
  * the requests that became answerable. Must never block on a client or a
  * peer: everything outside comes in through the inbox. */
+#include "server/envelope.h"
 #include "server/node_int.h"
 
 #include <inttypes.h>

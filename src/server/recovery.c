@@ -3,6 +3,7 @@
  * a data dir that is damaged or belongs to another node, and repairs the
  * one gap a crash can leave: a key-value database behind the last snapshot
  * is restored from the snapshot file before anything is served. */
+#include "server/envelope.h"
 #include "server/node_int.h"
 
 #include <errno.h>

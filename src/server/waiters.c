@@ -3,7 +3,7 @@
  * for a read index and then for apply. Each is answered exactly once:
  * applied, failed, or expired at its deadline. Touched by the node thread
  * only. */
-#include "server/node_int.h"
+#include "server/waiters.h"
 
 #include <stdlib.h>
 
