@@ -56,8 +56,6 @@ struct node {
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */
 int node_recover(node *n);
-/* node.c: points the transport at the members kv knows */
-void node_sync_peers(node *n);
 /* lease_expiry.c, each tick: extend all on becoming leader, then propose
  * due revokes. */
 void node_lease_tick(node *n, uint64_t now);

@@ -1,0 +1,169 @@
+/* apply: applies committed entries to kv in one transaction per Ready and
+ * answers their waiters — only after the batch reached kv.db, and only
+ * after the published info shows it. Normal entries carry a kv command in
+ * an envelope; conf entries a membership change whose envelope carries the
+ * peer URL. Must never fail a node over an unreadable entry (it came from
+ * a peer: skip it) and never answer a waiter before its batch is
+ * committed to kv.db. */
+#include "server/apply.h"
+
+#include "server/envelope.h"
+#include "server/status.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct done_item {
+    pending *p;
+    kv_result res;
+    bool has_res;
+} done_item;
+
+typedef struct {
+    done_item *items;
+    size_t n, cap;
+} done_list;
+
+static int done_add(done_list *d, pending *p, kv_result *res)
+{
+    if (xgrow(&d->items, &d->cap, d->n, sizeof *d->items) < 0)
+        return -1;
+    done_item *it = &d->items[d->n++];
+    it->p = p;
+    it->has_res = res != NULL;
+    if (res)
+        it->res = *res;
+    return 0;
+}
+
+/* Answers one waiter of the batch: with its result if the batch reached
+ * kv.db, else "stopping" (the node stops; the entries are committed and
+ * are applied when it restarts, so the outcome is unknown, not failed). */
+static void answer_done(done_item *it, bool applied)
+{
+    pending *p = it->p;
+    if (applied && !p->wcb) {
+        p->dcb(p->ud, NODE_OK);
+        waiters_free_pending(p);
+        return;
+    }
+    kv_result *r = applied && it->has_res ? malloc(sizeof *r) : NULL;
+    if (r) {
+        *r = it->res;
+        p->wcb(p->ud, NODE_OK, r);
+        waiters_free_pending(p);
+        return;
+    }
+    if (it->has_res)
+        kv_result_free(&it->res);
+    waiters_fail_pending(p, applied ? NODE_ERR_INTERNAL : NODE_ERR_STOPPING);
+}
+
+static void done_fire(done_list *d, bool applied)
+{
+    for (size_t i = 0; i < d->n; i++)
+        answer_done(&d->items[i], applied);
+    free(d->items);
+}
+
+static void apply_normal(node *n, const raft_entry *e, done_list *done)
+{
+    uint64_t origin, seq;
+    const uint8_t *payload;
+    size_t plen;
+    if (e->len == 0)
+        return; /* a new leader's no-op */
+    if (envelope_open(e->data, e->len, &origin, &seq, &payload, &plen) < 0) {
+        log_warn("entry %llu: unreadable envelope, skipped", (unsigned long long)e->index);
+        return;
+    }
+    kv_result res;
+    memset(&res, 0, sizeof res);
+    if (kv_apply_cmd(n->kv, payload, plen, &res) == KV_ERR_INTERNAL) {
+        log_error("entry %llu: kv apply failed", (unsigned long long)e->index);
+        kv_result_free(&res);
+        return;
+    }
+    lease_clock_on_apply(&n->leases, &res, now_ms());
+    pending *p = origin == n->cfg->id ? waiters_take(&n->w, seq) : NULL;
+    if (!p || done_add(done, p, &res) < 0) {
+        kv_result_free(&res);
+        if (p)
+            waiters_free_pending(p);
+    }
+}
+
+static int member_op_from_raft(uint8_t op)
+{
+    switch (op) {
+    case RAFT_CONF_ADD_VOTER: return KV_MEMBER_ADD;
+    case RAFT_CONF_ADD_LEARNER: return KV_MEMBER_ADD_LEARNER;
+    case RAFT_CONF_REMOVE: return KV_MEMBER_REMOVE;
+    default: return KV_MEMBER_PROMOTE;
+    }
+}
+
+static void apply_conf(node *n, const raft_entry *e, done_list *done)
+{
+    raft_conf_change cc;
+    uint64_t origin = 0, seq = 0;
+    const uint8_t *url = NULL;
+    size_t url_len = 0;
+    if (raft_conf_change_decode(e->data, e->len, &cc) < 0 ||
+        envelope_open(cc.ctx, cc.ctx_len, &origin, &seq, &url, &url_len) < 0) {
+        log_warn("entry %llu: unreadable membership change, skipped", (unsigned long long)e->index);
+        return;
+    }
+    char *u = malloc(url_len + 1);
+    if (u) {
+        memcpy(u, url, url_len);
+        u[url_len] = '\0';
+        kv_apply_member(n->kv, member_op_from_raft(cc.op), cc.id, u);
+        if (cc.id != n->cfg->id && (cc.op == RAFT_CONF_ADD_VOTER || cc.op == RAFT_CONF_ADD_LEARNER))
+            transport_set_peer(n->tp, cc.id, u);
+        free(u);
+    }
+    if (cc.op == RAFT_CONF_REMOVE) {
+        removed_add(n, cc.id);
+        if (cc.id == n->cfg->id)
+            n->removed = true;
+        else
+            transport_remove_peer(n->tp, cc.id);
+    }
+    log_info("membership: %s node %llu applied at index %llu",
+             cc.op == RAFT_CONF_REMOVE ? "removed" : cc.op == RAFT_CONF_PROMOTE ? "promoted" : "added",
+             (unsigned long long)cc.id, (unsigned long long)e->index);
+    pending *p = origin == n->cfg->id && seq ? waiters_take(&n->w, seq) : NULL;
+    if (p && done_add(done, p, NULL) < 0)
+        waiters_free_pending(p);
+}
+
+void node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
+{
+    if (cnt == 0)
+        return;
+    done_list done = {0};
+    if (kv_apply_begin(n->kv) != KV_OK) {
+        node_fatal(n, "kv: cannot begin apply");
+        return;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (ents[i].type == RAFT_ENTRY_CONF)
+            apply_conf(n, &ents[i], &done);
+        else
+            apply_normal(n, &ents[i], &done);
+    }
+    const raft_entry *last = &ents[cnt - 1];
+    bool applied = kv_apply_commit(n->kv, last->index, last->term) == KV_OK;
+    if (applied) {
+        n->applied_total += cnt;
+        watch_notify(n->hub, kv_revision(n->kv));
+        /* before the answers: a client that saw its write acknowledged must
+         * not then read an older revision or applied index in /status */
+        node_publish_info(n, now_ms());
+    } else {
+        node_fatal(n, "kv: cannot commit applied batch");
+        kv_apply_rollback(n->kv);
+    }
+    done_fire(&done, applied);
+}

@@ -1,0 +1,121 @@
+/* peers: what the transport calls, and what the node tells the transport
+ * about its peers. The callbacks run on transport threads: they only turn
+ * what arrived into inbox events (dropped when the inbox is full: Raft
+ * retransmits) and must never touch the Raft core or kv, which belong to
+ * the node thread. */
+#include "server/peers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------ */
+/* Transport callbacks (transport threads): queue for the loop          */
+/* ------------------------------------------------------------------ */
+
+static void push_or_drop(node *n, event *ev)
+{
+    if (inbox_push(&n->in, ev) < 0)
+        event_free(ev);
+}
+
+static void on_messages(void *ud, raft_msg *msgs, size_t cnt)
+{
+    node *n = ud;
+    event *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        transport_free_msgs(msgs, cnt);
+        return;
+    }
+    ev->kind = EV_MSGS;
+    ev->msgs = msgs;
+    ev->n = cnt;
+    push_or_drop(n, ev);
+}
+
+static void on_snapshot(void *ud, raft_msg *msg, char *path)
+{
+    node *n = ud;
+    event *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        transport_free_msgs(msg, 1);
+        remove(path);
+        free(path);
+        return;
+    }
+    ev->kind = EV_SNAP_RECV;
+    ev->msgs = msg;
+    ev->n = 1;
+    ev->path = path;
+    push_or_drop(n, ev);
+}
+
+static void on_peer_report(node *n, int kind, raft_id peer, bool ok)
+{
+    event *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        return;
+    ev->kind = kind;
+    ev->peer = peer;
+    ev->ok = ok;
+    push_or_drop(n, ev);
+}
+
+static void on_unreachable(void *ud, raft_id peer) { on_peer_report(ud, EV_UNREACHABLE, peer, false); }
+static void on_snapshot_sent(void *ud, raft_id peer, bool ok) { on_peer_report(ud, EV_SNAP_SENT, peer, ok); }
+static bool is_removed(void *ud, raft_id id) { return removed_has(ud, id); }
+
+static void on_removed(void *ud)
+{
+    node *n = ud;
+    if (!atomic_exchange(&n->told_removed, true))
+        log_warn("a peer says this node was removed from the cluster");
+}
+
+/* ------------------------------------------------------------------ */
+/* Peer list and transport start (node thread)                         */
+/* ------------------------------------------------------------------ */
+
+void node_sync_peers(node *n)
+{
+    kv_conn *c = kv_reader_acquire(n->kv);
+    kv_member *m = NULL;
+    size_t nm = 0;
+    if (c && kv_members(c, &m, &nm) == KV_OK && nm > 0) {
+        for (size_t i = 0; i < nm; i++) {
+            if (m[i].id != n->cfg->id)
+                transport_set_peer(n->tp, m[i].id, m[i].peer_url);
+        }
+    } else {
+        for (size_t i = 0; i < n->cfg->n_peers; i++) {
+            if (i + 1 != n->cfg->id)
+                transport_set_peer(n->tp, i + 1, n->cfg->peers[i]);
+        }
+    }
+    kv_members_free(m, nm);
+    if (c)
+        kv_reader_release(n->kv, c);
+}
+
+int node_start_transport(node *n)
+{
+    char err[256] = "";
+    transport_config tc = {
+        .cluster_id = n->cluster_id,
+        .self = n->cfg->id,
+        .listen_host = n->cfg->listen_host,
+        .listen_port = n->cfg->listen_port,
+        .data_dir = n->cfg->data_dir,
+        .queue_cap = 4096,
+        .max_snapshot_bytes = 64ull << 30,
+        .cb = {.ud = n, .on_messages = on_messages, .on_snapshot = on_snapshot,
+               .on_unreachable = on_unreachable, .on_snapshot_sent = on_snapshot_sent,
+               .is_removed = is_removed, .on_removed = on_removed},
+    };
+    n->tp = transport_start(&tc, err, sizeof err);
+    if (!n->tp) {
+        log_error("peer listener %s:%u: %s", n->cfg->listen_host, n->cfg->listen_port, err);
+        return -1;
+    }
+    node_sync_peers(n);
+    return 0;
+}

@@ -1,0 +1,15 @@
+/* peers: the node's side of the transport (peers.c) — starting it, and
+ * keeping its peer list in step with the membership kv knows. */
+#ifndef RAFTKV_PEERS_H
+#define RAFTKV_PEERS_H
+
+#include "server/node_int.h"
+
+/* Starts the transport with the node's callbacks, then syncs its peers.
+ * 0, or -1 (logged) if the peer listener cannot start. */
+int node_start_transport(node *n);
+/* Points the transport at every member's peer URL as kv knows them; on a
+ * node that has not applied any membership yet, at --cluster. */
+void node_sync_peers(node *n);
+
+#endif

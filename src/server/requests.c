@@ -1,0 +1,196 @@
+/* requests: the node's public request entry points (any thread: they
+ * only queue an event) and, on the node loop, how a queued proposal or
+ * membership change becomes a Raft proposal with a waiter. Must never
+ * answer a request twice nor drop one: every request ends in its
+ * callback, from here, from apply, or from expiry. */
+#include "server/requests.h"
+
+#include "server/envelope.h"
+
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------ */
+/* Public request entry points (any thread)                            */
+/* ------------------------------------------------------------------ */
+
+static void submit(node *n, event *ev)
+{
+    if (inbox_push(&n->in, ev) < 0) {
+        bool closed;
+        pthread_mutex_lock(&n->in.mu);
+        closed = n->in.closed;
+        pthread_mutex_unlock(&n->in.mu);
+        event_fail(ev, closed ? NODE_ERR_STOPPING : NODE_ERR_BUSY);
+        event_free(ev);
+    }
+}
+
+void node_propose(node *n, const uint8_t *cmd, size_t len, node_write_cb cb, void *ud)
+{
+    event *ev = calloc(1, sizeof *ev);
+    if (!ev || !(ev->data = xmemdup(cmd, len))) {
+        free(ev);
+        cb(ud, NODE_ERR_INTERNAL, NULL);
+        return;
+    }
+    ev->kind = EV_PROPOSE;
+    ev->len = len;
+    ev->wcb = cb;
+    ev->ud = ud;
+    submit(n, ev);
+}
+
+void node_read_barrier(node *n, node_done_cb cb, void *ud)
+{
+    event *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        cb(ud, NODE_ERR_INTERNAL);
+        return;
+    }
+    ev->kind = EV_READ;
+    ev->dcb = cb;
+    ev->ud = ud;
+    submit(n, ev);
+}
+
+void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
+                        uint64_t *chosen_id, node_done_cb cb, void *ud)
+{
+    event *ev = calloc(1, sizeof *ev);
+    if (!ev || (peer_url && !(ev->url = xstrdup(peer_url)))) {
+        free(ev);
+        cb(ud, NODE_ERR_INTERNAL);
+        return;
+    }
+    ev->kind = EV_MEMBER;
+    ev->op = op;
+    ev->id = id;
+    ev->chosen = chosen_id;
+    ev->dcb = cb;
+    ev->ud = ud;
+    submit(n, ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* Proposals, on the loop                                              */
+/* ------------------------------------------------------------------ */
+
+static int raft_to_node_status(int rc)
+{
+    switch (rc) {
+    case RAFT_ERR_NO_LEADER:
+    case RAFT_ERR_TRANSFERRING: return NODE_ERR_NO_LEADER;
+    case RAFT_ERR_CONF_PENDING: return NODE_ERR_CONF_PENDING;
+    case RAFT_ERR_INVALID:
+    case RAFT_ERR_TOO_MANY: return NODE_ERR_INVALID;
+    default: return NODE_ERR_INTERNAL;
+    }
+}
+
+/* The voter best placed to take over: the most caught-up other voter. */
+static raft_id best_successor(node *n)
+{
+    const raft_conf *conf = raft_conf_get(n->r);
+    raft_id best = 0;
+    raft_index best_match = 0;
+    for (uint32_t i = 0; i < conf->n_voters; i++) {
+        raft_id id = conf->voters[i];
+        raft_index m = raft_match_index(n->r, id);
+        if (id != n->cfg->id && (best == 0 || m > best_match)) {
+            best = id;
+            best_match = m;
+        }
+    }
+    return best;
+}
+
+/* A leader asked to remove itself first hands leadership over, so the
+ * cluster does not sit through an election timeout; the removal is then
+ * proposed (forwarded) on a later tick. Returns true while handing over. */
+static bool handing_over(node *n, const raft_conf_change *cc)
+{
+    if (cc->op != RAFT_CONF_REMOVE || cc->id != n->cfg->id || raft_role_get(n->r) != RAFT_LEADER)
+        return false;
+    raft_id to = best_successor(n);
+    if (to == 0)
+        return false;
+    raft_transfer_leader(n->r, to);
+    return true;
+}
+
+static int propose_conf(node *n, pending *p)
+{
+    raft_conf_change cc;
+    if (raft_conf_change_decode(p->entry.data, p->entry.len, &cc) < 0)
+        return RAFT_ERR_INVALID;
+    if (handing_over(n, &cc))
+        return RAFT_ERR_TRANSFERRING;
+    return raft_propose_conf(n->r, &cc);
+}
+
+/* Hands a pending request to Raft. A request that finds no leader stays
+ * pending and is retried every tick until its deadline. */
+static void try_propose(node *n, pending *p)
+{
+    int rc;
+    if (p->is_conf) {
+        rc = propose_conf(n, p);
+    } else {
+        rc = raft_propose(n->r, p->entry.data, (uint32_t)p->entry.len);
+    }
+    if (rc == RAFT_OK) {
+        p->proposed = true;
+        n->proposals_total++;
+        return;
+    }
+    if (rc == RAFT_ERR_NO_LEADER || rc == RAFT_ERR_TRANSFERRING)
+        return;
+    pending *q = waiters_take(&n->w, p->seq);
+    if (q->wcb)
+        q->wcb(q->ud, raft_to_node_status(rc), NULL);
+    else
+        q->dcb(q->ud, raft_to_node_status(rc));
+    waiters_free_pending(q);
+}
+
+pending *node_new_pending(node *n, event *ev)
+{
+    pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    buf_init(&p->entry);
+    p->seq = n->next_seq++;
+    p->deadline = now_ms() + n->request_timeout_ms;
+    p->wcb = ev->wcb;
+    p->dcb = ev->dcb;
+    p->ud = ev->ud;
+    return p;
+}
+
+void node_propose_pending(node *n, pending *p)
+{
+    waiters_add(&n->w, p);
+    try_propose(n, p);
+}
+
+void node_handle_propose(node *n, event *ev)
+{
+    pending *p = node_new_pending(n, ev);
+    if (!p || envelope_wrap(&p->entry, n->cfg->id, p->seq, ev->data, ev->len) < 0) {
+        if (p)
+            waiters_free_pending(p);
+        event_fail(ev, NODE_ERR_INTERNAL);
+        return;
+    }
+    node_propose_pending(n, p);
+}
+
+void node_retry_unproposed(node *n)
+{
+    pending *p = n->w.all, *next;
+    for (; p; p = next) {
+        next = p->next;
+        if (!p->proposed)
+            try_propose(n, p);
+    }
+}

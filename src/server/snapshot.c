@@ -1,0 +1,95 @@
+/* snapshot: the node's snapshots — installing one a leader sent, starting
+ * a background copy of kv.db every snapshot_count applied entries, and
+ * adopting a finished copy (Raft's say-so, then storage's rename). Must
+ * never write kv.db on the node thread for a snapshot of its own (kv's
+ * snapjob copies it in the background) and never keep a snapshot Raft
+ * refused. */
+#include "server/snapshot.h"
+
+#include "server/peers.h"
+#include "server/status.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+void node_install_snapshot(node *n, const raft_snapshot_meta *meta)
+{
+    char err[256] = "";
+    char *staged = storage_recv_path(n->st, meta->index, meta->term);
+    char *path = storage_snapshot_path(n->st, meta->index);
+    if (!staged || !path || storage_install_snapshot(n->st, meta, staged, &n->snap) < 0) {
+        node_fatal(n, "installing snapshot");
+    } else if (kv_restore(n->kv, path, err, sizeof err) < 0) {
+        log_error("snapshot restore: %s", err);
+        node_fatal(n, "installing snapshot");
+    } else {
+        n->last_snapshot_index = meta->index;
+        node_sync_peers(n);
+        removed_load(n);
+        if (lease_clock_reload(&n->leases, n->kv, now_ms()) < 0)
+            node_fatal(n, "reloading leases after a snapshot");
+        watch_notify(n->hub, kv_revision(n->kv));
+        watch_wake_all(n->hub); /* history jumped: every watcher re-reads */
+        log_info("installed snapshot at index %llu term %llu",
+                 (unsigned long long)meta->index, (unsigned long long)meta->term);
+    }
+    free(staged);
+    free(path);
+}
+
+/* Records a finished background snapshot with Raft and storage. Raft
+ * refuses it if membership changed or a leader's snapshot was installed
+ * since the copy began; the next round takes a new one. */
+static void adopt_snapshot(node *n, const char *staged, const kv_snapfile *f)
+{
+    uint64_t index = f->index;
+    uint64_t every = n->cfg->snapshot_count;
+    uint64_t keep = every < 5000 ? every : 5000; /* catch-up tail for slow followers */
+    raft_index compact_to = index > keep ? index - keep : 0;
+    raft_snapshot_meta meta;
+    int rc = raft_snapshot_taken_at(n->r, index, compact_to, &meta);
+    if (rc != RAFT_OK) {
+        log_debug("snapshot at index %llu dropped (%d): the state moved on under it",
+                  (unsigned long long)index, rc);
+        unlink(staged);
+        n->last_snapshot_index = 0; /* try again soon */
+    } else if (storage_snapshot_adopt(n->st, &meta, staged, f->size, f->crc, compact_to,
+                                      &n->snap) < 0) {
+        log_error("snapshot at %llu failed: %s", (unsigned long long)index, storage_errmsg(n->st));
+    } else {
+        log_info("snapshot at index %llu, log compacted to %llu", (unsigned long long)index,
+                 (unsigned long long)compact_to);
+    }
+}
+
+/* Snapshots are copied in the background (kv_snapjob) so that applying
+ * never stops for them; a turn only starts one and adopts a finished one. */
+void node_maybe_snapshot(node *n)
+{
+    if (n->snapjob) {
+        kv_snapfile f;
+        int rc = kv_snapjob_poll(n->snapjob, &f);
+        if (rc == 1)
+            return;
+        kv_snapjob_free(n->snapjob);
+        n->snapjob = NULL;
+        char *staged = storage_staging_path(n->st);
+        if (rc == KV_OK && staged)
+            adopt_snapshot(n, staged, &f);
+        else
+            log_error("snapshot failed; trying again after %llu entries",
+                      (unsigned long long)n->cfg->snapshot_count);
+        free(staged);
+        return;
+    }
+    raft_index applied = raft_applied_index(n->r);
+    if (applied < n->last_snapshot_index + n->cfg->snapshot_count)
+        return;
+    char *staged = storage_staging_path(n->st);
+    n->snapjob = staged ? kv_snapjob_start(n->kv, staged) : NULL;
+    if (!n->snapjob)
+        log_error("cannot start a snapshot at %llu", (unsigned long long)applied);
+    /* even on failure, wait another round before trying again */
+    n->last_snapshot_index = applied;
+    free(staged);
+}

@@ -1,0 +1,76 @@
+/* status: the node's published state — node_get_info's snapshot of the
+ * loop, kv.db's size, the reason codes behind /health and errors — and
+ * node_fatal, the stop on an error that must not be carried on past.
+ * Must never call another node file (everyone calls this one) and never
+ * block: api threads only take info_mu for a copy. */
+#include "server/status.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+const char *node_status_reason(int status)
+{
+    switch (status) {
+    case NODE_OK: return "ok";
+    case NODE_ERR_NO_LEADER: return "no_leader";
+    case NODE_ERR_TIMEOUT: return "timeout";
+    case NODE_ERR_STOPPING: return "stopping";
+    case NODE_ERR_BUSY: return "busy";
+    case NODE_ERR_CONF_PENDING: return "membership_change_in_progress";
+    case NODE_ERR_INVALID: return "invalid_argument";
+    case NODE_ERR_NOT_FOUND: return "member_not_found";
+    default: return "internal";
+    }
+}
+
+void node_get_info(node *n, node_info *out)
+{
+    pthread_mutex_lock(&n->info_mu);
+    *out = n->info;
+    pthread_mutex_unlock(&n->info_mu);
+    uint64_t last = out->ms_since_apply_or_heartbeat;
+    out->ms_since_apply_or_heartbeat = last ? now_ms() - last : UINT64_MAX;
+}
+
+void node_publish_info(node *n, uint64_t now)
+{
+    node_info *i = &n->info;
+    if (raft_leader(n->r))
+        n->last_leader_ms = now;
+    pthread_mutex_lock(&n->info_mu);
+    i->member_id = n->cfg->id;
+    i->cluster_id = n->cluster_id;
+    i->leader = raft_leader(n->r);
+    i->raft_term = raft_term_get(n->r);
+    i->raft_index = raft_last_index(n->r);
+    i->commit_index = raft_commit_index(n->r);
+    i->applied_index = raft_applied_index(n->r);
+    i->revision = kv_revision(n->kv);
+    i->compact_revision = kv_compact_revision(n->kv);
+    i->is_learner = raft_is_learner(n->r, n->cfg->id);
+    i->role = raft_role_get(n->r);
+    i->ms_since_apply_or_heartbeat = n->last_leader_ms;
+    i->proposals_total = n->proposals_total;
+    i->applied_total = n->applied_total;
+    i->read_rounds_total = n->read_rounds_total;
+    i->reads_total = n->reads_total;
+    pthread_mutex_unlock(&n->info_mu);
+}
+
+void node_update_db_size(node *n)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/kv.db", n->cfg->data_dir);
+    if (stat(path, &st) == 0) {
+        pthread_mutex_lock(&n->info_mu);
+        n->info.db_size = (uint64_t)st.st_size;
+        pthread_mutex_unlock(&n->info_mu);
+    }
+}
+
+void node_fatal(node *n, const char *what)
+{
+    log_error("%s: stopping to protect the data", what);
+    atomic_store(&n->stop, true);
+}
