@@ -8,10 +8,15 @@
 #include "server/apply.h"
 
 #include "server/envelope.h"
+#include "server/node_int.h"
 #include "server/status.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Waiters answered after the batch                                    */
+/* ------------------------------------------------------------------ */
 
 typedef struct done_item {
     pending *p;
@@ -66,7 +71,11 @@ static void done_fire(done_list *d, bool applied)
     free(d->items);
 }
 
-static void apply_normal(node *n, const raft_entry *e, done_list *done)
+/* ------------------------------------------------------------------ */
+/* Entries                                                             */
+/* ------------------------------------------------------------------ */
+
+static void apply_normal(const node_apply_env *env, const raft_entry *e, done_list *done)
 {
     uint64_t origin, seq;
     const uint8_t *payload;
@@ -79,13 +88,13 @@ static void apply_normal(node *n, const raft_entry *e, done_list *done)
     }
     kv_result res;
     memset(&res, 0, sizeof res);
-    if (kv_apply_cmd(n->kv, payload, plen, &res) == KV_ERR_INTERNAL) {
+    if (kv_apply_cmd(env->kv, payload, plen, &res) == KV_ERR_INTERNAL) {
         log_error("entry %llu: kv apply failed", (unsigned long long)e->index);
         kv_result_free(&res);
         return;
     }
-    lease_clock_on_apply(&n->leases, &res, now_ms());
-    pending *p = origin == n->cfg->id ? waiters_take(&n->w, seq) : NULL;
+    lease_clock_on_apply(env->leases, &res, now_ms());
+    pending *p = origin == env->self ? waiters_take(env->w, seq) : NULL;
     if (!p || done_add(done, p, &res) < 0) {
         kv_result_free(&res);
         if (p)
@@ -103,7 +112,7 @@ static int member_op_from_raft(uint8_t op)
     }
 }
 
-static void apply_conf(node *n, const raft_entry *e, done_list *done)
+static void apply_conf(const node_apply_env *env, const raft_entry *e, done_list *done)
 {
     raft_conf_change cc;
     uint64_t origin = 0, seq = 0;
@@ -118,52 +127,82 @@ static void apply_conf(node *n, const raft_entry *e, done_list *done)
     if (u) {
         memcpy(u, url, url_len);
         u[url_len] = '\0';
-        kv_apply_member(n->kv, member_op_from_raft(cc.op), cc.id, u);
-        if (cc.id != n->cfg->id && (cc.op == RAFT_CONF_ADD_VOTER || cc.op == RAFT_CONF_ADD_LEARNER))
-            transport_set_peer(n->tp, cc.id, u);
-        free(u);
+        kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u);
     }
-    if (cc.op == RAFT_CONF_REMOVE) {
-        removed_add(n, cc.id);
-        if (cc.id == n->cfg->id)
-            n->removed = true;
-        else
-            transport_remove_peer(n->tp, cc.id);
-    }
+    env->conf_applied(env->ud, &cc, u);
+    free(u);
     log_info("membership: %s node %llu applied at index %llu",
              cc.op == RAFT_CONF_REMOVE ? "removed" : cc.op == RAFT_CONF_PROMOTE ? "promoted" : "added",
              (unsigned long long)cc.id, (unsigned long long)e->index);
-    pending *p = origin == n->cfg->id && seq ? waiters_take(&n->w, seq) : NULL;
+    pending *p = origin == env->self && seq ? waiters_take(env->w, seq) : NULL;
     if (p && done_add(done, p, NULL) < 0)
         waiters_free_pending(p);
 }
 
-void node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
+void node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t cnt)
 {
     if (cnt == 0)
         return;
     done_list done = {0};
-    if (kv_apply_begin(n->kv) != KV_OK) {
-        node_fatal(n, "kv: cannot begin apply");
+    if (kv_apply_begin(env->kv) != KV_OK) {
+        env->fatal(env->ud, "kv: cannot begin apply");
         return;
     }
     for (size_t i = 0; i < cnt; i++) {
         if (ents[i].type == RAFT_ENTRY_CONF)
-            apply_conf(n, &ents[i], &done);
+            apply_conf(env, &ents[i], &done);
         else
-            apply_normal(n, &ents[i], &done);
+            apply_normal(env, &ents[i], &done);
     }
     const raft_entry *last = &ents[cnt - 1];
-    bool applied = kv_apply_commit(n->kv, last->index, last->term) == KV_OK;
+    bool applied = kv_apply_commit(env->kv, last->index, last->term) == KV_OK;
     if (applied) {
-        n->applied_total += cnt;
-        watch_notify(n->hub, kv_revision(n->kv));
-        /* before the answers: a client that saw its write acknowledged must
-         * not then read an older revision or applied index in /status */
-        node_publish_info(n, now_ms());
+        env->batch_applied(env->ud, cnt);
     } else {
-        node_fatal(n, "kv: cannot commit applied batch");
-        kv_apply_rollback(n->kv);
+        env->fatal(env->ud, "kv: cannot commit applied batch");
+        kv_apply_rollback(env->kv);
     }
     done_fire(&done, applied);
+}
+
+/* ------------------------------------------------------------------ */
+/* The node's binding                                                  */
+/* ------------------------------------------------------------------ */
+
+/* The transport and the removed set follow membership as it applies. */
+static void bind_conf_applied(void *ud, const raft_conf_change *cc, const char *url)
+{
+    node *n = ud;
+    bool add = cc->op == RAFT_CONF_ADD_VOTER || cc->op == RAFT_CONF_ADD_LEARNER;
+    if (url && cc->id != n->cfg->id && add)
+        transport_set_peer(n->tp, cc->id, url);
+    if (cc->op == RAFT_CONF_REMOVE) {
+        removed_add(n, cc->id);
+        if (cc->id == n->cfg->id)
+            n->removed = true;
+        else
+            transport_remove_peer(n->tp, cc->id);
+    }
+}
+
+static void bind_batch_applied(void *ud, size_t cnt)
+{
+    node *n = ud;
+    n->applied_total += cnt;
+    watch_notify(n->hub, kv_revision(n->kv));
+    /* before the answers: a client that saw its write acknowledged must
+     * not then read an older revision or applied index in /status */
+    node_publish_info(n, now_ms());
+}
+
+static void bind_fatal(void *ud, const char *what) { node_fatal(ud, what); }
+
+void node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
+{
+    node_apply_env env = {
+        .kv = n->kv, .self = n->cfg->id, .w = &n->w, .leases = &n->leases, .ud = n,
+        .conf_applied = bind_conf_applied, .batch_applied = bind_batch_applied,
+        .fatal = bind_fatal,
+    };
+    node_apply_batch(&env, ents, cnt);
 }
