@@ -1,4 +1,4 @@
-# server module: command line, node loop, recovery, main
+# server module: command line, node loop, recovery (main is src/main.c, above the modules)
 libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
 	src/server/node.h src/server/node_int.h src/server/node.c \
 	src/server/requests.h src/server/requests.c src/server/membership.h src/server/membership.c \

@@ -1,12 +1,14 @@
 /* main: parses the command line, starts the node and the client API, and
  * runs until SIGTERM/SIGINT or until the node is removed from the cluster.
- * Owns process-wide set-up only (signals, log level); no logic of its own. */
+ * It lives above the modules it wires (src/server/ never includes api/).
+ * Owns process-wide set-up only (signals, log level); no logic of its own.
+ * libcurl's global state belongs to the transport, which sets it up before
+ * its first request and cleans it up at exit. */
 #include "api/api.h"
 #include "server/config.h"
 #include "server/node.h"
 #include "util/util.h"
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,11 +41,6 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     log_set_level((enum log_level)cfg.log_level);
     log_set_node(cfg.id);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        log_error("libcurl initialisation failed");
-        config_free(&cfg);
-        return 1;
-    }
     install_signals();
     node *n = NULL;
     api *a = NULL;
@@ -66,7 +63,6 @@ out:
         api_stop(a);
     the_node = NULL;
     node_destroy(n);
-    curl_global_cleanup();
     config_free(&cfg);
     log_info("stopped");
     return exit_code;
