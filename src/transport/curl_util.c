@@ -12,10 +12,18 @@
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+/* The one curl_global_init of the process, paired with one
+ * curl_global_cleanup at exit: by then every transport thread has been
+ * joined (transport_stop), as curl_global_cleanup requires. */
+static void curl_init_once(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
+        atexit(curl_global_cleanup);
+}
 
 /* curl_global_init is not thread-safe on every libcurl build: run it once,
- * before any transport thread exists. */
+ * before any transport thread exists. Every path to a curl handle (the
+ * sender's start, the cluster-id probe) calls this first. */
 void transport_curl_global_init(void) { pthread_once(&curl_once, curl_init_once); }
 
 /* Outgoing peer connections leave from this node's own peer address, so
