@@ -8,3 +8,12 @@ libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
 	src/server/inbox.h src/server/inbox.c src/server/waiters.h src/server/waiters.c \
 	src/server/envelope.h src/server/envelope.c \
 	src/server/recovery.c src/server/removed.c src/server/lease_clock.h src/server/lease_clock.c src/server/lease_expiry.c
+
+check_PROGRAMS += tests/unit/config_test tests/unit/inbox_test tests/unit/waiters_test \
+	tests/unit/envelope_test
+tests_unit_config_test_SOURCES = tests/unit/config_test.c
+tests_unit_inbox_test_SOURCES = tests/unit/inbox_test.c
+tests_unit_waiters_test_SOURCES = tests/unit/waiters_test.c
+tests_unit_envelope_test_SOURCES = tests/unit/envelope_test.c
+TESTS += tests/unit/config_test tests/unit/inbox_test tests/unit/waiters_test \
+	tests/unit/envelope_test
