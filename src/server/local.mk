@@ -17,3 +17,7 @@ tests_unit_waiters_test_SOURCES = tests/unit/waiters_test.c
 tests_unit_envelope_test_SOURCES = tests/unit/envelope_test.c
 TESTS += tests/unit/config_test tests/unit/inbox_test tests/unit/waiters_test \
 	tests/unit/envelope_test
+# the apply path against a real kv (node_apply_batch, no Raft core needed)
+check_PROGRAMS += tests/unit/apply_test
+tests_unit_apply_test_SOURCES = tests/unit/apply_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
+TESTS += tests/unit/apply_test
