@@ -2,7 +2,8 @@
  * and transport threads push; only the node loop takes. Bounded so that a
  * flood of clients or peers cannot grow memory without limit: a full inbox
  * refuses (clients get 503 busy, peer messages are dropped and Raft
- * retransmits). */
+ * retransmits). Must never block a producer beyond the lock: pushing
+ * never waits for room. */
 #include "server/inbox.h"
 
 #include "transport/transport.h"

@@ -2,7 +2,8 @@
  * cluster (bootstrap), a node joining one (--join), or a restart. It refuses
  * a data dir that is damaged or belongs to another node, and repairs the
  * one gap a crash can leave: a key-value database behind the last snapshot
- * is restored from the snapshot file before anything is served. */
+ * is restored from the snapshot file before anything is served. Must never
+ * start Raft on a data dir it could not check. */
 #include "server/envelope.h"
 #include "server/node_int.h"
 

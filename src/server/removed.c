@@ -3,7 +3,8 @@
  * given out again (a node that replayed its own old removal would stop),
  * and the peer listener answers a removed node's messages with 410 Gone so
  * it stops itself even if it never saw its removal committed. Shared with
- * transport threads, so every access takes the lock. */
+ * transport threads, so every access takes the lock. Must never forget an
+ * id except by reloading kv's own list (after a snapshot install). */
 #include "server/node_int.h"
 
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* waiters: client requests the node loop owes an answer — proposals waiting
  * to be applied (found by sequence number through a hash) and reads waiting
  * for a read index and then for apply. Each is answered exactly once:
- * applied, failed, or expired at its deadline. Touched by the node thread
- * only. */
+ * applied, failed, or expired at its deadline. Must never be touched off
+ * the node thread: there is no lock. */
 #include "server/waiters.h"
 
 #include <stdlib.h>
