@@ -8,3 +8,7 @@ check_PROGRAMS += tests/raft/features_test tests/raft/sim_test
 tests_raft_features_test_SOURCES = tests/raft/features_test.c tests/raft/fixture.c tests/raft/fixture.h
 tests_raft_sim_test_SOURCES = tests/raft/sim_test.c tests/raft/fixture.c tests/raft/fixture.h
 TESTS += tests/raft/features_test tests/raft/sim_test
+
+check_PROGRAMS += tests/raft/peer_input_test
+tests_raft_peer_input_test_SOURCES = tests/raft/peer_input_test.c
+TESTS += tests/raft/peer_input_test

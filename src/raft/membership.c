@@ -134,6 +134,26 @@ int raft_conf_change_decode(const uint8_t *data, size_t len, raft_conf_change *c
     return 0;
 }
 
+bool raft_conf_entry_names(const raft_entry *e, raft_id id)
+{
+    raft_conf_change cc;
+    return e && e->type == RAFT_ENTRY_CONF &&
+           raft_conf_change_decode(e->data, e->len, &cc) == 0 && cc.id == id;
+}
+
+bool raft_is_member(const raft *r, raft_id id)
+{
+    if (raft_conf_has(&r->conf, id))
+        return true;
+    /* At most one change is unapplied at a time, but followers may hold a
+     * few appended ones; this scan runs only for ids outside the conf. */
+    raft_index last = raft_log_last(&r->log);
+    for (raft_index i = r->applied + 1; i <= last; i++)
+        if (raft_conf_entry_names(raft_log_at(&r->log, i), id))
+            return true;
+    return false;
+}
+
 bool raft_conf_may_append(const raft *r)
 {
     return r->pending_conf <= r->applied;

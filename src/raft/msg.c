@@ -139,18 +139,31 @@ static bool entries_valid(const raft_msg *m)
         return false;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const raft_entry *e = &m->entries[i];
-        if ((e->len > 0 && !e->data) || e->type > RAFT_ENTRY_CONF)
+        if ((e->len > 0 && !e->data) || e->type > RAFT_ENTRY_CONF ||
+            e->term >= RAFT_MAX_NUMBER || e->index >= RAFT_MAX_NUMBER)
             return false;
     }
     return true;
 }
 
-/* Structural checks only: enough that no handler reads out of bounds. */
+/* Every term and index a message carries is below RAFT_MAX_NUMBER. */
+static bool numbers_valid(const raft_msg *m)
+{
+    const uint64_t v[] = {m->from, m->to, m->term, m->log_term, m->index, m->commit,
+                          m->reject_hint, m->snapshot.index, m->snapshot.term};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (v[i] >= RAFT_MAX_NUMBER)
+            return false;
+    return true;
+}
+
+/* Structural checks only: enough that no handler reads out of bounds and no
+ * term or index arithmetic can wrap. */
 bool raft_msg_valid(const raft_msg *m)
 {
     if (!m || m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TRANSFER)
         return false;
-    if (m->from == 0 || !entries_valid(m))
+    if (m->from == 0 || !numbers_valid(m) || !entries_valid(m))
         return false;
     if (m->type != RAFT_MSG_APPEND && m->type != RAFT_MSG_PROP && m->n_entries)
         return false;

@@ -42,3 +42,8 @@ raft_index raft_match_index(const raft *r, raft_id id)
             return r->prs[i].match;
     return 0;
 }
+
+raft_index raft_lost_index(const raft *r)
+{
+    return r->log_lost ? r->lost_at : 0;
+}

@@ -27,9 +27,12 @@ static int load_state(raft *r, const raft_init_state *in)
 {
     raft_log_init(&r->log, in->snap.index, in->snap.term);
     raft_term prev = in->snap.term;
+    if (in->hs.term >= RAFT_MAX_NUMBER || in->snap.index >= RAFT_MAX_NUMBER ||
+        in->snap.term >= RAFT_MAX_NUMBER || in->hs.vote >= RAFT_MAX_NUMBER)
+        return RAFT_ERR_INVALID;
     for (size_t i = 0; i < in->n_entries; i++) {
         const raft_entry *e = &in->entries[i];
-        if (e->term < prev || (e->len && !e->data) ||
+        if (e->term < prev || e->term >= RAFT_MAX_NUMBER || (e->len && !e->data) ||
             raft_log_append(&r->log, e) != 0)
             return RAFT_ERR_INVALID;
         prev = e->term;
@@ -269,10 +272,53 @@ static void step_candidate(raft *r, const raft_msg *m)
     }
 }
 
+/* Only members speak to us. A node that knows no configuration yet (it is
+ * joining and has received nothing) follows whoever leads it; its peers are
+ * authenticated by the transport, not here. */
+static bool sender_allowed(const raft *r, const raft_msg *m)
+{
+    if (raft_is_member(r, m->from))
+        return true;
+    if (r->conf.n_voters + r->conf.n_learners <= 1 && !raft_conf_has(&r->conf, m->from))
+        return m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+               m->type == RAFT_MSG_SNAP;
+    /* An append that carries the entry adding its own sender (we missed
+     * the change while away) is from the pending configuration too. */
+    for (uint32_t i = 0; i < m->n_entries && m->type == RAFT_MSG_APPEND; i++)
+        if (raft_conf_entry_names(&m->entries[i], m->from))
+            return true;
+    /* Likewise a snapshot whose configuration has its sender. */
+    return m->type == RAFT_MSG_SNAP && raft_conf_has(&m->snapshot.conf, m->from);
+}
+
+/* A leader we do not know may be real: we may have missed the entry that
+ * added it. Tell it where our log ends, at its term but without taking that
+ * term, so it sends the entries from there (the change naming it among them,
+ * which sender_allowed accepts). Nothing of ours changes. */
+static void refuse_stranger(raft *r, const raft_msg *m)
+{
+    if (m->type != RAFT_MSG_APPEND || m->term < r->term)
+        return;
+    raft_msg resp;
+    raft_msg_init(r, &resp, RAFT_MSG_APPEND_RESP, m->from);
+    resp.term = m->term;
+    resp.reject = true;
+    resp.index = m->index;
+    resp.reject_hint = raft_log_last(&r->log) < m->index ? raft_log_last(&r->log) : m->index;
+    raft_log_term(&r->log, resp.reject_hint, &resp.log_term);
+    raft_send(r, &resp);
+}
+
 int raft_step(raft *r, const raft_msg *m)
 {
     if (!r || !raft_msg_valid(m) || m->from == r->id || (m->to && m->to != r->id))
         return RAFT_ERR_INVALID;
+    if (r->log_lost)
+        return RAFT_ERR_LOG_LOST;
+    if (!sender_allowed(r, m)) {
+        refuse_stranger(r, m);
+        return RAFT_ERR_INVALID;
+    }
     if (!raft_step_term(r, m))
         return 0;
     if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {
@@ -284,5 +330,5 @@ int raft_step(raft *r, const raft_msg *m)
     case RAFT_FOLLOWER: step_follower(r, m); break;
     default: step_candidate(r, m); break;
     }
-    return 0;
+    return r->log_lost ? RAFT_ERR_LOG_LOST : 0;
 }

@@ -41,7 +41,13 @@ enum raft_err {
     RAFT_ERR_INVALID = -6,     /* bad argument or malformed input */
     RAFT_ERR_TOO_MANY = -7,    /* membership would exceed RAFT_MAX_MEMBERS */
     RAFT_ERR_COMPACTED = -8,
+    RAFT_ERR_LOG_LOST = -9,    /* raft_step: our log lost entries we acknowledged
+                                  (the disk was rolled back or truncated): stop */
 };
+
+/* Terms and indexes are below 2^63 everywhere (messages, disk): anything at
+ * or above is malformed, so term + 1 and index + 1 can never wrap. */
+#define RAFT_MAX_NUMBER (UINT64_C(1) << 63)
 
 enum raft_role {
     RAFT_FOLLOWER = 0,
@@ -243,6 +249,8 @@ bool raft_is_voter(const raft *r, raft_id id);
 bool raft_is_learner(const raft *r, raft_id id);
 /* Leader only: the follower's match index (0 if unknown or not leader). */
 raft_index raft_match_index(const raft *r, raft_id id);
+/* After RAFT_ERR_LOG_LOST: the index a leader said we had acknowledged. */
+raft_index raft_lost_index(const raft *r);
 
 /* Helpers */
 /* Encodes a conf change; returns bytes written or 0 if cap is too small. */
@@ -259,6 +267,11 @@ bool raft_conf_has(const raft_conf *conf, raft_id id);
 /* Deep copy / free of a message and its entries (for simulators, queues). */
 int raft_msg_clone(const raft_msg *m, raft_msg *out);
 void raft_msg_release(raft_msg *m); /* frees entries (and their data) only */
+/* Structural checks every message passes before any handler sees it: a
+ * known type, a sender, entries only where they belong and contiguous, and
+ * every term and index below RAFT_MAX_NUMBER. raft_step runs it; decoders
+ * run it too, so a malformed message is refused at the door. */
+bool raft_msg_valid(const raft_msg *m);
 
 const char *raft_msg_type_name(int type);
 const char *raft_role_name(enum raft_role role);

@@ -116,6 +116,8 @@ struct raft {
     uint64_t rng;
 
     raft_index pending_conf;   /* a conf entry at this index may be unapplied */
+    bool log_lost;             /* a leader's commit was beyond our log: stop */
+    raft_index lost_at;        /* that commit index, for the message */
     raft_id transferee;
     int transfer_elapsed;
 
@@ -149,7 +151,6 @@ int raft_send(raft *r, raft_msg *m);
 void raft_msg_init(raft *r, raft_msg *m, uint8_t type, raft_id to);
 int raft_push_read(raft *r, raft_index index, uint64_t ctx);
 void raft_outbox_drop(raft *r, size_t n_msgs, size_t n_reads);
-bool raft_msg_valid(const raft_msg *m);
 
 /* ---- roles and elections (election.c) ---- */
 void raft_become_follower(raft *r, raft_term term, raft_id leader);
@@ -203,6 +204,11 @@ int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
 void raft_apply_conf_entry(raft *r, const raft_entry *e);
 /* Leader: may a conf entry be appended now? */
 bool raft_conf_may_append(const raft *r);
+/* Is e a conf entry whose change names id (added, removed, promoted)? */
+bool raft_conf_entry_names(const raft_entry *e, raft_id id);
+/* A voter or learner of the applied conf, or named by an unapplied conf
+ * entry in our log: the only nodes whose messages the core accepts. */
+bool raft_is_member(const raft *r, raft_id id);
 bool raft_conf_valid(const raft_conf *c);
 
 #endif

@@ -266,6 +266,14 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
 
 void raft_handle_heartbeat(raft *r, const raft_msg *m)
 {
+    /* The leader sends at most what we acknowledged as durable: a commit
+     * beyond our last index means our disk lost entries (rolled back,
+     * truncated). Going on could lose committed writes: stop. */
+    if (m->commit > raft_log_last(&r->log)) {
+        r->log_lost = true;
+        r->lost_at = m->commit;
+        return;
+    }
     raft_commit_to(r, m->commit);
     raft_msg resp;
     raft_msg_init(r, &resp, RAFT_MSG_HEARTBEAT_RESP, m->from);

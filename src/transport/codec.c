@@ -187,7 +187,7 @@ int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
     if (!out)
         return fail(err, "out of memory");
     for (uint32_t i = 0; i < count; i++) {
-        if (get_msg(&r, &out[i]) < 0) {
+        if (get_msg(&r, &out[i]) < 0 || !raft_msg_valid(&out[i])) {
             transport_free_msgs(out, count);
             return fail(err, "malformed message");
         }

@@ -37,6 +37,8 @@ static void make_all(raft_msg *m, size_t *n)
         x.reject_hint = 4;
         x.context = UINT64_MAX - (uint64_t)t;
         if (t == RAFT_MSG_APPEND || t == RAFT_MSG_PROP) {
+            x.index = 9; /* an append's entries follow its previous one */
+            x.log_term = 2;
             x.n_entries = 3;
             x.entries = sample_entries;
         }
@@ -48,7 +50,7 @@ static void make_all(raft_msg *m, size_t *n)
                 x.snapshot.conf.voters[v] = v + 1;
             x.snapshot.conf.n_learners = 2;
             x.snapshot.conf.learners[0] = 9;
-            x.snapshot.conf.learners[1] = UINT64_MAX;
+            x.snapshot.conf.learners[1] = RAFT_MAX_NUMBER - 1;
         }
         m[(*n)++] = x;
     }
@@ -291,6 +293,48 @@ static void test_bad_fields_rejected(void)
     buf_free(&b);
 }
 
+/* Terms and indexes at or above 2^63 are malformed: refused at decode, so
+ * no term + 1 anywhere can wrap (one forged max-term heartbeat used to stop
+ * a whole cluster for good). */
+static void test_huge_numbers_rejected(void)
+{
+    for (int field = 0; field < 7; field++) {
+        raft_msg m[RAFT_MSG_TRANSFER];
+        size_t n;
+        make_all(m, &n);
+        raft_msg *h = &m[RAFT_MSG_HEARTBEAT - 1];
+        uint64_t *slots[] = {&h->term, &h->log_term, &h->index, &h->commit,
+                             &h->reject_hint, &h->from, &h->to};
+        *slots[field] = RAFT_MAX_NUMBER;
+        buf b;
+        buf_init(&b);
+        const char *err = NULL;
+        if (transport_encode(CLUSTER, m, n, &b) == 0)
+            CHECK_MSG(decode(&b, CLUSTER, &err) < 0, "field %d at 2^63 accepted", field);
+        *slots[field] = RAFT_MAX_NUMBER - 1;
+        buf_free(&b);
+        buf_init(&b);
+        CHECK(transport_encode(CLUSTER, m, n, &b) == 0);
+        CHECK_MSG(decode(&b, CLUSTER, &err) == 0, "field %d at 2^63-1 refused: %s", field,
+                  err ? err : "");
+        buf_free(&b);
+    }
+    raft_msg m[RAFT_MSG_TRANSFER];
+    size_t n;
+    make_all(m, &n);
+    raft_entry big[3];
+    memcpy(big, sample_entries, sizeof big);
+    big[2].term = RAFT_MAX_NUMBER;
+    m[RAFT_MSG_APPEND - 1].entries = big;
+    m[RAFT_MSG_APPEND - 1].term = RAFT_MAX_NUMBER - 1;
+    buf b;
+    buf_init(&b);
+    const char *err = NULL;
+    if (transport_encode(CLUSTER, m, n, &b) == 0)
+        CHECK(decode(&b, CLUSTER, &err) < 0);
+    buf_free(&b);
+}
+
 static void test_encode_refuses_invalid(void)
 {
     raft_msg m;
@@ -399,6 +443,7 @@ int main(void)
     RUN(test_foreign_cluster_rejected);
     RUN(test_absurd_counts_rejected);
     RUN(test_bad_fields_rejected);
+    RUN(test_huge_numbers_rejected);
     RUN(test_encode_refuses_invalid);
     RUN(test_random_bytes_rejected);
     TEST_MAIN_END();

@@ -182,7 +182,8 @@ static raft_msg make_msg(raft_id from, raft_id to, uint64_t i, raft_entry *ents,
 {
     raft_msg m;
     memset(&m, 0, sizeof m);
-    m.type = (uint8_t)(RAFT_MSG_APPEND + i % 8);
+    /* Only proposals and appends carry entries (the decoder checks). */
+    m.type = (uint8_t)(n ? RAFT_MSG_PROP : RAFT_MSG_APPEND + i % 8);
     m.from = from;
     m.to = to;
     m.term = 3;
