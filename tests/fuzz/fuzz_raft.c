@@ -7,21 +7,29 @@
  * from a member may legitimately break Raft (a forged vote elects a second
  * leader), so they come from ids outside the cluster.
  *
- * Known, fixed elsewhere: today the core accepts any term, up to 2^64-1,
- * from anyone, so a node can be pushed to a term whose successor wraps to
- * 0. Until that fix lands, shape_msg() keeps injected terms below
- * TERM_LIMIT and the stricter checks are off (STRICT 0). With the fix, set
- * STRICT to 1: terms are then unbounded and check_strict() asserts that
- * every term stays below 2^63 and that a message from a non-member
- * changes nothing. That is the one place stricter checks go. */
+ * Known, fixed elsewhere: today the core accepts any term or index, up to
+ * 2^64-1, from anyone, so a node can be pushed to a term whose successor
+ * wraps to 0, or to a snapshot at index 2^64-1 after which raft_has_ready()
+ * stays true with nothing to hand out (tests/fuzz/regress/raft/README.md).
+ * It also lets a non-member act as leader: a forged SNAP or CONF entry
+ * can shrink a node's membership to itself, which then elects itself
+ * beside the real leader of the same term. Until that fix lands,
+ * shape_msg() keeps injected terms and indexes below VALUE_LIMIT, gives
+ * injected snapshots the real membership and injected entries type NORMAL,
+ * and the stricter checks are off (STRICT 0). With the fix, set
+ * STRICT to 1: values are then unbounded and check_strict() asserts that
+ * every term stays below 2^63 and that a message from a non-member changes
+ * nothing. That is the one place stricter checks go.
+ */
 #include "fuzz.h"
 #include "raft/raft.h"
 #include "util/util.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 #define STRICT 0
-#define TERM_LIMIT (STRICT ? UINT64_MAX : (1ULL << 32))
+#define VALUE_LIMIT (STRICT ? UINT64_MAX : (1ULL << 32))
 #define N_NODES 3
 #define MAX_QUEUE 256
 #define MAX_OPS 2000
@@ -49,6 +57,33 @@ static struct {
     size_t n_leaders;
 } w;
 
+/* FUZZ_TRACE=1 in the environment prints every step (to replay a crash). */
+static int tracing = -1;
+
+static void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void trace(const char *fmt, ...)
+{
+    if (tracing < 0)
+        tracing = getenv("FUZZ_TRACE") != NULL;
+    if (!tracing)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static void trace_msg(const char *what, const raft_msg *m)
+{
+    trace("  %s %s %llu->%llu term %llu log_term %llu index %llu commit %llu reject %d "
+          "entries %u snap %llu\n",
+          what, raft_msg_type_name(m->type), (unsigned long long)m->from,
+          (unsigned long long)m->to, (unsigned long long)m->term,
+          (unsigned long long)m->log_term, (unsigned long long)m->index,
+          (unsigned long long)m->commit, m->reject, m->n_entries,
+          (unsigned long long)m->snapshot.index);
+}
+
 /* ---- input ---- */
 
 static uint8_t u8(input *in) { return in->off < in->n ? in->p[in->off++] : 0; }
@@ -71,6 +106,13 @@ static uint64_t near(input *in, uint64_t base)
     case 2: return b >> 2;
     default: return u64(in);
     }
+}
+
+/* A term or index for an injected message (see VALUE_LIMIT). */
+static uint64_t near_bounded(input *in, uint64_t base)
+{
+    uint64_t v = near(in, base);
+    return STRICT || v < VALUE_LIMIT ? v : v % VALUE_LIMIT;
 }
 
 static fnode *node_of(raft_id id) { return id >= 1 && id <= N_NODES ? &w.nodes[id] : NULL; }
@@ -100,6 +142,11 @@ static void process(fnode *f)
         raft_ready rd;
         memset(&rd, 0, sizeof rd);
         FUZZ_CHECK(raft_ready_get(f->r, &rd) == 0);
+        trace("  ready of %llu: hs %d (term %llu commit %llu) entries %zu snap %d "
+              "messages %zu committed %zu reads %zu\n",
+              (unsigned long long)raft_self(f->r), rd.has_hard_state,
+              (unsigned long long)rd.hs.term, (unsigned long long)rd.hs.commit, rd.n_entries,
+              rd.has_snapshot, rd.n_messages, rd.n_committed, rd.n_reads);
         for (size_t i = 0; i < rd.n_messages; i++)
             queue_push(&rd.messages[i]);
         FUZZ_CHECK(raft_advance(f->r, &rd) == 0);
@@ -201,9 +248,9 @@ static void shape_entries(input *in, raft_msg *m, raft_entry *es, uint8_t *blob)
     m->entries = m->n_entries ? es : NULL;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         raft_entry *e = &es[i];
-        e->term = near(in, m->term) % TERM_LIMIT;
+        e->term = near_bounded(in, m->term);
         e->index = m->index + 1 + i;
-        e->type = u8(in) & 1;
+        e->type = STRICT ? u8(in) & 1 : RAFT_ENTRY_NORMAL;
         e->len = u8(in) % 16;
         for (uint32_t k = 0; k < e->len; k++)
             blob[16 * i + k] = u8(in);
@@ -219,16 +266,16 @@ static void shape_msg(input *in, fnode *f, raft_id to, raft_msg *m, raft_entry *
     m->reject = u8(in) & 1;
     m->from = outsider(in);
     m->to = to;
-    m->term = near(in, raft_term_get(f->r)) % TERM_LIMIT;
-    m->log_term = near(in, m->term) % TERM_LIMIT;
-    m->index = near(in, raft_last_index(f->r));
-    m->commit = near(in, raft_commit_index(f->r));
-    m->reject_hint = near(in, m->index);
+    m->term = near_bounded(in, raft_term_get(f->r));
+    m->log_term = near_bounded(in, m->term);
+    m->index = near_bounded(in, raft_last_index(f->r));
+    m->commit = near_bounded(in, raft_commit_index(f->r));
+    m->reject_hint = near_bounded(in, m->index);
     m->context = u64(in);
     if (m->type == RAFT_MSG_SNAP) {
-        m->snapshot.index = near(in, m->index);
-        m->snapshot.term = near(in, m->term) % TERM_LIMIT;
-        m->snapshot.conf.n_voters = 1 + u8(in) % 3;
+        m->snapshot.index = near_bounded(in, m->index);
+        m->snapshot.term = near_bounded(in, m->term);
+        m->snapshot.conf.n_voters = STRICT ? 1 + u8(in) % 3 : N_NODES;
         for (uint32_t i = 0; i < m->snapshot.conf.n_voters; i++)
             m->snapshot.conf.voters[i] = i + 1;
     }
@@ -243,6 +290,7 @@ static void inject(input *in, raft_id to)
     uint8_t blob[64];
     shape_msg(in, f, to, &m, es, blob);
     node_state before = state_of(f);
+    trace_msg("inject", &m);
     (void)raft_step(f->r, &m);
     check_strict(&before, f);
 }
@@ -254,6 +302,7 @@ static void deliver(input *in, bool drop)
     if (w.nq == 0)
         return;
     raft_msg m = queue_take(u8(in) % w.nq);
+    trace_msg(drop ? "drop" : "deliver", &m);
     if (!drop)
         (void)raft_step(node_of(m.to)->r, &m);
     raft_msg_release(&m);
@@ -265,6 +314,7 @@ static void step(input *in)
     raft_id id = 1 + (op >> 4) % N_NODES;
     raft *r = node_of(id)->r;
     uint8_t data[4] = {op, 1, 2, 3};
+    trace("op %u on node %llu\n", op % 10, (unsigned long long)id);
     switch (op % 10) {
     case 0: case 1: case 2: (void)raft_tick(r); break;
     case 3: case 4: deliver(in, false); break;
