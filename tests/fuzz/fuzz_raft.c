@@ -250,7 +250,8 @@ static void shape_entries(input *in, raft_msg *m, raft_entry *es, uint8_t *blob)
         raft_entry *e = &es[i];
         e->term = near_bounded(in, m->term);
         e->index = m->index + 1 + i;
-        e->type = STRICT ? u8(in) & 1 : RAFT_ENTRY_NORMAL;
+        uint8_t type = u8(in) & 1; /* read either way: inputs keep their meaning */
+        e->type = STRICT ? type : RAFT_ENTRY_NORMAL;
         e->len = u8(in) % 16;
         for (uint32_t k = 0; k < e->len; k++)
             blob[16 * i + k] = u8(in);
@@ -275,7 +276,8 @@ static void shape_msg(input *in, fnode *f, raft_id to, raft_msg *m, raft_entry *
     if (m->type == RAFT_MSG_SNAP) {
         m->snapshot.index = near_bounded(in, m->index);
         m->snapshot.term = near_bounded(in, m->term);
-        m->snapshot.conf.n_voters = STRICT ? 1 + u8(in) % 3 : N_NODES;
+        uint32_t n_voters = 1 + u8(in) % 3;
+        m->snapshot.conf.n_voters = STRICT ? n_voters : N_NODES;
         for (uint32_t i = 0; i < m->snapshot.conf.n_voters; i++)
             m->snapshot.conf.voters[i] = i + 1;
     }
