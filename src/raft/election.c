@@ -223,8 +223,9 @@ static bool from_leader(uint8_t type)
 bool raft_step_term(raft *r, const raft_msg *m)
 {
     bool campaign = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
-    if (m->term == 0)
-        return !campaign; /* local-style messages (forwarded requests) */
+    if (m->term == 0) /* only requests forwarded to the leader travel without a term */
+        return m->type == RAFT_MSG_PROP || m->type == RAFT_MSG_READINDEX ||
+               m->type == RAFT_MSG_TRANSFER;
     if (m->term > r->term) {
         /* A node that heard from a live leader ignores campaigns, so a
          * partitioned node rejoining cannot depose it; transfers override. */
