@@ -287,8 +287,7 @@ static bool sender_allowed(const raft *r, const raft_msg *m)
     for (uint32_t i = 0; i < m->n_entries && m->type == RAFT_MSG_APPEND; i++)
         if (raft_conf_entry_names(&m->entries[i], m->from))
             return true;
-    /* Likewise a snapshot whose configuration has its sender. */
-    return m->type == RAFT_MSG_SNAP && raft_conf_has(&m->snapshot.conf, m->from);
+    return false;
 }
 
 /* A leader we do not know may be real: we may have missed the entry that

@@ -7,19 +7,14 @@
  * from a member may legitimately break Raft (a forged vote elects a second
  * leader), so they come from ids outside the cluster.
  *
- * Known, fixed elsewhere: today the core accepts any term or index, up to
- * 2^64-1, from anyone, so a node can be pushed to a term whose successor
- * wraps to 0, or to a snapshot at index 2^64-1 after which raft_has_ready()
- * stays true with nothing to hand out (tests/fuzz/regress/raft/README.md).
- * It also lets a non-member act as leader: a forged SNAP or CONF entry
- * can shrink a node's membership to itself, which then elects itself
- * beside the real leader of the same term. Until that fix lands,
- * shape_msg() keeps injected terms and indexes below VALUE_LIMIT, gives
- * injected snapshots the real membership and injected entries type NORMAL,
- * and the stricter checks are off (STRICT 0). With the fix, set
- * STRICT to 1: values are then unbounded and check_strict() asserts that
- * every term stays below 2^63 and that a message from a non-member changes
- * nothing. That is the one place stricter checks go.
+ * The core refuses terms and indexes at or above 2^63 and steps only
+ * members' messages (raft.c sender_allowed), so injected values are
+ * unbounded (STRICT 1) and check_strict() asserts after every injected
+ * message that every term stays below 2^63 and that the receiver's term,
+ * role, commit and last index did not change. Before that fix a non-member
+ * could push a node to a term whose successor wraps to 0, install a
+ * snapshot at index 2^64-1, or shrink a node's membership to itself
+ * (tests/fuzz/regress/raft/). STRICT 0 is the looser mode for bisecting.
  */
 #include "fuzz.h"
 #include "raft/raft.h"
@@ -28,7 +23,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define STRICT 0
+#define STRICT 1
 #define VALUE_LIMIT (STRICT ? UINT64_MAX : (1ULL << 32))
 #define N_NODES 3
 #define MAX_QUEUE 256
