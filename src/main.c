@@ -38,14 +38,14 @@ int main(int argc, char **argv)
     config cfg;
     int rc = config_parse(argc, argv, &cfg);
     if (rc != 0)
-        return rc > 0 ? 0 : 2;
+        return rc > 0 ? NODE_EXIT_OK : NODE_EXIT_USAGE;
     log_set_level((enum log_level)cfg.log_level);
     log_set_node(cfg.id);
     install_signals();
     node *n = NULL;
     api *a = NULL;
     char err[256] = "";
-    int exit_code = 1;
+    int exit_code = NODE_EXIT_START;
     if (node_create(&cfg, &n) < 0)
         goto out;
     the_node = n;
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     }
     log_info("serving clients on port %u, peers on %s:%u", cfg.port, cfg.listen_host,
              cfg.listen_port);
-    exit_code = node_run(n) == 0 ? 0 : 1;
+    exit_code = node_run(n);
 out:
     if (a)
         api_stop(a);

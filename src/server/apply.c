@@ -2,15 +2,18 @@
  * answers their waiters — only after the batch reached kv.db, and only
  * after the published info shows it. Normal entries carry a kv command in
  * an envelope; conf entries a membership change whose envelope carries the
- * peer URL. Must never fail a node over an unreadable entry (it came from
- * a peer: skip it) and never answer a waiter before its batch is
- * committed to kv.db. */
+ * peer URL. Must never fail a node over an unreadable entry (the same
+ * bytes on every replica: a no-op everywhere), never go on past an
+ * internal error (fail-stop: the fatal hook, then nothing of the batch is
+ * committed or answered as applied), and never answer a waiter before its
+ * batch is committed to kv.db. */
 #include "server/apply.h"
 
 #include "server/envelope.h"
 #include "server/node_int.h"
 #include "server/status.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,31 +78,44 @@ static void done_fire(done_list *d, bool applied)
 /* Entries                                                             */
 /* ------------------------------------------------------------------ */
 
-static void apply_normal(const node_apply_env *env, const raft_entry *e, done_list *done)
+static int fail(const node_apply_env *env, int code, const char *what, const raft_entry *e)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s at index %llu", what, (unsigned long long)e->index);
+    env->fatal(env->ud, code, msg);
+    return -1;
+}
+
+/* 0, or -1 after calling the fatal hook: kv could not apply a command
+ * (SQLite, disk). A refusal (failed compare, unknown lease) is a result,
+ * the same on every replica; an internal error is not, and skipping it
+ * would let this replica diverge, so the node stops and re-applies. */
+static int apply_normal(const node_apply_env *env, const raft_entry *e, done_list *done)
 {
     uint64_t origin, seq;
     const uint8_t *payload;
     size_t plen;
     if (e->len == 0)
-        return; /* a new leader's no-op */
+        return 0; /* a new leader's no-op */
     if (envelope_open(e->data, e->len, &origin, &seq, &payload, &plen) < 0) {
+        /* the same bytes on every replica: a no-op everywhere */
         log_warn("entry %llu: unreadable envelope, skipped", (unsigned long long)e->index);
-        return;
+        return 0;
     }
     kv_result res;
     memset(&res, 0, sizeof res);
     if (kv_apply_cmd(env->kv, payload, plen, &res) == KV_ERR_INTERNAL) {
-        log_error("entry %llu: kv apply failed", (unsigned long long)e->index);
         kv_result_free(&res);
-        return;
+        return fail(env, NODE_EXIT_APPLY, "kv: cannot apply entry", e);
     }
     lease_clock_on_apply(env->leases, &res, now_ms());
     pending *p = origin == env->self ? waiters_take(env->w, seq) : NULL;
     if (!p || done_add(done, p, &res) < 0) {
         kv_result_free(&res);
         if (p)
-            waiters_free_pending(p);
+            waiters_fail_pending(p, NODE_ERR_INTERNAL);
     }
+    return 0;
 }
 
 static int member_op_from_raft(uint8_t op)
@@ -112,7 +128,7 @@ static int member_op_from_raft(uint8_t op)
     }
 }
 
-static void apply_conf(const node_apply_env *env, const raft_entry *e, done_list *done)
+static int apply_conf(const node_apply_env *env, const raft_entry *e, done_list *done)
 {
     raft_conf_change cc;
     uint64_t origin = 0, seq = 0;
@@ -121,13 +137,16 @@ static void apply_conf(const node_apply_env *env, const raft_entry *e, done_list
     if (raft_conf_change_decode(e->data, e->len, &cc) < 0 ||
         envelope_open(cc.ctx, cc.ctx_len, &origin, &seq, &url, &url_len) < 0) {
         log_warn("entry %llu: unreadable membership change, skipped", (unsigned long long)e->index);
-        return;
+        return 0;
     }
     char *u = malloc(url_len + 1);
-    if (u) {
-        memcpy(u, url, url_len);
-        u[url_len] = '\0';
-        kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u);
+    if (!u)
+        return fail(env, NODE_EXIT_INTERNAL, "out of memory applying a membership change", e);
+    memcpy(u, url, url_len);
+    u[url_len] = '\0';
+    if (kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u) == KV_ERR_INTERNAL) {
+        free(u);
+        return fail(env, NODE_EXIT_APPLY, "kv: cannot apply membership change", e);
     }
     env->conf_applied(env->ud, &cc, u);
     free(u);
@@ -136,7 +155,8 @@ static void apply_conf(const node_apply_env *env, const raft_entry *e, done_list
              (unsigned long long)cc.id, (unsigned long long)e->index);
     pending *p = origin == env->self && seq ? waiters_take(env->w, seq) : NULL;
     if (p && done_add(done, p, NULL) < 0)
-        waiters_free_pending(p);
+        waiters_fail_pending(p, NODE_ERR_INTERNAL);
+    return 0;
 }
 
 void node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t cnt)
@@ -145,23 +165,24 @@ void node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t 
         return;
     done_list done = {0};
     if (kv_apply_begin(env->kv) != KV_OK) {
-        env->fatal(env->ud, "kv: cannot begin apply");
+        env->fatal(env->ud, NODE_EXIT_APPLY, "kv: cannot begin apply");
         return;
     }
-    for (size_t i = 0; i < cnt; i++) {
-        if (ents[i].type == RAFT_ENTRY_CONF)
-            apply_conf(env, &ents[i], &done);
-        else
-            apply_normal(env, &ents[i], &done);
+    bool applied = true;
+    for (size_t i = 0; i < cnt && applied; i++) {
+        int rc = ents[i].type == RAFT_ENTRY_CONF ? apply_conf(env, &ents[i], &done)
+                                                 : apply_normal(env, &ents[i], &done);
+        applied = rc == 0;
     }
     const raft_entry *last = &ents[cnt - 1];
-    bool applied = kv_apply_commit(env->kv, last->index, last->term) == KV_OK;
-    if (applied) {
-        env->batch_applied(env->ud, cnt);
-    } else {
-        env->fatal(env->ud, "kv: cannot commit applied batch");
-        kv_apply_rollback(env->kv);
+    if (applied && kv_apply_commit(env->kv, last->index, last->term) != KV_OK) {
+        env->fatal(env->ud, NODE_EXIT_STORAGE, "kv: cannot commit applied batch");
+        applied = false;
     }
+    if (applied)
+        env->batch_applied(env->ud, cnt);
+    else
+        kv_apply_rollback(env->kv);
     done_fire(&done, applied);
 }
 
@@ -195,7 +216,7 @@ static void bind_batch_applied(void *ud, size_t cnt)
     node_publish_info(n, now_ms());
 }
 
-static void bind_fatal(void *ud, const char *what) { node_fatal(ud, what); }
+static void bind_fatal(void *ud, int code, const char *what) { node_fatal(ud, code, what); }
 
 void node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
 {

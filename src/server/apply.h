@@ -28,13 +28,15 @@ typedef struct {
     /* the batch of cnt entries reached kv.db; called before any of its
      * waiters is answered */
     void (*batch_applied)(void *ud, size_t cnt);
-    /* the batch cannot be applied: the node must stop */
-    void (*fatal)(void *ud, const char *what);
+    /* the batch cannot be applied: the node must stop with code (enum
+     * node_exit); the node's binding never returns */
+    void (*fatal)(void *ud, int code, const char *what);
 } node_apply_env;
 
 /* Applies ents (committed, in order) as one kv transaction, then answers
  * their waiters: with the result once the batch reached kv.db, else with
- * NODE_ERR_STOPPING. An unreadable entry is skipped, never fatal. */
+ * NODE_ERR_STOPPING. An unreadable entry is skipped (deterministically);
+ * an internal error calls fatal and commits nothing of the batch. */
 void node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t cnt);
 /* The node's binding: peers, removed ids, counters, watchers, info. */
 void node_apply_committed(node *n, const raft_entry *ents, size_t cnt);

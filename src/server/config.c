@@ -24,7 +24,13 @@ static const char usage[] =
     "  --election-ms MS       base election timeout (default 1000)\n"
     "  --max-request-bytes N  largest client request body (default 1572864)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
-    "  --help                 print this help\n";
+    "  --help                 print this help\n"
+    "\n"
+    "exit status: 0 stopped by SIGTERM/SIGINT or removed from the cluster;\n"
+    "  1 could not start (data dir refused, port taken, no peer answered);\n"
+    "  2 bad command line; 3 a write or fsync of the data dir failed;\n"
+    "  4 an internal error applying a committed entry; 5 the log lost entries\n"
+    "  it had acknowledged (rolled-back disk); 6 out of memory or a bug.\n";
 
 static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {

@@ -16,6 +16,7 @@
 #include "server/snapshot.h"
 #include "server/status.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -23,12 +24,26 @@
 /* Events                                                               */
 /* ------------------------------------------------------------------ */
 
+/* A leader told us we acknowledged entries our log no longer has: the
+ * disk was rolled back or truncated under us. Serving on could lose
+ * committed writes, as etcd also refuses to. */
+static void log_lost(node *n)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "raft log corrupted, truncated or lost? the leader says index %llu was "
+             "acknowledged, the log ends at %llu",
+             (unsigned long long)raft_lost_index(n->r), (unsigned long long)raft_last_index(n->r));
+    node_fatal(n, NODE_EXIT_LOG_LOST, msg);
+}
+
 static void step_all(node *n, raft_msg *msgs, size_t cnt)
 {
     for (size_t i = 0; i < cnt; i++) {
         if (msgs[i].to != n->cfg->id)
             continue;
-        raft_step(n->r, &msgs[i]);
+        if (raft_step(n->r, &msgs[i]) == RAFT_ERR_LOG_LOST)
+            log_lost(n);
     }
 }
 
@@ -98,7 +113,7 @@ static void handle_ready(node *n)
 {
     raft_ready rd;
     if (raft_ready_get(n->r, &rd) != RAFT_OK) {
-        node_fatal(n, "raft: cannot build Ready");
+        node_fatal(n, NODE_EXIT_INTERNAL, "raft: cannot build Ready");
         return;
     }
     if (rd.has_snapshot)
@@ -109,7 +124,7 @@ static void handle_ready(node *n)
     if ((rd.has_hard_state || rd.n_entries) &&
         storage_append(n->st, rd.has_hard_state ? &rd.hs : NULL, rd.entries, rd.n_entries) < 0) {
         log_error("storage: %s", storage_errmsg(n->st));
-        node_fatal(n, "cannot persist the raft log");
+        node_fatal(n, NODE_EXIT_STORAGE, "cannot persist the raft log");
         return;
     }
     if (atomic_load(&n->stop))
@@ -185,7 +200,7 @@ int node_run(node *n)
     if (n->removed || atomic_load(&n->told_removed))
         log_info("this node was removed from the cluster; shutting down");
     shut_down_requests(n);
-    return 0;
+    return NODE_EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ */

@@ -80,8 +80,24 @@ int64_t node_lease_remaining_ms(node *n, int64_t id);
 /* The watch hub the node tells every applied revision (kv.h, watch). */
 watch_hub *node_watch_hub(node *n);
 
+/* Exit status of the process, listed in --help and the README. Only a
+ * clean stop (signal, removal) is 0, so a service manager's
+ * Restart=on-failure restarts a node that stopped on an error. */
+enum node_exit {
+    NODE_EXIT_OK = 0,       /* SIGTERM/SIGINT, or removed from the cluster */
+    NODE_EXIT_START = 1,    /* could not start: data dir refused, port taken, no peer */
+    NODE_EXIT_USAGE = 2,    /* bad command line */
+    NODE_EXIT_STORAGE = 3,  /* a write or fsync of raft.db/kv.db failed: the files are
+                               no longer trusted, the restart recovers from them */
+    NODE_EXIT_APPLY = 4,    /* an internal error applying a committed entry */
+    NODE_EXIT_LOG_LOST = 5, /* the log lost entries it acknowledged (rolled-back disk) */
+    NODE_EXIT_INTERNAL = 6, /* out of memory or a broken invariant */
+};
+
 /* Lifecycle (main). node_run blocks until the node stops (signal, removal
- * from the cluster, fatal error); node_request_stop is async-signal-safe. */
+ * from the cluster) and returns NODE_EXIT_OK; a fatal error never returns
+ * (node_fatal exits the process at once). node_request_stop is
+ * async-signal-safe. */
 int node_create(const config *cfg, node **out);
 int node_run(node *n);
 void node_request_stop(node *n);

@@ -18,16 +18,16 @@ void node_install_snapshot(node *n, const raft_snapshot_meta *meta)
     char *staged = storage_recv_path(n->st, meta->index, meta->term);
     char *path = storage_snapshot_path(n->st, meta->index);
     if (!staged || !path || storage_install_snapshot(n->st, meta, staged, &n->snap) < 0) {
-        node_fatal(n, "installing snapshot");
+        node_fatal(n, NODE_EXIT_STORAGE, "installing snapshot");
     } else if (kv_restore(n->kv, path, err, sizeof err) < 0) {
         log_error("snapshot restore: %s", err);
-        node_fatal(n, "installing snapshot");
+        node_fatal(n, NODE_EXIT_STORAGE, "installing snapshot");
     } else {
         n->last_snapshot_index = meta->index;
         node_sync_peers(n);
         removed_load(n);
         if (lease_clock_reload(&n->leases, n->kv, now_ms()) < 0)
-            node_fatal(n, "reloading leases after a snapshot");
+            node_fatal(n, NODE_EXIT_INTERNAL, "reloading leases after a snapshot");
         watch_notify(n->hub, kv_revision(n->kv));
         watch_wake_all(n->hub); /* history jumped: every watcher re-reads */
         log_info("installed snapshot at index %llu term %llu",

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *node_status_reason(int status)
 {
@@ -69,8 +70,13 @@ void node_update_db_size(node *n)
     }
 }
 
-void node_fatal(node *n, const char *what)
+void node_fatal(node *n, int code, const char *what)
 {
-    log_error("%s: stopping to protect the data", what);
-    atomic_store(&n->stop, true);
+    (void)n;
+    log_error("fatal: %s: stopping to protect the data (exit %d)", what, code);
+    fflush(stderr);
+    /* No clean-up: another thread must not answer a client or acknowledge
+     * a peer after this point, and nothing on disk needs more than what a
+     * crash gives it (SQLite WAL, the log replayed at restart). */
+    _exit(code);
 }

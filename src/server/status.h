@@ -11,8 +11,10 @@
 void node_publish_info(node *n, uint64_t now);
 /* Publishes the size of kv.db (one stat). */
 void node_update_db_size(node *n);
-/* Logs what failed and stops the loop: the data must not be touched again
- * by a node that could not persist or apply. */
-void node_fatal(node *n, const char *what);
+/* Fail-stop: logs what failed and exits the process with code (enum
+ * node_exit) at once, before anything else is answered or acknowledged.
+ * The files are left as a crash would leave them; the restart recovers
+ * from what is durable and re-applies the log. */
+_Noreturn void node_fatal(node *n, int code, const char *what);
 
 #endif

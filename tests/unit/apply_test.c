@@ -28,6 +28,7 @@ typedef struct {
     int answers_at_batch;   /* answers given before batch_applied ran */
     int answers;            /* every callback, over all requests */
     int fatals;
+    int fatal_code;
     char fatal_what[128];
     int confs;
     raft_conf_change last_cc;
@@ -84,10 +85,11 @@ static void hook_batch(void *ud, size_t cnt)
     f->answers_at_batch = f->answers;
 }
 
-static void hook_fatal(void *ud, const char *what)
+static void hook_fatal(void *ud, int code, const char *what)
 {
     fixture *f = ud;
     f->fatals++;
+    f->fatal_code = code;
     snprintf(f->fatal_what, sizeof f->fatal_what, "%s", what);
 }
 
@@ -376,6 +378,7 @@ static void test_begin_failure_is_fatal(void)
     node_apply_batch(&f.env, &e, 1);
     kv_apply_rollback(f.fx.k);
     CHECK(f.fatals == 1 && strcmp(f.fatal_what, "kv: cannot begin apply") == 0);
+    CHECK(f.fatal_code == NODE_EXIT_APPLY);
     uint64_t index, term;
     kv_applied(f.fx.k, &index, &term);
     CHECK(f.batches == 0 && a.calls == 0 && kv_revision(f.fx.k) == 1 && index == 0);
