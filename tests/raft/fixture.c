@@ -58,7 +58,8 @@ typedef struct {
 
 typedef struct {
     uint64_t at; /* deliver at this step (random mode) */
-    raft_msg m;
+    raft_msg m;  /* m.entries is ents: headers whose data are interned blobs */
+    raft_entry *ents;
     fx_slot *snap; /* RAFT_MSG_SNAP: the sender's snapshot data */
 } fx_qmsg;
 
@@ -523,9 +524,9 @@ static void sm_maybe_snapshot(fx *f, fx_node *n)
         to = first - 1; /* never ask to compact what is already gone */
     raft_snapshot_meta meta;
     memset(&meta, 0, sizeof meta);
-    int rc = raft_snapshot_taken(n->r, to, &meta);
+    int rc = raft_snapshot_taken_at(n->r, n->applied, to, &meta);
     if (rc) {
-        fx_fail(f, "node %llu: raft_snapshot_taken(%llu) = %d (applied %llu, first %llu)",
+        fx_fail(f, "node %llu: raft_snapshot_taken_at(%llu) = %d (applied %llu, first %llu)",
                 (ull)n->id, (ull)to, rc, (ull)n->applied, (ull)first);
         return;
     }
@@ -608,9 +609,45 @@ static fx_node *node_get(fx *f, raft_id id)
 
 static void qmsg_free(fx_qmsg *qm)
 {
-    raft_msg_release(&qm->m);
+    free(qm->ents);
+    qm->ents = NULL;
+    qm->m.entries = NULL;
+    qm->m.n_entries = 0;
     free(qm->snap);
     qm->snap = NULL;
+}
+
+/* Copies m into qm: the header, and the entries as headers whose payloads
+ * are interned (the bytes live as long as the fixture), so the queue never
+ * points into a Ready. */
+static bool qmsg_copy(fx *f, fx_qmsg *qm, const raft_msg *m)
+{
+    qm->m = *m;
+    qm->m.entries = NULL;
+    qm->ents = NULL;
+    if (!m->n_entries)
+        return true;
+    if (!m->entries) {
+        fx_fail(f, "node %llu sent %u entries and no array", (ull)m->from, m->n_entries);
+        return false;
+    }
+    qm->ents = malloc(m->n_entries * sizeof *qm->ents);
+    if (!qm->ents) {
+        fx_fail(f, "fixture: out of memory");
+        return false;
+    }
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const fx_blob *b = blob_of_entry(f, &m->entries[i]);
+        if (!b) {
+            free(qm->ents);
+            qm->ents = NULL;
+            return false;
+        }
+        qm->ents[i] = m->entries[i];
+        qm->ents[i].data = b->len ? (uint8_t *)b->data : NULL; /* the core copies */
+    }
+    qm->m.entries = qm->ents;
+    return true;
 }
 
 static void trace_msg(fx *f, const char *what, const raft_msg *m)
@@ -658,9 +695,8 @@ static void net_send(fx *f, fx_node *n, const raft_msg *m)
         if (!qm.snap)
             return;
     }
-    if (raft_msg_clone(m, &qm.m)) {
+    if (!qmsg_copy(f, &qm, m)) {
         free(qm.snap);
-        fx_fail(f, "fixture: raft_msg_clone failed");
         return;
     }
     qm.at = f->step + net_delay(f);
@@ -693,9 +729,8 @@ static void net_duplicate(fx *f, const fx_qmsg *qm)
     memset(&dup, 0, sizeof dup);
     if (qm->snap && !(dup.snap = slots_dup(f, qm->snap, (size_t)qm->m.snapshot.index)))
         return;
-    if (raft_msg_clone(&qm->m, &dup.m)) {
+    if (!qmsg_copy(f, &dup, &qm->m)) {
         free(dup.snap);
-        fx_fail(f, "fixture: raft_msg_clone failed");
         return;
     }
     dup.at = f->step + 1 + net_delay(f);
