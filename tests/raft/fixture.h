@@ -12,6 +12,12 @@
  *
  * Must never: use wall time or global state; peek into raft internals
  * beyond raft.h.
+ *
+ * Files: fixture.c (lifecycle, shared plumbing), fx_node.c (the node loop:
+ * Readies, state machine, snapshots, reads, crash/restart), fx_disk.c
+ * (emulated storage), fx_net.c (network and faults), fx_check.c
+ * (invariants), fx_schedule.c (random schedule, liveness); fx_int.h is
+ * what they share.
  */
 #ifndef RAFTKV_FIXTURE_H
 #define RAFTKV_FIXTURE_H
