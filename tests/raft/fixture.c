@@ -179,6 +179,7 @@ fx *fx_new(const fx_options *o)
     memset(&boot, 0, sizeof boot);
     for (int i = 1; i <= f->o.n_nodes; i++)
         boot.voters[boot.n_voters++] = (raft_id)i;
+    f->boot = boot;
     for (int i = 1; i <= f->o.n_nodes; i++) {
         fx_node *n = &f->nodes[i];
         n->id = (raft_id)i;
@@ -266,6 +267,11 @@ raft_id fx_elect_any(fx *f, int max_ticks)
 const char *fx_error(const fx *f)
 {
     return f->failed ? f->err : "";
+}
+
+fx_stats fx_get_stats(const fx *f)
+{
+    return f->stats;
 }
 
 uint64_t fx_step_count(const fx *f)

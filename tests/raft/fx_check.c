@@ -96,22 +96,85 @@ void fx_observe_leader(fx *f, fx_node *n)
     }
 }
 
+static bool ids_have(const raft_id *ids, uint32_t n, raft_id id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static bool conf_has_all(const raft_conf *a, const raft_conf *b)
+{
+    for (uint32_t i = 0; i < a->n_voters; i++)
+        if (!ids_have(b->voters, b->n_voters, a->voters[i]))
+            return false;
+    for (uint32_t i = 0; i < a->n_learners; i++)
+        if (!ids_have(b->learners, b->n_learners, a->learners[i]))
+            return false;
+    return true;
+}
+
+bool fx_conf_same(const raft_conf *a, const raft_conf *b)
+{
+    return a->n_voters == b->n_voters && a->n_learners == b->n_learners &&
+           conf_has_all(a, b);
+}
+
+bool fx_conf_step(raft_conf *c, const fx_blob *b)
+{
+    raft_conf_change cc;
+    if (b->type != RAFT_ENTRY_CONF)
+        return true;
+    if (raft_conf_change_decode(b->data, b->len, &cc))
+        return false;
+    raft_conf_apply(c, &cc); /* an invalid change leaves c, as in the core */
+    return true;
+}
+
+bool fx_conf_at(fx *f, const fx_node *n, const fx_slot *data, raft_index count,
+                raft_conf *out)
+{
+    *out = count ? f->boot : n->boot_conf;
+    for (raft_index i = 0; i < count; i++)
+        if (!fx_conf_step(out, data[i].b))
+            return false;
+    return true;
+}
+
+/* What a running node acted on must be durable and its membership must be
+ * the one its applied entries make. A parked leader (fsync unfinished) is
+ * judged when its Ready completes. */
+static void check_node_settled(fx *f, fx_node *n)
+{
+    raft_id id = n->id;
+    if (n->parked) {
+        if (raft_role_get(n->r) != RAFT_LEADER)
+            fx_fail(f, "node %llu is parked mid-fsync but is no leader", (ull)id);
+        return;
+    }
+    if (raft_term_get(n->r) != n->hs.term)
+        fx_fail(f, "node %llu is in term %llu but persisted term %llu", (ull)id,
+                (ull)raft_term_get(n->r), (ull)n->hs.term);
+    else if (raft_applied_index(n->r) != n->applied)
+        fx_fail(f, "node %llu: core applied %llu, state machine applied %llu", (ull)id,
+                (ull)raft_applied_index(n->r), (ull)n->applied);
+    else if (raft_commit_index(n->r) > fx_disk_last(n))
+        fx_fail(f, "node %llu commit %llu beyond its persisted log %llu", (ull)id,
+                (ull)raft_commit_index(n->r), (ull)fx_disk_last(n));
+    else if (!fx_conf_same(raft_conf_get(n->r), &n->sm_conf))
+        fx_fail(f, "membership: node %llu's core conf (%u voters, %u learners) is not the "
+                   "one its entries applied to %llu make (%u voters, %u learners)",
+                (ull)id, raft_conf_get(n->r)->n_voters, raft_conf_get(n->r)->n_learners,
+                (ull)n->applied, n->sm_conf.n_voters, n->sm_conf.n_learners);
+}
+
 int fx_check(fx *f)
 {
     for (raft_id id = 1; id <= FX_MAX_NODES && !f->failed; id++) {
         fx_node *n = fx_node_get(f, id);
-        if (!n || !n->up)
-            continue;
-        /* After a drained Ready nothing may live only in memory. */
-        if (raft_term_get(n->r) != n->hs.term)
-            fx_fail(f, "node %llu is in term %llu but persisted term %llu", (ull)id,
-                    (ull)raft_term_get(n->r), (ull)n->hs.term);
-        else if (raft_applied_index(n->r) != n->applied)
-            fx_fail(f, "node %llu: core applied %llu, state machine applied %llu", (ull)id,
-                    (ull)raft_applied_index(n->r), (ull)n->applied);
-        else if (raft_commit_index(n->r) > fx_disk_last(n))
-            fx_fail(f, "node %llu commit %llu beyond its persisted log %llu", (ull)id,
-                    (ull)raft_commit_index(n->r), (ull)fx_disk_last(n));
+        if (n && n->up)
+            check_node_settled(f, n);
     }
     return f->failed ? -1 : 0;
 }

@@ -80,6 +80,18 @@ typedef struct {
     uint64_t next_ctx; /* the random schedule's read rounds, per life */
     raft_term leader_checked; /* term in which completeness was checked */
     raft_index durable_commit; /* commit persisted before the current Ready */
+    raft_conf sm_conf; /* membership as of `applied`, from the applied entries */
+    /* A leader's Ready whose messages left before its fsync, which has not
+     * finished: nothing of it is on disk yet (see fx_node.c). */
+    bool parked;
+    raft_ready parked_rd;
+    /* The background snapshot job (node.c's kv_snapjob): a copy of the
+     * state machine at job_index, adopted once the step reaches job_due. */
+    bool job;
+    raft_index job_index;
+    uint64_t job_due;
+    fx_slot *job_data;
+    raft_index snap_trigger; /* node.c's last_snapshot_index */
 } fx_node;
 
 struct fx {
@@ -87,6 +99,8 @@ struct fx {
     uint64_t rng;
     uint64_t step;
     fx_node nodes[FX_MAX_NODES + 1];
+    raft_conf boot; /* the bootstrapped conf of nodes 1..n_nodes */
+    fx_stats stats;
     bool cut[FX_MAX_NODES + 1][FX_MAX_NODES + 1];
     bool held[FX_MAX_NODES + 1][FX_MAX_NODES + 1]; /* fx_hold: queued, not sent */
     fx_qmsg *q;
@@ -124,6 +138,9 @@ int fx_node_start(fx *f, fx_node *n);
 void fx_node_stop(fx *f, fx_node *n);
 void fx_node_free(fx_node *n);
 void fx_node_tick(fx *f, fx_node *n);
+/* Finishes n's parked Ready, if any (its fsync completes), and drains the
+ * Readies that follow: the node loop takes no input in between. */
+void fx_node_unpark(fx *f, fx_node *n);
 
 /* ---- fx_disk.c ---- */
 raft_index fx_disk_last(const fx_node *n);
@@ -138,6 +155,15 @@ void fx_check_commit(fx *f, fx_node *n, raft_index i, fx_slot s);
 void fx_check_log_matching(fx *f, fx_node *n, raft_index i, raft_term term,
                            const fx_blob *b, raft_term prev_term);
 void fx_observe_leader(fx *f, fx_node *n);
+/* Membership after applying the first `count` slots of data (n->boot_conf
+ * when count is 0: a fresh node knows none); false if a conf entry does
+ * not decode. */
+bool fx_conf_at(fx *f, const fx_node *n, const fx_slot *data, raft_index count,
+                raft_conf *out);
+bool fx_conf_same(const raft_conf *a, const raft_conf *b);
+/* Applies one conf entry's payload to c (invalid changes leave it, as in
+ * the core); false if it does not decode. */
+bool fx_conf_step(raft_conf *c, const fx_blob *b);
 
 /* ---- fx_net.c ---- */
 void fx_qmsg_free(fx_qmsg *qm);

@@ -112,6 +112,7 @@ static void report_snapshot(fx *f, raft_id from, raft_id to, bool ok)
     fx_node *src = fx_node_get(f, from);
     if (!src || !src->up)
         return;
+    fx_node_unpark(f, src); /* the node loop reads its inbox between Readies */
     raft_report_snapshot(src->r, to, ok);
     fx_node_process(f, src);
 }
@@ -121,6 +122,7 @@ static void report_unreachable(fx *f, raft_id from, raft_id to)
     fx_node *src = fx_node_get(f, from);
     if (!src || !src->up)
         return;
+    fx_node_unpark(f, src);
     raft_report_unreachable(src->r, to);
     fx_node_process(f, src);
 }
@@ -160,6 +162,7 @@ static void net_deliver(fx *f, fx_qmsg *qm)
     if (f->faults && fx_rng_chance(f, f->o.duplicate))
         net_duplicate(f, qm);
     trace_msg(f, "deliver", &qm->m);
+    fx_node_unpark(f, dst); /* a parked node steps it after its fsync */
     bool snap = qm->m.type == RAFT_MSG_SNAP;
     if (snap) {
         free(dst->pending_snap);

@@ -106,12 +106,26 @@ static void rand_partition(fx *f)
     trace_step(f, "partition: %zu node(s) apart, first %llu", k, (ull)(k ? a[0] : 0));
 }
 
+/* A node in the middle of an fsync, if any: crashing it then is what
+ * loses entries that already left (half of the crashes pick one). */
+static fx_node *pick_parked(fx *f)
+{
+    for (raft_id id = 1; id <= FX_MAX_NODES; id++) {
+        fx_node *n = fx_node_get(f, id);
+        if (n && n->up && n->parked)
+            return n;
+    }
+    return NULL;
+}
+
 static void rand_crash(fx *f)
 {
     int total = count_nodes(f, false), down = total - count_nodes(f, true);
     if ((down + 1) * 2 >= total)
         return; /* keep a majority running */
-    fx_node *n = pick_victim(f);
+    fx_node *n = pick_parked(f);
+    if (!n || fx_rng_below(f, 2))
+        n = pick_victim(f);
     if (!n)
         return;
     trace_step(f, "crash %llu", (ull)n->id);
@@ -247,14 +261,36 @@ static void random_step(fx *f, bool membership)
         membership ? rand_membership(f) : rand_tick(f);
 }
 
+/* A parked leader's fsync finishes, at some step, if nothing made it
+ * finish sooner (an input to the node: it is handled after the fsync). */
+static void rand_fsyncs(fx *f)
+{
+    for (raft_id id = 1; id <= FX_MAX_NODES && !f->failed; id++) {
+        fx_node *n = fx_node_get(f, id);
+        if (n && n->parked && fx_rng_below(f, 3) == 0) {
+            trace_step(f, "fsync of %llu finishes", (ull)id);
+            fx_node_unpark(f, n);
+        }
+    }
+}
+
+static void unpark_all(fx *f)
+{
+    for (raft_id id = 1; id <= FX_MAX_NODES && !f->failed; id++)
+        fx_node_unpark(f, fx_node_get(f, id));
+}
+
 int fx_run_random(fx *f, int steps, bool membership)
 {
     f->faults = true;
     for (int i = 0; i < steps && !f->failed; i++) {
         f->step++;
+        rand_fsyncs(f);
         random_step(f, membership);
         fx_check(f); /* so the run stops at the first violation */
     }
+    unpark_all(f);
+    fx_check(f);
     f->faults = false;
     f->calm = false;
     return f->failed ? -1 : 0;
