@@ -255,6 +255,10 @@ int raft_conf_change_decode(const uint8_t *data, size_t len, raft_conf_change *c
 int raft_conf_apply(raft_conf *conf, const raft_conf_change *cc);
 bool raft_conf_has(const raft_conf *conf, raft_id id);
 
+/* Frees a message's entries (and their data) only, for a caller that gave
+ * one entries of its own (the core's copies come and go with the Ready). */
+void raft_msg_release(raft_msg *m);
+
 const char *raft_msg_type_name(int type);
 const char *raft_role_name(enum raft_role role);
 

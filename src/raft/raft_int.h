@@ -138,8 +138,6 @@ struct raft {
 /* ---- messages (msg.c) ---- */
 int raft_entry_copy(raft_entry *dst, const raft_entry *src);
 void raft_entry_free(raft_entry *e);
-/* Frees a message's entries (and their data) only. */
-void raft_msg_release(raft_msg *m);
 /* Gives m deep copies of src[0..n) (replacing, not freeing, m->entries);
  * on failure m has no entries. */
 int raft_msg_set_entries(raft_msg *m, const raft_entry *src, uint32_t n);
