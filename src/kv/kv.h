@@ -195,11 +195,9 @@ void kv_apply_rollback(kv *k);
 
 /* ---- snapshots (node thread) ---- */
 
-/* Writes a consistent copy of the whole database to path (VACUUM INTO),
- * fsync'd. */
-int kv_snapshot_write(kv *k, const char *path);
-/* The same in the background, on a thread and connection of its own, while
- * the node thread goes on applying: the file holds whatever state was
+/* Writes a consistent copy of the whole database to path (VACUUM INTO) in
+ * the background, on a thread and connection of its own, while the node
+ * thread goes on applying: the file holds whatever state was
  * applied when the copy began. NULL if the thread cannot start. */
 typedef struct kv_snapjob kv_snapjob;
 kv_snapjob *kv_snapjob_start(kv *k, const char *path);

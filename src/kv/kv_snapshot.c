@@ -1,6 +1,5 @@
 /* kv_snapshot: the whole kv database as one file — written with VACUUM
- * INTO (in the background on a thread and connection of its own, or at
- * once on the writer), and restored from a received file with the online
+ * INTO in the background, on a thread and connection of its own, and restored from a received file with the online
  * backup API (one atomic write transaction). Must never restore a file it
  * has not verified to be a sound kv database of a known format: it comes
  * from the network; the background thread must never touch the writer
@@ -8,25 +7,11 @@
 #include "kv/kv_internal.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The file and its directory entry must both be durable. */
-static int fsync_file_and_dir(const char *path)
-{
-    char *copy = xstrdup(path);
-    if (!copy)
-        return -1;
-    int rc = fsync_path(path);
-    if (rc == 0)
-        rc = fsync_path(dirname(copy));
-    free(copy);
-    return rc;
-}
 
 /* VACUUM INTO reads one consistent state of the source (a WAL reader, so
  * the writer goes on) and writes it compacted to path; the caller makes
@@ -48,20 +33,6 @@ static int vacuum_into(kv_db *d, const char *path)
         log_error("kv: snapshot %s: %s", path, sqlite3_errmsg(d->db));
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
-}
-
-int kv_snapshot_write(kv *k, const char *path)
-{
-    if (k->in_batch) {
-        log_error("kv: snapshot inside an apply batch");
-        return KV_ERR_INTERNAL;
-    }
-    int rc = vacuum_into(&k->w, path);
-    if (rc == KV_OK && fsync_file_and_dir(path) < 0) {
-        log_error("kv: snapshot %s: fsync: %s", path, strerror(errno));
-        rc = KV_ERR_INTERNAL;
-    }
-    return rc;
 }
 
 struct kv_snapjob {

@@ -1,5 +1,5 @@
 /* msg.c: messages and entries as owned memory — the outbox a Ready hands
- * out, read states, deep copies, validation of untrusted messages, names.
+ * out, read states, entry copies, validation of untrusted messages, names.
  *
  * Must never: interpret a message (that is raft.c and the role files); it
  * only owns and checks bytes. A failed allocation drops the message, which
@@ -61,12 +61,6 @@ int raft_msg_set_entries(raft_msg *m, const raft_entry *src, uint32_t n)
     }
     m->n_entries = n;
     return 0;
-}
-
-int raft_msg_clone(const raft_msg *m, raft_msg *out)
-{
-    *out = *m;
-    return raft_msg_set_entries(out, m->entries, m->n_entries);
 }
 
 void raft_msg_init(raft *r, raft_msg *m, uint8_t type, raft_id to)

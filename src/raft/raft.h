@@ -13,8 +13,8 @@
  *
  * Ownership: the core copies every byte it keeps (entries handed to
  * raft_step/raft_propose). Pointers in a raft_ready stay valid until
- * raft_advance() or raft_free(); a caller that keeps a message longer uses
- * raft_msg_clone().
+ * raft_advance() or raft_free(); a caller that keeps a message longer
+ * copies it (the transport's send queues make their own deep copies).
  *
  * All functions returning int return 0 on success or a negative RAFT_ERR_*.
  */
@@ -223,14 +223,13 @@ bool raft_has_ready(const raft *r);
 int raft_ready_get(raft *r, raft_ready *rd);
 int raft_advance(raft *r, const raft_ready *rd);
 
-/* The application snapshotted its state at the current applied index.
- * Records that snapshot (filling *meta, to be persisted by the caller) and
- * discards in-memory entries up to compact_to (<= applied index). */
-int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta);
-/* The same for a snapshot of the state at index (<= applied index), written
- * in the background while later entries were applied. Refused (INVALID) if
- * membership changed after index, since the snapshot records today's, or if
- * index is older than the latest snapshot. (The log keeps every index from
+/* The application snapshotted its state as of index (<= applied index),
+ * possibly in the background while later entries were applied. Records that
+ * snapshot (filling *meta, to be persisted by the caller) and discards
+ * in-memory entries up to compact_to (<= index). Refused (INVALID) if
+ * membership changed after index, since the snapshot records today's, if
+ * index is older than the latest snapshot, or while a received snapshot
+ * waits in a Ready. (The log keeps every index from
  * the latest snapshot on, so an accepted index is never COMPACTED.) */
 int raft_snapshot_taken_at(raft *r, raft_index index, raft_index compact_to,
                            raft_snapshot_meta *meta);
@@ -264,9 +263,9 @@ int raft_conf_change_decode(const uint8_t *data, size_t len, raft_conf_change *c
 int raft_conf_apply(raft_conf *conf, const raft_conf_change *cc);
 bool raft_conf_has(const raft_conf *conf, raft_id id);
 
-/* Deep copy / free of a message and its entries (for simulators, queues). */
-int raft_msg_clone(const raft_msg *m, raft_msg *out);
-void raft_msg_release(raft_msg *m); /* frees entries (and their data) only */
+/* Frees a message's entries (and their data) only, for a caller that gave
+ * one entries of its own (the core's copies come and go with the Ready). */
+void raft_msg_release(raft_msg *m);
 /* Structural checks every message passes before any handler sees it: a
  * known type, a sender, entries only where they belong and contiguous, and
  * every term and index below RAFT_MAX_NUMBER. raft_step runs it; decoders

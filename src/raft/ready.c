@@ -123,8 +123,3 @@ int raft_snapshot_taken_at(raft *r, raft_index index, raft_index compact_to,
     raft_log_compact(&r->log, compact_to);
     return 0;
 }
-
-int raft_snapshot_taken(raft *r, raft_index compact_to, raft_snapshot_meta *meta)
-{
-    return r ? raft_snapshot_taken_at(r, r->applied, compact_to, meta) : RAFT_ERR_INVALID;
-}

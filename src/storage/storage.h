@@ -65,18 +65,16 @@ char *storage_snapshot_path(storage *s, raft_index index);
 /* Staged received snapshot path for (index, term) (caller frees). */
 char *storage_recv_path(storage *s, raft_index index, raft_term term);
 
-/* A snapshot file was written (fsync'd) at storage_snapshot_path(meta.index):
- * computes its size and CRC, records the meta, deletes log entries
- * <= compact_to and older snapshot files. Crash-safe at every step. */
-int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
-                           raft_index compact_to, storage_snapshot *out);
 /* Where a snapshot is written before its index is known (removed at
  * startup if a crash left it); caller frees. */
 char *storage_staging_path(storage *s);
-/* The same as storage_snapshot_saved for a file written at `staged` whose
- * data its writer already made durable and summed (size, CRC-32C; e.g. on
- * a thread of its own): moves it to storage_snapshot_path(meta.index)
- * (atomic rename) and fsyncs the directory, without reading it again. */
+/* A snapshot taken locally: the file at `staged` (storage_staging_path),
+ * whose data its writer already made durable and summed (size, CRC-32C; kv's
+ * background job does both on its own thread), moves to
+ * storage_snapshot_path(meta.index) (atomic rename) and the directory is
+ * fsync'd, without reading the file again; then the meta is recorded, log
+ * entries <= compact_to and older snapshot files are deleted. Crash-safe at
+ * every step. */
 int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
                            uint64_t size, uint32_t crc, raft_index compact_to,
                            storage_snapshot *out);
@@ -86,9 +84,6 @@ int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const cha
  * drops the whole log, sets hard state commit to at least meta.index. */
 int storage_install_snapshot(storage *s, const raft_snapshot_meta *meta,
                              const char *staged, storage_snapshot *out);
-
-/* Latest snapshot recorded (meta.index == 0 if none). */
-int storage_get_snapshot(storage *s, storage_snapshot *out);
 
 /* Checks a snapshot file against its recorded size and CRC (for startup). */
 int storage_verify_snapshot(storage *s, const storage_snapshot *snap);

@@ -63,14 +63,15 @@ static int record_saved(storage *s, const storage_snapshot *next, raft_index com
     return storage_tx_commit(s);
 }
 
-/* Records a snapshot file (at `staged`, or already at its final path) as
- * the latest; next->size and crc are the writer's when `summed`. */
-static int record_new(storage *s, const char *staged, bool summed, storage_snapshot *next,
-                      raft_index compact_to, storage_snapshot *out)
+int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
+                           uint64_t size, uint32_t crc, raft_index compact_to,
+                           storage_snapshot *out)
 {
-    const raft_snapshot_meta *meta = &next->meta;
+    storage_snapshot next = {.meta = *meta, .size = size, .crc = crc};
     if (check_meta(s, meta, true) < 0)
         return -1;
+    if (!staged)
+        return storage_fail(s, "%s: no staged snapshot file", s->db_path);
     if (compact_to > meta->index)
         return storage_fail(s, "%s: compact_to %llu is beyond the snapshot index %llu",
                             s->db_path, (unsigned long long)compact_to,
@@ -78,27 +79,12 @@ static int record_new(storage *s, const char *staged, bool summed, storage_snaps
     char *path = storage_snapshot_path(s, meta->index);
     if (!path)
         return storage_fail(s, "%s: out of memory", s->db_path);
-    int rc = make_durable(s, staged, path, summed, next);
+    int rc = make_durable(s, staged, path, true, &next);
     free(path);
-    if (rc < 0 || record_saved(s, next, compact_to) < 0)
+    if (rc < 0 || record_saved(s, &next, compact_to) < 0)
         return -1;
-    adopt(s, next, out);
+    adopt(s, &next, out);
     return 0;
-}
-
-int storage_snapshot_saved(storage *s, const raft_snapshot_meta *meta,
-                           raft_index compact_to, storage_snapshot *out)
-{
-    storage_snapshot next = {.meta = *meta};
-    return record_new(s, NULL, false, &next, compact_to, out);
-}
-
-int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
-                           uint64_t size, uint32_t crc, raft_index compact_to,
-                           storage_snapshot *out)
-{
-    storage_snapshot next = {.meta = *meta, .size = size, .crc = crc};
-    return record_new(s, staged, true, &next, compact_to, out);
 }
 
 /* Term and commit only move forward: the snapshot proves its entries were
@@ -151,12 +137,6 @@ int storage_install_snapshot(storage *s, const raft_snapshot_meta *meta,
     if (rc == 0)
         adopt(s, &next, out);
     return rc;
-}
-
-int storage_get_snapshot(storage *s, storage_snapshot *out)
-{
-    *out = s->snap;
-    return 0;
 }
 
 int storage_verify_snapshot(storage *s, const storage_snapshot *snap)

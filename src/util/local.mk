@@ -1,5 +1,5 @@
 # util module
-libraftkv_a_SOURCES += src/util/util.h src/util/log.c src/util/buf.c src/util/misc.c \
+libraftkv_a_SOURCES += src/util/util.h src/util/logging.c src/util/buf.c src/util/misc.c \
 	src/util/fsync_path.c src/util/file_sum.c
 
 check_PROGRAMS += tests/unit/util_test

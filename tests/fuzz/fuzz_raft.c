@@ -18,6 +18,7 @@
  */
 #include "fuzz.h"
 #include "raft/raft.h"
+#include "transport/transport_int.h"
 #include "util/util.h"
 
 #include <stdarg.h>
@@ -118,7 +119,7 @@ static void queue_push(const raft_msg *m)
 {
     if (!node_of(m->to) || w.nq == MAX_QUEUE)
         return; /* to a non-member (an injected sender), or the net is full */
-    FUZZ_CHECK(raft_msg_clone(m, &w.queue[w.nq]) == 0);
+    FUZZ_CHECK(transport_msg_copy(m, &w.queue[w.nq]) == 0);
     w.nq++;
 }
 

@@ -1,17 +1,31 @@
 /* fixture: a deterministic in-memory cluster for testing the Raft core.
  *
- * Owns: N raft instances, each with emulated stable storage (what a Ready
- * asked to persist, and only that, survives fx_crash), an emulated state
- * machine (the list of applied entries; snapshots copy it), and a network
- * of queued messages that can be dropped, delayed, duplicated, reordered,
- * cut in either direction, partitioned and healed. All randomness comes
- * from the seed, so a run replays exactly.
+ * Owns: N raft instances driven as src/server/node.c drives one (handle_ready:
+ * install a received snapshot; a leader's APPEND/HEARTBEAT-only Ready is sent
+ * before its fsync, anything else after; persist; apply; answer reads;
+ * advance; maybe_snapshot: snapshots copied in the background at an applied
+ * index and adopted later with raft_snapshot_taken_at, which may refuse),
+ * each with emulated stable storage (what a Ready asked to persist, and only
+ * once its fsync finished, survives fx_crash), an emulated state machine
+ * (the list of applied entries; snapshots copy it), and a network of queued
+ * messages that can be dropped, delayed, duplicated, reordered, cut in either
+ * direction, partitioned and healed. All randomness comes from the seed, so
+ * a run replays exactly.
  *
- * Checks (fx_check, and after every step of fx_run_random):
- * election safety, log matching, leader completeness, state-machine safety.
+ * Checks (fx_check, and after every step of fx_run_random): election
+ * safety, log matching, leader completeness, state-machine safety, that a
+ * settled node keeps nothing only in memory and has the membership its
+ * applied entries make, and that every snapshot records the membership of
+ * its index (a refused one must have had a reason).
  *
  * Must never: use wall time or global state; peek into raft internals
  * beyond raft.h.
+ *
+ * Files: fixture.c (lifecycle, shared plumbing), fx_node.c (the node loop:
+ * Readies, state machine, snapshots, reads, crash/restart), fx_disk.c
+ * (emulated storage), fx_net.c (network and faults), fx_check.c
+ * (invariants), fx_schedule.c (random schedule, liveness); fx_int.h is
+ * what they share.
  */
 #ifndef RAFTKV_FIXTURE_H
 #define RAFTKV_FIXTURE_H
@@ -41,6 +55,15 @@ typedef struct {
      * node snapshots and compacts, keeping `keep` entries (0 = never) */
     int snapshot_every;
     int snapshot_keep;
+    /* As node.c's background snapshot (random mode only): the copy of the
+     * state applied when it starts is adopted 0..snapshot_lag steps later
+     * with raft_snapshot_taken_at (0 = at the end of the same Ready). */
+    int snapshot_lag;
+    /* As node.c's may_send_before_persist: a leader's Ready holding only
+     * APPEND/HEARTBEAT messages is sent before its fsync; in random mode,
+     * with this probability the fsync then stays unfinished ("parked") until
+     * a later step, so a crash in between loses what it held. */
+    double slow_fsync;
 } fx_options;
 
 typedef struct fx fx;
@@ -100,6 +123,18 @@ int fx_add_node(fx *f, raft_id id);
  * (if membership is true) membership changes. Returns 0, or -1 at the first
  * invariant violation (message in fx_error). */
 int fx_run_random(fx *f, int steps, bool membership);
+
+/* What the production-like modelling did, so tests can prove it happens. */
+typedef struct {
+    uint64_t sent_early;    /* Readies whose messages left before their fsync */
+    uint64_t parked;        /* ... whose fsync then outlived the step */
+    uint64_t lost_in_fsync; /* ... and whose node crashed before it finished */
+    uint64_t snaps_started; /* background snapshot copies started */
+    uint64_t snaps_adopted; /* accepted by raft_snapshot_taken_at */
+    uint64_t snaps_refused; /* refused by it (membership or snapshot moved on) */
+    uint64_t snaps_lost;    /* lost with a crash before adoption */
+} fx_stats;
+fx_stats fx_get_stats(const fx *f);
 
 /* ---- invariants ---- */
 /* 0 if all hold; -1 with a message in fx_error otherwise. */

@@ -43,6 +43,8 @@ static sim_plan plan_for(uint64_t seed)
     static const int delays[] = {0, 1, 3, 6};
     static const int snap_every[] = {0, 5, 10, 25};
     static const int snap_keep[] = {0, 0, 3, 10};
+    static const double slow_fsync[] = {0, 0.2, 0.5, 0.9};
+    static const int snap_lag[] = {0, 2, 10, 40};
     uint64_t h = mix64(seed);
     sim_plan p;
     memset(&p, 0, sizeof p);
@@ -62,16 +64,18 @@ static sim_plan plan_for(uint64_t seed)
     p.o.snapshot_every = snap_every[s];
     p.o.snapshot_keep = snap_keep[s];
     p.o.max_inflight = ((h >> 12) & 1) ? 2 : 16;
+    p.o.slow_fsync = slow_fsync[(h >> 13) & 3];
+    p.o.snapshot_lag = snap_lag[(h >> 15) & 3];
     return p;
 }
 
 static void plan_print(const sim_plan *p)
 {
     printf("plan: nodes=%d prevote=%d checkquorum=%d drop=%.2f dup=%.2f delay=%d "
-           "snapshot_every=%d keep=%d inflight=%u membership=%d\n",
+           "snapshot_every=%d keep=%d lag=%d slow_fsync=%.1f inflight=%u membership=%d\n",
            p->o.n_nodes, p->o.pre_vote, p->o.check_quorum, p->o.drop, p->o.duplicate,
-           p->o.max_delay, p->o.snapshot_every, p->o.snapshot_keep, p->o.max_inflight,
-           p->membership);
+           p->o.max_delay, p->o.snapshot_every, p->o.snapshot_keep, p->o.snapshot_lag,
+           p->o.slow_fsync, p->o.max_inflight, p->membership);
 }
 
 /* Runs one seed; prints the FAIL line with the replay command on failure. */
@@ -272,6 +276,43 @@ static void test_random_run_commits(void)
     fx_free(f);
 }
 
+/* The production-like modelling must really happen on the seeds' plans:
+ * early sends, fsyncs outliving a step and crashes in them, background
+ * snapshots adopted, refused (membership moved on) and lost in crashes. */
+static void test_production_modelling_exercised(void)
+{
+    fx_stats sum;
+    memset(&sum, 0, sizeof sum);
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        sim_plan p = plan_for(seed);
+        p.o.slow_fsync = 0.5;
+        p.o.snapshot_lag = 10;
+        p.o.snapshot_every = 5;
+        fx *f = fx_new(&p.o);
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        CHECK_MSG(fx_run_random(f, SIM_DEFAULT_STEPS, true) == 0, "seed %llu: %s",
+                  (ull)seed, fx_error(f));
+        fx_stats st = fx_get_stats(f);
+        sum.sent_early += st.sent_early;
+        sum.parked += st.parked;
+        sum.lost_in_fsync += st.lost_in_fsync;
+        sum.snaps_started += st.snaps_started;
+        sum.snaps_adopted += st.snaps_adopted;
+        sum.snaps_refused += st.snaps_refused;
+        sum.snaps_lost += st.snaps_lost;
+        fx_free(f);
+    }
+    printf("modelling over 40 seeds: %llu sent early, %llu parked, %llu lost in fsync; "
+           "snapshots %llu started, %llu adopted, %llu refused, %llu lost\n",
+           (ull)sum.sent_early, (ull)sum.parked, (ull)sum.lost_in_fsync,
+           (ull)sum.snaps_started, (ull)sum.snaps_adopted, (ull)sum.snaps_refused,
+           (ull)sum.snaps_lost);
+    CHECK(sum.sent_early > 0 && sum.parked > 0 && sum.lost_in_fsync > 0);
+    CHECK(sum.snaps_adopted > 0 && sum.snaps_refused > 0 && sum.snaps_lost > 0);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: sim_test [--seed N] [--seeds COUNT] [--steps K] [--verbose]\n");
@@ -314,6 +355,7 @@ int main(int argc, char **argv)
     RUN(test_checker_liveness_can_fail);
     RUN(test_replay_is_deterministic);
     RUN(test_random_run_commits);
+    RUN(test_production_modelling_exercised);
     run_seed_groups(n_seeds, steps);
     TEST_MAIN_END();
 }

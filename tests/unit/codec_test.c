@@ -432,6 +432,27 @@ static void test_crc32c_known_answers(void)
     }
 }
 
+/* The one deep copy of a message (the send queues keep theirs): entries
+ * and their bytes are the copy's own, and clearing frees them. */
+static void test_msg_copy(void)
+{
+    uint8_t d[3] = {1, 2, 3};
+    raft_entry e[2] = {{.term = 1, .index = 5, .len = 3, .data = d},
+                       {.term = 1, .index = 6, .len = 0, .data = NULL}};
+    raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1, .index = 4,
+                  .n_entries = 2, .entries = e};
+    raft_msg c;
+    CHECK(transport_msg_copy(&m, &c) == 0);
+    CHECK(c.entries != m.entries && c.entries[0].data != d);
+    CHECK(c.entries[0].len == 3 && memcmp(c.entries[0].data, d, 3) == 0);
+    CHECK(c.n_entries == 2 && c.entries[1].len == 0 && c.entries[1].data == NULL);
+    CHECK(c.type == m.type && c.from == 1 && c.to == 2 && c.index == 4);
+    transport_msg_clear(&c);
+    CHECK(c.entries == NULL && c.n_entries == 0);
+    raft_msg none = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2};
+    CHECK(transport_msg_copy(&none, &c) == 0 && c.entries == NULL && c.n_entries == 0);
+}
+
 int main(void)
 {
     RUN(test_crc32c_known_answers);
@@ -446,5 +467,6 @@ int main(void)
     RUN(test_huge_numbers_rejected);
     RUN(test_encode_refuses_invalid);
     RUN(test_random_bytes_rejected);
+    RUN(test_msg_copy);
     TEST_MAIN_END();
 }

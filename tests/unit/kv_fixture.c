@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool kvfx_reopen(kvfx *f)
 {
@@ -51,4 +52,24 @@ int kvfx_apply(kvfx *f, const buf *cmd, kv_result *res, bool *begin_ok, bool *co
     int rc = kv_apply_cmd(f->k, cmd->data, cmd->len, res);
     *commit_ok = kv_apply_commit(f->k, ++f->index, 1) == KV_OK;
     return rc;
+}
+
+int kvfx_snapjob_wait(kv_snapjob *j, kv_snapfile *out)
+{
+    int rc = 1;
+    for (int i = 0; i < 10000 && (rc = kv_snapjob_poll(j, out)) == 1; i++)
+        usleep(1000);
+    if (rc == 1)
+        fprintf(stderr, "kvfx: background snapshot still running after 10 s\n");
+    kv_snapjob_free(j);
+    return rc;
+}
+
+int kvfx_snapshot(kvfx *f, const char *path, kv_snapfile *out)
+{
+    kv_snapfile tmp;
+    kv_snapjob *j = kv_snapjob_start(f->k, path);
+    if (!j)
+        return KV_ERR_INTERNAL;
+    return kvfx_snapjob_wait(j, out ? out : &tmp);
 }

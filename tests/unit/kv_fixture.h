@@ -32,4 +32,14 @@ void kvfx_close(kvfx *f);
  * batch's begin and commit succeeded, for the caller to CHECK. */
 int kvfx_apply(kvfx *f, const buf *cmd, kv_result *res, bool *begin_ok, bool *commit_ok);
 
+/* Waits (with a deadline of about 10 s) for a background snapshot to
+ * finish, then frees the job; kv_snapjob_poll's last code (1 if it never
+ * finished), with *out filled on KV_OK. */
+int kvfx_snapjob_wait(kv_snapjob *j, kv_snapfile *out);
+
+/* A snapshot of the store at path, written as the node writes one: by
+ * kv's background job (kv_snapjob_start), waited for. KV_OK or an error;
+ * *out (may be NULL) gets the job's index, term, size and CRC. */
+int kvfx_snapshot(kvfx *f, const char *path, kv_snapfile *out);
+
 #endif

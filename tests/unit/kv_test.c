@@ -770,8 +770,8 @@ static void test_snapshot(void)
     kv_conn *early = kv_reader_acquire(b.k); /* a reader opened before the restore */
     char snap[160], err[256] = "";
     snprintf(snap, sizeof snap, "%s/snap.db", a.dir);
-    CHECK(kv_snapshot_write(a.k, snap) == KV_OK);
-    CHECK(kv_snapshot_write(a.k, snap) == KV_OK); /* overwrites a stale file */
+    CHECK(kvfx_snapshot(&a, snap, NULL) == KV_OK);
+    CHECK(kvfx_snapshot(&a, snap, NULL) == KV_OK); /* overwrites a stale file */
     CHECK_MSG(kv_restore(b.k, snap, err, sizeof err) == KV_OK, "%s", err);
     CHECK(kv_revision(b.k) == kv_revision(a.k) && kv_compact_revision(b.k) == 20);
     uint64_t ia, ta, ib, tb;
@@ -789,16 +789,6 @@ static void test_snapshot(void)
     CHECK(put(&b, "new", "1") == kv_revision(a.k) + 1);
     store_close(&a);
     store_close(&b);
-}
-
-/* Waits (with a deadline) for a background snapshot to finish. */
-static int snapjob_wait(kv_snapjob *j, kv_snapfile *f)
-{
-    int rc = 1;
-    for (int i = 0; i < 10000 && (rc = kv_snapjob_poll(j, f)) == 1; i++)
-        usleep(1000);
-    kv_snapjob_free(j);
-    return rc;
 }
 
 /* A background snapshot holds one consistent applied state, whatever the
@@ -824,7 +814,7 @@ static void test_snapshot_background(void)
         put(&a, "later", "x");
     kv_applied(a.k, &after, &t1);
     kv_snapfile f = {0};
-    CHECK(j && snapjob_wait(j, &f) == KV_OK);
+    CHECK(j && kvfx_snapjob_wait(j, &f) == KV_OK);
     uint64_t index = f.index, size = 0;
     uint32_t crc = 0;
     CHECK(index >= before && index <= after && f.term == t0);
@@ -886,11 +876,11 @@ static void test_restore_refuses(void)
     expect_restore_refused(&s, p);
     /* a real kv snapshot with an unknown format, or an extra trigger */
     snprintf(p, sizeof p, "%s/fmt.db", s.dir);
-    CHECK(kv_snapshot_write(s.k, p) == KV_OK);
+    CHECK(kvfx_snapshot(&s, p, NULL) == KV_OK);
     sql_file(p, "UPDATE kv_meta SET value = 2 WHERE name = 'format'");
     expect_restore_refused(&s, p);
     snprintf(p, sizeof p, "%s/trig.db", s.dir);
-    CHECK(kv_snapshot_write(s.k, p) == KV_OK);
+    CHECK(kvfx_snapshot(&s, p, NULL) == KV_OK);
     sql_file(p, "CREATE TRIGGER t AFTER INSERT ON kv_cur BEGIN DELETE FROM kv_meta; END");
     expect_restore_refused(&s, p);
     store_close(&s);
@@ -908,7 +898,7 @@ static void test_damaged_open(void)
     char err[256] = "";
     CHECK(kv_open(p, &k, err, sizeof err) != KV_OK && k == NULL && err[0]);
     snprintf(p, sizeof p, "%s/fmt.db", s.dir);
-    CHECK(kv_snapshot_write(s.k, p) == KV_OK);
+    CHECK(kvfx_snapshot(&s, p, NULL) == KV_OK);
     sql_file(p, "UPDATE kv_meta SET value = 9 WHERE name = 'format'");
     err[0] = 0;
     CHECK(kv_open(p, &k, err, sizeof err) != KV_OK && strstr(err, "format") != NULL);

@@ -271,7 +271,7 @@ static void test_survives_reopen_and_restore(void)
           strcmp(keys, "k") == 0);
     char snap[160];
     snprintf(snap, sizeof snap, "%s/snap.db", s.dir);
-    CHECK(kv_snapshot_write(s.k, snap) == KV_OK);
+    CHECK(kvfx_snapshot(&s, snap, NULL) == KV_OK);
     CHECK(lease_cmd(&s, REVOKE, 21, 0, NULL) == KV_OK);
     CHECK(lease_count(&s) == 0);
     char err[256] = "";

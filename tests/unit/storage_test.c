@@ -172,16 +172,21 @@ static storage_snapshot save_snapshot(storage *s, raft_index index, raft_term te
                                       raft_index compact_to, const uint8_t *body, size_t n)
 {
     storage_snapshot out = {0};
-    char *path = storage_snapshot_path(s, index);
-    CHECK(path && write_file(path, body, n) == 0);
+    uint64_t size = 0;
+    uint32_t crc = 0;
+    /* as the node does: kv's job writes, fsyncs and sums a staged file,
+     * then storage adopts it under its final name */
+    char *staged = storage_staging_path(s);
+    CHECK(staged && write_file(staged, body, n) == 0);
+    CHECK(staged && file_sum(staged, true, &size, &crc) == 0);
     raft_snapshot_meta meta = {.index = index, .term = term};
     meta.conf.n_voters = 3;
     meta.conf.voters[0] = 1, meta.conf.voters[1] = 2, meta.conf.voters[2] = 3;
     meta.conf.n_learners = 1;
     meta.conf.learners[0] = 4;
-    CHECK_MSG(storage_snapshot_saved(s, &meta, compact_to, &out) == 0, "%s",
-              storage_errmsg(s));
-    free(path);
+    CHECK_MSG(staged && storage_snapshot_adopt(s, &meta, staged, size, crc, compact_to, &out) == 0,
+              "%s", storage_errmsg(s));
+    free(staged);
     return out;
 }
 
@@ -614,9 +619,10 @@ static void test_cleanup_removes_orphans(void)
     CHECK(write_file(unfinished, "u", 1) == 0);
     CHECK(write_file(staged, "r", 1) == 0 && write_file(other, "x", 1) == 0);
 
-    storage_snapshot snap;
-    CHECK(storage_get_snapshot(s, &snap) == 0 && snap.meta.index == 10);
-    CHECK(storage_verify_snapshot(s, &snap) == 0);
+    loaded l;
+    CHECK(load(s, &l) == 0 && l.snap.meta.index == 10);
+    unload(&l);
+    CHECK(storage_verify_snapshot(s, &l.snap) == 0);
     storage_cleanup_snapshots(s);
     CHECK(!exists(older) && !exists(orphan) && !exists(staged) && !exists(unfinished));
     CHECK(exists(kept) && exists(other));

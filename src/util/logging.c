@@ -1,4 +1,4 @@
-/* log: one line per event on stderr, with a level and the node id, so the
+/* logging: one line per event on stderr, with a level and the node id, so the
  * logs of a whole local cluster can be merged and grepped. Never allocates,
  * never blocks on anything but the write itself. */
 #include "util/util.h"
