@@ -166,18 +166,29 @@ static bool fresh_join_safe(fx *f)
     return true;
 }
 
-/* A node to add as learner: a removed node (it keeps its disk, so its old
- * votes still bind it), or a fresh one. */
+/* A node to add as learner: a fresh one, as raftkv does: it never gives a
+ * removed member's id to a new one (the node refuses, see the server's
+ * membership check), so a removed node with its old disk and its old view
+ * of the membership never comes back. A node that exists but never learnt
+ * any membership (its add was refused) may be proposed again. */
+static bool may_join(fx *f, const raft_conf *c, raft_id id, bool fresh_ok)
+{
+    if (raft_conf_has(c, id) || !fresh_ok)
+        return false;
+    fx_node *n = fx_node_get(f, id);
+    if (!n)
+        return true;
+    const raft_conf *known = n->up ? raft_conf_get(n->r) : NULL;
+    return known && n->snap.index == 0 && known->n_voters + known->n_learners == 0;
+}
+
 static raft_id pick_joiner(fx *f, const raft_conf *c)
 {
     raft_id ids[FX_MAX_NODES];
     size_t k = 0;
-    raft_id limit = (raft_id)f->o.n_nodes + 2;
-    if (limit > FX_MAX_NODES)
-        limit = FX_MAX_NODES;
     bool fresh_ok = fresh_join_safe(f);
-    for (raft_id id = 1; id <= limit; id++)
-        if (!raft_conf_has(c, id) && (fx_node_get(f, id) || fresh_ok))
+    for (raft_id id = 1; id <= FX_MAX_NODES; id++)
+        if (may_join(f, c, id, fresh_ok))
             ids[k++] = id;
     return k ? ids[fx_rng_below(f, k)] : 0;
 }
