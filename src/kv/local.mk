@@ -16,3 +16,7 @@ libraftkv_a_SOURCES += src/kv/watch_int.h src/kv/watch_hub.c src/kv/watch_tree.c
 check_PROGRAMS += tests/unit/watch_test
 tests_unit_watch_test_SOURCES = tests/unit/watch_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/watch_test
+# integrity and alarms (checksums, kv_hash, alarms, NOSPACE, failpoints)
+check_PROGRAMS += tests/unit/kv_integrity_test
+tests_unit_kv_integrity_test_SOURCES = tests/unit/kv_integrity_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
+TESTS += tests/unit/kv_integrity_test
