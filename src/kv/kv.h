@@ -5,8 +5,17 @@
  * transaction; create_revision, mod_revision, version, lease per key;
  * deletes as tombstones), the compact revision, the applied Raft index and
  * term (stored in the same SQLite transaction as each applied batch), the
- * membership table (id, peer URL, learner flag), and the command encoding
- * that travels in Raft entries.
+ * membership table (id, peer URL, learner flag), the alarms (NOSPACE,
+ * CORRUPT), and the command encoding that travels in Raft entries.
+ *
+ * Integrity: every stored key-value row carries a CRC-32C of its key,
+ * value and metadata, written with the row and verified on every read that
+ * returns it (ranges, txn reads and compares, prev_kv, history, lease
+ * keys, kv_hash) and on every row of a snapshot file kv writes or
+ * restores. A mismatch is never returned as data: the call fails with
+ * KV_ERR_CORRUPT, names the key and revision in kv_conn_errmsg() /
+ * kv_errmsg(), and kv_corruption_seen() turns true for the node to raise
+ * the CORRUPT alarm.
  *
  * Must never: talk to Raft, the network or HTTP; block on anything but
  * SQLite. Apply is deterministic: the same commands in the same order give
@@ -39,7 +48,29 @@ enum kv_err {
     KV_ERR_FUTURE_REV = -4, /* requested revision is beyond the current one */
     KV_ERR_NOT_FOUND = -5, /* a lease named by a command does not exist */
     KV_ERR_EXISTS = -6,    /* LEASE_GRANT of an id already granted */
+    KV_ERR_CORRUPT = -7,   /* a stored row failed its checksum (never served) */
+    KV_ERR_NO_SPACE = -8,  /* refusal: a NOSPACE alarm is active (deterministic) */
+    KV_ERR_NO_SPACE_DISK = -9, /* internal: the disk is full (SQLITE_FULL, ENOSPC) */
 };
+
+/* Error classes, for the node's apply loop:
+ *  - refusals are deterministic — every replica refuses the same command
+ *    the same way — and arrive in kv_result.err with a KV_OK return:
+ *    KV_ERR_INVALID, COMPACTED, FUTURE_REV, NOT_FOUND, EXISTS, NO_SPACE.
+ *    The node answers the client and goes on.
+ *  - internal errors are local to this node and arrive as the return value
+ *    of kv_apply_cmd / kv_apply_member / kv_apply_commit:
+ *    KV_ERR_INTERNAL (SQLite or IO failure), KV_ERR_NO_SPACE_DISK (disk
+ *    full: the node should also propose a NOSPACE alarm), KV_ERR_CORRUPT
+ *    (a row read during apply failed its checksum: CORRUPT alarm). The
+ *    failed command changed nothing, the batch can no longer commit
+ *    (kv_apply_commit rolls it back and returns the first such error), and
+ *    the node must stop applying (fail-stop): replicas that did not fail
+ *    went on, so this one may not answer or apply past the entry. */
+static inline bool kv_err_internal(int rc)
+{
+    return rc == KV_ERR_INTERNAL || rc == KV_ERR_NO_SPACE_DISK || rc == KV_ERR_CORRUPT;
+}
 
 /* A key-value as etcd shows it. Bytes are owned by the containing list. */
 typedef struct {
@@ -158,6 +189,7 @@ typedef struct {
     uint8_t lease_op; /* enum kv_lease_op */
     int64_t lease_id;
     int64_t lease_ttl; /* GRANTED, KEPT: the lease's TTL in seconds */
+    uint32_t alarms;   /* ALARM_*: active alarm types afterwards (KV_ALARM_BIT) */
 } kv_result;
 void kv_result_free(kv_result *r);
 
@@ -180,16 +212,24 @@ int64_t kv_compact_revision(kv *k); /* (node thread) */
  * term of the last entry of the batch. */
 int kv_apply_begin(kv *k);
 /* Applies one command. *res is filled for the waiting client (free with
- * kv_result_free); a refused command (res->err != KV_OK) changes nothing.
- * Returns KV_ERR_INTERNAL only for SQLite failure. */
+ * kv_result_free); a refused command (res->err != KV_OK) changes nothing
+ * and returns KV_OK. Returns an internal error (kv_err_internal(): see
+ * "Error classes" above; res->err then holds it too) only for a local
+ * failure; then the node must stop. While a NOSPACE alarm is active, a
+ * command that adds data (a txn with a PUT in either branch, LEASE_GRANT)
+ * is refused with KV_ERR_NO_SPACE; deletes, compaction, lease revoke and
+ * keepalive, and alarm commands still apply. */
 int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res);
 enum kv_member_op { KV_MEMBER_ADD = 1, KV_MEMBER_ADD_LEARNER, KV_MEMBER_REMOVE, KV_MEMBER_PROMOTE };
 /* KV_OK; KV_ERR_INVALID (id 0, unknown op, no URL) or KV_ERR_NOT_FOUND
- * (REMOVE/PROMOTE of an unknown id) change nothing; KV_ERR_INTERNAL only
- * for SQLite failure. ADD of a known id replaces its URL and role. */
+ * (REMOVE/PROMOTE of an unknown id) change nothing; KV_ERR_INTERNAL or
+ * KV_ERR_NO_SPACE_DISK only for a local failure (the batch then cannot
+ * commit). ADD of a known id replaces its URL and role. */
 int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url);
 /* Without an open batch, opens one (an entry with no kv effect still
- * records its index). */
+ * records its index). KV_OK, or an internal error (kv_err_internal()):
+ * the batch is rolled back and the applied index stays where it was —
+ * also when a command of the batch failed internally. */
 int kv_apply_commit(kv *k, uint64_t index, uint64_t term);
 void kv_apply_rollback(kv *k);
 
@@ -197,7 +237,9 @@ void kv_apply_rollback(kv *k);
 
 /* Writes a consistent copy of the whole database to path (VACUUM INTO) in
  * the background, on a thread and connection of its own, while the node
- * thread goes on applying: the file holds whatever state was
+ * thread goes on applying, and verifies every row's checksum in the copy
+ * (KV_ERR_CORRUPT at poll: a damaged row is never shipped to a peer); the
+ * file holds whatever state was
  * applied when the copy began. NULL if the thread cannot start. */
 typedef struct kv_snapjob kv_snapjob;
 kv_snapjob *kv_snapjob_start(kv *k, const char *path);
@@ -209,13 +251,64 @@ typedef struct {
     uint32_t crc;
 } kv_snapfile;
 /* 1 while running; KV_OK when the file is durable, with *out filled;
- * KV_ERR_INTERNAL if it failed. */
+ * KV_ERR_CORRUPT if a row of the copy failed its checksum (then
+ * kv_corruption_seen() is true); KV_ERR_INTERNAL if it failed. */
 int kv_snapjob_poll(kv_snapjob *j, kv_snapfile *out);
 /* Waits for the thread and frees the job (the file is left). */
 void kv_snapjob_free(kv_snapjob *j);
 /* Replaces the whole state by the database file at path (SQLite backup
- * API), atomically. Refuses a file that is not a kv database. */
+ * API), atomically. Refuses (KV_ERR_INVALID, nothing changed) a file that
+ * is not a kv database of this format or in which any row fails its
+ * checksum; err says which key and revision. Alarms come with the state. */
 int kv_restore(kv *k, const char *path, char *err, size_t errlen);
+
+/* ---- integrity, quota and alarms ---- */
+
+/* What the last failure on c (a reader) or on the writer (apply, snapshot)
+ * was, e.g. "checksum mismatch: key \"a\" revision 7"; "" if none. The
+ * text lives until the next call on that connection. */
+const char *kv_conn_errmsg(kv_conn *c);
+const char *kv_errmsg(kv *k); /* (node thread) */
+/* True once any connection of k found a row failing its checksum (sticky
+ * until close); msg (may be NULL) gets the first one. Any thread. */
+bool kv_corruption_seen(kv *k, char *msg, size_t msglen);
+
+/* Hash of the MVCC state as of revision rev (0: current), as etcd's
+ * HashKV: CRC-32C over every kv_hist row with revision <= R (R = the
+ * revision hashed), in (revision, sub) order — each row's revision,
+ * sub-revision and checksum, the row verified first. Replicas that applied
+ * the same entries give the same hash at the same R and compact revision;
+ * compare hashes only when *compact_rev agrees. *hash_rev gets R. KV_OK,
+ * KV_ERR_COMPACTED (rev < compact revision), KV_ERR_FUTURE_REV,
+ * KV_ERR_CORRUPT, KV_ERR_INTERNAL. One read transaction on c: it never
+ * blocks the writer. */
+int kv_hash(kv_conn *c, int64_t rev, uint32_t *hash, int64_t *compact_rev, int64_t *hash_rev);
+
+/* kv.db's size as SQLite sees it: *size = page_count x page_size, *in_use
+ * = (page_count - freelist_count) x page_size (what compaction + a
+ * defragment could not give back). For --quota-bytes. (node thread) */
+int kv_db_size(kv *k, uint64_t *size, uint64_t *in_use);
+
+/* Alarms are replicated state (kv_alarm table: in snapshots, kept across
+ * restarts): a member raises one by proposing ALARM_ACTIVATE, anyone
+ * clears it with ALARM_DEACTIVATE. Neither takes a revision. */
+enum kv_alarm_type { KV_ALARM_NOSPACE = 1, KV_ALARM_CORRUPT = 2 };
+#define KV_ALARM_BIT(type) (1u << (type))
+enum kv_alarm_action { KV_ALARM_ACTIVATE = 1, KV_ALARM_DEACTIVATE = 2 };
+/* ACTIVATE: member_id != 0 (activating an active alarm changes nothing);
+ * DEACTIVATE: member_id 0 clears the type for every member. type: enum
+ * kv_alarm_type. KV_ERR_INVALID otherwise. Appends to out (unchanged on
+ * failure). */
+int kv_encode_alarm(int action, uint64_t member_id, int type, buf *out);
+/* The active alarm types, as KV_ALARM_BIT(type) bits, as applied so far
+ * (one relaxed atomic load: cheap enough for every request). Any thread. */
+uint32_t kv_alarms_active(kv *k);
+typedef struct {
+    uint64_t member_id;
+    int type; /* enum kv_alarm_type */
+} kv_alarm;
+/* Every active alarm, by member then type (malloc'd; free()). */
+int kv_alarms_list(kv_conn *c, kv_alarm **out, size_t *n);
 
 /* ---- reads (any thread) ---- */
 
@@ -224,7 +317,8 @@ void kv_reader_release(kv *k, kv_conn *c);
 
 /* Range read at req->rev (0: current). *header_rev gets the revision the
  * read saw. Returns KV_OK, KV_ERR_COMPACTED, KV_ERR_FUTURE_REV,
- * KV_ERR_INVALID or KV_ERR_INTERNAL. */
+ * KV_ERR_INVALID, KV_ERR_CORRUPT (a row in the answer failed its checksum:
+ * no rows returned) or KV_ERR_INTERNAL. */
 int kv_range(kv_conn *c, const kv_op *req, kv_op_result *out, int64_t *header_rev);
 /* Current and compact revisions as seen by this connection. */
 int kv_read_revisions(kv_conn *c, int64_t *revision, int64_t *compact_revision);
@@ -260,7 +354,8 @@ void kv_event_list_free(kv_event_list *l);
  * revision; at least one whole revision if any). *next_rev gets the
  * revision to resume from: last returned revision + 1 when max_events cut
  * the answer, else max(current revision + 1, from_rev). KV_ERR_COMPACTED
- * if from_rev <= compact revision. */
+ * if from_rev <= compact revision; KV_ERR_CORRUPT if a returned record (or
+ * its prev_kv) failed its checksum. */
 int kv_history(kv_conn *c, const kv_span *span, int64_t from_rev, size_t max_events,
                bool with_prev, kv_event_list *out, int64_t *next_rev);
 
@@ -288,7 +383,8 @@ typedef struct {
     int64_t ttl; /* granted TTL, seconds */
 } kv_lease;
 
-/* One lease: KV_OK with *ttl, or KV_ERR_NOT_FOUND. keys (may be NULL)
+/* One lease: KV_OK with *ttl, KV_ERR_NOT_FOUND (or KV_ERR_CORRUPT, from
+ * a key's checksum). keys (may be NULL)
  * gets its attached keys, keys only. *header_rev: the revision read. */
 int kv_lease_get(kv_conn *c, int64_t id, int64_t *ttl, kv_list *keys, int64_t *header_rev);
 /* Every lease, by id (malloc'd; free()). */
@@ -340,7 +436,8 @@ typedef struct {
 } watch_batch;
 /* Reads the watcher's events from cursor on (at most about max_events,
  * never part of a revision). KV_OK, KV_ERR_COMPACTED (cursor <= compact
- * revision), KV_ERR_INTERNAL (also when no reader is free). */
+ * revision), KV_ERR_CORRUPT (a record failed its checksum),
+ * KV_ERR_INTERNAL (also when no reader is free). */
 int watch_fetch(watch_hub *h, const watch_watcher *w, int64_t cursor, size_t max_events,
                 watch_batch *out);
 void watch_batch_free(watch_batch *b);

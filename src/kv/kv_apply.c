@@ -1,11 +1,50 @@
 /* kv_apply: batches of committed commands in one SQLite transaction, one
  * savepoint per command so a refused or failing command changes nothing
  * while the rest of the batch stands; the applied index and term commit in
- * the same transaction. Must never run outside the node thread, and must
- * keep the cached revisions equal to what the database will hold. */
+ * the same transaction. Also where refusals and internal failures part
+ * ways (kv.h, "Error classes"): a refusal is res->err with KV_OK, decided
+ * by the command and the replicated state alone (the NOSPACE alarm
+ * included); a local failure is the return value, disk full told apart,
+ * and it poisons the batch so it cannot commit. Failpoints kv.apply and
+ * kv.commit live here.
+ *
+ * Must never run outside the node thread, must keep the cached revisions
+ * and alarm mask equal to what the database will hold, and must never
+ * make a refusal depend on anything local (disk, timing). */
 #include "kv/kv_internal.h"
+#include "util/failpoint.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+/* The error a local failure stands for: disk full, or anything else. */
+int kv_fail_code(int err)
+{
+    return (err & 0xff) == SQLITE_FULL ? KV_ERR_NO_SPACE_DISK : KV_ERR_INTERNAL;
+}
+
+/* A failpoint that fired: its errno as the writer's failure. */
+static int failpoint_error(kv *k, const char *name)
+{
+    int e = failpoint_hit(name);
+    if (!e)
+        return KV_OK;
+    k->w.fail_code = e == ENOSPC || e == EDQUOT ? SQLITE_FULL : SQLITE_IOERR;
+    snprintf(k->w.msg, sizeof k->w.msg, "failpoint %s: %s", name, strerror(e));
+    log_error("kv: %s", k->w.msg);
+    return kv_fail_code(k->w.fail_code);
+}
+
+/* Internal errors keep their class: corruption, else disk full or not. */
+static int classify(kv *k, int rc)
+{
+    if (rc == KV_ERR_INTERNAL)
+        rc = kv_fail_code(k->w.fail_code);
+    if (kv_err_internal(rc) && k->batch_err == KV_OK)
+        k->batch_err = rc;
+    return rc;
+}
 
 int kv_apply_begin(kv *k)
 {
@@ -13,16 +52,44 @@ int kv_apply_begin(kv *k)
         log_error("kv: apply batch already open");
         return KV_ERR_INTERNAL;
     }
+    k->w.fail_code = 0;
     if (kv_exec(&k->w, KV_ST_BEGIN_IMMEDIATE) < 0)
-        return KV_ERR_INTERNAL;
+        return kv_fail_code(k->w.fail_code);
     k->in_batch = true;
+    k->batch_err = KV_OK;
     k->batch_rev = k->rev;
     k->batch_compact = k->compact;
+    k->batch_alarms = kv_alarms_active(k);
     return KV_OK;
+}
+
+static bool branch_puts(const kv_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].type == KV_OP_PUT)
+            return true;
+    return false;
+}
+
+/* What a NOSPACE alarm refuses: what may add data. Decided from the
+ * command alone (both txn branches), so every replica refuses alike. */
+static bool adds_data(const kv_cmd *c)
+{
+    if (c->kind == KV_CMD_LEASE_GRANT)
+        return true;
+    return c->kind == KV_CMD_TXN &&
+           (branch_puts(c->txn.success, c->txn.n_success) ||
+            branch_puts(c->txn.failure, c->txn.n_failure));
 }
 
 static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
 {
+    if (c->kind == KV_CMD_ALARM_ACTIVATE || c->kind == KV_CMD_ALARM_DEACTIVATE)
+        return kv_alarm_apply(k, c, res);
+    if ((kv_alarms_active(k) & KV_ALARM_BIT(KV_ALARM_NOSPACE)) && adds_data(c)) {
+        res->err = KV_ERR_NO_SPACE;
+        return KV_OK;
+    }
     if (c->kind == KV_CMD_TXN)
         return kv_txn_apply(k, &c->txn, res);
     if (c->kind == KV_CMD_COMPACT)
@@ -31,12 +98,29 @@ static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
 }
 
 /* Undoes one command: its savepoint and the cache it may have moved. */
-static int undo_cmd(kv *k, int64_t rev, int64_t compact, kv_result *res)
+static int undo_cmd(kv *k, int64_t rev, int64_t compact, uint32_t alarms, kv_result *res)
 {
     k->rev = rev;
     k->compact = compact;
+    atomic_store_explicit(&k->alarms, alarms, memory_order_relaxed);
     kv_result_free(res);
     return kv_exec(&k->w, KV_ST_ROLLBACK_TO);
+}
+
+/* One decoded command inside its savepoint. */
+static int apply_decoded(kv *k, const kv_cmd *c, kv_result *res)
+{
+    if (kv_exec(&k->w, KV_ST_SAVEPOINT) < 0)
+        return KV_ERR_INTERNAL;
+    int64_t rev = k->rev, compact = k->compact;
+    uint32_t alarms = kv_alarms_active(k);
+    int rc = run_cmd(k, c, res);
+    if ((rc != KV_OK || res->err != KV_OK) && undo_cmd(k, rev, compact, alarms, res) < 0 &&
+        rc == KV_OK)
+        rc = KV_ERR_INTERNAL;
+    if (kv_exec(&k->w, KV_ST_RELEASE) < 0 && rc == KV_OK)
+        rc = KV_ERR_INTERNAL;
+    return rc;
 }
 
 int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res)
@@ -44,42 +128,57 @@ int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res)
     memset(res, 0, sizeof *res);
     if (!k->in_batch) {
         log_error("kv: apply outside a batch");
-        return KV_ERR_INTERNAL;
+        return res->err = KV_ERR_INTERNAL;
     }
+    k->w.fail_code = 0;
+    int rc = failpoint_error(k, "kv.apply");
     kv_cmd c;
-    int rc = kv_cmd_decode(cmd, len, &c);
-    if (rc == KV_ERR_INVALID)
-        res->err = KV_ERR_INVALID;
     if (rc == KV_OK) {
-        if (kv_exec(&k->w, KV_ST_SAVEPOINT) < 0) {
+        rc = kv_cmd_decode(cmd, len, &c);
+        if (rc == KV_ERR_INVALID)
+            res->err = KV_ERR_INVALID;
+        if (rc == KV_OK) {
+            rc = apply_decoded(k, &c, res);
             kv_cmd_free(&c);
-            return KV_ERR_INTERNAL;
         }
-        int64_t rev = k->rev, compact = k->compact;
-        rc = run_cmd(k, &c, res);
-        if ((rc != KV_OK || res->err != KV_OK) && undo_cmd(k, rev, compact, res) < 0)
-            rc = KV_ERR_INTERNAL;
-        if (kv_exec(&k->w, KV_ST_RELEASE) < 0)
-            rc = KV_ERR_INTERNAL;
-        kv_cmd_free(&c);
     }
-    if (rc == KV_ERR_INTERNAL)
-        res->err = KV_ERR_INTERNAL;
+    if (rc != KV_OK && rc != KV_ERR_INVALID)
+        res->err = rc = classify(k, rc);
     res->revision = k->rev;
     res->compact_revision = k->compact;
     return rc == KV_ERR_INVALID ? KV_OK : rc;
 }
 
+/* Commits the open batch unless it is poisoned or a failpoint fires. */
+static int commit_batch(kv *k, uint64_t index, uint64_t term)
+{
+    if (k->batch_err != KV_OK)
+        return k->batch_err;
+    int rc = failpoint_error(k, "kv.commit");
+    if (rc != KV_OK)
+        return rc;
+    if (kv_meta_set(&k->w, "applied_index", (int64_t)index) < 0 ||
+        kv_meta_set(&k->w, "applied_term", (int64_t)term) < 0 ||
+        kv_exec(&k->w, KV_ST_COMMIT) < 0)
+        return kv_fail_code(k->w.fail_code);
+    return KV_OK;
+}
+
 int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
 {
     /* An entry that carries no command still moves the applied index. */
-    if (!k->in_batch && kv_apply_begin(k) != KV_OK)
-        return KV_ERR_INTERNAL;
-    if (kv_meta_set(&k->w, "applied_index", (int64_t)index) < 0 ||
-        kv_meta_set(&k->w, "applied_term", (int64_t)term) < 0 ||
-        kv_exec(&k->w, KV_ST_COMMIT) < 0) {
+    if (!k->in_batch) {
+        int rc = kv_apply_begin(k);
+        if (rc != KV_OK)
+            return rc;
+    }
+    k->w.fail_code = 0;
+    int rc = commit_batch(k, index, term);
+    if (rc != KV_OK) {
+        log_error("kv: batch up to index %llu not committed: %s", (unsigned long long)index,
+                  k->w.msg);
         kv_apply_rollback(k);
-        return KV_ERR_INTERNAL;
+        return rc;
     }
     k->in_batch = false;
     k->applied_index = index;
@@ -95,5 +194,7 @@ void kv_apply_rollback(kv *k)
         log_error("kv: rollback failed");
     k->rev = k->batch_rev;
     k->compact = k->batch_compact;
+    atomic_store_explicit(&k->alarms, k->batch_alarms, memory_order_relaxed);
     k->in_batch = false;
+    k->batch_err = KV_OK;
 }

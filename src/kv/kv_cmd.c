@@ -6,6 +6,7 @@
  *   u8 version (1), u8 kind
  *   COMPACT: u64 revision
  *   LEASE_GRANT: u64 id, u64 ttl; LEASE_REVOKE, LEASE_KEEPALIVE: u64 id
+ *   ALARM_ACTIVATE, ALARM_DEACTIVATE: u64 member id, u8 type
  *   TXN: u32 n, n x compare; u32 n, n x op (success); u32 n, n x op (failure)
  *   compare: bytes key, u8 target, u8 result, then VALUE: bytes, else u64
  *   op: u8 type, bytes key, u8 has_end, [bytes end], then
@@ -222,6 +223,29 @@ int kv_encode_lease_keepalive(int64_t id, buf *out)
     return encode_lease(KV_CMD_LEASE_KEEPALIVE, id, 0, out);
 }
 
+static bool alarm_ok(int kind, uint64_t member, int type)
+{
+    if (type != KV_ALARM_NOSPACE && type != KV_ALARM_CORRUPT)
+        return false;
+    return kind == KV_CMD_ALARM_DEACTIVATE || member != 0;
+}
+
+int kv_encode_alarm(int action, uint64_t member_id, int type, buf *out)
+{
+    int kind = action == KV_ALARM_ACTIVATE     ? KV_CMD_ALARM_ACTIVATE
+               : action == KV_ALARM_DEACTIVATE ? KV_CMD_ALARM_DEACTIVATE
+                                               : 0;
+    if (!kind || !alarm_ok(kind, member_id, type))
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, (uint8_t)kind) < 0 ||
+        buf_put_u64(out, member_id) < 0 || buf_put_u8(out, (uint8_t)type) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
 /* ---- decoding (untrusted bytes) ---- */
 
 static bool rd_bool(reader *r, bool *v)
@@ -321,6 +345,14 @@ static int decode_lease(reader *r, kv_cmd *c)
     return KV_OK;
 }
 
+static int decode_alarm(reader *r, kv_cmd *c)
+{
+    if (rd_u64(r, &c->alarm_member) < 0 || rd_u8(r, &c->alarm_type) < 0 ||
+        !alarm_ok(c->kind, c->alarm_member, c->alarm_type))
+        return KV_ERR_INVALID;
+    return KV_OK;
+}
+
 int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
 {
     memset(out, 0, sizeof *out);
@@ -337,6 +369,8 @@ int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
         rc = rd_i64(&r, &out->compact_rev) && out->compact_rev > 0 ? KV_OK : KV_ERR_INVALID;
     else if (kind >= KV_CMD_LEASE_GRANT && kind <= KV_CMD_LEASE_KEEPALIVE)
         rc = decode_lease(&r, out);
+    else if (kind == KV_CMD_ALARM_ACTIVATE || kind == KV_CMD_ALARM_DEACTIVATE)
+        rc = decode_alarm(&r, out);
     if (rc == KV_OK && rd_left(&r) != 0)
         rc = KV_ERR_INVALID;
     if (rc != KV_OK)

@@ -18,26 +18,26 @@ static const char *const stmt_sql[KV_ST_COUNT] = {
     [KV_ST_ROLLBACK_TO] = "ROLLBACK TO kv_cmd",
     [KV_ST_META_GET] = "SELECT value FROM kv_meta WHERE name = ?1",
     [KV_ST_META_SET] = "INSERT OR REPLACE INTO kv_meta(name, value) VALUES(?1, ?2)",
-    [KV_ST_CUR_GET] = "SELECT key, create_rev, mod_rev, version, lease, value"
+    [KV_ST_CUR_GET] = "SELECT key, create_rev, mod_rev, version, lease, value, 0, crc"
                       " FROM kv_cur WHERE key = ?1",
-    [KV_ST_CUR_SCAN] = "SELECT key, create_rev, mod_rev, version, lease, value"
+    [KV_ST_CUR_SCAN] = "SELECT key, create_rev, mod_rev, version, lease, value, 0, crc"
                        " FROM kv_cur WHERE key >= ?1 ORDER BY key",
     [KV_ST_CUR_PUT] = "INSERT OR REPLACE INTO kv_cur(key, create_rev, mod_rev, version,"
-                      " lease, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                      " lease, value, crc) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [KV_ST_CUR_DEL] = "DELETE FROM kv_cur WHERE key = ?1",
     [KV_ST_HIST_ADD] = "INSERT INTO kv_hist(rev, sub, key, tomb, create_rev, version,"
-                       " lease, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       " lease, value, crc) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     /* Each key's latest record at or below ?2: SQLite takes the bare
      * columns from the row that holds max(rev). */
-    [KV_ST_HIST_AT] = "SELECT key, create_rev, max(rev), version, lease, value, tomb"
+    [KV_ST_HIST_AT] = "SELECT key, create_rev, max(rev), version, lease, value, tomb, crc"
                       " FROM kv_hist WHERE key >= ?1 AND rev <= ?2 GROUP BY key ORDER BY key",
-    [KV_ST_HIST_FROM] = "SELECT key, create_rev, rev, version, lease, value, tomb"
+    [KV_ST_HIST_FROM] = "SELECT key, create_rev, rev, version, lease, value, tomb, crc"
                         " FROM kv_hist WHERE rev >= ?1 ORDER BY rev, sub",
     /* One key's changes from ?1: a seek on kv_hist_key (one record per key
      * and revision), so a quiet key's backlog does not read everyone's. */
-    [KV_ST_HIST_KEY_FROM] = "SELECT key, create_rev, rev, version, lease, value, tomb"
+    [KV_ST_HIST_KEY_FROM] = "SELECT key, create_rev, rev, version, lease, value, tomb, crc"
                             " FROM kv_hist WHERE key = ?2 AND rev >= ?1 ORDER BY rev",
-    [KV_ST_HIST_PREV] = "SELECT key, create_rev, rev, version, lease, value, tomb"
+    [KV_ST_HIST_PREV] = "SELECT key, create_rev, rev, version, lease, value, tomb, crc"
                         " FROM kv_hist WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1",
     /* Drop records below ?1 unless one is its key's latest record at or
      * below ?1 and not a tombstone: reads at ?1 keep working. */
@@ -56,8 +56,12 @@ static const char *const stmt_sql[KV_ST_COUNT] = {
     [KV_ST_LEASE_DEL] = "DELETE FROM kv_lease WHERE id = ?1",
     [KV_ST_LEASE_LIST] = "SELECT id, ttl FROM kv_lease ORDER BY id",
     /* kv-shaped rows (see kv_kv_from_row), through the kv_cur_lease index */
-    [KV_ST_LEASE_KEYS] = "SELECT key, create_rev, mod_rev, version, lease, value"
+    [KV_ST_LEASE_KEYS] = "SELECT key, create_rev, mod_rev, version, lease, value, 0, crc"
                          " FROM kv_cur WHERE lease = ?1 AND lease != 0 ORDER BY key",
+    [KV_ST_ALARM_PUT] = "INSERT OR IGNORE INTO kv_alarm(member, type) VALUES(?1, ?2)",
+    [KV_ST_ALARM_DEL] = "DELETE FROM kv_alarm WHERE member = ?1 AND type = ?2",
+    [KV_ST_ALARM_DEL_TYPE] = "DELETE FROM kv_alarm WHERE type = ?2 AND ?1 = 0",
+    [KV_ST_ALARM_LIST] = "SELECT member, type FROM kv_alarm ORDER BY member, type",
 };
 
 void kv_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -119,7 +123,9 @@ int kv_step_done(kv_db *d, sqlite3_stmt *st)
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        log_error("kv: \"%s\": %s", sqlite3_sql(st), sqlite3_errmsg(d->db));
+        d->fail_code = rc;
+        snprintf(d->msg, sizeof d->msg, "%s", sqlite3_errmsg(d->db));
+        log_error("kv: \"%s\": %s", sqlite3_sql(st), d->msg);
         return -1;
     }
     return 0;

@@ -1,15 +1,16 @@
 /* kv_history: the changes of a key range from a revision on, as watch
  * events — a seek on kv_hist's (rev, sub) key for a range, on kv_hist_key
  * (key, rev) for a single key, in revision order, cut only at revision
- * boundaries. Must never write, and never return part of a
- * revision: a watcher resuming from next_rev must neither miss nor repeat
+ * boundaries. Every returned record (and prev_kv) is checked against its
+ * checksum: KV_ERR_CORRUPT, no events, on a mismatch. Must never write,
+ * and never return part of a revision: a watcher resuming from next_rev must neither miss nor repeat
  * an event. */
 #include "kv/kv_internal.h"
 
 #include <string.h>
 
 /* The key's record just before rev, as prev_kv (absent if none or if it is
- * a tombstone). */
+ * a tombstone). KV_OK, KV_ERR_CORRUPT or KV_ERR_INTERNAL. */
 static int fill_prev(kv_db *d, kv_event *ev)
 {
     sqlite3_stmt *st = kv_stmt(d, KV_ST_HIST_PREV);
@@ -18,10 +19,10 @@ static int fill_prev(kv_db *d, kv_event *ev)
         return -1;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_int64(st, KV_COL_TOMB) == 0) {
-        rc = kv_kv_from_row(st, &ev->prev_kv, true);
-        ev->has_prev = rc == 0;
+        rc = kv_kv_from_row(d, st, &ev->prev_kv, true);
+        ev->has_prev = rc == KV_OK;
     } else {
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
     }
     sqlite3_reset(st);
     return rc;
@@ -30,15 +31,16 @@ static int fill_prev(kv_db *d, kv_event *ev)
 static int push_event(kv_db *d, kv_event_list *out, sqlite3_stmt *st, bool with_prev)
 {
     if (kv_grow((void **)&out->items, out->n, sizeof *out->items) < 0)
-        return -1;
+        return KV_ERR_INTERNAL;
     kv_event *ev = &out->items[out->n];
     memset(ev, 0, sizeof *ev);
     bool tomb = sqlite3_column_int64(st, KV_COL_TOMB) != 0;
     ev->type = tomb ? KV_EVENT_DELETE : KV_EVENT_PUT;
-    if (kv_kv_from_row(st, &ev->kv, !tomb) < 0)
-        return -1;
+    int rc = kv_kv_from_row(d, st, &ev->kv, !tomb);
+    if (rc != KV_OK)
+        return rc;
     out->n++;
-    return with_prev ? fill_prev(d, ev) : 0;
+    return with_prev ? fill_prev(d, ev) : KV_OK;
 }
 
 typedef struct {
@@ -59,7 +61,7 @@ static int scan(kv_db *d, const hist_req *q, int64_t from, kv_event_list *out, b
     if (!st || sqlite3_bind_int64(st, 1, from) != SQLITE_OK ||
         (one_key && kv_bind_bytes(st, 2, q->span->key, q->span->key_len) < 0))
         return KV_ERR_INTERNAL;
-    int rc;
+    int rc, pushed = KV_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const uint8_t *key = sqlite3_column_blob(st, KV_COL_KEY);
         int n = sqlite3_column_bytes(st, KV_COL_KEY);
@@ -70,13 +72,13 @@ static int scan(kv_db *d, const hist_req *q, int64_t from, kv_event_list *out, b
             *cut = true;
             break;
         }
-        if (push_event(d, out, st, q->with_prev) < 0) {
-            rc = SQLITE_NOMEM;
+        if ((pushed = push_event(d, out, st, q->with_prev)) != KV_OK)
             break;
-        }
         *last = rev;
     }
     sqlite3_reset(st);
+    if (pushed != KV_OK)
+        return pushed;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
 }
 

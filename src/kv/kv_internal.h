@@ -9,8 +9,10 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 
-#define KV_FORMAT_VERSION 1
+/* 2: every kv_cur / kv_hist row carries a CRC-32C (kv_row.c); kv_alarm. */
+#define KV_FORMAT_VERSION 2
 #define KV_POOL_MAX 64
 
 /* Every statement the module runs more than once. Rows of the kv-shaped
@@ -46,16 +48,24 @@ enum kv_stmt_id {
     KV_ST_LEASE_DEL,
     KV_ST_LEASE_LIST,
     KV_ST_LEASE_KEYS,
+    KV_ST_ALARM_PUT,
+    KV_ST_ALARM_DEL,
+    KV_ST_ALARM_DEL_TYPE,
+    KV_ST_ALARM_LIST,
     KV_ST_COUNT
 };
 
 /* Column layout of kv-shaped rows: key, create_rev, mod_rev, version,
- * lease, value and (history rows only) tomb. */
-enum { KV_COL_KEY, KV_COL_CREATE, KV_COL_MOD, KV_COL_VERSION, KV_COL_LEASE, KV_COL_VALUE, KV_COL_TOMB };
+ * lease, value, tomb (0 for kv_cur rows) and the row's CRC-32C. */
+enum { KV_COL_KEY, KV_COL_CREATE, KV_COL_MOD, KV_COL_VERSION, KV_COL_LEASE, KV_COL_VALUE, KV_COL_TOMB,
+       KV_COL_CRC };
 
 typedef struct {
     sqlite3 *db;
     sqlite3_stmt *st[KV_ST_COUNT];
+    kv *owner;     /* told of corruption found through this connection */
+    int fail_code; /* SQLite code of the last failed write (SQLITE_FULL: disk full) */
+    char msg[256]; /* the last corruption or failure, for kv_errmsg */
 } kv_db;
 
 struct kv_conn {
@@ -69,6 +79,11 @@ struct kv {
     uint64_t applied_index, applied_term;
     bool in_batch;
     int64_t batch_rev, batch_compact; /* cache values to restore on rollback */
+    uint32_t batch_alarms;
+    int batch_err; /* an internal error in this batch: it must not commit */
+    atomic_uint alarms; /* active alarm types (1u << type), as applied so far */
+    atomic_bool corrupt_seen;
+    char corrupt_msg[256]; /* the first corruption found (under pool_mu) */
     char *path;
     pthread_mutex_t pool_mu;
     kv_conn *pool[KV_POOL_MAX];
@@ -77,7 +92,7 @@ struct kv {
 
 /* A decoded command; spans and values point into the command bytes. */
 enum { KV_CMD_TXN = 1, KV_CMD_COMPACT = 2, KV_CMD_LEASE_GRANT = 3, KV_CMD_LEASE_REVOKE = 4,
-       KV_CMD_LEASE_KEEPALIVE = 5 };
+       KV_CMD_LEASE_KEEPALIVE = 5, KV_CMD_ALARM_ACTIVATE = 6, KV_CMD_ALARM_DEACTIVATE = 7 };
 typedef struct {
     int kind;
     int64_t lease_id, lease_ttl; /* LEASE_*: ttl for GRANT only */
@@ -86,6 +101,8 @@ typedef struct {
     kv_op *ops;  /* success */
     kv_op *fops; /* failure */
     int64_t compact_rev;
+    uint64_t alarm_member; /* ALARM_*: 0 in DEACTIVATE = every member */
+    uint8_t alarm_type;
 } kv_cmd;
 
 /* kv_db.c */
@@ -121,11 +138,14 @@ void kv_cmd_free(kv_cmd *c);
 
 /* kv_lists.c */
 int kv_grow(void **arr, size_t n, size_t elem);
-int kv_kv_from_row(sqlite3_stmt *st, kv_kv *out, bool with_value);
+/* Both verify the row's CRC first: KV_OK, KV_ERR_CORRUPT (nothing
+ * copied) or KV_ERR_INTERNAL (no memory). */
+int kv_kv_from_row(kv_db *d, sqlite3_stmt *st, kv_kv *out, bool with_value);
 void kv_kv_free(kv_kv *x);
-int kv_list_push_row(kv_list *l, sqlite3_stmt *st, bool with_value);
+int kv_list_push_row(kv_db *d, kv_list *l, sqlite3_stmt *st, bool with_value);
 
-/* kv_read.c: a range over d as of revision `cur` of the open transaction */
+/* kv_read.c: a range over d as of revision `cur` of the open transaction;
+ * kv_cur_get: KV_OK (with *found), KV_ERR_CORRUPT or KV_ERR_INTERNAL */
 int kv_range_view(kv_db *d, const kv_op *req, int64_t cur, int64_t compact, kv_op_result *out);
 int kv_cur_get(kv_db *d, const uint8_t *key, uint32_t len, kv_kv *out, bool *found);
 
@@ -138,11 +158,37 @@ int kv_compact_apply(kv *k, int64_t revision, kv_result *res);
  * the check a PUT with a lease runs (0, or -1 on SQLite failure) */
 int kv_lease_apply(kv *k, const kv_cmd *c, kv_result *res);
 int kv_lease_exists(kv_db *d, int64_t id, bool *found);
-/* lease_read.c: appends the lease's keys (keys only) in key order */
+/* lease_read.c: appends the lease's keys (keys only, each verified) in key
+ * order: KV_OK, KV_ERR_CORRUPT or KV_ERR_INTERNAL */
 int kv_lease_keys(kv_db *d, int64_t id, kv_list *keys);
 
 /* kv_store.c: reloads the cached revisions and applied state */
 int kv_load_state(kv *k);
+
+/* kv_row.c: row checksums. kv_row_crc over a row's key, value and
+ * metadata (mod = the revision of a kv_hist row, tomb 0 for kv_cur);
+ * kv_row_check verifies a kv-shaped row (KV_OK, or KV_ERR_CORRUPT with the
+ * key and revision in d->msg and the owner told); kv_verify_rows checks
+ * every row of a database (restore, snapshots). */
+typedef struct {
+    const uint8_t *key, *value;
+    uint32_t key_len, value_len;
+    int64_t create, mod, version, lease;
+    bool tomb;
+} kv_row;
+uint32_t kv_row_crc(const kv_row *r);
+int kv_row_check(kv_db *d, sqlite3_stmt *st);
+int kv_verify_rows(kv_db *d, char *err, size_t errlen);
+void kv_note_corrupt(kv *k, const char *msg);
+
+/* kv_alarm.c: ALARM_* commands (inside the apply savepoint) and the mask
+ * of active types, loaded from kv_alarm (open, restore, rollback) */
+int kv_alarm_apply(kv *k, const kv_cmd *c, kv_result *res);
+int kv_alarm_load(kv *k);
+
+/* kv_apply.c: the error an internal failure on d stands for (disk full or
+ * other), also used for the kv.write failpoint */
+int kv_fail_code(int err);
 
 /* kv_pool.c */
 void kv_pool_close(kv *k);

@@ -1,6 +1,7 @@
 /* kv_lists: the result containers of kv.h (kv lists, results, events,
- * members) — building them from SQLite rows and freeing them. Must never
- * run a query itself: callers hand in a row that is already stepped. */
+ * members) — building them from SQLite rows (each verified against its
+ * checksum first) and freeing them. Must never run a query itself:
+ * callers hand in a row that is already stepped. */
 #include "kv/kv_internal.h"
 
 #include <stdlib.h>
@@ -32,17 +33,20 @@ static uint8_t *column_dup(sqlite3_stmt *st, int col, uint32_t *len)
     return xmemdup(p, (size_t)n);
 }
 
-int kv_kv_from_row(sqlite3_stmt *st, kv_kv *out, bool with_value)
+int kv_kv_from_row(kv_db *d, sqlite3_stmt *st, kv_kv *out, bool with_value)
 {
     memset(out, 0, sizeof *out);
+    int rc = kv_row_check(d, st);
+    if (rc != KV_OK)
+        return rc;
     out->key = column_dup(st, KV_COL_KEY, &out->key_len);
     if (!out->key)
-        return -1;
+        return KV_ERR_INTERNAL;
     if (with_value) {
         out->value = column_dup(st, KV_COL_VALUE, &out->value_len);
         if (!out->value) {
             kv_kv_free(out);
-            return -1;
+            return KV_ERR_INTERNAL;
         }
     }
     out->create_revision = sqlite3_column_int64(st, KV_COL_CREATE);
@@ -59,14 +63,14 @@ void kv_kv_free(kv_kv *x)
     memset(x, 0, sizeof *x);
 }
 
-int kv_list_push_row(kv_list *l, sqlite3_stmt *st, bool with_value)
+int kv_list_push_row(kv_db *d, kv_list *l, sqlite3_stmt *st, bool with_value)
 {
     if (kv_grow((void **)&l->items, l->n, sizeof *l->items) < 0)
-        return -1;
-    if (kv_kv_from_row(st, &l->items[l->n], with_value) < 0)
-        return -1;
-    l->n++;
-    return 0;
+        return KV_ERR_INTERNAL;
+    int rc = kv_kv_from_row(d, st, &l->items[l->n], with_value);
+    if (rc == KV_OK)
+        l->n++;
+    return rc;
 }
 
 void kv_list_free(kv_list *l)

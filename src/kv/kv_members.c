@@ -46,12 +46,8 @@ static int member_remove(kv *k, uint64_t id)
 
 /* Returns KV_OK, KV_ERR_INVALID / KV_ERR_NOT_FOUND (nothing changed), or
  * KV_ERR_INTERNAL (SQLite failure or no open batch). */
-int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url)
+static int member_op(kv *k, int op, uint64_t id, const char *peer_url)
 {
-    if (!k->in_batch)
-        return KV_ERR_INTERNAL;
-    if (id == 0)
-        return KV_ERR_INVALID;
     switch (op) {
     case KV_MEMBER_ADD: return member_put(k, id, peer_url, false);
     case KV_MEMBER_ADD_LEARNER: return member_put(k, id, peer_url, true);
@@ -59,6 +55,24 @@ int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url)
     case KV_MEMBER_PROMOTE: return member_update(k, KV_ST_MEMBER_PROMOTE, id);
     default: return KV_ERR_INVALID;
     }
+}
+
+/* An internal failure (disk full told apart) poisons the batch: a half
+ * applied change (no savepoint here) must never commit. */
+int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url)
+{
+    if (!k->in_batch)
+        return KV_ERR_INTERNAL;
+    if (id == 0)
+        return KV_ERR_INVALID;
+    k->w.fail_code = 0;
+    int rc = member_op(k, op, id, peer_url);
+    if (rc == KV_ERR_INTERNAL) {
+        rc = kv_fail_code(k->w.fail_code);
+        if (k->batch_err == KV_OK)
+            k->batch_err = rc;
+    }
+    return rc;
 }
 
 /* Steps a listing statement on a read transaction of c; push appends each

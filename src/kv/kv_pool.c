@@ -16,6 +16,7 @@ static kv_conn *conn_open(kv *k)
         free(c);
         return NULL;
     }
+    c->d.owner = k; /* corruption it finds is the store's to report */
     return c;
 }
 

@@ -1,7 +1,8 @@
 /* kv_read: range reads, at the current revision (kv_cur) or at an old one
  * (each key's latest record in kv_hist), with etcd's limit/count/more/
  * keys_only/count_only. Used by readers and by RANGE ops inside a txn on
- * the writer. Must never write. */
+ * the writer. Every returned row is checked against its checksum
+ * (KV_ERR_CORRUPT, and no rows, on a mismatch). Must never write. */
 #include "kv/kv_internal.h"
 
 #include <string.h>
@@ -9,9 +10,10 @@
 /* Walks the rows of an ordered scan that starts at span->key, stopping in C
  * at the span's end: the seek is an index seek and nothing past the end is
  * visited. */
-static int scan_rows(sqlite3_stmt *st, bool hist, const kv_op *req, kv_op_result *out)
+static int scan_rows(kv_db *d, sqlite3_stmt *st, bool hist, const kv_op *req,
+                     kv_op_result *out)
 {
-    int rc;
+    int rc, pushed;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const uint8_t *key = sqlite3_column_blob(st, KV_COL_KEY);
         int n = sqlite3_column_bytes(st, KV_COL_KEY);
@@ -22,8 +24,8 @@ static int scan_rows(sqlite3_stmt *st, bool hist, const kv_op *req, kv_op_result
         out->count++;
         if (req->count_only || (req->limit > 0 && (int64_t)out->kvs.n >= req->limit))
             continue;
-        if (kv_list_push_row(&out->kvs, st, !req->keys_only) < 0)
-            return KV_ERR_INTERNAL;
+        if ((pushed = kv_list_push_row(d, &out->kvs, st, !req->keys_only)) != KV_OK)
+            return pushed;
     }
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
 }
@@ -42,10 +44,11 @@ int kv_range_view(kv_db *d, const kv_op *req, int64_t cur, int64_t compact, kv_o
     if (!st || kv_bind_bytes(st, 1, req->span.key, req->span.key_len) < 0 ||
         (hist && sqlite3_bind_int64(st, 2, rev) != SQLITE_OK))
         return KV_ERR_INTERNAL;
-    int rc = scan_rows(st, hist, req, out);
+    int rc = scan_rows(d, st, hist, req, out);
     sqlite3_reset(st);
     if (rc != KV_OK) {
-        log_error("kv: range: %s", sqlite3_errmsg(d->db));
+        if (rc == KV_ERR_INTERNAL)
+            log_error("kv: range: %s", sqlite3_errmsg(d->db));
         kv_list_free(&out->kvs);
         return rc;
     }
@@ -58,13 +61,13 @@ int kv_cur_get(kv_db *d, const uint8_t *key, uint32_t len, kv_kv *out, bool *fou
     *found = false;
     sqlite3_stmt *st = kv_stmt(d, KV_ST_CUR_GET);
     if (!st || kv_bind_bytes(st, 1, key, len) < 0)
-        return -1;
+        return KV_ERR_INTERNAL;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        rc = kv_kv_from_row(st, out, true);
-        *found = rc == 0;
+        rc = kv_kv_from_row(d, st, out, true);
+        *found = rc == KV_OK;
     } else {
-        rc = rc == SQLITE_DONE ? 0 : -1;
+        rc = rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
     }
     sqlite3_reset(st);
     return rc;

@@ -7,9 +7,17 @@
  * seeks on its primary key); kv_hist is every change, keyed (rev, sub) so a
  * watch catching up from revision R is one seek, with an index (key, rev)
  * for reads at an old revision and one key's history; kv_cur.lease is indexed for leases;
- * kv_lease holds the granted leases (id, ttl seconds). */
+ * kv_lease holds the granted leases (id, ttl seconds); kv_alarm the active
+ * alarms (member, type). Every kv_cur and kv_hist row carries crc, the
+ * CRC-32C of its key, value and metadata (kv_row.c).
+ *
+ * Format versions: 1 had no crc column and no kv_alarm. A format-1 kv.db
+ * (or snapshot) is refused with a message saying so, not migrated: a
+ * checksum computed over bytes already on disk would vouch for whatever
+ * they hold. */
 #include "kv/kv_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -20,11 +28,12 @@ static const struct {
     {"table", "kv_cur",
      "CREATE TABLE kv_cur(key BLOB PRIMARY KEY, create_rev INTEGER NOT NULL,"
      " mod_rev INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL,"
-     " value BLOB NOT NULL) WITHOUT ROWID"},
+     " value BLOB NOT NULL, crc INTEGER NOT NULL) WITHOUT ROWID"},
     {"table", "kv_hist",
      "CREATE TABLE kv_hist(rev INTEGER NOT NULL, sub INTEGER NOT NULL, key BLOB NOT NULL,"
      " tomb INTEGER NOT NULL, create_rev INTEGER NOT NULL, version INTEGER NOT NULL,"
-     " lease INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY KEY(rev, sub)) WITHOUT ROWID"},
+     " lease INTEGER NOT NULL, value BLOB NOT NULL, crc INTEGER NOT NULL,"
+     " PRIMARY KEY(rev, sub)) WITHOUT ROWID"},
     {"index", "kv_hist_key", "CREATE UNIQUE INDEX kv_hist_key ON kv_hist(key, rev)"},
     {"index", "kv_cur_lease", "CREATE INDEX kv_cur_lease ON kv_cur(lease) WHERE lease != 0"},
     {"table", "kv_members",
@@ -32,6 +41,9 @@ static const struct {
      " learner INTEGER NOT NULL)"},
     {"table", "kv_removed", "CREATE TABLE kv_removed(id INTEGER PRIMARY KEY)"},
     {"table", "kv_lease", "CREATE TABLE kv_lease(id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL)"},
+    {"table", "kv_alarm",
+     "CREATE TABLE kv_alarm(member INTEGER NOT NULL, type INTEGER NOT NULL,"
+     " PRIMARY KEY(member, type)) WITHOUT ROWID"},
 };
 #define N_SCHEMA (sizeof schema / sizeof schema[0])
 
@@ -56,9 +68,12 @@ int kv_schema_create(kv_db *d)
     for (size_t i = 0; i < N_SCHEMA; i++)
         if (exec_sql(d, schema[i].sql) < 0)
             goto fail;
-    static const char meta[] = "INSERT INTO kv_meta(name, value) VALUES('format', 1),"
-                               " ('revision', 1), ('compact_revision', 0),"
-                               " ('applied_index', 0), ('applied_term', 0)";
+    char meta[200];
+    snprintf(meta, sizeof meta,
+             "INSERT INTO kv_meta(name, value) VALUES('format', %d),"
+             " ('revision', 1), ('compact_revision', 0),"
+             " ('applied_index', 0), ('applied_term', 0)",
+             KV_FORMAT_VERSION);
     if (exec_sql(d, meta) < 0 || exec_sql(d, "COMMIT") < 0)
         goto fail;
     return 0;
@@ -127,6 +142,48 @@ static int check_objects(kv_db *d, size_t *n_found, char *err, size_t errlen)
     return rc;
 }
 
+/* Before the objects are compared: a database of another format fails
+ * that comparison, and "format 1 is not supported" says more than
+ * "unexpected schema object". No kv_meta (an empty or foreign file): 0,
+ * the object check decides. */
+static int check_format_first(kv_db *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "SELECT value FROM kv_meta WHERE name = 'format'", -1, &st,
+                           NULL) != SQLITE_OK)
+        return 0;
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t format = sqlite3_column_int64(st, 0);
+        if (format != KV_FORMAT_VERSION) {
+            kv_errf(err, errlen,
+                    "kv database format %lld is not supported (expected %d%s)",
+                    (long long)format, KV_FORMAT_VERSION,
+                    format == 1 ? ": format 1 has no value checksums and is not migrated;"
+                                  " move kv.db away and let the node catch up from a peer's"
+                                  " snapshot"
+                                : "");
+            rc = -1;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Alarm rows are only ever (member != 0, known type): a snapshot holding
+ * anything else is not one we wrote. */
+static int check_alarms(kv_db *d, char *err, size_t errlen)
+{
+    int64_t bad = 0;
+    if (kv_query_int(d, "SELECT count(*) FROM kv_alarm WHERE member = 0 OR type NOT IN (1, 2)",
+                     &bad) < 0 ||
+        bad != 0) {
+        kv_errf(err, errlen, "kv database is damaged: %lld invalid alarm rows", (long long)bad);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_meta(kv_db *d, char *err, size_t errlen)
 {
     int64_t format, rev, compact, idx, term, max_hist;
@@ -150,13 +207,14 @@ static int check_meta(kv_db *d, char *err, size_t errlen)
                 (long long)rev, (long long)compact, (long long)max_hist);
         return -1;
     }
-    return 0;
+    return check_alarms(d, err, errlen);
 }
 
 int kv_schema_verify(kv_db *d, bool full, char *err, size_t errlen)
 {
     size_t found;
-    if (check_integrity(d, full, err, errlen) < 0 || check_objects(d, &found, err, errlen) < 0)
+    if (check_integrity(d, full, err, errlen) < 0 || check_format_first(d, err, errlen) < 0 ||
+        check_objects(d, &found, err, errlen) < 0)
         return -1;
     if (found == 0)
         return 1;

@@ -1,9 +1,12 @@
 /* kv_snapshot: the whole kv database as one file — written with VACUUM
- * INTO in the background, on a thread and connection of its own, and restored from a received file with the online
- * backup API (one atomic write transaction). Must never restore a file it
- * has not verified to be a sound kv database of a known format: it comes
- * from the network; the background thread must never touch the writer
- * connection or the kv struct. */
+ * INTO in the background, on a thread and connection of its own, and
+ * restored from a received file with the online backup API (one atomic
+ * write transaction). Every row's checksum is verified in each copy written
+ * (a damaged row is never shipped) and in each file restored. Must never
+ * restore a file it has not verified to be a sound kv database of a known
+ * format with sound rows: it comes from the network; the background thread
+ * must never touch the writer connection or the kv struct (what it finds,
+ * the node thread reports at poll). */
 #include "kv/kv_internal.h"
 
 #include <errno.h>
@@ -35,11 +38,30 @@ static int vacuum_into(kv_db *d, const char *path)
     return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
 }
 
+/* Checks every row of the copy at path; a damaged copy is removed. msg
+ * gets what was wrong. */
+static int verify_copy(const char *path, char *msg, size_t msglen)
+{
+    kv_db d;
+    if (kv_db_open(&d, path, SQLITE_OPEN_READONLY, msg, msglen) < 0)
+        return KV_ERR_INTERNAL;
+    int rc = kv_verify_rows(&d, msg, msglen);
+    kv_db_close(&d);
+    if (rc != KV_OK) {
+        log_error("kv: snapshot %s: %s", path, msg);
+        unlink(path);
+    }
+    return rc;
+}
+
 struct kv_snapjob {
     pthread_t thread;
+    kv *k; /* read by the node thread only (poll) */
     char *src, *path;
-    atomic_int state; /* 1 running, KV_OK done, KV_ERR_INTERNAL failed */
+    atomic_int state; /* 1 running, KV_OK done, KV_ERR_CORRUPT / KV_ERR_INTERNAL failed */
     kv_snapfile file; /* read once state is KV_OK */
+    char msg[256];    /* read once state is KV_ERR_CORRUPT */
+    bool reported;
 };
 
 /* The applied index and term recorded inside a snapshot file. */
@@ -73,6 +95,8 @@ static void *snapjob_main(void *arg)
         rc = vacuum_into(&d, j->path);
         kv_db_close(&d);
     }
+    if (rc == KV_OK)
+        rc = verify_copy(j->path, j->msg, sizeof j->msg);
     /* The directory entry is storage's to make durable: it renames the
      * file before anything may name it. */
     if (rc == KV_OK && file_sum(j->path, true, &j->file.size, &j->file.crc) < 0) {
@@ -97,6 +121,7 @@ kv_snapjob *kv_snapjob_start(kv *k, const char *path)
     kv_snapjob *j = calloc(1, sizeof *j);
     if (!j)
         return NULL;
+    j->k = k;
     j->src = xstrdup(k->path);
     j->path = xstrdup(path);
     atomic_init(&j->state, 1);
@@ -112,6 +137,10 @@ int kv_snapjob_poll(kv_snapjob *j, kv_snapfile *out)
     int rc = atomic_load(&j->state);
     if (rc == KV_OK)
         *out = j->file;
+    if (rc == KV_ERR_CORRUPT && !j->reported) {
+        kv_note_corrupt(j->k, j->msg);
+        j->reported = true;
+    }
     return rc;
 }
 
@@ -149,9 +178,9 @@ int kv_restore(kv *k, const char *path, char *err, size_t errlen)
     if (kv_db_open(&src, path, SQLITE_OPEN_READONLY, err, errlen) < 0)
         return KV_ERR_INVALID;
     int v = kv_schema_verify(&src, true, err, errlen);
-    if (v != 0) {
-        if (v == 1)
-            kv_errf(err, errlen, "%s: empty database, not a kv snapshot", path);
+    if (v == 1)
+        kv_errf(err, errlen, "%s: empty database, not a kv snapshot", path);
+    if (v != 0 || kv_verify_rows(&src, err, errlen) != KV_OK) {
         kv_db_close(&src);
         return KV_ERR_INVALID;
     }

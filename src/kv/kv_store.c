@@ -12,7 +12,7 @@ int kv_load_state(kv *k)
     int64_t idx, term;
     if (kv_load_revs(&k->w, &k->rev, &k->compact) < 0 ||
         kv_meta_get(&k->w, "applied_index", &idx) < 0 ||
-        kv_meta_get(&k->w, "applied_term", &term) < 0)
+        kv_meta_get(&k->w, "applied_term", &term) < 0 || kv_alarm_load(k) < 0)
         return -1;
     k->applied_index = (uint64_t)idx;
     k->applied_term = (uint64_t)term;
@@ -38,6 +38,7 @@ static int open_checked(kv *k, const char *path, char *err, size_t errlen)
 {
     if (kv_db_open(&k->w, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen) < 0)
         return -1;
+    k->w.owner = k;
     int v = kv_schema_verify(&k->w, false, err, errlen);
     if (v < 0 || set_pragmas(&k->w, err, errlen) < 0)
         return -1;
@@ -94,4 +95,16 @@ void kv_applied(kv *k, uint64_t *index, uint64_t *term)
 }
 
 int64_t kv_revision(kv *k) { return k->rev; }
+
+int kv_db_size(kv *k, uint64_t *size, uint64_t *in_use)
+{
+    int64_t pages, free_pages, page_size;
+    if (kv_query_int(&k->w, "PRAGMA page_count", &pages) < 0 ||
+        kv_query_int(&k->w, "PRAGMA freelist_count", &free_pages) < 0 ||
+        kv_query_int(&k->w, "PRAGMA page_size", &page_size) < 0 || pages < free_pages)
+        return KV_ERR_INTERNAL;
+    *size = (uint64_t)pages * (uint64_t)page_size;
+    *in_use = (uint64_t)(pages - free_pages) * (uint64_t)page_size;
+    return KV_OK;
+}
 int64_t kv_compact_revision(kv *k) { return k->compact; }

@@ -4,9 +4,15 @@
  * transaction and the savepoint around this.
  *
  * RANGE ops see the txn's own earlier writes, as in etcd: at rev 0 they
- * read kv_cur, which already holds them, as of the txn's revision. */
+ * read kv_cur, which already holds them, as of the txn's revision.
+ * Every row written carries its CRC-32C (kv_row.c); every row read (the
+ * compares, a PUT's previous value, a DELETE's keys) is verified, and a
+ * mismatch fails the command with KV_ERR_CORRUPT (local, not a refusal). */
 #include "kv/kv_internal.h"
+#include "util/failpoint.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +40,9 @@ static int compare_holds(kv_db *d, const kv_compare *c, bool *holds)
 {
     kv_kv cur;
     bool found;
-    if (kv_cur_get(d, c->key, c->key_len, &cur, &found) < 0)
-        return -1;
+    int rc = kv_cur_get(d, c->key, c->key_len, &cur, &found);
+    if (rc != KV_OK)
+        return rc;
     if (c->target == KV_CMP_VALUE) {
         *holds = found && result_holds(c->result, kv_key_cmp(cur.value, cur.value_len, c->value,
                                                              c->value_len));
@@ -50,18 +57,33 @@ static int compare_holds(kv_db *d, const kv_compare *c, bool *holds)
     }
     if (found)
         kv_kv_free(&cur);
-    return 0;
+    return KV_OK;
+}
+
+/* The kv.write failpoint: a row write failing as the disk would (ENOSPC,
+ * EDQUOT: SQLITE_FULL, anything else: SQLITE_IOERR). */
+static int write_failpoint(kv_db *d)
+{
+    int e = failpoint_hit("kv.write");
+    if (!e)
+        return 0;
+    d->fail_code = e == ENOSPC || e == EDQUOT ? SQLITE_FULL : SQLITE_IOERR;
+    snprintf(d->msg, sizeof d->msg, "failpoint kv.write: %s", strerror(e));
+    log_error("kv: %s", d->msg);
+    return -1;
 }
 
 static int hist_add(wtx *w, const uint8_t *key, uint32_t key_len, bool tomb, int64_t create,
                     int64_t version, int64_t lease, const uint8_t *value, uint32_t value_len)
 {
     kv_db *d = &w->k->w;
+    kv_row r = {key, value, key_len, value_len, create, w->rev, version, lease, tomb};
     sqlite3_stmt *st = kv_stmt(d, KV_ST_HIST_ADD);
-    if (!st || sqlite3_bind_int64(st, 1, w->rev) || sqlite3_bind_int64(st, 2, w->sub) ||
-        kv_bind_bytes(st, 3, key, key_len) || sqlite3_bind_int(st, 4, tomb) ||
-        sqlite3_bind_int64(st, 5, create) || sqlite3_bind_int64(st, 6, version) ||
-        sqlite3_bind_int64(st, 7, lease) || kv_bind_bytes(st, 8, value, value_len))
+    if (write_failpoint(d) < 0 || !st || sqlite3_bind_int64(st, 1, w->rev) ||
+        sqlite3_bind_int64(st, 2, w->sub) || kv_bind_bytes(st, 3, key, key_len) ||
+        sqlite3_bind_int(st, 4, tomb) || sqlite3_bind_int64(st, 5, create) ||
+        sqlite3_bind_int64(st, 6, version) || sqlite3_bind_int64(st, 7, lease) ||
+        kv_bind_bytes(st, 8, value, value_len) || sqlite3_bind_int64(st, 9, kv_row_crc(&r)))
         return -1;
     if (kv_step_done(d, st) < 0)
         return -1;
@@ -71,11 +93,14 @@ static int hist_add(wtx *w, const uint8_t *key, uint32_t key_len, bool tomb, int
 
 static int cur_put(kv_db *d, const kv_op *op, int64_t create, int64_t mod, int64_t version)
 {
+    kv_row r = {op->span.key, op->value, op->span.key_len, op->value_len, create, mod, version,
+                op->lease, false};
     sqlite3_stmt *st = kv_stmt(d, KV_ST_CUR_PUT);
-    if (!st || kv_bind_bytes(st, 1, op->span.key, op->span.key_len) ||
+    if (write_failpoint(d) < 0 || !st || kv_bind_bytes(st, 1, op->span.key, op->span.key_len) ||
         sqlite3_bind_int64(st, 2, create) || sqlite3_bind_int64(st, 3, mod) ||
         sqlite3_bind_int64(st, 4, version) || sqlite3_bind_int64(st, 5, op->lease) ||
-        kv_bind_bytes(st, 6, op->value, op->value_len))
+        kv_bind_bytes(st, 6, op->value, op->value_len) ||
+        sqlite3_bind_int64(st, 7, kv_row_crc(&r)))
         return -1;
     return kv_step_done(d, st);
 }
@@ -101,9 +126,10 @@ static int run_put(wtx *w, const kv_op *op, kv_op_result *r)
         if (!found)
             return KV_ERR_NOT_FOUND;
     }
-    if (kv_cur_get(&w->k->w, op->span.key, op->span.key_len, &old, &found) < 0)
-        return KV_ERR_INTERNAL;
-    int rc = KV_ERR_INTERNAL;
+    int rc = kv_cur_get(&w->k->w, op->span.key, op->span.key_len, &old, &found);
+    if (rc != KV_OK)
+        return rc;
+    rc = KV_ERR_INTERNAL;
     /* A hostile snapshot could hold any version; never overflow it. */
     if (found && (old.version < 0 || old.version == INT64_MAX))
         goto out;
@@ -139,7 +165,7 @@ static int run_delete(wtx *w, const kv_op *op, kv_op_result *r)
     kv_op_result found;
     int rc = kv_range_view(&w->k->w, &q, w->k->rev, w->k->compact, &found);
     if (rc != KV_OK)
-        return KV_ERR_INTERNAL;
+        return rc == KV_ERR_CORRUPT ? rc : KV_ERR_INTERNAL;
     for (size_t i = 0; i < found.kvs.n && rc == KV_OK; i++)
         if (delete_one(w, &found.kvs.items[i]) < 0)
             rc = KV_ERR_INTERNAL;
@@ -167,17 +193,18 @@ static int run_op(wtx *w, const kv_op *op, kv_op_result *r)
 static int compares_hold(kv *k, const kv_txn *t, bool *all)
 {
     *all = true;
-    for (size_t i = 0; i < t->n_compare && *all; i++)
-        if (compare_holds(&k->w, &t->compare[i], all) < 0)
-            return -1;
-    return 0;
+    int rc = KV_OK;
+    for (size_t i = 0; i < t->n_compare && *all && rc == KV_OK; i++)
+        rc = compare_holds(&k->w, &t->compare[i], all);
+    return rc;
 }
 
 int kv_txn_apply(kv *k, const kv_txn *t, kv_result *res)
 {
     bool ok;
-    if (compares_hold(k, t, &ok) < 0)
-        return KV_ERR_INTERNAL;
+    int cmp_rc = compares_hold(k, t, &ok);
+    if (cmp_rc != KV_OK)
+        return cmp_rc;
     res->succeeded = ok;
     size_t n = ok ? t->n_success : t->n_failure;
     const kv_op *ops = ok ? t->success : t->failure;
@@ -188,7 +215,7 @@ int kv_txn_apply(kv *k, const kv_txn *t, kv_result *res)
     wtx w = {k, k->rev + 1, 0};
     for (size_t i = 0; i < n; i++) {
         int rc = run_op(&w, &ops[i], &res->ops[i]);
-        if (rc == KV_ERR_INTERNAL)
+        if (kv_err_internal(rc))
             return rc;
         if (rc != KV_OK) { /* a RANGE at a compacted or future revision, a PUT's lease */
             res->err = rc;

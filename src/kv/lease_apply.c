@@ -41,15 +41,16 @@ static int lease_write(kv *k, enum kv_stmt_id id, int64_t lease, int64_t ttl)
 /* The lease's keys as single-key DELETE ops; their spans point into keys. */
 static int delete_ops(kv *k, int64_t lease, kv_list *keys, kv_op **ops)
 {
-    if (kv_lease_keys(&k->w, lease, keys) < 0)
-        return -1;
+    int rc = kv_lease_keys(&k->w, lease, keys);
+    if (rc != KV_OK)
+        return rc;
     *ops = calloc(keys->n ? keys->n : 1, sizeof **ops);
     if (!*ops)
-        return -1;
+        return KV_ERR_INTERNAL;
     for (size_t i = 0; i < keys->n; i++)
         (*ops)[i] = (kv_op){.type = KV_OP_DELETE,
                             .span = {keys->items[i].key, keys->items[i].key_len, false, NULL, 0}};
-    return 0;
+    return KV_OK;
 }
 
 /* Deletes the attached keys as one txn (one revision, ordinary DELETE
@@ -60,8 +61,8 @@ static int revoke(kv *k, int64_t lease, kv_result *res)
 {
     kv_list keys = {0};
     kv_op *ops = NULL;
-    int rc = KV_ERR_INTERNAL;
-    if (delete_ops(k, lease, &keys, &ops) == 0) {
+    int rc = delete_ops(k, lease, &keys, &ops);
+    if (rc == KV_OK) {
         kv_txn t = {.n_success = keys.n, .success = ops};
         kv_result sub;
         memset(&sub, 0, sizeof sub);

@@ -6,17 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* KV_OK, KV_ERR_CORRUPT (a key failed its checksum) or KV_ERR_INTERNAL. */
 int kv_lease_keys(kv_db *d, int64_t id, kv_list *keys)
 {
     sqlite3_stmt *st = kv_stmt(d, KV_ST_LEASE_KEYS);
     if (!st || sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
-        return -1;
-    int rc;
+        return KV_ERR_INTERNAL;
+    int rc, pushed = KV_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if (kv_list_push_row(keys, st, false) < 0)
+        if ((pushed = kv_list_push_row(d, keys, st, false)) != KV_OK)
             break;
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return pushed != KV_OK ? pushed : rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
 }
 
 static int get_in_txn(kv_db *d, int64_t id, int64_t *ttl, kv_list *keys, int64_t *header_rev)
@@ -33,9 +34,9 @@ static int get_in_txn(kv_db *d, int64_t id, int64_t *ttl, kv_list *keys, int64_t
     sqlite3_reset(st);
     if (rc == SQLITE_DONE)
         return KV_ERR_NOT_FOUND;
-    if (rc != SQLITE_ROW || (keys && kv_lease_keys(d, id, keys) < 0))
+    if (rc != SQLITE_ROW)
         return KV_ERR_INTERNAL;
-    return KV_OK;
+    return keys ? kv_lease_keys(d, id, keys) : KV_OK;
 }
 
 int kv_lease_get(kv_conn *c, int64_t id, int64_t *ttl, kv_list *keys, int64_t *header_rev)

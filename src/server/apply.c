@@ -104,7 +104,7 @@ static int apply_normal(const node_apply_env *env, const raft_entry *e, done_lis
     }
     kv_result res;
     memset(&res, 0, sizeof res);
-    if (kv_apply_cmd(env->kv, payload, plen, &res) == KV_ERR_INTERNAL) {
+    if (kv_err_internal(kv_apply_cmd(env->kv, payload, plen, &res))) {
         kv_result_free(&res);
         return fail(env, NODE_EXIT_APPLY, "kv: cannot apply entry", e);
     }
@@ -144,7 +144,7 @@ static int apply_conf(const node_apply_env *env, const raft_entry *e, done_list 
         return fail(env, NODE_EXIT_INTERNAL, "out of memory applying a membership change", e);
     memcpy(u, url, url_len);
     u[url_len] = '\0';
-    if (kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u) == KV_ERR_INTERNAL) {
+    if (kv_err_internal(kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u))) {
         free(u);
         return fail(env, NODE_EXIT_APPLY, "kv: cannot apply membership change", e);
     }

@@ -877,7 +877,7 @@ static void test_restore_refuses(void)
     /* a real kv snapshot with an unknown format, or an extra trigger */
     snprintf(p, sizeof p, "%s/fmt.db", s.dir);
     CHECK(kvfx_snapshot(&s, p, NULL) == KV_OK);
-    sql_file(p, "UPDATE kv_meta SET value = 2 WHERE name = 'format'");
+    sql_file(p, "UPDATE kv_meta SET value = 99 WHERE name = 'format'");
     expect_restore_refused(&s, p);
     snprintf(p, sizeof p, "%s/trig.db", s.dir);
     CHECK(kvfx_snapshot(&s, p, NULL) == KV_OK);

@@ -1,9 +1,12 @@
 /* util_test: the shared helpers not covered elsewhere — xgrow's growth,
  * that it keeps the items, and that a size that would overflow is refused
- * with the array left as it was. (CRC-32C is tested in codec_test.) */
+ * with the array left as it was; failpoint spec parsing and hit counting.
+ * (CRC-32C is tested in codec_test.) */
 #include "../test.h"
+#include "util/failpoint.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -40,9 +43,60 @@ static void test_xgrow_refuses_overflow(void)
     free(v);
 }
 
+static void test_failpoint_unarmed(void)
+{
+    CHECK(failpoint_init(NULL) == 0);
+    CHECK(failpoint_hit("kv.commit") == 0);
+    CHECK(failpoint_init("") == 0);
+    CHECK(failpoint_hit("kv.commit") == 0);
+}
+
+static void test_failpoint_counts_hits(void)
+{
+    CHECK(failpoint_init("kv.commit=EIO@3,kv.write=ENOSPC") == 0);
+    CHECK(failpoint_hit("kv.commit") == 0);
+    CHECK(failpoint_hit("kv.apply") == 0); /* not armed: no effect */
+    CHECK(failpoint_hit("kv.commit") == 0);
+    CHECK(failpoint_hit("kv.commit") == EIO); /* the 3rd hit and later */
+    CHECK(failpoint_hit("kv.commit") == EIO);
+    CHECK(failpoint_hit("kv.write") == ENOSPC); /* no @N: from the 1st hit */
+    CHECK(failpoint_hit("kv.writ") == 0);
+    CHECK(failpoint_init("a=EROFS@1,b=ENOMEM,c=EACCES@2,d=EDQUOT") == 0);
+    CHECK(failpoint_hit("a") == EROFS && failpoint_hit("b") == ENOMEM);
+    CHECK(failpoint_hit("c") == 0 && failpoint_hit("c") == EACCES);
+    CHECK(failpoint_hit("d") == EDQUOT);
+    CHECK(failpoint_hit("kv.commit") == 0); /* re-init replaced the table */
+    CHECK(failpoint_init(NULL) == 0);
+    CHECK(failpoint_hit("a") == 0);
+}
+
+static void test_failpoint_refuses_bad_specs(void)
+{
+    static const char *const bad[] = {
+        "kv.commit",          "kv.commit=",        "=EIO",          "kv.commit=EFOO",
+        "kv.commit=EIO@",     "kv.commit=EIO@0",   "kv.commit=EIO@x", "kv.commit=EIO@-1",
+        "kv.commit=EIO,",     ",kv.commit=EIO",    "a=EIO,a=ENOSPC", "kv.commit=eio",
+        "kv.commit=EIO@3@4",  "a_name_far_longer_than_the_limit_of_32=EIO",
+        "a=EIO,b=EIO,c=EIO,d=EIO,e=EIO,f=EIO,g=EIO,h=EIO,i=EIO,j=EIO,k=EIO,l=EIO,m=EIO,"
+        "n=EIO,o=EIO,p=EIO,q=EIO",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(failpoint_init("kv.apply=EIO") == 0);
+        CHECK_MSG(failpoint_init(bad[i]) == -1, "accepted \"%s\"", bad[i]);
+        /* a refused spec arms nothing, not even what was armed before */
+        CHECK(failpoint_hit("kv.apply") == 0 && failpoint_hit("kv.commit") == 0);
+    }
+    CHECK(failpoint_init("kv.commit=EIO@1000000000000") == 0);
+    CHECK(failpoint_hit("kv.commit") == 0);
+    failpoint_init(NULL);
+}
+
 int main(void)
 {
     RUN(test_xgrow_doubles_and_keeps_items);
     RUN(test_xgrow_refuses_overflow);
+    RUN(test_failpoint_unarmed);
+    RUN(test_failpoint_counts_hits);
+    RUN(test_failpoint_refuses_bad_specs);
     TEST_MAIN_END();
 }

@@ -1,0 +1,31 @@
+/* failpoint: named points in the code where a test can make an operation
+ * fail with a chosen errno, armed once from a spec string (the node's
+ * main passes the environment variable RAFTKV_FAILPOINTS).
+ *
+ * Spec: "name=ERRNO[@N][,name=ERRNO[@N]...]": from the N-th hit of the
+ * point on (N >= 1; default 1: every hit), failpoint_hit(name) returns that
+ * errno. ERRNO is one of EIO, ENOSPC, EROFS, ENOMEM, EACCES, EDQUOT.
+ * Example: "kv.commit=EIO@3,kv.write=ENOSPC".
+ *
+ * Points: kv.apply (each command applied), kv.commit (each batch commit),
+ * kv.write (each row kv writes). Storage adds its own.
+ *
+ * Must never cost more than one relaxed atomic load when nothing is armed,
+ * and never allocate or lock on a hit. */
+#ifndef RAFTKV_FAILPOINT_H
+#define RAFTKV_FAILPOINT_H
+
+#define FAILPOINT_MAX 16
+#define FAILPOINT_NAME_MAX 32
+
+/* Replaces the whole configuration (NULL or "" disarms every point).
+ * 0, or -1 for a malformed spec (then nothing is armed). Not safe against
+ * concurrent failpoint_hit callers: call it before threads start (or in a
+ * test, while no other thread runs kv). */
+int failpoint_init(const char *spec);
+
+/* 0, or the errno the point is armed to fail with (counts the hit). Any
+ * thread. */
+int failpoint_hit(const char *name);
+
+#endif
