@@ -1,5 +1,6 @@
 /* api_int: what the api's own files share — the per-request context, the
- * reply helpers, query parsing and JSON helpers. Private to src/api/.
+ * reply helpers and JSON helpers. Private to src/api/ (reading a request:
+ * input.h).
  *
  * Must never: be included outside src/api/ (tests use api.h only, but
  * api_test, which checks json_out.c against jansson), or
@@ -123,20 +124,9 @@ void api_reply_empty(api_req *r, unsigned code);
 void api_reply_405(api_req *r);
 /* Maps a node status to its HTTP answer (503, 409, 400, 404, 500). */
 void api_reply_node_error(api_req *r, int status);
-/* For a read resumed after its barrier: a kv reader, or NULL once the
- * failed barrier or the lack of a reader has been answered. */
-kv_conn *api_reader_after_barrier(api_req *r);
 /* Maps a kv error (compacted, future revision, ...) to its HTTP answer. */
 void api_reply_kv_error(api_req *r, int err, int64_t compact_revision);
 void api_count_answer(api *a, unsigned code);
-
-/* ---- query parameters (raw, percent-decoded here): each returns 0, or -1
- * after replying 400 naming the parameter ---- */
-int api_query_only(api_req *r, const char *const *allowed);
-int api_query_bool(api_req *r, const char *name, bool *out);
-int api_query_i64(api_req *r, const char *name, int64_t min, int64_t *out, bool *present);
-/* Decoded bytes, malloc'd (NULL when absent). */
-int api_query_bytes(api_req *r, const char *name, uint8_t **out, size_t *len);
 
 /* ---- percent-decoding and numbers (pure) ---- */
 /* 0 ok, -1 bad encoding, -2 out of memory. *out is malloc'd, NUL-terminated. */
@@ -169,13 +159,6 @@ int api_jw_kv(buf *b, const kv_kv *item, bool keys_only);
 /* The 200 body of a range read, trailing newline included:
  * {"kvs":[...],"count":N,"more":B,"header":{...}}. */
 int api_jw_range(buf *b, api *a, const kv_op_result *res, bool keys_only, int64_t revision);
-
-/* Parses a body as a JSON object; replies 400 and returns NULL if it is not. */
-json_t *api_body_json(api_req *r);
-/* An integer field of r->doc in [min, max] (h_lease.c): 0 (left alone if
- * absent and not required), or -1 after a 400 naming the field. */
-int api_body_int(api_req *r, const char *name, int64_t min, int64_t max, bool required,
-                 int64_t *out);
 
 /* ---- handlers (one per route family) ---- */
 void api_h_root_key(api_req *r);
@@ -216,10 +199,6 @@ typedef struct {
     void (*ud_free)(void *ud);
 } api_stream_spec;
 void api_watch_stream(api_req *r, const api_stream_spec *spec);
-
-/* The key span of a key route from ?prefix / ?range_end into r->op.span
- * (h_kv.c; GET /kv and /watch share it): 0, or -1 after a 400. */
-int api_parse_span(api_req *r);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */

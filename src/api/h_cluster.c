@@ -5,6 +5,7 @@
  * membership changes and linearizable member lists wait suspended.
  */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <ctype.h>
 #include <inttypes.h>

@@ -12,6 +12,7 @@
  *
  * Must never report a leader that is not committed, nor answer an observe
  * from a store older than the client's cursor. */
+#include "api/input.h"
 #include "api/waitline.h"
 
 #include <string.h>

@@ -12,6 +12,7 @@
  *
  * Must never answer "held" before the owner key is committed and first in
  * line, nor hold a thread while waiting. */
+#include "api/input.h"
 #include "api/waitline.h"
 
 #include <string.h>

@@ -14,6 +14,7 @@
  *
  * Must never report a leader that is not committed, answer from a store
  * older than the client's cursor, or skip a change in a stream. */
+#include "api/input.h"
 #include "api/waitline.h"
 
 #include <stdlib.h>

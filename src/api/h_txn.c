@@ -2,6 +2,7 @@
  * Must never propose a body that did not parse and encode (a refused
  * request writes nothing), or render results against the wrong op list. */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <string.h>
 

@@ -15,6 +15,7 @@
  * hub, after checking a->stopping under a->mu, so api_stop can wake it.
  */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <stdlib.h>
 #include <string.h>

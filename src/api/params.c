@@ -5,6 +5,7 @@
  * Must never trust a value's length or encoding: values arrive still
  * percent-encoded (see server.c) and are decoded here. */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,6 +2,7 @@
  * under {name}/ that h_lock.c and h_election.c share (see waitline.h).
  * Must never block: a wait suspends the connection, parks a watcher on
  * one key and returns; the hub's callback only resumes the connection. */
+#include "api/input.h"
 #include "api/waitline.h"
 
 #include <inttypes.h>
