@@ -175,30 +175,6 @@ void api_h_lease(api_req *r);
 void api_h_lock(api_req *r);
 void api_h_election(api_req *r);
 void api_h_watch(api_req *r);
-/* ---- streams over the watch hub (h_watch.c) ----
- * api_watch_stream answers r with a chunked NDJSON stream: first (taken),
- * then, for each batch of events on span from revision start (whole
- * revisions), the lines render appends to `lines` (none is fine), and a
- * progress line {header, events:[], progress:true} every progress_ms while
- * idle. render returns KV_OK, or an error to have the batch fetched again
- * shortly (or the stream canceled if it was compacted meanwhile). It runs
- * on MHD threads, never concurrently with itself. ud is freed with ud_free
- * when the stream ends, also when it cannot start. /watch?stream=true and
- * /election/{name}/observe?stream=true use it. */
-#define API_PROGRESS_MS_DEFAULT 5000
-#define API_PROGRESS_MS_MIN 100
-#define API_PROGRESS_MS_MAX (3600 * 1000)
-typedef int (*api_stream_render_fn)(api *a, void *ud, const watch_batch *b, json_t *lines);
-typedef struct {
-    const kv_span *span;
-    int64_t start;
-    uint64_t progress_ms;
-    json_t *first;
-    api_stream_render_fn render;
-    void *ud;
-    void (*ud_free)(void *ud);
-} api_stream_spec;
-void api_watch_stream(api_req *r, const api_stream_spec *spec);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */

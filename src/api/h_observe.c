@@ -4,7 +4,7 @@
  *     {header, kv?, next_revision} as soon as the leader (its key or value)
  *     differs from the leader as of revision N-1, else at the timeout;
  *   ?stream=true [&start_revision=N][&progress_ms=P]: a chunked NDJSON
- *     stream on the /watch machinery (api_watch_stream): first
+ *     stream on the stream machinery (stream.c): first
  *     {"created":true, header, kv?, next_revision} — the leader as of N-1
  *     (default: now) — then one {header, kv?, next_revision} line per
  *     revision at which the leader changed, in order, none skipped;
@@ -15,6 +15,7 @@
  * Must never report a leader that is not committed, answer from a store
  * older than the client's cursor, or skip a change in a stream. */
 #include "api/input.h"
+#include "api/stream.h"
 #include "api/waitline.h"
 
 #include <stdlib.h>
@@ -254,7 +255,7 @@ static void observe_stream(api_req *r, const wl *s, int64_t progress_ms)
     if (!(spec.first = obs_first(r, o, s->cursor, &spec.start)))
         obs_free(o);
     else
-        api_watch_stream(r, &spec); /* the watcher keeps its own copy of the span */
+        api_stream_start(r, &spec); /* the watcher keeps its own copy of the span */
     free(end);
 }
 

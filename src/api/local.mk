@@ -1,5 +1,5 @@
 # api module: sources and tests (see Makefile.am)
-libraftkv_a_SOURCES += src/api/api.h src/api/api_int.h src/api/server.c src/api/reply.c src/api/input.h src/api/input.c \
+libraftkv_a_SOURCES += src/api/api.h src/api/api_int.h src/api/server.c src/api/reply.c src/api/input.h src/api/input.c src/api/stream.h src/api/stream.c \
 	src/api/route.c src/api/pct.c src/api/params.c src/api/json.c src/api/json_out.c src/api/b64.c \
 	src/api/h_kv.c src/api/h_txn.c src/api/txn_parse.c src/api/h_cluster.c \
 	src/api/h_lease.c src/api/waitline.h src/api/waitline.c src/api/h_lock.c \
