@@ -48,7 +48,8 @@ enum api_route_kind {
     ROUTE_HEALTH,
     ROUTE_METRICS,
     ROUTE_LOCK,           /* POST /lock/{name}, DELETE /lock/{owner key} */
-    ROUTE_ELECTION,       /* /election/{name}/{campaign|proclaim|leader|observe|resign} */
+    ROUTE_ELECTION,       /* /election/{name}/{campaign|proclaim|leader|resign} */
+    ROUTE_ELECTION_OBSERVE, /* GET /election/{name}/observe */
 };
 
 typedef struct {

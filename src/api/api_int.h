@@ -172,9 +172,11 @@ void api_h_status(api_req *r);
 void api_h_health(api_req *r);
 void api_h_metrics(api_req *r);
 void api_h_lease(api_req *r);
+void api_h_watch(api_req *r);
+/* recipes/ (etcd's v3lock and v3election, apart from the kv API) */
 void api_h_lock(api_req *r);
 void api_h_election(api_req *r);
-void api_h_watch(api_req *r);
+void api_h_observe(api_req *r);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */

@@ -265,6 +265,7 @@ static const api_handler_fn handlers[] = {
     [ROUTE_METRICS] = api_h_metrics,
     [ROUTE_LOCK] = api_h_lock,
     [ROUTE_ELECTION] = api_h_election,
+    [ROUTE_ELECTION_OBSERVE] = api_h_observe,
 };
 
 /* Answers what can be answered from the request line and headers alone,
