@@ -23,6 +23,9 @@ typedef struct {
     unsigned threads; /* libmicrohttpd thread pool size */
     node *node;
     kv *kv;
+    /* the node's watch hub (outlives the api); NULL: /watch, the lock and
+     * the election answer 503 or cannot wait */
+    watch_hub *hub;
 } api_config;
 
 typedef struct api api;

@@ -23,6 +23,7 @@ struct api {
     struct MHD_Daemon *mhd;
     node *node;
     kv *kv;
+    watch_hub *hub;        /* may be NULL (see api_config) */
     size_t max_body;
     atomic_ullong answers[API_CODE_CLASSES];
     pthread_mutex_t mu;    /* guards stopping and the waiting list */

@@ -291,7 +291,7 @@ void api_h_metrics(api_req *r)
     metric(&b, &failed, "raftkv_applied_total", "counter", i.applied_total);
     metric(&b, &failed, "raftkv_reads_total", "counter", i.reads_total);
     metric(&b, &failed, "raftkv_read_rounds_total", "counter", i.read_rounds_total);
-    watch_hub *hub = node_watch_hub(r->a->node);
+    watch_hub *hub = r->a->hub;
     metric(&b, &failed, "raftkv_watchers", "gauge", hub ? watch_count(hub) : 0);
     static const char head[] = "# TYPE raftkv_http_responses_total counter\n";
     failed |= buf_append(&b, head, sizeof head - 1) < 0;

@@ -226,7 +226,7 @@ void api_h_watch(api_req *r)
     wparams p;
     if (parse_params(r, &p) < 0)
         return;
-    watch_hub *hub = node_watch_hub(r->a->node);
+    watch_hub *hub = r->a->hub;
     kv_conn *kc = kv_reader_acquire(r->a->kv);
     int64_t rev = 0, compact = 0;
     int rc = kc ? kv_read_revisions(kc, &rev, &compact) : KV_ERR_INTERNAL;

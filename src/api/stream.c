@@ -269,7 +269,7 @@ static stream *stream_new(api_req *r, watch_hub *hub, const api_stream_spec *sp)
 
 void api_stream_start(api_req *r, const api_stream_spec *sp)
 {
-    watch_hub *hub = node_watch_hub(r->a->node);
+    watch_hub *hub = r->a->hub;
     stream *c = hub ? stream_new(r, hub, sp) : NULL;
     if (!c) {
         if (!hub)

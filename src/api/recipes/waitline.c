@@ -15,7 +15,7 @@
 /* The longest ?timeout a waiter may ask for: a day. */
 #define WL_MAX_TIMEOUT_S 86400
 
-static watch_hub *wl_hub(api_req *r) { return node_watch_hub(r->a->node); }
+static watch_hub *wl_hub(api_req *r) { return r->a->hub; }
 
 static void wl_free(api_req *r)
 {
