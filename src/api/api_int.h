@@ -1,10 +1,15 @@
-/* api_int: what the api's own files share — the per-request context, the
- * reply helpers and JSON helpers. Private to src/api/ (reading a request:
- * input.h).
+/* api_int: the core every api file shares — the api and the per-request
+ * context, waiting on the node (server.c), replies (reply.c), JSON
+ * (json.c, json_out.c, b64.c), percent-decoding (pct.c), txn parsing
+ * (txn_parse.c) and the route handlers' entry points (server.c's table).
+ * Private to src/api/. The other private headers: input.h (reading a
+ * request), stream.h (chunked streams), recipes/waitline.h (the lock's
+ * and election's line).
  *
  * Must never: be included outside src/api/ (tests use api.h only, but
- * api_test, which checks json_out.c against jansson), or
- * expose MHD to other modules.
+ * api_test, which checks json_out.c against jansson), expose MHD to other
+ * modules, or declare a handler's private helper: handlers call shared
+ * files only, never each other.
  */
 #ifndef RAFTKV_API_INT_H
 #define RAFTKV_API_INT_H
@@ -182,10 +187,5 @@ void api_h_observe(api_req *r);
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */
 int api_txn_parse(json_t *root, kv_txn *t, api_arena *ar, char *err, size_t errlen);
-/* Renders kv_result of a txn: {header, succeeded, responses}. */
-json_t *api_txn_render(api *a, const kv_txn *t, const kv_result *res);
-
-/* Peer URL shape check: http://host:port[/]. */
-bool api_valid_peer_url(const char *url);
 
 #endif

@@ -19,7 +19,7 @@
 
 /* http://host:port[/] with a plain hostname or IPv4/[IPv6] and a port
  * 1..65535; nothing else (no user info, path or query). */
-bool api_valid_peer_url(const char *url)
+static bool valid_peer_url(const char *url)
 {
     if (strncmp(url, "http://", 7) != 0)
         return false;
@@ -86,7 +86,7 @@ static int take_url(api_req *r, const char *s, size_t n)
         return -1;
     }
     r->url[n] = 0;
-    if (strlen(r->url) != n || !api_valid_peer_url(r->url)) {
+    if (strlen(r->url) != n || !valid_peer_url(r->url)) {
         api_reply_error(r, 400, "invalid_peer_url", NULL,
                         "peer URL: expected http://host:port");
         return -1;
