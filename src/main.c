@@ -50,7 +50,7 @@ int main(int argc, char **argv)
         goto out;
     the_node = n;
     api_config ac = {.port = cfg.port, .max_request_bytes = cfg.max_request_bytes,
-                     .threads = 2, .node = n, .kv = node_kv(n)};
+                     .threads = 2, .node = n, .kv = node_kv(n), .hub = node_watch_hub(n)};
     if (!(a = api_start(&ac, err, sizeof err))) {
         log_error("client listener on port %u: %s", cfg.port, err);
         goto out;

@@ -23,6 +23,9 @@ typedef struct {
     unsigned threads; /* libmicrohttpd thread pool size */
     node *node;
     kv *kv;
+    /* the node's watch hub (outlives the api); NULL: /watch, the lock and
+     * the election answer 503 or cannot wait */
+    watch_hub *hub;
 } api_config;
 
 typedef struct api api;
@@ -48,7 +51,8 @@ enum api_route_kind {
     ROUTE_HEALTH,
     ROUTE_METRICS,
     ROUTE_LOCK,           /* POST /lock/{name}, DELETE /lock/{owner key} */
-    ROUTE_ELECTION,       /* /election/{name}/{campaign|proclaim|leader|observe|resign} */
+    ROUTE_ELECTION,       /* /election/{name}/{campaign|proclaim|leader|resign} */
+    ROUTE_ELECTION_OBSERVE, /* GET /election/{name}/observe */
 };
 
 typedef struct {

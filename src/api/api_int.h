@@ -1,9 +1,15 @@
-/* api_int: what the api's own files share — the per-request context, the
- * reply helpers, query parsing and JSON helpers. Private to src/api/.
+/* api_int: the core every api file shares — the api and the per-request
+ * context, waiting on the node (server.c), replies (reply.c), JSON
+ * (json.c, json_out.c, b64.c), percent-decoding (pct.c), txn parsing
+ * (txn_parse.c) and the route handlers' entry points (server.c's table).
+ * Private to src/api/. The other private headers: input.h (reading a
+ * request), stream.h (chunked streams), recipes/waitline.h (the lock's
+ * and election's line).
  *
  * Must never: be included outside src/api/ (tests use api.h only, but
- * api_test, which checks json_out.c against jansson), or
- * expose MHD to other modules.
+ * api_test, which checks json_out.c against jansson), expose MHD to other
+ * modules, or declare a handler's private helper: handlers call shared
+ * files only, never each other.
  */
 #ifndef RAFTKV_API_INT_H
 #define RAFTKV_API_INT_H
@@ -22,6 +28,7 @@ struct api {
     struct MHD_Daemon *mhd;
     node *node;
     kv *kv;
+    watch_hub *hub;        /* may be NULL (see api_config) */
     size_t max_body;
     atomic_ullong answers[API_CODE_CLASSES];
     pthread_mutex_t mu;    /* guards stopping and the waiting list */
@@ -123,20 +130,9 @@ void api_reply_empty(api_req *r, unsigned code);
 void api_reply_405(api_req *r);
 /* Maps a node status to its HTTP answer (503, 409, 400, 404, 500). */
 void api_reply_node_error(api_req *r, int status);
-/* For a read resumed after its barrier: a kv reader, or NULL once the
- * failed barrier or the lack of a reader has been answered. */
-kv_conn *api_reader_after_barrier(api_req *r);
 /* Maps a kv error (compacted, future revision, ...) to its HTTP answer. */
 void api_reply_kv_error(api_req *r, int err, int64_t compact_revision);
 void api_count_answer(api *a, unsigned code);
-
-/* ---- query parameters (raw, percent-decoded here): each returns 0, or -1
- * after replying 400 naming the parameter ---- */
-int api_query_only(api_req *r, const char *const *allowed);
-int api_query_bool(api_req *r, const char *name, bool *out);
-int api_query_i64(api_req *r, const char *name, int64_t min, int64_t *out, bool *present);
-/* Decoded bytes, malloc'd (NULL when absent). */
-int api_query_bytes(api_req *r, const char *name, uint8_t **out, size_t *len);
 
 /* ---- percent-decoding and numbers (pure) ---- */
 /* 0 ok, -1 bad encoding, -2 out of memory. *out is malloc'd, NUL-terminated. */
@@ -170,13 +166,6 @@ int api_jw_kv(buf *b, const kv_kv *item, bool keys_only);
  * {"kvs":[...],"count":N,"more":B,"header":{...}}. */
 int api_jw_range(buf *b, api *a, const kv_op_result *res, bool keys_only, int64_t revision);
 
-/* Parses a body as a JSON object; replies 400 and returns NULL if it is not. */
-json_t *api_body_json(api_req *r);
-/* An integer field of r->doc in [min, max] (h_lease.c): 0 (left alone if
- * absent and not required), or -1 after a 400 naming the field. */
-int api_body_int(api_req *r, const char *name, int64_t min, int64_t max, bool required,
-                 int64_t *out);
-
 /* ---- handlers (one per route family) ---- */
 void api_h_root_key(api_req *r);
 void api_h_kv(api_req *r);
@@ -189,45 +178,14 @@ void api_h_status(api_req *r);
 void api_h_health(api_req *r);
 void api_h_metrics(api_req *r);
 void api_h_lease(api_req *r);
+void api_h_watch(api_req *r);
+/* recipes/ (etcd's v3lock and v3election, apart from the kv API) */
 void api_h_lock(api_req *r);
 void api_h_election(api_req *r);
-void api_h_watch(api_req *r);
-/* ---- streams over the watch hub (h_watch.c) ----
- * api_watch_stream answers r with a chunked NDJSON stream: first (taken),
- * then, for each batch of events on span from revision start (whole
- * revisions), the lines render appends to `lines` (none is fine), and a
- * progress line {header, events:[], progress:true} every progress_ms while
- * idle. render returns KV_OK, or an error to have the batch fetched again
- * shortly (or the stream canceled if it was compacted meanwhile). It runs
- * on MHD threads, never concurrently with itself. ud is freed with ud_free
- * when the stream ends, also when it cannot start. /watch?stream=true and
- * /election/{name}/observe?stream=true use it. */
-#define API_PROGRESS_MS_DEFAULT 5000
-#define API_PROGRESS_MS_MIN 100
-#define API_PROGRESS_MS_MAX (3600 * 1000)
-typedef int (*api_stream_render_fn)(api *a, void *ud, const watch_batch *b, json_t *lines);
-typedef struct {
-    const kv_span *span;
-    int64_t start;
-    uint64_t progress_ms;
-    json_t *first;
-    api_stream_render_fn render;
-    void *ud;
-    void (*ud_free)(void *ud);
-} api_stream_spec;
-void api_watch_stream(api_req *r, const api_stream_spec *spec);
-
-/* The key span of a key route from ?prefix / ?range_end into r->op.span
- * (h_kv.c; GET /kv and /watch share it): 0, or -1 after a 400. */
-int api_parse_span(api_req *r);
+void api_h_observe(api_req *r);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */
 int api_txn_parse(json_t *root, kv_txn *t, api_arena *ar, char *err, size_t errlen);
-/* Renders kv_result of a txn: {header, succeeded, responses}. */
-json_t *api_txn_render(api *a, const kv_txn *t, const kv_result *res);
-
-/* Peer URL shape check: http://host:port[/]. */
-bool api_valid_peer_url(const char *url);
 
 #endif

@@ -5,6 +5,7 @@
  * membership changes and linearizable member lists wait suspended.
  */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -18,7 +19,7 @@
 
 /* http://host:port[/] with a plain hostname or IPv4/[IPv6] and a port
  * 1..65535; nothing else (no user info, path or query). */
-bool api_valid_peer_url(const char *url)
+static bool valid_peer_url(const char *url)
 {
     if (strncmp(url, "http://", 7) != 0)
         return false;
@@ -85,7 +86,7 @@ static int take_url(api_req *r, const char *s, size_t n)
         return -1;
     }
     r->url[n] = 0;
-    if (strlen(r->url) != n || !api_valid_peer_url(r->url)) {
+    if (strlen(r->url) != n || !valid_peer_url(r->url)) {
         api_reply_error(r, 400, "invalid_peer_url", NULL,
                         "peer URL: expected http://host:port");
         return -1;
@@ -290,7 +291,7 @@ void api_h_metrics(api_req *r)
     metric(&b, &failed, "raftkv_applied_total", "counter", i.applied_total);
     metric(&b, &failed, "raftkv_reads_total", "counter", i.reads_total);
     metric(&b, &failed, "raftkv_read_rounds_total", "counter", i.read_rounds_total);
-    watch_hub *hub = node_watch_hub(r->a->node);
+    watch_hub *hub = r->a->hub;
     metric(&b, &failed, "raftkv_watchers", "gauge", hub ? watch_count(hub) : 0);
     static const char head[] = "# TYPE raftkv_http_responses_total counter\n";
     failed |= buf_append(&b, head, sizeof head - 1) < 0;

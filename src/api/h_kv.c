@@ -6,55 +6,12 @@
  * barrier unless the client asked for serializable.
  */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- spans ---- */
-
-/* Fills r->op.span from the key and ?prefix / ?range_end. An empty key
- * is allowed only as the start of a range (it then means "from the first
- * key", spelled "\0" as etcd does). */
-static int parse_span(api_req *r, bool ranges)
-{
-    static const uint8_t zero[1] = {0};
-    bool prefix = false;
-    size_t end_len = 0;
-    if (ranges && (api_query_bool(r, "prefix", &prefix) < 0 ||
-                   api_query_bytes(r, "range_end", &r->end, &end_len) < 0))
-        return -1;
-    kv_span *sp = &r->op.span;
-    if (prefix && r->end) {
-        api_reply_error(r, 400, "invalid_argument", NULL, "prefix: cannot be combined with range_end");
-        return -1;
-    }
-    if (prefix) {
-        r->end = malloc(r->route.key_len + 1);
-        if (!r->end) {
-            api_reply_error(r, 500, "internal", NULL, "out of memory");
-            return -1;
-        }
-        end_len = kv_prefix_end(r->route.key, (uint32_t)r->route.key_len, r->end);
-    }
-    sp->key = r->route.key;
-    sp->key_len = (uint32_t)r->route.key_len;
-    sp->has_end = r->end != NULL;
-    sp->end = r->end;
-    sp->end_len = (uint32_t)end_len;
-    if (sp->key_len == 0 && sp->has_end) {
-        sp->key = zero;
-        sp->key_len = 1;
-    }
-    if (sp->key_len == 0) {
-        api_reply_error(r, 400, "invalid_argument", NULL, "key: must not be empty");
-        return -1;
-    }
-    return 0;
-}
-
-int api_parse_span(api_req *r) { return parse_span(r, true); }
 
 /* ---- reads ---- */
 
@@ -134,7 +91,7 @@ static void kv_get(api_req *r)
     static const char *const allowed[] = {"prefix", "range_end", "limit", "rev", "keys_only",
                                           "count_only", "serializable", "raw", NULL};
     bool serializable = false;
-    if (api_query_only(r, allowed) < 0 || parse_span(r, true) < 0 ||
+    if (api_query_only(r, allowed) < 0 || api_parse_span(r) < 0 ||
         api_query_i64(r, "limit", 0, &r->op.limit, NULL) < 0 ||
         api_query_i64(r, "rev", 0, &r->op.rev, NULL) < 0 ||
         api_query_bool(r, "keys_only", &r->op.keys_only) < 0 ||
@@ -233,7 +190,7 @@ static void kv_delete(api_req *r)
     int64_t cond_rev = 0;
     bool has_cond = false;
     kv_op op = {.type = KV_OP_DELETE};
-    if (api_query_only(r, allowed) < 0 || parse_span(r, true) < 0 ||
+    if (api_query_only(r, allowed) < 0 || api_parse_span(r) < 0 ||
         api_query_bool(r, "prev_kv", &op.prev_kv) < 0 ||
         api_query_i64(r, "if_mod_revision", 0, &cond_rev, &has_cond) < 0)
         return;

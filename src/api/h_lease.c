@@ -8,6 +8,7 @@
  * Must never propose a request it refused (every field is checked before
  * encoding), nor hand out a lease id of 2^53 or more. */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -77,22 +78,6 @@ static void finish_revoke(api_req *r)
 }
 
 /* ---- grant ---- */
-
-int api_body_int(api_req *r, const char *name, int64_t min, int64_t max, bool required,
-                 int64_t *out)
-{
-    json_t *v = json_object_get(r->doc, name);
-    if (!v && !required)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        api_reply_error(r, 400, "invalid_argument", NULL,
-                        "%s: expected an integer from %lld to %lld", name, (long long)min,
-                        (long long)max);
-        return -1;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
 
 static void grant(api_req *r)
 {

@@ -2,6 +2,7 @@
  * Must never propose a body that did not parse and encode (a refused
  * request writes nothing), or render results against the wrong op list. */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <string.h>
 
@@ -14,7 +15,8 @@ static json_t *render_response(const kv_op_result *res, const kv_op *op)
     return json_pack("{s:o}", names[res->type], api_json_op_result(res, op));
 }
 
-json_t *api_txn_render(api *a, const kv_txn *t, const kv_result *res)
+/* Renders kv_result of a txn: {header, succeeded, responses}. */
+static json_t *txn_render(api *a, const kv_txn *t, const kv_result *res)
 {
     const kv_op *ops = res->succeeded ? t->success : t->failure;
     size_t n_ops = res->succeeded ? t->n_success : t->n_failure;
@@ -33,7 +35,7 @@ json_t *api_txn_render(api *a, const kv_txn *t, const kv_result *res)
 static void finish_txn(api_req *r)
 {
     if (!api_write_failed(r))
-        api_reply_json(r, 200, api_txn_render(r->a, &r->txn, r->res));
+        api_reply_json(r, 200, txn_render(r->a, &r->txn, r->res));
 }
 
 /* Which part of a parsed txn the encoder refused (the parser already

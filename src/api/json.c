@@ -147,21 +147,3 @@ json_t *api_json_op_result(const kv_op_result *res, const kv_op *op)
         return NULL;
     }
 }
-
-/* Ownership rule of the reply helpers: r->body is raw bytes that must be a
- * JSON object; anything else is the client's error (400). */
-json_t *api_body_json(api_req *r)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        api_reply_error(r, 400, "invalid_json", NULL, "body: %s", jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        api_reply_error(r, 400, "invalid_json", NULL, "body: expected a JSON object");
-        return NULL;
-    }
-    return root;
-}

@@ -152,18 +152,6 @@ void api_reply_node_error(api_req *r, int status)
     api_reply_error(r, code, reason, NULL, "node: %s", reason);
 }
 
-kv_conn *api_reader_after_barrier(api_req *r)
-{
-    if (r->status != NODE_OK) {
-        api_reply_node_error(r, r->status);
-        return NULL;
-    }
-    kv_conn *c = kv_reader_acquire(r->a->kv);
-    if (!c)
-        api_reply_error(r, 500, "internal", NULL, "no reader available");
-    return c;
-}
-
 void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
 {
     switch (err) {

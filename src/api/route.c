@@ -127,7 +127,8 @@ static int route_lease(const char *rest, api_route *out)
 }
 
 /* "/{name}/{verb}": the name (percent-decoded, may hold '/') is the key;
- * the last segment is the verb, which decides the method. */
+ * the last segment is the verb, which decides the method (and, for
+ * observe, the route: its handler is apart from the others'). */
 static int route_election(const char *rest, api_route *out)
 {
     static const struct {
@@ -139,6 +140,8 @@ static int route_election(const char *rest, api_route *out)
         if (strcmp(slash + 1, verbs[i].verb) == 0) {
             out->sub = verbs[i].verb;
             out->allow = verbs[i].allow;
+            if (strcmp(out->sub, "observe") == 0)
+                out->kind = ROUTE_ELECTION_OBSERVE;
             return set_key(out, rest + 1, (size_t)(slash - (rest + 1)));
         }
     }

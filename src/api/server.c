@@ -265,6 +265,7 @@ static const api_handler_fn handlers[] = {
     [ROUTE_METRICS] = api_h_metrics,
     [ROUTE_LOCK] = api_h_lock,
     [ROUTE_ELECTION] = api_h_election,
+    [ROUTE_ELECTION_OBSERVE] = api_h_observe,
 };
 
 /* Answers what can be answered from the request line and headers alone,
@@ -397,6 +398,7 @@ api *api_start(const api_config *cfg, char *err, size_t errlen)
     }
     a->node = cfg->node;
     a->kv = cfg->kv;
+    a->hub = cfg->hub;
     a->max_body = cfg->max_request_bytes;
     if (pthread_mutex_init(&a->mu, NULL) != 0) {
         snprintf(err, errlen, "cannot create a mutex");
@@ -450,9 +452,8 @@ void api_stop(api *a)
     }
     /* watch streams suspend outside that list, always parked in the hub
      * (and check a->stopping before suspending): wake them all */
-    watch_hub *hub = node_watch_hub(a->node);
-    if (hub)
-        watch_wake_all(hub);
+    if (a->hub)
+        watch_wake_all(a->hub);
     MHD_stop_daemon(a->mhd);
     pthread_mutex_destroy(&a->mu);
     free(a);

@@ -451,6 +451,63 @@ static void test_compact(void)
     resp_free(&r);
 }
 
+/* ---- input helpers (input.c): bad input is a clear 400, nothing written ---- */
+
+static json_int_t store_revision(void)
+{
+    resp r = {0};
+    json_int_t rev = req_s(&r, "GET", "/status", NULL) == 200 ? jint(r.json, "revision", NULL) : -1;
+    resp_free(&r);
+    return rev;
+}
+
+/* A 400 JSON error body with the given reason, whose message starts with want. */
+static bool is_400(resp *r, const char *reason, const char *want)
+{
+    const char *err = jstr(r->json, "error", NULL), *why = jstr(r->json, "reason", NULL);
+    return r->code == 400 && has_header_obj(r) && err && why && strcmp(why, reason) == 0 &&
+           strncmp(err, want, strlen(want)) == 0;
+}
+
+static void test_input_errors(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/in/a", "v") == 200);
+    json_int_t rev = store_revision();
+    /* api_body_json */
+    req_s(&r, "POST", "/txn", "{\"success\":");
+    CHECK(is_400(&r, "invalid_json", "body: "));
+    req_s(&r, "POST", "/lease", "[1]");
+    CHECK(is_400(&r, "invalid_json", "body: expected a JSON object"));
+    req_s(&r, "POST", "/compact", "{\"revision\":1,\"revision\":2}");
+    CHECK(is_400(&r, "invalid_json", "body: "));
+    req_s(&r, "POST", "/lock/in", "");
+    CHECK(is_400(&r, "invalid_json", "body: "));
+    /* api_body_int */
+    req_s(&r, "POST", "/lease", "{\"ttl\":\"5\"}");
+    CHECK(is_400(&r, "invalid_argument", "ttl: expected an integer from 1 to "));
+    req_s(&r, "POST", "/lease", "{\"ttl\":5,\"id\":0}");
+    CHECK(is_400(&r, "invalid_argument", "id: expected an integer from 1 to "));
+    req_s(&r, "POST", "/lock/in", "{\"lease\":-3}");
+    CHECK(is_400(&r, "invalid_argument", "lease: expected an integer from 1 to "));
+    req_s(&r, "POST", "/election/in/resign", "{\"lease\":7,\"rev\":0}");
+    CHECK(is_400(&r, "invalid_argument", "rev: expected an integer from 1 to "));
+    /* api_parse_span (also before /watch looks for its hub) */
+    req_s(&r, "DELETE", "/kv/in/?prefix=true&range_end=in0", NULL);
+    CHECK(is_400(&r, "invalid_argument", "prefix: cannot be combined with range_end"));
+    req_s(&r, "DELETE", "/kv/", NULL);
+    CHECK(is_400(&r, "invalid_argument", "key: must not be empty"));
+    req_s(&r, "GET", "/watch/in/?prefix=1&range_end=%zz", NULL);
+    CHECK(is_400(&r, "invalid_argument", "range_end: bad percent-encoding"));
+    CHECK(store_revision() == rev);
+    CHECK(req_s(&r, "GET", "/kv/in/a", NULL) == 200); /* still there */
+    /* api_reader_after_barrier: a failed barrier is answered, nothing read */
+    fake_node_fail_next(nd, NODE_ERR_TIMEOUT);
+    CHECK(req_s(&r, "GET", "/lease", NULL) == 503 && has_header_obj(&r));
+    CHECK(strcmp(jstr(r.json, "reason", NULL), "timeout") == 0);
+    resp_free(&r);
+}
+
 /* ---- cluster, status, node errors ---- */
 
 static void test_members_native(void)
@@ -656,7 +713,9 @@ int main(void)
     if (node_create(&cfg, &nd) != 0)
         return 1;
     char err[256];
-    api_config ac = {0, MAX_BODY, 2, nd, node_kv(nd)};
+    /* no watch hub: /watch answers 503 (lock and election are not tested here) */
+    api_config ac = {.port = 0, .max_request_bytes = MAX_BODY, .threads = 2, .node = nd,
+                     .kv = node_kv(nd), .hub = NULL};
     srv = api_start(&ac, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "api_start: %s\n", err);
@@ -677,6 +736,7 @@ int main(void)
     RUN(test_txn);
     RUN(test_txn_errors);
     RUN(test_compact);
+    RUN(test_input_errors);
     RUN(test_members_native);
     RUN(test_status_health_metrics);
     RUN(test_node_errors);

@@ -144,7 +144,10 @@ static void test_lock_election(void)
           strcmp(rt.sub, "leader") == 0);
     CHECK(match("GET", "/election/svc/campaign") == 0 && !rt.method_ok &&
           strcmp(rt.allow, "POST") == 0);
-    CHECK(match("GET", "/election/svc/observe") == 0 && rt.method_ok);
+    CHECK(match("GET", "/election/svc/observe") == 0 && rt.method_ok &&
+          rt.kind == ROUTE_ELECTION_OBSERVE && key_is("svc", 3));
+    CHECK(match("POST", "/election/svc/observe") == 0 && rt.kind == ROUTE_ELECTION_OBSERVE &&
+          !rt.method_ok && strcmp(rt.allow, "GET") == 0);
     CHECK(match("POST", "/election/svc/resign") == 0 && rt.method_ok);
     CHECK(match("POST", "/election/svc/proclaim") == 0 && rt.method_ok);
     CHECK(match("POST", "/election/svc/vote") == 0 && rt.kind == ROUTE_NONE);

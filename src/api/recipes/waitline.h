@@ -8,12 +8,12 @@
  * whose client hangs up leaves the line (its key is deleted) within about
  * a second (api_client_gone).
  *
- * Private to src/api/ (h_lock.c, h_election.c). Must never block a
- * thread: every wait suspends the connection and a watch hub callback
- * resumes it.
+ * Private to src/api/recipes/ (h_lock.c, h_election.c, h_observe.c).
+ * Must never block a thread: every wait suspends the connection and a
+ * watch hub callback resumes it.
  */
-#ifndef RAFTKV_WAITLINE_H
-#define RAFTKV_WAITLINE_H
+#ifndef RAFTKV_API_RECIPES_WAITLINE_H
+#define RAFTKV_API_RECIPES_WAITLINE_H
 
 #include "api/api_int.h"
 
@@ -52,35 +52,30 @@ typedef struct {
 
 /* Creates r->ext for name and lease (400 and NULL on a bad name or when
  * out of memory). timeout_s < 0: wait forever. */
-wl *wl_new(api_req *r, int64_t lease, int64_t timeout_s);
+wl *api_wl_new(api_req *r, int64_t lease, int64_t timeout_s);
 /* Joins the line (a create-only txn putting value with the lease; an
  * existing key of the same lease keeps its place), waits until first, and
  * calls s->done once. 404 lease_not_found for an unknown lease. */
-void wl_join(api_req *r, const uint8_t *value, uint32_t value_len);
+void api_wl_join(api_req *r, const uint8_t *value, uint32_t value_len);
 /* Reads the line at rev (0: current). KV_OK or a kv_err. */
-int wl_read(api *a, const wl *s, int64_t rev, wl_view *v);
-void wl_view_free(wl_view *v);
+int api_wl_read(api *a, const wl *s, int64_t rev, wl_view *v);
+void api_wl_view_free(wl_view *v);
 /* Parks r until an event at or after s->view_rev + 1 touches key (or the
  * prefix), the deadline, or the next client probe (about a second); then
  * runs then, which must check api_client_gone(). filters: enum watch_filter. */
-void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned filters,
+void api_wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned filters,
              api_handler_fn then);
 /* Proposes ops guarded by "key's create revision == rev" (rev 0: the key
  * exists) and runs then (r->res: the result; succeeded false when the
  * guard failed). */
-void wl_guarded(api_req *r, const uint8_t *key, uint32_t key_len, int64_t rev, const kv_op *ops,
+void api_wl_guarded(api_req *r, const uint8_t *key, uint32_t key_len, int64_t rev, const kv_op *ops,
                 size_t n_ops, api_handler_fn then);
-/* Renders "{name}/{lease hex}" into a malloc'd key. */
-uint8_t *wl_key_for(const uint8_t *name, size_t name_len, int64_t lease, uint32_t *len);
-watch_hub *wl_hub(api_req *r);
 /* ?timeout= in seconds (0 to a day; dflt when absent): 0, or -1 after a
  * 400. */
-int wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout);
+int api_wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout);
 
-/* ---- the election's observe (h_observe.c) ---- */
-/* GET /election/{name}/observe. */
-void election_observe(api_req *r);
-/* {header (at rev), kv (absent: no leader), next_revision (if next)}. */
-json_t *election_leader_json(api *a, const kv_kv *leader, int64_t rev, bool next);
+/* The line's head (the election's leader) as an answer: {header (at
+ * rev), kv (absent: nobody), next_revision (rev + 1, if next)}. */
+json_t *api_wl_leader_json(api *a, const kv_kv *leader, int64_t rev, bool next);
 
 #endif

@@ -1,8 +1,11 @@
 /* waitline: joining, checking and waiting in the ordered line of keys
- * under {name}/ that h_lock.c and h_election.c share (see waitline.h).
+ * under {name}/ that h_lock.c, h_election.c and h_observe.c share (see
+ * waitline.h), and the line's head as JSON.
  * Must never block: a wait suspends the connection, parks a watcher on
  * one key and returns; the hub's callback only resumes the connection. */
-#include "api/waitline.h"
+#include "api/api_int.h"
+#include "api/input.h"
+#include "api/recipes/waitline.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,7 +15,7 @@
 /* The longest ?timeout a waiter may ask for: a day. */
 #define WL_MAX_TIMEOUT_S 86400
 
-watch_hub *wl_hub(api_req *r) { return node_watch_hub(r->a->node); }
+static watch_hub *wl_hub(api_req *r) { return r->a->hub; }
 
 static void wl_free(api_req *r)
 {
@@ -26,7 +29,8 @@ static void wl_free(api_req *r)
     r->ext = NULL;
 }
 
-uint8_t *wl_key_for(const uint8_t *name, size_t name_len, int64_t lease, uint32_t *len)
+/* Renders "{name}/{lease hex}" into a malloc'd key. */
+static uint8_t *wl_key_for(const uint8_t *name, size_t name_len, int64_t lease, uint32_t *len)
 {
     char hex[24];
     int n = snprintf(hex, sizeof hex, "/%" PRIx64, (uint64_t)lease);
@@ -39,7 +43,7 @@ uint8_t *wl_key_for(const uint8_t *name, size_t name_len, int64_t lease, uint32_
     return k;
 }
 
-wl *wl_new(api_req *r, int64_t lease, int64_t timeout_s)
+wl *api_wl_new(api_req *r, int64_t lease, int64_t timeout_s)
 {
     if (r->route.key_len == 0 || r->route.key_len > KV_MAX_KEY_LEN - 32) {
         api_reply_error(r, 400, "invalid_argument", NULL, "name: must be 1 to %u bytes",
@@ -70,7 +74,7 @@ wl *wl_new(api_req *r, int64_t lease, int64_t timeout_s)
     return s;
 }
 
-int wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout)
+int api_wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout)
 {
     *timeout = dflt;
     if (api_query_i64(r, "timeout", 0, timeout, NULL) < 0)
@@ -85,7 +89,7 @@ int wl_query_timeout(api_req *r, int64_t dflt, int64_t *timeout)
 
 /* ---- reading the line ---- */
 
-void wl_view_free(wl_view *v) { kv_list_free(&v->all); }
+void api_wl_view_free(wl_view *v) { kv_list_free(&v->all); }
 
 /* Only keys directly under the prefix stand in the line: lock "a" must
  * not see the keys of lock "a/b". */
@@ -110,7 +114,7 @@ static void classify(const wl *s, wl_view *v)
     }
 }
 
-int wl_read(api *a, const wl *s, int64_t rev, wl_view *v)
+int api_wl_read(api *a, const wl *s, int64_t rev, wl_view *v)
 {
     memset(v, 0, sizeof *v);
     uint8_t *end = malloc(s->prefix_len + 1);
@@ -131,6 +135,18 @@ int wl_read(api *a, const wl *s, int64_t rev, wl_view *v)
     v->all = res.kvs;
     classify(s, v);
     return KV_OK;
+}
+
+/* The head of the line as an answer (the election's leader). */
+json_t *api_wl_leader_json(api *a, const kv_kv *leader, int64_t rev, bool next)
+{
+    json_t *body = json_pack("{s:o}", "header", api_json_header(a, rev));
+    if (body && ((leader && json_object_set_new(body, "kv", api_json_kv(leader, false)) < 0) ||
+                 (next && json_object_set_new(body, "next_revision", json_integer(rev + 1)) < 0))) {
+        json_decref(body);
+        body = NULL;
+    }
+    return body;
 }
 
 /* ---- waiting ---- */
@@ -162,7 +178,7 @@ static int watch_on(api_req *r, wl *s, const uint8_t *key, uint32_t len, bool pr
     return s->w ? 0 : -1;
 }
 
-void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned filters,
+void api_wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned filters,
              api_handler_fn then)
 {
     wl *s = r->ext;
@@ -180,7 +196,7 @@ void wl_wait(api_req *r, const uint8_t *key, uint32_t len, bool prefix, unsigned
 
 /* ---- proposals ---- */
 
-void wl_guarded(api_req *r, const uint8_t *key, uint32_t key_len, int64_t rev, const kv_op *ops,
+void api_wl_guarded(api_req *r, const uint8_t *key, uint32_t key_len, int64_t rev, const kv_op *ops,
                 size_t n_ops, api_handler_fn then)
 {
     kv_compare cmp = {key, key_len, KV_CMP_CREATE, rev ? KV_CMP_EQUAL : KV_CMP_GREATER, rev,
@@ -210,7 +226,7 @@ static void leave(api_req *r, wl *s, bool gone)
 {
     kv_op del = {.type = KV_OP_DELETE, .span = {s->key, s->key_len, false, NULL, 0}};
     s->gone = gone;
-    wl_guarded(r, s->key, s->key_len, s->rev, &del, 1, after_leave);
+    api_wl_guarded(r, s->key, s->key_len, s->rev, &del, 1, after_leave);
 }
 
 /* Runs after joining and after every wake. */
@@ -218,7 +234,7 @@ static void check(api_req *r)
 {
     wl *s = r->ext;
     wl_view v;
-    int rc = wl_read(r->a, s, 0, &v);
+    int rc = api_wl_read(r->a, s, 0, &v);
     if (rc != KV_OK) {
         api_reply_kv_error(r, rc, 0);
         return;
@@ -233,8 +249,8 @@ static void check(api_req *r)
     else if (s->deadline && now_ms() >= s->deadline)
         leave(r, s, false);
     else /* only the predecessor's deletion can make us first */
-        wl_wait(r, v.pred->key, v.pred->key_len, false, WATCH_NOPUT, check);
-    wl_view_free(&v);
+        api_wl_wait(r, v.pred->key, v.pred->key_len, false, WATCH_NOPUT, check);
+    api_wl_view_free(&v);
 }
 
 static void joined(api_req *r)
@@ -252,7 +268,7 @@ static void joined(api_req *r)
     check(r);
 }
 
-void wl_join(api_req *r, const uint8_t *value, uint32_t value_len)
+void api_wl_join(api_req *r, const uint8_t *value, uint32_t value_len)
 {
     wl *s = r->ext;
     kv_span one = {s->key, s->key_len, false, NULL, 0};

@@ -4,7 +4,7 @@
  *     {header, kv?, next_revision} as soon as the leader (its key or value)
  *     differs from the leader as of revision N-1, else at the timeout;
  *   ?stream=true [&start_revision=N][&progress_ms=P]: a chunked NDJSON
- *     stream on the /watch machinery (api_watch_stream): first
+ *     stream on the stream machinery (stream.c): first
  *     {"created":true, header, kv?, next_revision} — the leader as of N-1
  *     (default: now) — then one {header, kv?, next_revision} line per
  *     revision at which the leader changed, in order, none skipped;
@@ -14,23 +14,15 @@
  *
  * Must never report a leader that is not committed, answer from a store
  * older than the client's cursor, or skip a change in a stream. */
-#include "api/waitline.h"
+#include "api/api_int.h"
+#include "api/input.h"
+#include "api/stream.h"
+#include "api/recipes/waitline.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define OBSERVE_DEFAULT_TIMEOUT_S 30
-
-json_t *election_leader_json(api *a, const kv_kv *leader, int64_t rev, bool next)
-{
-    json_t *body = json_pack("{s:o}", "header", api_json_header(a, rev));
-    if (body && ((leader && json_object_set_new(body, "kv", api_json_kv(leader, false)) < 0) ||
-                 (next && json_object_set_new(body, "next_revision", json_integer(rev + 1)) < 0))) {
-        json_decref(body);
-        body = NULL;
-    }
-    return body;
-}
 
 static bool same_leader(const kv_kv *a, const kv_kv *b)
 {
@@ -58,14 +50,14 @@ static int leader_changed(api_req *r, wl *s, const wl_view *now, bool *changed)
         return KV_OK;
     }
     wl_view then;
-    int rc = wl_read(r->a, s, s->cursor - 1, &then);
+    int rc = api_wl_read(r->a, s, s->cursor - 1, &then);
     if (rc == KV_ERR_COMPACTED) { /* cannot tell: show the current leader */
         *changed = true;
         return KV_OK;
     }
     if (rc == KV_OK) {
         *changed = !same_leader(then.lowest, now->lowest);
-        wl_view_free(&then);
+        api_wl_view_free(&then);
     }
     return rc;
 }
@@ -79,21 +71,21 @@ static void observe_check(api_req *r)
         api_reply_gone(r);
         return;
     }
-    int rc = wl_read(r->a, s, 0, &v);
+    int rc = api_wl_read(r->a, s, 0, &v);
     if (rc == KV_OK && (rc = leader_changed(r, s, &v, &changed)) != KV_OK)
-        wl_view_free(&v);
+        api_wl_view_free(&v);
     if (rc != KV_OK) {
         api_reply_kv_error(r, rc, 0);
         return;
     }
     s->view_rev = v.header_rev;
     if (changed || (s->deadline && now_ms() >= s->deadline))
-        api_reply_json(r, 200, election_leader_json(r->a, v.lowest, v.header_rev, true));
+        api_reply_json(r, 200, api_wl_leader_json(r->a, v.lowest, v.header_rev, true));
     else if (v.lowest) /* only its deletion or a new value changes the leader */
-        wl_wait(r, v.lowest->key, v.lowest->key_len, false, 0, observe_check);
+        api_wl_wait(r, v.lowest->key, v.lowest->key_len, false, 0, observe_check);
     else
-        wl_wait(r, s->prefix, s->prefix_len, true, WATCH_NODELETE, observe_check);
-    wl_view_free(&v);
+        api_wl_wait(r, s->prefix, s->prefix_len, true, WATCH_NODELETE, observe_check);
+    api_wl_view_free(&v);
 }
 
 /* ---- stream ---- */
@@ -155,16 +147,16 @@ static void obs_free(void *ud)
 static int obs_at(api *a, const obs_stream *o, seen_leader *cur, int64_t rev, json_t *lines)
 {
     wl_view v;
-    int rc = wl_read(a, &o->line, rev, &v);
+    int rc = api_wl_read(a, &o->line, rev, &v);
     if (rc != KV_OK)
         return rc;
     if (!seen_is(cur, v.lowest)) {
-        if (json_array_append_new(lines, election_leader_json(a, v.lowest, rev, true)) < 0)
+        if (json_array_append_new(lines, api_wl_leader_json(a, v.lowest, rev, true)) < 0)
             rc = KV_ERR_INTERNAL;
         else
             rc = seen_set(cur, v.lowest);
     }
-    wl_view_free(&v);
+    api_wl_view_free(&v);
     return rc;
 }
 
@@ -206,22 +198,22 @@ static int compact_revision(api *a, int64_t *compact)
 static json_t *obs_first(api_req *r, obs_stream *o, int64_t cursor, int64_t *start)
 {
     wl_view v;
-    int rc = wl_read(r->a, &o->line, 0, &v);
+    int rc = api_wl_read(r->a, &o->line, 0, &v);
     int64_t base = v.header_rev;
     if (rc == KV_OK && cursor && cursor - 1 < base) {
-        wl_view_free(&v);
+        api_wl_view_free(&v);
         base = cursor - 1;
         if (base) /* (revision 0 would read the current state) */
-            rc = wl_read(r->a, &o->line, base, &v);
+            rc = api_wl_read(r->a, &o->line, base, &v);
         else
             memset(&v, 0, sizeof v); /* before the first revision: nobody led */
     }
     json_t *first = NULL;
     if (rc == KV_OK) {
-        first = election_leader_json(r->a, v.lowest, base, true);
+        first = api_wl_leader_json(r->a, v.lowest, base, true);
         rc = first && json_object_set_new(first, "created", json_true()) == 0
                  ? seen_set(&o->last, v.lowest) : KV_ERR_INTERNAL;
-        wl_view_free(&v);
+        api_wl_view_free(&v);
     }
     int64_t compact = 0;
     if (rc == KV_ERR_COMPACTED && compact_revision(r->a, &compact) != KV_OK)
@@ -253,20 +245,20 @@ static void observe_stream(api_req *r, const wl *s, int64_t progress_ms)
     if (!(spec.first = obs_first(r, o, s->cursor, &spec.start)))
         obs_free(o);
     else
-        api_watch_stream(r, &spec); /* the watcher keeps its own copy of the span */
+        api_stream_start(r, &spec); /* the watcher keeps its own copy of the span */
     free(end);
 }
 
 /* ---- the route ---- */
 
-void election_observe(api_req *r)
+void api_h_observe(api_req *r)
 {
     static const char *const allowed[] = {"start_revision", "timeout", "stream", "progress_ms",
                                           NULL};
     int64_t timeout, cursor = 0, progress_ms = API_PROGRESS_MS_DEFAULT;
     bool stream = false;
     if (api_query_only(r, allowed) < 0 || api_query_i64(r, "start_revision", 1, &cursor, NULL) < 0 ||
-        wl_query_timeout(r, OBSERVE_DEFAULT_TIMEOUT_S, &timeout) < 0 ||
+        api_wl_query_timeout(r, OBSERVE_DEFAULT_TIMEOUT_S, &timeout) < 0 ||
         api_query_bool(r, "stream", &stream) < 0 ||
         api_query_i64(r, "progress_ms", API_PROGRESS_MS_MIN, &progress_ms, NULL) < 0)
         return;
@@ -275,7 +267,7 @@ void election_observe(api_req *r)
                         API_PROGRESS_MS_MIN, API_PROGRESS_MS_MAX);
         return;
     }
-    wl *s = wl_new(r, 0, timeout);
+    wl *s = api_wl_new(r, 0, timeout);
     if (!s)
         return;
     s->cursor = cursor;

@@ -1,9 +1,11 @@
-/* query: query-string parameters, strictly. Unknown names and bad values
- * are answered 400 naming the parameter, so a typo ("prefx=true") never
- * silently turns a range into a single-key read.
+/* params: the URL's query-string parameters (?name=value), strictly.
+ * Unknown names and bad values are answered 400 naming the parameter, so
+ * a typo ("prefx=true") never silently turns a range into a single-key
+ * read. (Named apart from src/raft/query.c, the Raft core's accessors.)
  * Must never trust a value's length or encoding: values arrive still
  * percent-encoded (see server.c) and are decoded here. */
 #include "api/api_int.h"
+#include "api/input.h"
 
 #include <stdlib.h>
 #include <string.h>

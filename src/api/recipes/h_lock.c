@@ -12,7 +12,9 @@
  *
  * Must never answer "held" before the owner key is committed and first in
  * line, nor hold a thread while waiting. */
-#include "api/waitline.h"
+#include "api/api_int.h"
+#include "api/input.h"
+#include "api/recipes/waitline.h"
 
 #include <string.h>
 
@@ -49,7 +51,7 @@ static void lock(api_req *r)
 {
     static const char *const allowed[] = {"timeout", NULL};
     int64_t timeout = -1, lease = 0;
-    if (api_query_only(r, allowed) < 0 || wl_query_timeout(r, -1, &timeout) < 0 ||
+    if (api_query_only(r, allowed) < 0 || api_wl_query_timeout(r, -1, &timeout) < 0 ||
         !(r->doc = api_body_json(r)))
         return;
     if (json_object_size(r->doc) != 1 ||
@@ -58,11 +60,11 @@ static void lock(api_req *r)
             api_reply_error(r, 400, "invalid_argument", NULL, "body: expected {\"lease\": ID}");
         return;
     }
-    wl *s = wl_new(r, lease, timeout);
+    wl *s = api_wl_new(r, lease, timeout);
     if (!s)
         return;
     s->done = lock_done;
-    wl_join(r, NULL, 0);
+    api_wl_join(r, NULL, 0);
 }
 
 static void finish_unlock(api_req *r)

@@ -5,14 +5,17 @@
  *   POST /election/{name}/proclaim {"lease":ID,"value":"...","rev"?:R}
  *     updates the leader's value (guarded by its key's create revision)
  *   GET  /election/{name}/leader    {header, kv} or 404 no_leader
- *   GET  /election/{name}/observe: long-poll or stream (h_observe.c)
+ *   GET  /election/{name}/observe: long-poll or stream (h_observe.c, its
+ *     own route)
  *   POST /election/{name}/resign {"lease":ID,"rev"?:R}
  * The leader is the key directly under {name}/ with the smallest create
  * revision.
  *
  * Must never report a leader that is not committed, nor answer an observe
  * from a store older than the client's cursor. */
-#include "api/waitline.h"
+#include "api/api_int.h"
+#include "api/input.h"
+#include "api/recipes/waitline.h"
 
 #include <string.h>
 
@@ -37,7 +40,7 @@ static wl *parse_body(api_req *r, const char *const *extra, int64_t timeout)
     }
     if (api_body_int(r, "lease", 1, KV_LEASE_MAX_ID, true, &lease) < 0)
         return NULL;
-    return wl_new(r, lease, timeout);
+    return api_wl_new(r, lease, timeout);
 }
 
 /* The "value" field: a string (may be absent: empty). -1 after a 400. */
@@ -89,13 +92,13 @@ static void campaign(api_req *r)
     int64_t timeout;
     const uint8_t *v;
     uint32_t n;
-    if (api_query_only(r, allowed) < 0 || wl_query_timeout(r, -1, &timeout) < 0)
+    if (api_query_only(r, allowed) < 0 || api_wl_query_timeout(r, -1, &timeout) < 0)
         return;
     wl *s = parse_body(r, fields, timeout);
     if (!s || value_field(r, &v, &n) < 0)
         return;
     s->done = campaign_done;
-    wl_join(r, v, n);
+    api_wl_join(r, v, n);
 }
 
 /* ---- proclaim, resign ---- */
@@ -129,10 +132,10 @@ static void proclaim_or_resign(api_req *r, bool proclaim)
     kv_op op = proclaim ? (kv_op){.type = KV_OP_PUT, .span = one, .value = v, .value_len = n,
                                   .lease = s->lease}
                         : (kv_op){.type = KV_OP_DELETE, .span = one};
-    wl_guarded(r, s->key, s->key_len, rev, &op, 1, finish_guarded);
+    api_wl_guarded(r, s->key, s->key_len, rev, &op, 1, finish_guarded);
 }
 
-/* ---- leader (observe: h_observe.c) ---- */
+/* ---- leader ---- */
 
 static void do_leader(api_req *r)
 {
@@ -141,7 +144,7 @@ static void do_leader(api_req *r)
         api_reply_node_error(r, r->status);
         return;
     }
-    int rc = wl_read(r->a, r->ext, 0, &v);
+    int rc = api_wl_read(r->a, r->ext, 0, &v);
     if (rc != KV_OK) {
         api_reply_kv_error(r, rc, 0);
         return;
@@ -150,14 +153,14 @@ static void do_leader(api_req *r)
         api_reply_error(r, 404, "no_leader", api_json_with_header(r->a, json_object(), v.header_rev),
                         "no leader");
     else
-        api_reply_json(r, 200, election_leader_json(r->a, v.lowest, v.header_rev, false));
-    wl_view_free(&v);
+        api_reply_json(r, 200, api_wl_leader_json(r->a, v.lowest, v.header_rev, false));
+    api_wl_view_free(&v);
 }
 
 static void leader(api_req *r)
 {
     static const char *const none[] = {NULL};
-    if (api_query_only(r, none) < 0 || !wl_new(r, 0, -1))
+    if (api_query_only(r, none) < 0 || !api_wl_new(r, 0, -1))
         return;
     api_wait_barrier(r, do_leader);
 }
@@ -171,8 +174,6 @@ void api_h_election(api_req *r)
         proclaim_or_resign(r, true);
     else if (strcmp(verb, "resign") == 0)
         proclaim_or_resign(r, false);
-    else if (strcmp(verb, "observe") == 0)
-        election_observe(r);
     else
         leader(r);
 }
