@@ -1,6 +1,6 @@
 /* fuzz_query: the query-string parameter functions of the api
  * (api_query_only, api_query_bool, api_query_i64, api_query_bytes; they
- * live in src/api/query.c today, the harness needs only their names).
+ * live in src/api/params.c today, the harness needs only their names).
  * The input is a query string ("a=1&b&c=%41"), split here as
  * libmicrohttpd splits it with raftkv's keep_escaped unescaper (values stay
  * percent-encoded). libmicrohttpd and the node are replaced at link time by
@@ -10,6 +10,7 @@
  * a 400 naming the parameter (500 only for out of memory). */
 #include "fuzz.h"
 #include "api/api_int.h"
+#include "api/input.h"
 #include "server/node.h"
 
 #include <string.h>
