@@ -7,10 +7,12 @@
 #include "api/api.h"
 #include "server/config.h"
 #include "server/node.h"
+#include "util/failpoint.h"
 #include "util/util.h"
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static node *the_node;
@@ -39,6 +41,12 @@ int main(int argc, char **argv)
     int rc = config_parse(argc, argv, &cfg);
     if (rc != 0)
         return rc > 0 ? NODE_EXIT_OK : NODE_EXIT_USAGE;
+    const char *fp = getenv("RAFTKV_FAILPOINTS");
+    if (fp && *fp && failpoint_init(fp) < 0) {
+        fprintf(stderr, "raftkv: bad RAFTKV_FAILPOINTS \"%s\" (name=ERRNO[@N],...)\n", fp);
+        config_free(&cfg);
+        return NODE_EXIT_USAGE;
+    }
     log_set_level((enum log_level)cfg.log_level);
     log_set_node(cfg.id);
     install_signals();

@@ -1,6 +1,6 @@
 /* api: the client HTTP API (libmicrohttpd): request parsing, routing, JSON.
  *
- * Owns: the client listener, the routes of DESIGN.md sections 4-5, error
+ * Owns: the client listener, the routes of docs/API.md, error
  * bodies {"error","reason"}, and turning node/kv results into answers.
  *
  * Must never: block a server thread waiting for Raft (it suspends the

@@ -1,5 +1,5 @@
 /* h_kv: the key routes — raftexample's GET/PUT /{key} and the native
- * GET/PUT/DELETE /kv/{key} (DESIGN.md sections 4 and 5).
+ * GET/PUT/DELETE /kv/{key} (docs/API.md sections 1 and 2).
  *
  * Must never: write anything for a request it refuses (everything is
  * validated and encoded before node_propose), or read kv before the read

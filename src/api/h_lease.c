@@ -1,4 +1,4 @@
-/* h_lease: the lease routes (DESIGN.md section 7) — POST /lease (grant),
+/* h_lease: the lease routes (docs/API.md section 10) — POST /lease (grant),
  * GET /lease (list), GET /lease/{id}[?keys=true], DELETE /lease/{id}
  * (revoke), POST /lease/{id}/keepalive. Grant, keepalive and revoke are
  * proposals (a follower's go to the leader through Raft); reads wait for

@@ -1,4 +1,4 @@
-/* h_watch: GET /watch/{key} (DESIGN.md section 6) — long-poll and
+/* h_watch: GET /watch/{key} (docs/API.md sections 5 and 9) — long-poll and
  * chunked NDJSON streams over the watch hub. A long-poll reads its events
  * from kv history from its cursor on, in bounded chunks, on the MHD
  * thread that serves it; when it has read everything it suspends its

@@ -390,7 +390,7 @@ int kv_lease_get(kv_conn *c, int64_t id, int64_t *ttl, kv_list *keys, int64_t *h
 /* Every lease, by id (malloc'd; free()). */
 int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev);
 
-/* ---- watch hub (src/kv/watch*.c; DESIGN.md section 6) ----
+/* ---- watch hub (src/kv/watch*.c; docs/API.md section 5) ----
  *
  * Who waits for which keys. The hub copies no events: a watcher is a span,
  * filters and a cursor, and whoever serves it reads kv history itself

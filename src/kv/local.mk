@@ -10,7 +10,7 @@ TESTS += tests/unit/kv_test
 check_PROGRAMS += tests/unit/lease_test
 tests_unit_lease_test_SOURCES = tests/unit/lease_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/lease_test
-# the watch hub (DESIGN.md section 6)
+# the watch hub (docs/API.md section 5)
 libraftkv_a_SOURCES += src/kv/watch_int.h src/kv/watch_hub.c src/kv/watch_tree.c \
 	src/kv/watch_heap.c src/kv/watch_fetch.c src/kv/watch_memo.c
 check_PROGRAMS += tests/unit/watch_test

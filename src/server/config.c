@@ -1,4 +1,4 @@
-/* config: parses raftkv's command line (DESIGN.md section 2). Every error
+/* config: parses raftkv's command line (README.md, Command line). Every error
  * names the flag; nothing is started here. */
 #include "server/config.h"
 

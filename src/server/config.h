@@ -1,4 +1,4 @@
-/* config: the command line (DESIGN.md section 2) parsed into one struct.
+/* config: the command line (README.md, Command line) parsed into one struct.
  * Must never start anything: parsing only, with errors that name the flag. */
 #ifndef RAFTKV_CONFIG_H
 #define RAFTKV_CONFIG_H

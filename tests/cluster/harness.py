@@ -155,6 +155,7 @@ class Node:
         self.log_path = os.path.join(env.dir, "node%d.log" % nid)
         self.args = None
         self.proc = None
+        self.env_vars = {}  # extra environment, e.g. RAFTKV_FAILPOINTS
 
     def __repr__(self):
         return "node%d" % self.id
@@ -175,7 +176,8 @@ class Node:
             log.write(("+ raftkv %s\n" % " ".join(self.args)).encode())
             log.flush()
             self.proc = subprocess.Popen([binary()] + self.args, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.env.dir)
+                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.env.dir,
+                                         env=dict(os.environ, **self.env_vars))
         _live_processes.add(self.proc)
         return self
 

@@ -1,4 +1,4 @@
-"""kvclient: small helpers over the native JSON API (DESIGN.md section 5)
+"""kvclient: small helpers over the native JSON API (docs/API.md sections 2-4)
 for the MVCC, txn and compaction cluster tests.
 
 Owns: URL building (keys and query values percent-encoded, bytes allowed),

@@ -1,4 +1,5 @@
-"""Hostile input (DESIGN.md sections 4, 5 and 8): bad requests get the right
+"""Hostile input (docs/API.md sections 1, 2 and 8;
+the peer port's checks in docs/ARCHITECTURE.md): bad requests get the right
 4xx, never crash a node and never write anything. The node must stay healthy
 and keep serving after each."""
 

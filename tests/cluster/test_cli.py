@@ -1,4 +1,4 @@
-"""The command line contract (DESIGN.md section 2): --help, bad flags and a
+"""The command line contract (README.md, Command line): --help, bad flags and a
 clean SIGTERM. Must not depend on a cluster forming except for SIGTERM."""
 
 import subprocess

@@ -1,5 +1,5 @@
-"""Compaction and revision durability on real processes (DESIGN.md
-sections 5 and 9): history below the compact revision is gone on every
+"""Compaction and revision durability on real processes (docs/API.md
+section 4, README durability): history below the compact revision is gone on every
 node (410 with compact_revision) while latest values and the compact
 revision itself stay readable; compaction and every key's revisions
 survive kill -9 + restart and reach a node through a snapshot install.

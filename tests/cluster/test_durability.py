@@ -1,4 +1,4 @@
-"""Durability (DESIGN.md section 9): an acknowledged write survives kill -9
+"""Durability (README.md, Fault tolerance): an acknowledged write survives kill -9
 of every node, and of the leader under concurrent load. Every client thread
 writes its own keys, so an acknowledged key has exactly one right value."""
 

@@ -1,4 +1,4 @@
-"""MVCC through the native API on real processes (DESIGN.md section 5):
+"""MVCC through the native API on real processes (docs/API.md section 2):
 revision and version bookkeeping, ?rev reads (past, compacted, future),
 range parameters, binary keys and values, raw reads, serializable reads,
 and one revision per write on every node. Owns no helpers (kvclient.py

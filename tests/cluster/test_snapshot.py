@@ -1,4 +1,4 @@
-"""Snapshots (DESIGN.md section 9): with --snapshot-count 50, a node that was
+"""Snapshots (README.md, Snapshots): with --snapshot-count 50, a node that was
 down while 600 keys were written catches up (by snapshot or by log) and
 serves every value; snapshot files appear under <data-dir>/snap/."""
 

@@ -1,5 +1,5 @@
-"""Transactions and conditional writes on real processes (DESIGN.md
-section 5): every compare target with every result, multi-op txns as one
+"""Transactions and conditional writes on real processes (docs/API.md
+section 3): every compare target with every result, multi-op txns as one
 revision, the failure branch, bad bodies refused with a 400 naming the
 field and nothing written, and if_mod_revision puts/deletes (412 with the
 current kv). Must never accept a 400 that wrote something: every refusal

@@ -1,4 +1,4 @@
-"""Watch (DESIGN.md section 6) against real nodes: long-poll from history,
+"""Watch (docs/API.md sections 5 and 9) against real nodes: long-poll from history,
 blocking until a write, timeouts, DELETE with prev_kv, filters, bad input,
 NDJSON streams (created, order, progress, disconnect frees the watcher),
 compaction (410 and the canceled line), a cursor resumed on every node

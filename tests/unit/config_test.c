@@ -1,5 +1,5 @@
 /* config_test: raftkv's command line — every flag lands in its field,
- * the defaults are DESIGN.md's, --help prints the usage and nothing else,
+ * the defaults are the README's, --help prints the usage and nothing else,
  * and every bad flag is refused with a message that names it (and leaves
  * nothing allocated). config_parse prints to stderr/stdout: each parse
  * here captures both so the test can read what the user would see. */

@@ -1,0 +1,121 @@
+"""Hostile peers and failing nodes (README.md, Exit status): forged peer
+messages that once took a cluster down or were committed change nothing; a
+follower started on a rolled-back copy of its data dir stops with exit 5
+and says so; an internal apply error (a failpoint) stops the node with exit
+4 before it answers, and the restart converges to the others' state."""
+
+import os
+import shutil
+
+import peerwire
+from harness import check, wait_for
+
+MAX_U64 = (1 << 64) - 1
+BOUND = 1 << 63
+
+
+def _raft_index(node):
+    return node.status()["raft_index"]
+
+
+def _term(node):
+    return node.status()["raft_term"]
+
+
+def test_forged_max_term_heartbeat_keeps_the_cluster(env):
+    """One 116-byte POST from non-member 99 used to stop all three nodes for
+    good: its term (2^64-1) was persisted and the next election wrapped."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    term = _term(leader)
+    for n in nodes:
+        r = peerwire.send(n, [peerwire.message(peerwire.HEARTBEAT, 99, n.id, MAX_U64, commit=5)])
+        check(r.status == 400, "%s took a heartbeat of term 2^64-1: %r" % (n, r))
+        # Well formed (below 2^63), but not from a member: decoded, then refused.
+        r = peerwire.send(n, [peerwire.message(peerwire.HEARTBEAT, 99, n.id, BOUND - 1)])
+        check(r.status in (200, 204), "%s: %r" % (n, r))
+    env.put_retry(leader, "after-forged-hb", "ok")
+    for n in nodes:
+        check(n.get("after-forged-hb") == (200, b"ok"), "%s reads after the forgery" % n)
+        check(_term(n) < 1000, "%s term went to %d" % (n, _term(n)))
+        check(n.alive(), "%s died" % n)
+    check(env.leader().id == leader.id and _term(leader) == term,
+          "leadership moved after a refused forgery")
+
+
+def test_forged_prop_and_append_from_non_member_change_nothing(env):
+    nodes = env.cluster(3)
+    leader = env.leader()
+    follower = next(n for n in nodes if n is not leader)
+    before = _raft_index(leader)
+    prop = peerwire.message(peerwire.PROP, 99, leader.id, 0,
+                            entries=[peerwire.entry(0, 0, b"forged-proposal")])
+    r = peerwire.send(leader, [prop])
+    check(r.status in (200, 204), "PROP decoded: %r" % r)
+    st = follower.status()
+    term, last = st["raft_term"], st["raft_index"]
+    app = peerwire.message(peerwire.APPEND, 99, follower.id, term, log_term=term, index=last,
+                           commit=last + 1,
+                           entries=[peerwire.entry(term, last + 1, b"forged-append")])
+    r = peerwire.send(follower, [app])
+    check(r.status in (200, 204), "APPEND decoded: %r" % r)
+    # One real write: the log grows by exactly that one entry everywhere,
+    # so neither forgery was appended, committed or applied.
+    check(leader.put("real-key", "real") == 204, "real write")
+    for n in nodes:
+        wait_for(lambda n=n: _raft_index(n) >= before + 1, what="%s to apply the write" % n)
+        check(_raft_index(n) == before + 1,
+              "%s raft_index %d, want %d: a forgery got in" % (n, _raft_index(n), before + 1))
+        check(n.get("real-key") == (200, b"real"), "%s serves the real write" % n)
+
+
+def test_rolled_back_follower_stops_with_exit_5(env):
+    nodes = env.cluster(3)
+    leader = env.leader()
+    follower = next(n for n in nodes if n is not leader)
+    check(leader.put("rb-0", "v") == 204, "first write")
+    wait_for(lambda: follower.get("rb-0", timeout=5) == (200, b"v"), what="follower has rb-0")
+    check(follower.stop() == 0, "clean stop exits 0")
+    old = follower.data_dir + ".old"
+    shutil.copytree(follower.data_dir, old)
+    follower.restart()
+    for i in range(1, 30):
+        check(leader.put("rb-%d" % i, "v") == 204, "write %d" % i)
+    wait_for(lambda: follower.get("rb-29", timeout=5) == (200, b"v"), what="follower caught up")
+    check(follower.stop() == 0, "clean stop exits 0")
+    shutil.rmtree(follower.data_dir)
+    os.rename(old, follower.data_dir)
+    follower.restart()
+    code = follower.wait_exit(30)
+    check(code == 5, "rolled-back follower exit code %r, want 5" % code)
+    check("raft log corrupted, truncated or lost" in follower.log_text(),
+          "the log says why %s stopped" % follower)
+    check(leader.put("rb-after", "v") == 204, "the cluster goes on")
+
+
+def test_apply_error_stops_node_and_restart_converges(env):
+    nodes = env.cluster(3)
+    victim = nodes[2]
+    check(victim.stop() == 0, "clean stop")
+    victim.env_vars["RAFTKV_FAILPOINTS"] = "kv.apply=EIO@3"
+    victim.restart()
+    leader = env.leader([nodes[0], nodes[1]])
+    for i in range(10):
+        env.put_retry(leader, "ap-%d" % i, "v%d" % i)
+    code = victim.wait_exit(30)
+    check(code == 4, "apply failure exit code %r, want 4" % code)
+    check("kv: cannot apply entry" in victim.log_text(), "the log names the apply failure")
+    victim.env_vars.clear()
+    victim.restart()
+    env.wait_healthy(nodes)
+    for i in range(10):
+        check(victim.get("ap-%d" % i) == (200, ("v%d" % i).encode()), "ap-%d on %s" % (i, victim))
+    revs = {n.id: n.status()["revision"] for n in nodes}
+    check(len(set(revs.values())) == 1, "revisions differ after the restart: %r" % revs)
+
+
+def test_bad_failpoint_spec_is_a_usage_error(env):
+    node = env.new_node()
+    node.env_vars["RAFTKV_FAILPOINTS"] = "kv.apply=NOPE"
+    node.start([node.peer_url])
+    check(node.wait_exit(10) == 2, "a bad RAFTKV_FAILPOINTS is exit 2")
