@@ -170,6 +170,13 @@ void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
     case KV_ERR_NOT_FOUND: /* in a kv result: a PUT named an unknown lease */
         api_reply_error(r, 404, "lease_not_found", NULL, "lease: not found (expired or revoked)");
         break;
+    case KV_ERR_CORRUPT: /* a stored row failed its checksum: never served */
+        api_reply_error(r, 503, "corrupt", NULL, "data: a stored row fails its checksum");
+        break;
+    case KV_ERR_NO_SPACE: /* the NOSPACE alarm refused a write that adds data */
+        api_reply_error(r, 507, "no_space", NULL,
+                        "space: the NOSPACE alarm is active (compact, defrag, then disarm)");
+        break;
     default:
         api_reply_error(r, 500, "internal", NULL, "storage error");
         break;

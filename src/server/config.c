@@ -24,6 +24,9 @@ static const char usage[] =
     "  --election-ms MS       base election timeout (default 1000)\n"
     "  --max-request-bytes N  largest client request body (default 1572864)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  --quota-bytes N        kv.db size that raises the NOSPACE alarm (default 2147483648)\n"
+    "  --corrupt-check-ms MS  leader compares the members' hashes this often (default\n"
+    "                         300000; 0: only at start)\n"
     "  --help                 print this help\n"
     "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT or removed from the cluster;\n"
@@ -108,6 +111,8 @@ static void set_defaults(config *c)
     c->election_ms = 1000;
     c->max_request_bytes = 1572864;
     c->log_level = LOG_INFO;
+    c->quota_bytes = 2ull << 30;
+    c->corrupt_check_ms = 300000;
 }
 
 static int check_required(config *c, bool have_port)
@@ -139,7 +144,7 @@ static int check_required(config *c, bool have_port)
 }
 
 enum { OPT_ID = 1, OPT_CLUSTER, OPT_PORT, OPT_JOIN, OPT_DATA_DIR, OPT_SNAP, OPT_HB,
-       OPT_ELECTION, OPT_MAXREQ, OPT_LOG, OPT_HELP };
+       OPT_ELECTION, OPT_MAXREQ, OPT_LOG, OPT_QUOTA, OPT_CORRUPT, OPT_HELP };
 
 static int apply_option(config *c, int opt, const char *arg, bool *have_port)
 {
@@ -170,6 +175,9 @@ static int apply_option(config *c, int opt, const char *arg, bool *have_port)
         c->election_ms = (uint32_t)v;
         return 0;
     case OPT_MAXREQ: return parse_u64("--max-request-bytes", arg, 1, 1ull << 30, &c->max_request_bytes);
+    case OPT_QUOTA: return parse_u64("--quota-bytes", arg, 1, 1ull << 50, &c->quota_bytes);
+    case OPT_CORRUPT:
+        return parse_u64("--corrupt-check-ms", arg, 0, 7ull * 24 * 3600 * 1000, &c->corrupt_check_ms);
     case OPT_LOG:
         if (log_parse_level(arg, &lvl) < 0) {
             fprintf(stderr, "raftkv: --log-level: expected debug, info, warn or error, got \"%s\"\n", arg);
@@ -194,6 +202,8 @@ int config_parse(int argc, char **argv, config *c)
         {"election-ms", required_argument, NULL, OPT_ELECTION},
         {"max-request-bytes", required_argument, NULL, OPT_MAXREQ},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"quota-bytes", required_argument, NULL, OPT_QUOTA},
+        {"corrupt-check-ms", required_argument, NULL, OPT_CORRUPT},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };

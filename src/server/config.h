@@ -21,6 +21,8 @@ typedef struct {
     uint32_t election_ms;        /* --election-ms (default 1000) */
     uint64_t max_request_bytes;  /* --max-request-bytes (default 1.5 MiB) */
     int log_level;               /* --log-level (enum log_level) */
+    uint64_t quota_bytes;        /* --quota-bytes: NOSPACE past this kv.db size (2 GiB) */
+    uint64_t corrupt_check_ms;   /* --corrupt-check-ms: leader compares replicas (0: off) */
     char *listen_host;           /* host part of this node's peer URL */
     uint16_t listen_port;        /* port part of this node's peer URL */
 } config;

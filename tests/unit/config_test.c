@@ -75,9 +75,10 @@ static void test_every_flag(void)
     parse(&p, "--id", "2", "--cluster", "http://127.0.0.1:1001,http://127.0.0.1:1002/,http://h:1003",
           "--port", "8080", "--join", "--data-dir", "/tmp/somewhere", "--snapshot-count", "50",
           "--heartbeat-ms", "20", "--election-ms", "200", "--max-request-bytes", "4096",
-          "--log-level", "debug", NULL);
+          "--log-level", "debug", "--quota-bytes", "1048576", "--corrupt-check-ms", "0", NULL);
     CHECK_MSG(p.rc == 0, "rc %d: %s", p.rc, p.err);
     CHECK(p.err[0] == '\0' && p.out[0] == '\0');
+    CHECK(p.c.quota_bytes == 1048576 && p.c.corrupt_check_ms == 0);
     CHECK(p.c.id == 2 && p.c.n_peers == 3 && p.c.port == 8080 && p.c.join);
     CHECK(p.c.peers[0] && strcmp(p.c.peers[0], "http://127.0.0.1:1001") == 0);
     CHECK(p.c.peers[1] && strcmp(p.c.peers[1], "http://127.0.0.1:1002") == 0); /* '/' dropped */
@@ -99,6 +100,7 @@ static void test_defaults(void)
     CHECK(!p.c.join && p.c.snapshot_count == 10000 && p.c.heartbeat_ms == 100);
     CHECK(p.c.election_ms == 1000 && p.c.max_request_bytes == 1572864);
     CHECK(p.c.log_level == LOG_INFO);
+    CHECK(p.c.quota_bytes == 2ull << 30 && p.c.corrupt_check_ms == 300000);
     CHECK(p.c.data_dir && strcmp(p.c.data_dir, "raftkv-3") == 0);
     CHECK(p.c.listen_host && strcmp(p.c.listen_host, "c") == 0 && p.c.listen_port == 3);
     config_free(&p.c);
@@ -162,6 +164,8 @@ static void test_bad_numbers_refused(void)
     REFUSED("--election-ms: expected a number", BASE, "--election-ms", "600001");
     REFUSED("--max-request-bytes: expected a number from 1", BASE, "--max-request-bytes", "0");
     REFUSED("--max-request-bytes: expected a number", BASE, "--max-request-bytes", "1073741825");
+    REFUSED("--quota-bytes: expected a number from 1", BASE, "--quota-bytes", "0");
+    REFUSED("--corrupt-check-ms: expected a number", BASE, "--corrupt-check-ms", "-5");
     REFUSED("--log-level: expected debug, info, warn or error", BASE, "--log-level", "loud");
 }
 
