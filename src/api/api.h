@@ -53,6 +53,7 @@ enum api_route_kind {
     ROUTE_LOCK,           /* POST /lock/{name}, DELETE /lock/{owner key} */
     ROUTE_ELECTION,       /* /election/{name}/{campaign|proclaim|leader|resign} */
     ROUTE_ELECTION_OBSERVE, /* GET /election/{name}/observe */
+    ROUTE_MAINT,          /* /maintenance/{alarms,alarms/disarm,hash} (sub says which) */
 };
 
 typedef struct {

@@ -177,6 +177,7 @@ void api_h_member(api_req *r);
 void api_h_status(api_req *r);
 void api_h_health(api_req *r);
 void api_h_metrics(api_req *r);
+void api_h_maint(api_req *r);
 void api_h_lease(api_req *r);
 void api_h_watch(api_req *r);
 /* recipes/ (etcd's v3lock and v3election, apart from the kv API) */

@@ -228,7 +228,7 @@ void api_h_status(api_req *r)
         return;
     node_info i;
     node_get_info(r->a->node, &i);
-    api_reply_json(r, 200, json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "header",
+    api_reply_json(r, 200, json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "header",
                                      api_json_header(r->a, i.revision), "member_id",
                                      (json_int_t)i.member_id, "leader", (json_int_t)i.leader,
                                      "raft_term", (json_int_t)i.raft_term, "raft_index",
@@ -236,7 +236,8 @@ void api_h_status(api_req *r)
                                      (json_int_t)i.applied_index, "revision",
                                      (json_int_t)i.revision, "compact_revision",
                                      (json_int_t)i.compact_revision, "db_size",
-                                     (json_int_t)i.db_size, "is_learner", i.is_learner,
+                                     (json_int_t)i.db_size, "db_size_in_use",
+                                     (json_int_t)i.db_size_in_use, "is_learner", i.is_learner,
                                      "version", API_VERSION));
 }
 
@@ -250,6 +251,16 @@ void api_h_health(api_req *r)
     const char *why = !i.leader ? "no_leader"
                       : i.ms_since_apply_or_heartbeat >= HEALTH_MAX_SILENCE_MS ? "stale"
                                                                                 : NULL;
+    uint32_t alarms = kv_alarms_active(r->a->kv);
+    if (!why && alarms) {
+        /* etcd's "ALARM NOSPACE": the alarm names itself */
+        bool nospace = alarms & KV_ALARM_BIT(KV_ALARM_NOSPACE);
+        const char *name = nospace ? "NOSPACE" : "CORRUPT";
+        api_reply_error(r, 503, "alarm", json_pack("{s:b,s:s}", "health", false, "alarm", name),
+                        "unhealthy: alarm %s%s", name,
+                        nospace && (alarms & KV_ALARM_BIT(KV_ALARM_CORRUPT)) ? " and CORRUPT" : "");
+        return;
+    }
     if (why)
         api_reply_error(r, 503, why, json_pack("{s:b}", "health", false), "unhealthy: %s", why);
     else
@@ -287,6 +298,7 @@ void api_h_metrics(api_req *r)
     metric(&b, &failed, "raftkv_revision", "gauge", (uint64_t)i.revision);
     metric(&b, &failed, "raftkv_compact_revision", "gauge", (uint64_t)i.compact_revision);
     metric(&b, &failed, "raftkv_db_size_bytes", "gauge", i.db_size);
+    metric(&b, &failed, "raftkv_db_size_in_use_bytes", "gauge", i.db_size_in_use);
     metric(&b, &failed, "raftkv_proposals_total", "counter", i.proposals_total);
     metric(&b, &failed, "raftkv_applied_total", "counter", i.applied_total);
     metric(&b, &failed, "raftkv_reads_total", "counter", i.reads_total);

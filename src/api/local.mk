@@ -6,7 +6,7 @@ libraftkv_a_SOURCES += src/api/api.h src/api/api_int.h src/api/server.c src/api/
 	src/api/txn_parse.c
 # handlers of the kv, lease, watch and cluster routes
 libraftkv_a_SOURCES += src/api/h_kv.c src/api/h_txn.c src/api/h_lease.c src/api/h_watch.c \
-	src/api/h_cluster.c
+	src/api/h_cluster.c src/api/h_maint.c
 # recipes: lock and election (etcd's v3lock, v3election) on a wait line
 libraftkv_a_SOURCES += src/api/recipes/waitline.h src/api/recipes/waitline.c \
 	src/api/recipes/h_lock.c src/api/recipes/h_election.c src/api/recipes/h_observe.c

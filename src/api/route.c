@@ -7,7 +7,8 @@
 #include <string.h>
 
 /* How the rest of the path after a native prefix is read. */
-enum shape { SHAPE_EXACT, SHAPE_KEY, SHAPE_MEMBERS, SHAPE_LEASE, SHAPE_ELECTION };
+enum shape { SHAPE_EXACT, SHAPE_KEY, SHAPE_MEMBERS, SHAPE_LEASE, SHAPE_ELECTION, SHAPE_MAINT,
+             SHAPE_RESERVED };
 
 typedef struct {
     const char *name;
@@ -28,6 +29,13 @@ static const prefix prefixes[] = {
     {"metrics", ROUTE_METRICS, "GET", SHAPE_EXACT},
     {"lock", ROUTE_LOCK, "POST, DELETE", SHAPE_KEY},
     {"election", ROUTE_ELECTION, NULL, SHAPE_ELECTION},
+    {"maintenance", ROUTE_MAINT, NULL, SHAPE_MAINT},
+    /* native prefixes of features still to come: never root keys */
+    {"auth", ROUTE_NONE, NULL, SHAPE_RESERVED},
+    {"v3", ROUTE_NONE, NULL, SHAPE_RESERVED},
+    {"v3beta", ROUTE_NONE, NULL, SHAPE_RESERVED},
+    {"v3alpha", ROUTE_NONE, NULL, SHAPE_RESERVED},
+    {"version", ROUTE_NONE, NULL, SHAPE_RESERVED},
 };
 
 #define ROOT_ALLOW "GET, PUT, POST, DELETE"
@@ -149,6 +157,23 @@ static int route_election(const char *rest, api_route *out)
     return 0;
 }
 
+static int route_maint(const char *rest, api_route *out)
+{
+    static const struct {
+        const char *path, *sub, *allow;
+    } routes[] = {{"/alarms", "alarms", "GET"},
+                  {"/alarms/disarm", "disarm", "POST"},
+                  {"/hash", "hash", "GET"}};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(rest, routes[i].path) == 0) {
+            out->sub = routes[i].sub;
+            out->allow = routes[i].allow;
+            return 0;
+        }
+    }
+    return route_none(out);
+}
+
 static int route_native(const prefix *p, const char *rest, api_route *out)
 {
     out->kind = p->kind;
@@ -163,6 +188,10 @@ static int route_native(const prefix *p, const char *rest, api_route *out)
         return route_lease(rest, out);
     case SHAPE_ELECTION:
         return route_election(rest, out);
+    case SHAPE_MAINT:
+        return route_maint(rest, out);
+    case SHAPE_RESERVED:
+        return route_none(out);
     case SHAPE_EXACT:
         break;
     }

@@ -266,6 +266,7 @@ static const api_handler_fn handlers[] = {
     [ROUTE_LOCK] = api_h_lock,
     [ROUTE_ELECTION] = api_h_election,
     [ROUTE_ELECTION_OBSERVE] = api_h_observe,
+    [ROUTE_MAINT] = api_h_maint,
 };
 
 /* Answers what can be answered from the request line and headers alone,

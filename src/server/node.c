@@ -8,6 +8,7 @@
  * snapshot, peers, status); this one only orders it. */
 #include "server/node_int.h"
 
+#include "server/alarms.h"
 #include "server/apply.h"
 #include "server/membership.h"
 #include "server/peers.h"
@@ -154,6 +155,7 @@ static void on_tick(node *n, uint64_t now)
     node_retry_unproposed(n);
     node_lease_tick(n, now);
     node_update_db_size(n);
+    node_alarm_tick(n, now);
     if (now >= n->next_trim_ms) { /* a few ms at most, every 10 s */
         n->next_trim_ms = now + 10000;
         size_t freed = mem_release_free(32u << 20);

@@ -62,7 +62,8 @@ typedef struct {
     uint64_t applied_index;
     int64_t revision;
     int64_t compact_revision;
-    uint64_t db_size;      /* bytes of kv.db */
+    uint64_t db_size;      /* bytes of kv.db (its pages) */
+    uint64_t db_size_in_use; /* bytes of those pages holding data (not free) */
     bool is_learner;
     int role;              /* enum raft_role */
     uint64_t ms_since_apply_or_heartbeat; /* for /health */

@@ -52,6 +52,8 @@ struct node {
     lease_clock leases;
     bool lease_leader; /* was leader at the last lease tick */
     watch_hub *hub;    /* told each applied revision; outlives the api */
+    uint64_t db_size;  /* kv.db's size at the last tick, against --quota-bytes */
+    uint64_t next_alarm_check_ms;
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */

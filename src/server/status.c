@@ -60,14 +60,14 @@ void node_publish_info(node *n, uint64_t now)
 
 void node_update_db_size(node *n)
 {
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/kv.db", n->cfg->data_dir);
-    if (stat(path, &st) == 0) {
-        pthread_mutex_lock(&n->info_mu);
-        n->info.db_size = (uint64_t)st.st_size;
-        pthread_mutex_unlock(&n->info_mu);
-    }
+    uint64_t size, in_use;
+    if (kv_db_size(n->kv, &size, &in_use) != KV_OK)
+        return; /* kept as it was: the next tick asks again */
+    n->db_size = size;
+    pthread_mutex_lock(&n->info_mu);
+    n->info.db_size = size;
+    n->info.db_size_in_use = in_use;
+    pthread_mutex_unlock(&n->info_mu);
 }
 
 void node_fatal(node *n, int code, const char *what)

@@ -9,7 +9,8 @@
 /* Copies the loop's view (raft, kv, counters) into what node_get_info
  * returns; node thread only. */
 void node_publish_info(node *n, uint64_t now);
-/* Publishes the size of kv.db (one stat). */
+/* Publishes the size of kv.db and of its pages in use (n->db_size too,
+ * for the quota check). */
 void node_update_db_size(node *n);
 /* Fail-stop: logs what failed and exits the process with code (enum
  * node_exit) at once, before anything else is answered or acknowledged.

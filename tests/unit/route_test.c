@@ -129,6 +129,26 @@ static void test_members(void)
     CHECK(match("POST", "/members/7/promote/x") == 0 && rt.kind == ROUTE_NONE);
 }
 
+static void test_maintenance(void)
+{
+    CHECK(match("GET", "/maintenance/alarms") == 0);
+    CHECK(rt.kind == ROUTE_MAINT && rt.method_ok && strcmp(rt.sub, "alarms") == 0);
+    CHECK(match("POST", "/maintenance/alarms/disarm") == 0);
+    CHECK(rt.kind == ROUTE_MAINT && rt.method_ok && strcmp(rt.sub, "disarm") == 0);
+    CHECK(match("GET", "/maintenance/alarms/disarm") == 0 && !rt.method_ok &&
+          strcmp(rt.allow, "POST") == 0);
+    CHECK(match("GET", "/maintenance/hash") == 0);
+    CHECK(rt.kind == ROUTE_MAINT && rt.method_ok && strcmp(rt.sub, "hash") == 0);
+    CHECK(match("GET", "/maintenance") == 0 && rt.kind == ROUTE_NONE);
+    CHECK(match("GET", "/maintenance/defrag/x") == 0 && rt.kind == ROUTE_NONE);
+    /* wave 2's other native prefixes are never keys, even before they exist */
+    const char *reserved[] = {"/auth/users", "/v3/kv/range", "/v3beta/x", "/v3alpha", "/version"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        CHECK(match("PUT", reserved[i]) == 0);
+        CHECK_MSG(rt.kind == ROUTE_NONE && rt.key == NULL, "%s", reserved[i]);
+    }
+}
+
 static void test_lock_election(void)
 {
     CHECK(match("POST", "/lock/my%2Flock") == 0);
@@ -189,6 +209,7 @@ int main(void)
     RUN(test_exact_routes);
     RUN(test_prefix_not_key);
     RUN(test_members);
+    RUN(test_maintenance);
     RUN(test_watch_lease);
     RUN(test_lock_election);
     RUN(test_garbage);
