@@ -224,8 +224,21 @@ static void after_wait(api_req *r)
         api_reply_error(r, 503, "stopping", NULL, "the server is shutting down");
 }
 
+/* While NOSPACE is active, a write that adds data would only be refused
+ * at apply, after costing a log entry on every member: refuse it here. */
+static bool refused_for_space(api_req *r, const buf *cmd)
+{
+    if (!(kv_alarms_active(r->a->kv) & KV_ALARM_BIT(KV_ALARM_NOSPACE)) ||
+        !kv_cmd_adds_data(cmd->data, cmd->len))
+        return false;
+    api_reply_kv_error(r, KV_ERR_NO_SPACE, 0);
+    return true;
+}
+
 void api_propose_encoded(api_req *r, int err, const buf *cmd, api_handler_fn then)
 {
+    if (err == KV_OK && refused_for_space(r, cmd))
+        return;
     if (err == KV_OK)
         api_wait_propose(r, cmd, then);
     else if (err == KV_ERR_INVALID)

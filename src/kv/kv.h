@@ -303,6 +303,10 @@ int kv_encode_alarm(int action, uint64_t member_id, int type, buf *out);
 /* The active alarm types, as KV_ALARM_BIT(type) bits, as applied so far
  * (one relaxed atomic load: cheap enough for every request). Any thread. */
 uint32_t kv_alarms_active(kv *k);
+/* Would the NOSPACE alarm refuse this encoded command (a put, a txn with
+ * a put in either branch, a lease grant)? Lets a node refuse such a write
+ * before proposing it, while the alarm is active or its disk is full. */
+bool kv_cmd_adds_data(const uint8_t *cmd, size_t len);
 typedef struct {
     uint64_t member_id;
     int type; /* enum kv_alarm_type */

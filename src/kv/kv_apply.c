@@ -82,6 +82,16 @@ static bool adds_data(const kv_cmd *c)
             branch_puts(c->txn.failure, c->txn.n_failure));
 }
 
+bool kv_cmd_adds_data(const uint8_t *cmd, size_t len)
+{
+    kv_cmd c;
+    if (kv_cmd_decode(cmd, len, &c) != KV_OK)
+        return false; /* refused at apply anyway */
+    bool adds = adds_data(&c);
+    kv_cmd_free(&c);
+    return adds;
+}
+
 static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
 {
     if (c->kind == KV_CMD_ALARM_ACTIVATE || c->kind == KV_CMD_ALARM_DEACTIVATE)
