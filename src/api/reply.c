@@ -146,9 +146,7 @@ void api_reply_node_error(api_req *r, int status)
     case NODE_ERR_NOT_FOUND: code = 404; break;
     default: code = 500; break;
     }
-    const char *reason = node_status_reason(status);
-    if (!reason)
-        reason = "internal";
+    const char *reason = node_strerror(status);
     api_reply_error(r, code, reason, NULL, "node: %s", reason);
 }
 

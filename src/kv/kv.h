@@ -53,6 +53,9 @@ enum kv_err {
     KV_ERR_NO_SPACE_DISK = -9, /* internal: the disk is full (SQLITE_FULL, ENOSPC) */
 };
 
+/* The short snake_case name of a kv_err code; never NULL. */
+const char *kv_strerror(int code);
+
 /* Error classes, for the node's apply loop:
  *  - refusals are deterministic — every replica refuses the same command
  *    the same way — and arrive in kv_result.err with a KV_OK return:

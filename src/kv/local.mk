@@ -1,7 +1,7 @@
 # kv module: sources and tests (see Makefile.am)
 libraftkv_a_SOURCES += src/kv/kv.h src/kv/kv_internal.h src/kv/kv_db.c src/kv/kv_schema.c \
 	src/kv/kv_span.c src/kv/kv_cmd.c src/kv/kv_lists.c src/kv/kv_read.c src/kv/kv_txn.c \
-	src/kv/kv_compact.c src/kv/kv_apply.c src/kv/kv_members.c src/kv/kv_history.c \
+	src/kv/kv_compact.c src/kv/kv_err.c src/kv/kv_apply.c src/kv/kv_members.c src/kv/kv_history.c \
 	src/kv/kv_pool.c src/kv/kv_store.c src/kv/kv_snapshot.c \
 	src/kv/lease_apply.c src/kv/lease_read.c src/kv/kv_row.c src/kv/kv_alarm.c
 check_PROGRAMS += tests/unit/kv_test

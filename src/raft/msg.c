@@ -188,6 +188,23 @@ const char *raft_msg_type_name(int type)
     return names[type];
 }
 
+const char *raft_strerror(int code)
+{
+    switch (code) {
+    case RAFT_OK: return "ok";
+    case RAFT_ERR_NOMEM: return "out_of_memory";
+    case RAFT_ERR_NO_LEADER: return "no_leader";
+    case RAFT_ERR_NOT_LEADER: return "not_leader";
+    case RAFT_ERR_TRANSFERRING: return "leader_transfer_in_progress";
+    case RAFT_ERR_CONF_PENDING: return "membership_change_in_progress";
+    case RAFT_ERR_INVALID: return "invalid";
+    case RAFT_ERR_TOO_MANY: return "too_many_members";
+    case RAFT_ERR_COMPACTED: return "compacted";
+    case RAFT_ERR_LOG_LOST: return "log_lost";
+    default: return "unknown";
+    }
+}
+
 const char *raft_role_name(enum raft_role role)
 {
     switch (role) {

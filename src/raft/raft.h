@@ -273,6 +273,8 @@ void raft_msg_release(raft_msg *m);
 bool raft_msg_valid(const raft_msg *m);
 
 const char *raft_msg_type_name(int type);
+/* The short snake_case name of a raft_err code; never NULL. */
+const char *raft_strerror(int code);
 const char *raft_role_name(enum raft_role role);
 
 #endif

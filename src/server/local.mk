@@ -4,7 +4,7 @@ libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
 	src/server/requests.h src/server/requests.c src/server/membership.h src/server/membership.c \
 	src/server/reads.h src/server/reads.c src/server/apply.h src/server/apply.c \
 	src/server/snapshot.h src/server/snapshot.c src/server/peers.h src/server/peers.c \
-	src/server/status.h src/server/status.c src/server/alarms.h src/server/alarms.c \
+	src/server/status.h src/server/status.c src/server/node_err.c src/server/alarms.h src/server/alarms.c \
 	src/server/inbox.h src/server/inbox.c src/server/waiters.h src/server/waiters.c \
 	src/server/envelope.h src/server/envelope.c \
 	src/server/recovery.c src/server/removed.c src/server/lease_clock.h src/server/lease_clock.c src/server/lease_expiry.c

@@ -23,16 +23,17 @@ typedef struct node node;
 
 enum node_status {
     NODE_OK = 0,
-    NODE_ERR_NO_LEADER = 1,    /* 503: no leader known */
-    NODE_ERR_TIMEOUT = 2,      /* 503: not committed/confirmed in time */
-    NODE_ERR_STOPPING = 3,     /* 503: shutting down */
-    NODE_ERR_BUSY = 4,         /* 503: inbox full; try again */
-    NODE_ERR_CONF_PENDING = 5, /* 409: another membership change is in progress */
-    NODE_ERR_INVALID = 6,      /* 400: e.g. unknown member, duplicate URL */
-    NODE_ERR_INTERNAL = 7,     /* 500 */
-    NODE_ERR_NOT_FOUND = 8,    /* 404: unknown member */
+    NODE_ERR_NO_LEADER = -1,    /* 503: no leader known */
+    NODE_ERR_TIMEOUT = -2,      /* 503: not committed/confirmed in time */
+    NODE_ERR_STOPPING = -3,     /* 503: shutting down */
+    NODE_ERR_BUSY = -4,         /* 503: inbox full; try again */
+    NODE_ERR_CONF_PENDING = -5, /* 409: another membership change is in progress */
+    NODE_ERR_INVALID = -6,      /* 400: e.g. unknown member, duplicate URL */
+    NODE_ERR_INTERNAL = -7,     /* 500 */
+    NODE_ERR_NOT_FOUND = -8,    /* 404: unknown member */
 };
-const char *node_status_reason(int status); /* snake_case code for JSON errors */
+/* The snake_case reason clients see for a status (node_err.c); never NULL. */
+const char *node_strerror(int status);
 
 /* Result of a write: ownership of *res passes to the callee (kv_result_free).
  * res is NULL unless status == NODE_OK. */

@@ -9,21 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *node_status_reason(int status)
-{
-    switch (status) {
-    case NODE_OK: return "ok";
-    case NODE_ERR_NO_LEADER: return "no_leader";
-    case NODE_ERR_TIMEOUT: return "timeout";
-    case NODE_ERR_STOPPING: return "stopping";
-    case NODE_ERR_BUSY: return "busy";
-    case NODE_ERR_CONF_PENDING: return "membership_change_in_progress";
-    case NODE_ERR_INVALID: return "invalid_argument";
-    case NODE_ERR_NOT_FOUND: return "member_not_found";
-    default: return "internal";
-    }
-}
-
 void node_get_info(node *n, node_info *out)
 {
     pthread_mutex_lock(&n->info_mu);

@@ -15,8 +15,9 @@
  * CRC-32C. Received snapshots are staged by the transport as
  * <data-dir>/snap/recv-<index>-<term>.db (already verified).
  *
- * All functions return 0 on success, -1 on error with a message in
- * storage_errmsg().
+ * Errors: functions return 0 on success, or a negative enum storage_err
+ * code with the detail in storage_errmsg(). STORAGE_ERR_IO (-1) is the
+ * generic failure; storage_append says more (see there).
  */
 #ifndef RAFTKV_STORAGE_H
 #define RAFTKV_STORAGE_H
@@ -27,6 +28,17 @@
 #include <stdint.h>
 
 typedef struct storage storage;
+
+enum storage_err {
+    STORAGE_OK = 0,
+    STORAGE_ERR_IO = -1,      /* a write, an fsync or a read failed: internal, the node
+                                 stops and never retries an fsync */
+    STORAGE_ERR_NOSPACE = -2, /* the disk is full (SQLITE_FULL, ENOSPC): nothing was
+                                 written; the node may retry once space is freed */
+    STORAGE_ERR_CORRUPT = -3, /* raft.db or a snapshot file is damaged */
+};
+/* The short snake_case name of a storage_err code; never NULL. */
+const char *storage_strerror(int code);
 
 typedef struct {
     raft_snapshot_meta meta; /* meta.index == 0: none */
@@ -56,7 +68,11 @@ void storage_free_entries(raft_entry *entries, size_t n);
  * by ents, and writes hs if non-NULL. This is the group commit. A write
  * that changes only the commit index (no entries, same term and vote as
  * the last durable hard state) skips the fsync: the commit index is
- * volatile in Raft and may come back older after a crash. */
+ * volatile in Raft and may come back older after a crash.
+ * STORAGE_ERR_NOSPACE: the disk was full and the transaction was rolled
+ * back (nothing of it is on disk); any other failure is STORAGE_ERR_IO.
+ * Failpoint "storage.commit" (util/failpoint.h) fails the commit with the
+ * armed errno (ENOSPC: as a full disk; anything else: as a failed fsync). */
 int storage_append(storage *s, const raft_hard_state *hs,
                    const raft_entry *ents, size_t n);
 

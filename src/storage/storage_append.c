@@ -130,7 +130,7 @@ static int append_synced(storage *s, const raft_hard_state *hs, const raft_entry
     return 0;
 }
 
-int storage_append(storage *s, const raft_hard_state *hs, const raft_entry *ents, size_t n)
+static int append(storage *s, const raft_hard_state *hs, const raft_entry *ents, size_t n)
 {
     if (n > 0 && (!ents || check_batch(s, ents, n) < 0))
         return ents ? -1 : storage_fail(s, "%s: append without entries", s->db_path);
@@ -144,4 +144,9 @@ int storage_append(storage *s, const raft_hard_state *hs, const raft_entry *ents
     if (set_sync(s, s->st[ST_SYNC_FULL]) < 0)
         return -1;
     return rc;
+}
+
+int storage_append(storage *s, const raft_hard_state *hs, const raft_entry *ents, size_t n)
+{
+    return append(s, hs, ents, n) < 0 ? s->code : 0;
 }

@@ -50,6 +50,7 @@ struct storage {
     raft_term durable_term;
     raft_id durable_vote;
     char err[512];
+    int code; /* enum storage_err of the last failure */
 };
 
 /* ---- errors (storage_sql.c) ---- */

@@ -6,6 +6,11 @@
  */
 #include "storage/storage_int.h"
 
+#include "util/failpoint.h"
+
+#include <errno.h>
+#include <string.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -25,8 +30,20 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ENT_AFTER] = "SELECT idx, term, type, data FROM entries WHERE idx > ?1 ORDER BY idx",
 };
 
+const char *storage_strerror(int code)
+{
+    switch (code) {
+    case STORAGE_OK: return "ok";
+    case STORAGE_ERR_IO: return "io_error";
+    case STORAGE_ERR_NOSPACE: return "no_space";
+    case STORAGE_ERR_CORRUPT: return "corrupt";
+    default: return "unknown";
+    }
+}
+
 int storage_fail(storage *s, const char *fmt, ...)
 {
+    s->code = STORAGE_ERR_IO;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof s->err, fmt, ap);
@@ -37,7 +54,13 @@ int storage_fail(storage *s, const char *fmt, ...)
 int storage_sql_fail(storage *s, const char *what)
 {
     const char *why = s->db ? sqlite3_errmsg(s->db) : "out of memory";
-    return storage_fail(s, "%s: %s: %s", s->db_path, what, why);
+    int ec = s->db ? sqlite3_errcode(s->db) & 0xff : SQLITE_NOMEM;
+    storage_fail(s, "%s: %s: %s", s->db_path, what, why);
+    if (ec == SQLITE_FULL)
+        s->code = STORAGE_ERR_NOSPACE;
+    else if (ec == SQLITE_CORRUPT || ec == SQLITE_NOTADB)
+        s->code = STORAGE_ERR_CORRUPT;
+    return -1;
 }
 
 int storage_prepare_all(storage *s)
@@ -76,9 +99,21 @@ int storage_tx_begin(storage *s)
 
 /* A COMMIT that fails (I/O error, full disk) may leave the transaction
  * open; roll it back so the next call starts from the durable state. */
+/* The failpoint stands for the commit's write or fsync failing. */
+static int commit_failpoint(storage *s)
+{
+    int e = failpoint_hit("storage.commit");
+    if (!e)
+        return 0;
+    storage_fail(s, "%s: commit: %s (failpoint)", s->db_path, strerror(e));
+    if (e == ENOSPC)
+        s->code = STORAGE_ERR_NOSPACE;
+    return -1;
+}
+
 int storage_tx_commit(storage *s)
 {
-    if (storage_exec(s, s->st[ST_COMMIT], "commit") == 0)
+    if (commit_failpoint(s) == 0 && storage_exec(s, s->st[ST_COMMIT], "commit") == 0)
         return 0;
     storage_tx_rollback(s);
     return -1;

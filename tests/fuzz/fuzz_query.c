@@ -104,7 +104,6 @@ void MHD_destroy_response(struct MHD_Response *r)
 
 void node_get_info(node *n, node_info *out) { memset(out, 0, sizeof *out); }
 
-const char *node_status_reason(int status) { return "internal"; }
 
 /* ---- the harness ---- */
 

@@ -49,14 +49,6 @@ struct node {
     int64_t revision, compact_revision;
 };
 
-const char *node_status_reason(int status)
-{
-    static const char *const r[] = {"ok",       "no_leader",     "timeout",
-                                    "stopping", "busy",          "conf_change_pending",
-                                    "invalid",  "internal",      "member_not_found"};
-    return status >= 0 && status <= NODE_ERR_NOT_FOUND ? r[status] : "internal";
-}
-
 /* Publishes what node_get_info reports, then answers: like the real node,
  * a client that has its answer must see the write's revision. */
 static void finish(node *n, job *j, int status, kv_result *res)
