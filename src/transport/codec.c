@@ -139,11 +139,27 @@ static int get_msg(reader *r, raft_msg *m)
     return get_entries(r, m);
 }
 
-static int fail(const char **err, const char *why)
+const char *transport_strerror(int code)
+{
+    switch (code) {
+    case TRANSPORT_OK: return "ok";
+    case TRANSPORT_ERR_MALFORMED: return "bad_message";
+    case TRANSPORT_ERR_FOREIGN: return "foreign_cluster";
+    case TRANSPORT_ERR_NOMEM: return "out_of_memory";
+    default: return "unknown";
+    }
+}
+
+static int fail_code(const char **err, const char *why, int code)
 {
     if (err)
         *err = why;
-    return -1;
+    return code;
+}
+
+static int fail(const char **err, const char *why)
+{
+    return fail_code(err, why, TRANSPORT_ERR_MALFORMED);
 }
 
 /* Checks everything that does not need parsing messages. */
@@ -166,7 +182,7 @@ static int check_frame(const uint8_t *data, size_t len, uint64_t cluster_id, con
     reader_init(&r, data + 5, 8);
     rd_u64(&r, &cid);
     if (cid != cluster_id)
-        return fail(err, "foreign cluster");
+        return fail_code(err, "foreign cluster", TRANSPORT_ERR_FOREIGN);
     return 0;
 }
 
@@ -175,8 +191,11 @@ int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
 {
     *msgs = NULL;
     *n = 0;
-    if (!data || check_frame(data, len, cluster_id, err) < 0)
-        return data ? -1 : fail(err, "truncated");
+    if (!data)
+        return fail(err, "truncated");
+    int rc = check_frame(data, len, cluster_id, err);
+    if (rc < 0)
+        return rc;
     reader r;
     uint32_t count;
     reader_init(&r, data + HEADER_BYTES - 4, len - (HEADER_BYTES - 4) - 4);
@@ -185,7 +204,7 @@ int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
         return fail(err, "bad message count");
     raft_msg *out = calloc(count ? count : 1, sizeof *out);
     if (!out)
-        return fail(err, "out of memory");
+        return fail_code(err, "out of memory", TRANSPORT_ERR_NOMEM);
     for (uint32_t i = 0; i < count; i++) {
         if (get_msg(&r, &out[i]) < 0 || !raft_msg_valid(&out[i])) {
             transport_free_msgs(out, count);

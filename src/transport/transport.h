@@ -22,6 +22,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- errors: 0, or a negative code (and, for decoding, a text saying
+ * what was wrong). Every one of them is an answer to a peer (400, 503),
+ * never a reason for this node to stop. ---- */
+enum transport_err {
+    TRANSPORT_OK = 0,
+    TRANSPORT_ERR_MALFORMED = -1, /* truncated, bad magic/version/checksum/fields */
+    TRANSPORT_ERR_FOREIGN = -2,   /* another cluster's id */
+    TRANSPORT_ERR_NOMEM = -3,
+};
+/* The short snake_case name of a transport_err code; never NULL. */
+const char *transport_strerror(int code);
+
 /* ---- wire encoding of a message batch (POST /raft/message body) ----
  * magic "RKVM", u8 version, u64 cluster_id, u32 count, messages...,
  * u32 CRC-32C of everything before it. */
@@ -29,8 +41,9 @@
 int transport_encode(uint64_t cluster_id, const raft_msg *msgs, size_t n, buf *out);
 /* Decodes untrusted bytes. On success *msgs is a malloc'd array of n
  * messages whose entries the caller owns (free with transport_free_msgs).
- * Returns -1 for anything malformed, truncated, corrupted, or tagged with
- * another cluster id (err names which). */
+ * Returns TRANSPORT_ERR_MALFORMED for anything malformed, truncated or
+ * corrupted (a term or index at or above 2^63 included: raft_msg_valid),
+ * TRANSPORT_ERR_FOREIGN for another cluster's id (err says which). */
 int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
                      raft_msg **msgs, size_t *n, const char **err);
 void transport_free_msgs(raft_msg *msgs, size_t n);

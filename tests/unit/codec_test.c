@@ -208,8 +208,12 @@ static void test_foreign_cluster_rejected(void)
 {
     buf b = encode_all();
     const char *err = NULL;
-    CHECK(decode(&b, CLUSTER + 1, &err) < 0);
+    CHECK(decode(&b, CLUSTER + 1, &err) == TRANSPORT_ERR_FOREIGN);
     CHECK(err && strcmp(err, "foreign cluster") == 0);
+    CHECK(strcmp(transport_strerror(TRANSPORT_ERR_FOREIGN), "foreign_cluster") == 0);
+    b.data[b.len - 1] ^= 1; /* and a damaged frame is malformed, not foreign */
+    CHECK(decode(&b, CLUSTER, &err) == TRANSPORT_ERR_MALFORMED);
+    CHECK(strcmp(transport_strerror(-99), "unknown") == 0);
     buf_free(&b);
 }
 
