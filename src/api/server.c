@@ -225,11 +225,14 @@ static void after_wait(api_req *r)
 }
 
 /* While NOSPACE is active, a write that adds data would only be refused
- * at apply, after costing a log entry on every member: refuse it here. */
+ * at apply, after costing a log entry on every member: refuse it here.
+ * Likewise while this node's disk is full (the alarm may not have been
+ * written anywhere yet). */
 static bool refused_for_space(api_req *r, const buf *cmd)
 {
-    if (!(kv_alarms_active(r->a->kv) & KV_ALARM_BIT(KV_ALARM_NOSPACE)) ||
-        !kv_cmd_adds_data(cmd->data, cmd->len))
+    bool no_space = (kv_alarms_active(r->a->kv) & KV_ALARM_BIT(KV_ALARM_NOSPACE)) ||
+                    node_disk_full(r->a->node);
+    if (!no_space || !kv_cmd_adds_data(cmd->data, cmd->len))
         return false;
     api_reply_kv_error(r, KV_ERR_NO_SPACE, 0);
     return true;

@@ -200,7 +200,9 @@ void kv_apply_rollback(kv *k)
 {
     if (!k->in_batch)
         return;
-    if (kv_exec(&k->w, KV_ST_ROLLBACK) < 0)
+    /* SQLite already rolled back a transaction whose COMMIT met a full
+     * disk or an I/O error: nothing is left to undo. */
+    if (!sqlite3_get_autocommit(k->w.db) && kv_exec(&k->w, KV_ST_ROLLBACK) < 0)
         log_error("kv: rollback failed");
     k->rev = k->batch_rev;
     k->compact = k->batch_compact;

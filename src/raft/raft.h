@@ -222,6 +222,13 @@ void raft_report_snapshot(raft *r, raft_id id, bool ok);
 bool raft_has_ready(const raft *r);
 int raft_ready_get(raft *r, raft_ready *rd);
 int raft_advance(raft *r, const raft_ready *rd);
+/* Takes back part of the last Ready when its hard state and entries could
+ * not be written (the disk was full): its messages and read states are
+ * done with (sent, or dropped: Raft retransmits), and, if applied is true,
+ * its committed entries too (committed entries are durable on a quorum,
+ * so applying them before they are on this node's disk is safe). The next
+ * Ready offers the same hard state and entries to persist again. */
+int raft_advance_held(raft *r, bool applied);
 
 /* The application snapshotted its state as of index (<= applied index),
  * possibly in the background while later entries were applied. Records that

@@ -74,6 +74,31 @@ int raft_ready_get(raft *r, raft_ready *rd)
     return 0;
 }
 
+/* Conf entries take effect as they are applied, in log order. */
+static void apply_to(raft *r, raft_index to)
+{
+    while (r->applied < to) {
+        const raft_entry *e = raft_log_at(&r->log, r->applied + 1);
+        r->applied++;
+        if (e && e->type == RAFT_ENTRY_CONF)
+            raft_apply_conf_entry(r, e);
+    }
+}
+
+int raft_advance_held(raft *r, bool applied)
+{
+    if (!r)
+        return RAFT_ERR_INVALID;
+    raft_handed h = r->rd;
+    if (!h.active)
+        return 0;
+    r->rd.active = false;
+    raft_outbox_drop(r, h.n_out, h.n_reads);
+    if (applied && !h.snap) /* a snapshot to install comes before any apply */
+        apply_to(r, h.applied_to);
+    return 0;
+}
+
 int raft_advance(raft *r, const raft_ready *rd)
 {
     if (!r)
@@ -90,13 +115,7 @@ int raft_advance(raft *r, const raft_ready *rd)
     if (h.stable_to > r->log.stable && raft_log_match(&r->log, h.stable_to, h.stable_term))
         r->log.stable = h.stable_to;
     r->prev_hs = h.hs;
-    /* Conf entries take effect as they are applied, in log order. */
-    while (r->applied < h.applied_to) {
-        const raft_entry *e = raft_log_at(&r->log, r->applied + 1);
-        r->applied++;
-        if (e && e->type == RAFT_ENTRY_CONF)
-            raft_apply_conf_entry(r, e);
-    }
+    apply_to(r, h.applied_to);
     raft_outbox_drop(r, h.n_out, h.n_reads);
     return 0;
 }

@@ -74,6 +74,17 @@ static void done_fire(done_list *d, bool applied)
     free(d->items);
 }
 
+/* The batch will be applied again: its waiters go back to wait for it. */
+static void done_requeue(done_list *d, waiters *w)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->items[i].has_res)
+            kv_result_free(&d->items[i].res);
+        waiters_add(w, d->items[i].p);
+    }
+    free(d->items);
+}
+
 /* ------------------------------------------------------------------ */
 /* Entries                                                             */
 /* ------------------------------------------------------------------ */
@@ -104,8 +115,11 @@ static int apply_normal(const node_apply_env *env, const raft_entry *e, done_lis
     }
     kv_result res;
     memset(&res, 0, sizeof res);
-    if (kv_err_internal(kv_apply_cmd(env->kv, payload, plen, &res))) {
+    int rc = kv_apply_cmd(env->kv, payload, plen, &res);
+    if (kv_err_internal(rc)) {
         kv_result_free(&res);
+        if (rc == KV_ERR_NO_SPACE_DISK)
+            return NODE_APPLY_NOSPACE;
         return fail(env, NODE_EXIT_APPLY, "kv: cannot apply entry", e);
     }
     lease_clock_on_apply(env->leases, &res, now_ms());
@@ -144,8 +158,11 @@ static int apply_conf(const node_apply_env *env, const raft_entry *e, done_list 
         return fail(env, NODE_EXIT_INTERNAL, "out of memory applying a membership change", e);
     memcpy(u, url, url_len);
     u[url_len] = '\0';
-    if (kv_err_internal(kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u))) {
+    int rc = kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u);
+    if (kv_err_internal(rc)) {
         free(u);
+        if (rc == KV_ERR_NO_SPACE_DISK)
+            return NODE_APPLY_NOSPACE;
         return fail(env, NODE_EXIT_APPLY, "kv: cannot apply membership change", e);
     }
     env->conf_applied(env->ud, &cc, u);
@@ -159,31 +176,52 @@ static int apply_conf(const node_apply_env *env, const raft_entry *e, done_list 
     return 0;
 }
 
-void node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t cnt)
+/* Runs every entry of the batch; 0, -1 (fatal called) or NODE_APPLY_NOSPACE. */
+static int apply_all(const node_apply_env *env, const raft_entry *ents, size_t cnt,
+                     done_list *done)
 {
-    if (cnt == 0)
-        return;
-    done_list done = {0};
-    if (kv_apply_begin(env->kv) != KV_OK) {
-        env->fatal(env->ud, NODE_EXIT_APPLY, "kv: cannot begin apply");
-        return;
-    }
-    bool applied = true;
-    for (size_t i = 0; i < cnt && applied; i++) {
-        int rc = ents[i].type == RAFT_ENTRY_CONF ? apply_conf(env, &ents[i], &done)
-                                                 : apply_normal(env, &ents[i], &done);
-        applied = rc == 0;
+    for (size_t i = 0; i < cnt; i++) {
+        int rc = ents[i].type == RAFT_ENTRY_CONF ? apply_conf(env, &ents[i], done)
+                                                 : apply_normal(env, &ents[i], done);
+        if (rc != 0)
+            return rc;
     }
     const raft_entry *last = &ents[cnt - 1];
-    if (applied && kv_apply_commit(env->kv, last->index, last->term) != KV_OK) {
+    int rc = kv_apply_commit(env->kv, last->index, last->term);
+    if (rc == KV_ERR_NO_SPACE_DISK)
+        return NODE_APPLY_NOSPACE;
+    if (rc != KV_OK) {
         env->fatal(env->ud, NODE_EXIT_STORAGE, "kv: cannot commit applied batch");
-        applied = false;
+        return -1;
     }
-    if (applied)
+    return 0;
+}
+
+int node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t cnt)
+{
+    if (cnt == 0)
+        return NODE_APPLY_OK;
+    done_list done = {0};
+    int rc = kv_apply_begin(env->kv);
+    if (rc != KV_OK) {
+        if (rc == KV_ERR_NO_SPACE_DISK)
+            return NODE_APPLY_NOSPACE;
+        env->fatal(env->ud, NODE_EXIT_APPLY, "kv: cannot begin apply");
+        return NODE_APPLY_OK;
+    }
+    rc = apply_all(env, ents, cnt, &done);
+    if (rc == 0) {
         env->batch_applied(env->ud, cnt);
-    else
-        kv_apply_rollback(env->kv);
-    done_fire(&done, applied);
+        done_fire(&done, true);
+        return NODE_APPLY_OK;
+    }
+    kv_apply_rollback(env->kv);
+    if (rc == NODE_APPLY_NOSPACE) {
+        done_requeue(&done, env->w);
+        return NODE_APPLY_NOSPACE;
+    }
+    done_fire(&done, false);
+    return NODE_APPLY_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -218,12 +256,12 @@ static void bind_batch_applied(void *ud, size_t cnt)
 
 static void bind_fatal(void *ud, int code, const char *what) { node_fatal(ud, code, what); }
 
-void node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
+int node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
 {
     node_apply_env env = {
         .kv = n->kv, .self = n->cfg->id, .w = &n->w, .leases = &n->leases, .ud = n,
         .conf_applied = bind_conf_applied, .batch_applied = bind_batch_applied,
         .fatal = bind_fatal,
     };
-    node_apply_batch(&env, ents, cnt);
+    return node_apply_batch(&env, ents, cnt);
 }

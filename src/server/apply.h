@@ -33,12 +33,19 @@ typedef struct {
     void (*fatal)(void *ud, int code, const char *what);
 } node_apply_env;
 
+enum node_apply_result {
+    NODE_APPLY_OK = 0,      /* applied (or an internal error: fatal was called) */
+    NODE_APPLY_NOSPACE = 1, /* kv.db's disk is full: nothing of the batch is in kv.db,
+                               its waiters wait again; apply the same batch later */
+};
+
 /* Applies ents (committed, in order) as one kv transaction, then answers
  * their waiters: with the result once the batch reached kv.db, else with
  * NODE_ERR_STOPPING. An unreadable entry is skipped (deterministically);
- * an internal error calls fatal and commits nothing of the batch. */
-void node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t cnt);
+ * an internal error calls fatal and commits nothing of the batch; a full
+ * disk commits nothing and answers nothing (NODE_APPLY_NOSPACE). */
+int node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t cnt);
 /* The node's binding: peers, removed ids, counters, watchers, info. */
-void node_apply_committed(node *n, const raft_entry *ents, size_t cnt);
+int node_apply_committed(node *n, const raft_entry *ents, size_t cnt);
 
 #endif

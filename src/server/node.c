@@ -110,6 +110,66 @@ static bool may_send_before_persist(node *n, const raft_ready *rd)
     return true;
 }
 
+bool node_disk_full(node *n) { return atomic_load(&n->disk_full); }
+
+/* Messages whose meaning does not depend on what this Ready had to write:
+ * a leader's appends and heartbeats (which may leave before its fsync
+ * anyway), forwarded requests, read rounds and their answers, and a
+ * heartbeat answer when our term and vote are on disk. */
+static bool independent_of_disk(node *n, const raft_ready *rd, const raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+    case RAFT_MSG_HEARTBEAT: return raft_role_get(n->r) == RAFT_LEADER;
+    case RAFT_MSG_PROP:
+    case RAFT_MSG_READINDEX:
+    case RAFT_MSG_READINDEX_RESP:
+    case RAFT_MSG_TRANSFER: return true;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        return !rd->has_hard_state ||
+               (rd->hs.term == n->durable_hs.term && rd->hs.vote == n->durable_hs.vote);
+    default: return false;
+    }
+}
+
+/* The disk is full: the Ready's hard state and entries are offered again
+ * on the next turn (raft_advance_held), and the loop waits for that turn.
+ * Meanwhile what needs no disk goes on: messages that do not depend on it
+ * (the others are dropped; Raft sends again what matters), read rounds,
+ * and the reads whose index is applied. */
+static void hold_ready(node *n, const raft_ready *rd, bool sent_early, const char *where)
+{
+    if (!atomic_exchange(&n->disk_full, true))
+        log_warn("disk full writing %s: writes wait (and writes that add data get 507) "
+                 "until there is space; reads go on", where);
+    n->ready_held = true;
+    for (size_t i = 0; i < rd->n_messages && !sent_early; i++)
+        if (independent_of_disk(n, rd, &rd->messages[i]))
+            transport_send(n->tp, &rd->messages[i], 1);
+    for (size_t i = 0; i < rd->n_reads; i++)
+        node_confirm_reads(n, &rd->reads[i]);
+    node_answer_reads(n);
+}
+
+/* 0 once the Ready's hard state and entries are on disk, -1 if the disk
+ * is full (held). Any other failure stops the node. */
+static int persist(node *n, const raft_ready *rd)
+{
+    if (!rd->has_hard_state && !rd->n_entries)
+        return 0;
+    int rc = storage_append(n->st, rd->has_hard_state ? &rd->hs : NULL, rd->entries,
+                            rd->n_entries);
+    if (rc == STORAGE_ERR_NOSPACE)
+        return -1;
+    if (rc < 0) {
+        log_error("storage: %s", storage_errmsg(n->st));
+        node_fatal(n, NODE_EXIT_STORAGE, "cannot persist the raft log");
+    }
+    if (rd->has_hard_state)
+        n->durable_hs = rd->hs;
+    return 0;
+}
+
 static void handle_ready(node *n)
 {
     raft_ready rd;
@@ -122,19 +182,28 @@ static void handle_ready(node *n)
     bool sent_early = may_send_before_persist(n, &rd);
     if (sent_early)
         send_messages(n, rd.messages, rd.n_messages);
-    if ((rd.has_hard_state || rd.n_entries) &&
-        storage_append(n->st, rd.has_hard_state ? &rd.hs : NULL, rd.entries, rd.n_entries) < 0) {
-        log_error("storage: %s", storage_errmsg(n->st));
-        node_fatal(n, NODE_EXIT_STORAGE, "cannot persist the raft log");
+    if (persist(n, &rd) < 0) {
+        /* What is committed is durable on a quorum: apply it anyway, so
+         * that reads are answered while our own disk is full. */
+        bool applied = !rd.has_snapshot &&
+                       node_apply_committed(n, rd.committed, rd.n_committed) == NODE_APPLY_OK;
+        hold_ready(n, &rd, sent_early, "raft.db");
+        raft_advance_held(n->r, applied);
         return;
     }
     if (atomic_load(&n->stop))
         return; /* never acknowledge what may not be durable */
     raft_id snap_failed = sent_early ? 0 : send_messages(n, rd.messages, rd.n_messages);
-    node_apply_committed(n, rd.committed, rd.n_committed);
+    if (node_apply_committed(n, rd.committed, rd.n_committed) == NODE_APPLY_NOSPACE) {
+        hold_ready(n, &rd, true, "kv.db"); /* its messages are out already */
+        raft_advance_held(n->r, false);
+        return;
+    }
     for (size_t i = 0; i < rd.n_reads; i++)
         node_confirm_reads(n, &rd.reads[i]);
     raft_advance(n->r, &rd);
+    if (atomic_exchange(&n->disk_full, false))
+        log_info("disk has space again: writes go on");
     if (snap_failed)
         raft_report_snapshot(n->r, snap_failed, false);
     node_answer_reads(n);
@@ -177,7 +246,8 @@ static void run_turn(node *n)
     if (now >= n->next_tick_ms)
         on_tick(n, now);
     node_ask_read_index(n, now);
-    while (raft_has_ready(n->r) && !atomic_load(&n->stop))
+    n->ready_held = false;
+    while (raft_has_ready(n->r) && !atomic_load(&n->stop) && !n->ready_held)
         handle_ready(n);
     node_publish_info(n, now);
 }

@@ -79,6 +79,9 @@ kv *node_kv(node *n);
  * unknown or expired). */
 int64_t node_lease_min_ttl(node *n);
 int64_t node_lease_remaining_ms(node *n, int64_t id);
+/* True while this node's disk is full (its last write of raft.db or kv.db
+ * met ENOSPC); any thread. Writes that add data are then refused (507). */
+bool node_disk_full(node *n);
 /* The watch hub the node tells every applied revision (kv.h, watch). */
 watch_hub *node_watch_hub(node *n);
 

@@ -53,7 +53,15 @@ struct node {
     bool lease_leader; /* was leader at the last lease tick */
     watch_hub *hub;    /* told each applied revision; outlives the api */
     uint64_t db_size;  /* kv.db's size at the last tick, against --quota-bytes */
+    /* The disk was full at the last write (raft.db or kv.db): the Ready is
+     * held (not advanced) and offered again next turn; read by api threads
+     * to refuse writes that add data at once. */
+    atomic_bool disk_full;
+    bool ready_held;   /* this turn's Ready could not be written: stop for now */
+    raft_hard_state durable_hs; /* the last hard state written (term, vote) */
     uint64_t next_alarm_check_ms;
+    uint32_t alarms_logged; /* alarm bits whose raising was logged this episode */
+    uint64_t alarm_proposed_ms[4]; /* by alarm type: when last proposed */
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */

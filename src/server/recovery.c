@@ -198,6 +198,7 @@ static int start_raft(node *n)
     storage_cleanup_snapshots(n->st);
     int rc = -1;
     raft_init_state init = {.hs = hs, .snap = n->snap.meta, .n_entries = n_ents, .entries = ents};
+    n->durable_hs = hs;
     uint64_t applied, term;
     if (catch_up_kv(n) < 0 || conf_from_kv(n, &init.conf) < 0 || removed_load(n) < 0)
         goto out;

@@ -15,6 +15,10 @@ static int encode(const kv_cmd *c, buf *b)
     case KV_CMD_LEASE_GRANT: return kv_encode_lease_grant(c->lease_id, c->lease_ttl, b);
     case KV_CMD_LEASE_REVOKE: return kv_encode_lease_revoke(c->lease_id, b);
     case KV_CMD_LEASE_KEEPALIVE: return kv_encode_lease_keepalive(c->lease_id, b);
+    case KV_CMD_ALARM_ACTIVATE:
+        return kv_encode_alarm(KV_ALARM_ACTIVATE, c->alarm_member, c->alarm_type, b);
+    case KV_CMD_ALARM_DEACTIVATE:
+        return kv_encode_alarm(KV_ALARM_DEACTIVATE, c->alarm_member, c->alarm_type, b);
     default: return KV_ERR_INVALID;
     }
 }

@@ -9,6 +9,7 @@
 #include "../test.h"
 #include "kv_fixture.h"
 #include "server/apply.h"
+#include "util/failpoint.h"
 #include "server/envelope.h"
 
 #include <stdlib.h>
@@ -387,6 +388,30 @@ static void test_begin_failure_is_fatal(void)
     fx_close(&f);
 }
 
+/* A full disk is not fatal: nothing of the batch is in kv.db, its waiters
+ * wait again, and the same batch applies once there is space. */
+static void test_full_disk_holds_the_batch(void)
+{
+    fixture f;
+    fx_open(&f);
+    answer a = {0};
+    wait_for(&f, 50, &a, true);
+    raft_entry e[2] = {put_entry(&f, 1, SELF, 50, "k", "v"), put_entry(&f, 2, SELF + 1, 3, "j", "w")};
+    CHECK(failpoint_init("kv.write=ENOSPC@2") == 0);
+    CHECK(node_apply_batch(&f.env, e, 2) == NODE_APPLY_NOSPACE);
+    CHECK(failpoint_init(NULL) == 0);
+    CHECK(f.fatals == 0 && f.batches == 0 && a.calls == 0);
+    CHECK_MSG(kv_revision(f.fx.k) == 1, "revision %lld", (long long)kv_revision(f.fx.k));
+    uint64_t index, term;
+    kv_applied(f.fx.k, &index, &term);
+    CHECK(index == 0);
+    CHECK(node_apply_batch(&f.env, e, 2) == NODE_APPLY_OK);
+    CHECK(f.fatals == 0 && f.batches == 1);
+    CHECK(a.calls == 1 && a.status == NODE_OK && a.revision == 2);
+    CHECK(value_is(&f, "k", "v", 2) && value_is(&f, "j", "w", 3) && applied_is(&f, 2));
+    fx_close(&f);
+}
+
 static void test_empty_batch_does_nothing(void)
 {
     fixture f;
@@ -404,6 +429,7 @@ int main(void)
     RUN(test_lease_grant_moves_clock);
     RUN(test_unreadable_entries_skipped);
     RUN(test_begin_failure_is_fatal);
+    RUN(test_full_disk_holds_the_batch);
     RUN(test_empty_batch_does_nothing);
     TEST_MAIN_END();
 }
