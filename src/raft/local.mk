@@ -16,3 +16,7 @@ TESTS += tests/raft/features_test tests/raft/sim_test
 check_PROGRAMS += tests/raft/peer_input_test
 tests_raft_peer_input_test_SOURCES = tests/raft/peer_input_test.c
 TESTS += tests/raft/peer_input_test
+
+check_PROGRAMS += tests/raft/ready_test
+tests_raft_ready_test_SOURCES = tests/raft/ready_test.c
+TESTS += tests/raft/ready_test
