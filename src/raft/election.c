@@ -66,7 +66,8 @@ static void raft_become_leader(raft *r)
     /* The no-op commits the leader's term, which also commits whatever
      * earlier-term tail it holds (entries are only committed by counting
      * replicas of current-term entries). */
-    raft_leader_append(r, RAFT_ENTRY_NORMAL, NULL, 0);
+    raft_entry noop = {.type = RAFT_ENTRY_NORMAL, .crc = raft_entry_sum(r, NULL, 0)};
+    raft_leader_append(r, &noop);
     /* Any uncommitted entry of the tail may be a conf change. */
     r->pending_conf = raft_log_last(&r->log);
     raft_maybe_commit(r);

@@ -100,8 +100,11 @@ int raft_tick(raft *r)
 }
 
 /* Leader: takes one entry, subject to transfer and pending-conf rules. */
-static int leader_accept(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
+static int leader_accept(raft *r, const raft_entry *e)
 {
+    uint8_t type = e->type;
+    const uint8_t *data = e->data;
+    uint32_t len = e->len;
     if (r->transferee)
         return RAFT_ERR_TRANSFERRING;
     if (type == RAFT_ENTRY_CONF) {
@@ -115,7 +118,7 @@ static int leader_accept(raft *r, uint8_t type, const uint8_t *data, uint32_t le
         if (rc != 0)
             return rc;
     }
-    int rc = raft_leader_append(r, type, data, len);
+    int rc = raft_leader_append(r, e);
     if (rc == 0 && type == RAFT_ENTRY_CONF)
         r->pending_conf = raft_log_last(&r->log);
     return rc;
@@ -143,15 +146,17 @@ int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
 {
     if (len && !data)
         return RAFT_ERR_INVALID;
+    /* The checksum is made here, once: it travels with the entry. */
+    raft_entry e = {.type = type, .len = len, .data = (uint8_t *)data,
+                    .crc = raft_entry_sum(r, data, len)};
     if (r->role == RAFT_LEADER) {
-        int rc = leader_accept(r, type, data, len);
+        int rc = leader_accept(r, &e);
         if (rc == 0)
             leader_replicate(r);
         return rc;
     }
     raft_msg m;
     raft_msg_init(r, &m, RAFT_MSG_PROP, r->leader);
-    raft_entry e = {.type = type, .len = len, .data = (uint8_t *)data};
     if (raft_msg_set_entries(&m, &e, 1) != 0)
         return RAFT_ERR_NOMEM;
     return forward(r, &m);
@@ -213,7 +218,10 @@ static void leader_step_prop(raft *r, const raft_msg *m)
     bool any = false;
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const raft_entry *e = &m->entries[i];
-        if (leader_accept(r, e->type, e->data, e->len) == 0)
+        /* a proposal damaged on its way is dropped: its sender retries */
+        if (r->cfg.checksum && r->cfg.checksum(e->data, e->len) != e->crc)
+            continue;
+        if (leader_accept(r, e) == 0)
             any = true;
     }
     if (any)

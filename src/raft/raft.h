@@ -67,6 +67,8 @@ typedef struct {
     uint8_t type; /* enum raft_entry_type */
     uint32_t len;
     uint8_t *data; /* len bytes; NULL when len == 0 */
+    uint32_t crc;  /* checksum of data, made once when the entry is proposed
+                      (raft_config.checksum) and carried everywhere with it */
 } raft_entry;
 
 /* Membership. A node is a voter or a learner, never both. */
@@ -163,6 +165,11 @@ typedef struct {
     uint32_t max_inflight;    /* in-flight APPEND messages per follower (flow control) */
     uint64_t max_msg_bytes;   /* soft cap on entry bytes per APPEND */
     uint64_t seed;            /* PRNG seed for randomized election timeouts */
+    /* Checksum of an entry's data, called once per entry when it is
+     * proposed (on the node that proposes it) and again by a leader to
+     * check a forwarded proposal. NULL: every crc is 0 and nothing is
+     * checked (the simulator). raftkv passes CRC-32C. */
+    uint32_t (*checksum)(const uint8_t *data, size_t len);
 } raft_config;
 
 /* What the caller recovered from stable storage. For a brand new node all

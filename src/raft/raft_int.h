@@ -173,7 +173,10 @@ bool raft_send_append(raft *r, raft_progress *p, bool allow_empty);
 void raft_broadcast_append(raft *r);
 void raft_broadcast_heartbeat(raft *r);
 bool raft_maybe_commit(raft *r);
-int raft_leader_append(raft *r, uint8_t type, const uint8_t *data, uint32_t len);
+/* Appends a new entry of the leader's term with proto's type, data and crc. */
+int raft_leader_append(raft *r, const raft_entry *proto);
+/* The checksum of data by raft_config.checksum (0 without one). */
+uint32_t raft_entry_sum(const raft *r, const uint8_t *data, uint32_t len);
 void raft_handle_append(raft *r, const raft_msg *m);
 void raft_handle_append_resp(raft *r, const raft_msg *m);
 void raft_handle_heartbeat(raft *r, const raft_msg *m);

@@ -158,15 +158,16 @@ bool raft_maybe_commit(raft *r)
     return true;
 }
 
-int raft_leader_append(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
+uint32_t raft_entry_sum(const raft *r, const uint8_t *data, uint32_t len)
 {
-    raft_entry e = {
-        .term = r->term,
-        .index = raft_log_last(&r->log) + 1,
-        .type = type,
-        .len = len,
-        .data = (uint8_t *)data,
-    };
+    return r->cfg.checksum ? r->cfg.checksum(data, len) : 0;
+}
+
+int raft_leader_append(raft *r, const raft_entry *proto)
+{
+    raft_entry e = *proto;
+    e.term = r->term;
+    e.index = raft_log_last(&r->log) + 1;
     return raft_log_append(&r->log, &e);
 }
 

@@ -176,11 +176,15 @@ static int apply_conf(const node_apply_env *env, const raft_entry *e, done_list 
     return 0;
 }
 
-/* Runs every entry of the batch; 0, -1 (fatal called) or NODE_APPLY_NOSPACE. */
+/* Runs every entry of the batch; 0, -1 (fatal called) or NODE_APPLY_NOSPACE.
+ * An entry whose data no longer matches the checksum it was proposed with
+ * was damaged in this node's memory: never applied. */
 static int apply_all(const node_apply_env *env, const raft_entry *ents, size_t cnt,
                      done_list *done)
 {
     for (size_t i = 0; i < cnt; i++) {
+        if (crc32c(0, ents[i].data, ents[i].len) != ents[i].crc)
+            return fail(env, NODE_EXIT_INTERNAL, "entry fails its checksum", &ents[i]);
         int rc = ents[i].type == RAFT_ENTRY_CONF ? apply_conf(env, &ents[i], done)
                                                  : apply_normal(env, &ents[i], done);
         if (rc != 0)

@@ -50,6 +50,8 @@ static int insert_entry(storage *s, const raft_entry *e)
     if (rc == SQLITE_OK)
         rc = e->len ? sqlite3_bind_blob64(st, 4, e->data, e->len, SQLITE_STATIC)
                     : sqlite3_bind_null(st, 4);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)e->crc);
     if (rc != SQLITE_OK) {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);

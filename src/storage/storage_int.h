@@ -12,7 +12,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 
-#define STORAGE_FORMAT_VERSION 1
+#define STORAGE_FORMAT_VERSION 2 /* 2: every entry row keeps its checksum (crc) */
 
 /* Statements prepared once at open and reused: storage_append is the
  * group-commit hot path, so it must not re-parse SQL per call. */

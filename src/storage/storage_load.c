@@ -2,7 +2,8 @@
  * state, the recorded snapshot and the log after it.
  *
  * Must never hand out a log that is not contiguous from snapshot index + 1
- * with non-decreasing terms, nor trust any stored row's type or size.
+ * with non-decreasing terms, nor trust any stored row's type, size or
+ * bytes: each entry's data must match the checksum stored with it.
  */
 #include "storage/storage_int.h"
 
@@ -52,6 +53,15 @@ static int decode_row(storage *s, sqlite3_stmt *st, raft_index expect, raft_term
                                 (unsigned long long)expect);
         e->len = (uint32_t)len;
     }
+    e->crc = (uint32_t)sqlite3_column_int64(st, 4);
+    if (sqlite3_column_type(st, 4) != SQLITE_INTEGER || crc32c(0, e->data, e->len) != e->crc) {
+        free(e->data);
+        e->data = NULL;
+        storage_fail(s, "%s: entry %llu fails its checksum (raft.db is damaged)", s->db_path,
+                     (unsigned long long)expect);
+        s->code = STORAGE_ERR_CORRUPT;
+        return -1;
+    }
     return 0;
 }
 
@@ -89,7 +99,7 @@ int storage_load(storage *s, raft_hard_state *hs, storage_snapshot *snap,
     entry_vec vec = {0};
     if (storage_read_hard_state(s, hs) < 0 || load_entries(s, &vec) < 0) {
         storage_free_entries(vec.v, vec.n);
-        return -1;
+        return s->code; /* STORAGE_ERR_CORRUPT for an entry failing its checksum */
     }
     raft_index last = vec.n ? vec.v[vec.n - 1].index : snap->meta.index;
     if (hs->commit > last)

@@ -19,7 +19,7 @@
 static const char schema_sql[] =
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
     "CREATE TABLE entries(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
-    " type INTEGER NOT NULL, data BLOB);";
+    " type INTEGER NOT NULL, data BLOB, crc INTEGER NOT NULL);";
 
 static int make_dir(storage *s, const char *path)
 {
@@ -141,6 +141,10 @@ static int check_version(storage *s)
         return -1;
     if (!found)
         return storage_fail(s, "%s: no format version (not a raftkv database)", s->db_path);
+    if (v == 1) /* a checksum made now would vouch for whatever the rows hold */
+        return storage_fail(s, "%s: format version 1 predates entry checksums; move the data "
+                            "dir away and add this member back to the cluster as a new one",
+                            s->db_path);
     if (v != STORAGE_FORMAT_VERSION)
         return storage_fail(s, "%s: format version %llu unsupported (expected %d)",
                             s->db_path, (unsigned long long)v, STORAGE_FORMAT_VERSION);

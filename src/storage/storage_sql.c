@@ -22,12 +22,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_META_GET] = "SELECT v FROM meta WHERE k = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
-    [ST_ENT_INSERT] = "INSERT INTO entries(idx, term, type, data) VALUES (?1, ?2, ?3, ?4)",
+    [ST_ENT_INSERT] = "INSERT INTO entries(idx, term, type, data, crc) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_ENT_TRUNCATE] = "DELETE FROM entries WHERE idx >= ?1",
     [ST_ENT_COMPACT] = "DELETE FROM entries WHERE idx <= ?1",
     [ST_ENT_CLEAR] = "DELETE FROM entries",
     [ST_ENT_LAST] = "SELECT max(idx) FROM entries",
-    [ST_ENT_AFTER] = "SELECT idx, term, type, data FROM entries WHERE idx > ?1 ORDER BY idx",
+    [ST_ENT_AFTER] = "SELECT idx, term, type, data, crc FROM entries WHERE idx > ?1 ORDER BY idx",
 };
 
 const char *storage_strerror(int code)

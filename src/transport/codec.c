@@ -4,7 +4,8 @@
  * message: u8 type, u8 flags, u8 reject, u64 from, to, term, log_term, index,
  *   commit, reject_hint, context, u64 snap.index, snap.term, u32 n_voters,
  *   u64 voter*, u32 n_learners, u64 learner*, u32 n_entries, entry*
- * entry: u64 term, u64 index, u8 type, u32 len, len bytes.
+ * entry: u64 term, u64 index, u8 type, u32 len, len bytes, u32 crc (the
+ *   entry's own checksum, made when it was proposed: checked both ways).
  * Must never trust a decoded length or count before checking it against the
  * bytes actually left, and never return a half-built batch. */
 #include "transport/transport_int.h"
@@ -15,7 +16,7 @@
 static const uint8_t MAGIC[4] = {'R', 'K', 'V', 'M'};
 #define HEADER_BYTES 17u    /* magic, version, cluster id, count */
 #define MIN_MSG_BYTES 95u   /* a message with no members and no entries */
-#define MIN_ENTRY_BYTES 21u /* an entry with no data */
+#define MIN_ENTRY_BYTES 25u /* an entry with no data */
 
 /* ---- encoding ---- */
 
@@ -27,14 +28,21 @@ size_t transport_msg_wire_size(const raft_msg *m)
     return sz;
 }
 
+/* An entry whose data no longer matches its checksum was damaged in this
+ * node's memory or disk: never sent. */
 static int put_entry(buf *b, const raft_entry *e)
 {
     if (e->len && !e->data)
         return -1;
-    if (buf_put_u64(b, e->term) < 0 || buf_put_u64(b, e->index) < 0 ||
-        buf_put_u8(b, e->type) < 0)
+    if (crc32c(0, e->data, e->len) != e->crc) {
+        log_error("transport: entry %llu fails its checksum: not sent",
+                  (unsigned long long)e->index);
         return -1;
-    return buf_put_bytes(b, e->data, e->len);
+    }
+    if (buf_put_u64(b, e->term) < 0 || buf_put_u64(b, e->index) < 0 ||
+        buf_put_u8(b, e->type) < 0 || buf_put_bytes(b, e->data, e->len) < 0)
+        return -1;
+    return buf_put_u32(b, e->crc);
 }
 
 static int put_msg(buf *b, const raft_msg *m)
@@ -93,6 +101,8 @@ static int get_entry(reader *r, raft_entry *e)
     if (rd_u64(r, &e->term) < 0 || rd_u64(r, &e->index) < 0 || rd_u8(r, &e->type) < 0 ||
         rd_bytes(r, &p, &e->len) < 0)
         return -1;
+    if (rd_u32(r, &e->crc) < 0 || crc32c(0, p, e->len) != e->crc)
+        return -1; /* damaged on the way, or forged without care */
     if (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_CONF)
         return -1;
     if (e->len == 0)

@@ -36,8 +36,9 @@ const char *transport_strerror(int code);
 
 /* ---- wire encoding of a message batch (POST /raft/message body) ----
  * magic "RKVM", u8 version, u64 cluster_id, u32 count, messages...,
- * u32 CRC-32C of everything before it. */
-#define TRANSPORT_WIRE_VERSION 1
+ * u32 CRC-32C of everything before it. Each entry also carries its own
+ * checksum (raft_entry.crc), checked at encode and at decode. */
+#define TRANSPORT_WIRE_VERSION 2 /* 2: every entry carries its own checksum */
 int transport_encode(uint64_t cluster_id, const raft_msg *msgs, size_t n, buf *out);
 /* Decodes untrusted bytes. On success *msgs is a malloc'd array of n
  * messages whose entries the caller owns (free with transport_free_msgs).

@@ -119,3 +119,53 @@ def test_bad_failpoint_spec_is_a_usage_error(env):
     node.env_vars["RAFTKV_FAILPOINTS"] = "kv.apply=NOPE"
     node.start([node.peer_url])
     check(node.wait_exit(10) == 2, "a bad RAFTKV_FAILPOINTS is exit 2")
+
+
+def test_damaged_log_entry_refuses_to_start(env):
+    """Bytes changed inside a log entry's data in raft.db (its checksum
+    kept) used to pass the integrity check and be applied and spread."""
+    import sqlite3
+    nodes = env.cluster(3)
+    leader = env.leader()
+    follower = next(n for n in nodes if n is not leader)
+    for i in range(5):
+        check(leader.put("ent-%d" % i, "value-%d" % i) == 204, "write %d" % i)
+    wait_for(lambda: follower.get("ent-4", timeout=5) == (200, b"value-4"), what="caught up")
+    check(follower.stop() == 0, "clean stop")
+    db = sqlite3.connect(os.path.join(follower.data_dir, "raft.db"))
+    try:
+        idx, data = db.execute("SELECT idx, data FROM entries WHERE length(data) > 8"
+                               " ORDER BY idx DESC LIMIT 1").fetchone()
+        bad = bytes(data[:-4]) + bytes(b ^ 0x55 for b in data[-4:])
+        db.execute("UPDATE entries SET data = ? WHERE idx = ?", (bad, idx))
+        db.commit()
+    finally:
+        db.close()
+    follower.restart()
+    check(follower.wait_exit(30) == 1, "a damaged raft.db is refused with exit 1")
+    log = follower.log_text()
+    check("raft.db: entry %d fails its checksum" % idx in log, "the log names raft.db and %d" % idx)
+    check(leader.put("ent-after", "x") == 204, "the others go on")
+
+
+def test_damaged_snapshot_file_refuses_to_start(env):
+    nodes = env.cluster(3, extra=["--snapshot-count", "20"])
+    leader = env.leader()
+    follower = next(n for n in nodes if n is not leader)
+    for i in range(60):
+        check(leader.put("sn-%d" % i, "v") == 204, "write %d" % i)
+    snap_dir = os.path.join(follower.data_dir, "snap")
+    wait_for(lambda: any(f.startswith("snap-") for f in os.listdir(snap_dir)),
+             what="a snapshot on %s" % follower)
+    check(follower.stop() == 0, "clean stop")
+    snap = sorted(f for f in os.listdir(snap_dir) if f.startswith("snap-"))[-1]
+    path = os.path.join(snap_dir, snap)
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xFF]))
+    follower.restart()
+    check(follower.wait_exit(30) == 1, "a damaged snapshot file is refused with exit 1")
+    check(snap in follower.log_text() and "damaged" in follower.log_text(),
+          "the log names %s" % snap)

@@ -53,7 +53,8 @@ static void seed_text(const char *name, const char *file, const char *text)
 /* ---- peer messages ---- */
 
 static raft_entry entries[2] = {
-    {.term = 2, .index = 6, .type = RAFT_ENTRY_NORMAL, .len = 3, .data = (uint8_t *)"abc"},
+    {.term = 2, .index = 6, .type = RAFT_ENTRY_NORMAL, .len = 3, .data = (uint8_t *)"abc",
+     .crc = 0x364b3fb7 /* crc32c("abc") */},
     {.term = 2, .index = 7, .type = RAFT_ENTRY_NORMAL, .len = 0, .data = NULL},
 };
 

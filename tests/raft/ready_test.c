@@ -75,8 +75,70 @@ static void test_held_ready_may_apply_committed(void)
     raft_free(r);
 }
 
+static int sum_calls;
+static uint32_t count_sum(const uint8_t *data, size_t len)
+{
+    sum_calls++;
+    uint32_t h = 7;
+    for (size_t i = 0; i < len; i++)
+        h = h * 31 + data[i];
+    return h;
+}
+
+/* The checksum is made once, when an entry is proposed, and travels: in
+ * the Ready's entries to write and in a follower's forwarded proposal. */
+static void test_checksum_made_once_and_carried(void)
+{
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
+    init.conf.n_voters = 1;
+    init.conf.voters[0] = 1;
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8,
+                       .max_msg_bytes = 1 << 20, .seed = 3, .checksum = count_sum};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
+    for (int i = 0; i < 40 && raft_role_get(r) != RAFT_LEADER; i++)
+        raft_tick(r);
+    raft_ready rd;
+    while (raft_has_ready(r) && raft_ready_get(r, &rd) == 0)
+        raft_advance(r, &rd);
+    sum_calls = 0;
+    static uint8_t data[] = "abc";
+    CHECK(raft_propose(r, data, 3) == RAFT_OK);
+    CHECK(sum_calls == 1);
+    CHECK(raft_ready_get(r, &rd) == 0 && rd.n_entries == 1);
+    CHECK(rd.entries[0].crc == count_sum(data, 3));
+    raft_advance(r, &rd);
+    raft_free(r);
+
+    /* a follower (no leader known here) would forward: the PROP carries it */
+    init.conf.n_voters = 3;
+    init.conf.voters[1] = 2;
+    init.conf.voters[2] = 3;
+    CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
+    raft_msg hb;
+    memset(&hb, 0, sizeof hb);
+    hb.type = RAFT_MSG_HEARTBEAT;
+    hb.from = 2;
+    hb.to = 1;
+    hb.term = 1;
+    CHECK(raft_step(r, &hb) == RAFT_OK && raft_leader(r) == 2);
+    while (raft_has_ready(r) && raft_ready_get(r, &rd) == 0)
+        raft_advance(r, &rd);
+    CHECK(raft_propose(r, data, 3) == RAFT_OK);
+    CHECK(raft_ready_get(r, &rd) == 0);
+    bool found = false;
+    for (size_t i = 0; i < rd.n_messages; i++)
+        if (rd.messages[i].type == RAFT_MSG_PROP && rd.messages[i].n_entries == 1)
+            found = rd.messages[i].entries[0].crc == count_sum(data, 3);
+    CHECK(found);
+    raft_advance(r, &rd);
+    raft_free(r);
+}
+
 int main(void)
 {
+    RUN(test_checksum_made_once_and_carried);
     RUN(test_held_ready_is_offered_again);
     RUN(test_held_ready_may_apply_committed);
     TEST_MAIN_END();

@@ -135,7 +135,7 @@ static buf *fx_buf(fixture *f)
 static raft_entry entry_of(uint64_t index, uint8_t type, const buf *b)
 {
     return (raft_entry){.term = 2, .index = index, .type = type, .len = (uint32_t)b->len,
-                        .data = b->data};
+                        .data = b->data, .crc = crc32c(0, b->data, b->len)};
 }
 
 /* A normal entry: put key=val, proposed by origin under seq. */

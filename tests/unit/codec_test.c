@@ -22,6 +22,8 @@ static raft_entry sample_entries[] = {
 static void make_all(raft_msg *m, size_t *n)
 {
     *n = 0;
+    for (size_t i = 0; i < sizeof sample_entries / sizeof sample_entries[0]; i++)
+        sample_entries[i].crc = crc32c(0, sample_entries[i].data, sample_entries[i].len);
     for (int t = RAFT_MSG_APPEND; t <= RAFT_MSG_TRANSFER; t++) {
         raft_msg x;
         memset(&x, 0, sizeof x);
@@ -339,6 +341,49 @@ static void test_huge_numbers_rejected(void)
     buf_free(&b);
 }
 
+/* An entry carries its own checksum: bytes changed inside its data are
+ * refused even when the whole batch's CRC is made again (a forger's or a
+ * buggy relay's), and an entry whose data no longer matches is never
+ * encoded (sent). */
+static void test_entry_checksum_travels(void)
+{
+    static uint8_t data[] = "payload-bytes";
+    raft_entry e = {.term = 2, .index = 5, .type = RAFT_ENTRY_NORMAL, .len = sizeof data - 1,
+                    .data = data, .crc = crc32c(0, data, sizeof data - 1)};
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_MSG_APPEND;
+    m.from = 1;
+    m.to = 2;
+    m.term = 2;
+    m.index = 4;
+    m.log_term = 2;
+    m.entries = &e;
+    m.n_entries = 1;
+    buf b;
+    buf_init(&b);
+    CHECK(transport_encode(CLUSTER, &m, 1, &b) == 0);
+    const char *err = NULL;
+    raft_msg *out = NULL;
+    size_t n = 0;
+    CHECK(transport_decode(b.data, b.len, CLUSTER, &out, &n, &err) == 0 && n == 1);
+    CHECK(out && out[0].entries[0].crc == e.crc);
+    transport_free_msgs(out, n);
+    uint8_t *p = memmem(b.data, b.len, "payload", 7);
+    CHECK(p != NULL);
+    if (p) {
+        p[0] ^= 0x20;
+        reseal(&b);
+        CHECK(decode(&b, CLUSTER, &err) == TRANSPORT_ERR_MALFORMED);
+    }
+    buf_free(&b);
+    buf_init(&b);
+    data[0] ^= 0x20; /* damaged in memory after it was proposed */
+    CHECK(transport_encode(CLUSTER, &m, 1, &b) < 0);
+    data[0] ^= 0x20;
+    buf_free(&b);
+}
+
 static void test_encode_refuses_invalid(void)
 {
     raft_msg m;
@@ -469,6 +514,7 @@ int main(void)
     RUN(test_absurd_counts_rejected);
     RUN(test_bad_fields_rejected);
     RUN(test_huge_numbers_rejected);
+    RUN(test_entry_checksum_travels);
     RUN(test_encode_refuses_invalid);
     RUN(test_random_bytes_rejected);
     RUN(test_msg_copy);

@@ -94,6 +94,13 @@ static void fill_pattern(uint64_t seed, uint8_t *p, size_t n)
 static raft_term term_for(raft_index i) { return 1 + i / 7; }
 
 /* Appends [first, last] with term_for(i) and pattern data of i % 40 bytes. */
+/* Each entry's checksum, as the core makes it when an entry is proposed. */
+static void seal(raft_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        e[i].crc = crc32c(0, e[i].data, e[i].len);
+}
+
 static int append_range(storage *s, raft_index first, raft_index last,
                         const raft_hard_state *hs)
 {
@@ -107,6 +114,7 @@ static int append_range(storage *s, raft_index first, raft_index last,
             fill_pattern(i, data[k], sizeof data[k]);
             e[k] = (raft_entry){.term = term_for(i), .index = i, .type = (uint8_t)(i % 2),
                                 .len = (uint32_t)(i % 40), .data = i % 40 ? data[k] : NULL};
+            e[k].crc = crc32c(0, e[k].data, e[k].len);
         }
         rc = storage_append(s, hs, e, n);
     }
@@ -238,6 +246,7 @@ static void test_append_load_roundtrip(void)
         {.term = 2, .index = 3, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = zeros},
     };
     raft_hard_state hs = {.term = 2, .vote = 7, .commit = 2};
+    seal(ents, 3);
     CHECK(storage_append(s, &hs, ents, 3) == 0);
     storage_close(s);
 
@@ -276,6 +285,7 @@ static void test_overwrite_conflicting_suffix(void)
         {.term = 9, .index = 6, .type = 0, .len = 2, .data = d},
         {.term = 9, .index = 7, .type = 0, .len = 0, .data = NULL},
     };
+    seal(repl, 2);
     CHECK(storage_append(s, NULL, repl, 2) == 0);
     storage_close(s);
 
@@ -664,8 +674,34 @@ static void test_refuses_wrong_version(void)
     CHECK(raw_sql(dir, "UPDATE meta SET v = 7 WHERE k = 'format_version'") == 0);
     char err[512];
     CHECK(open_refused(dir, err, sizeof err));
-    CHECK_MSG(strstr(err, "raft.db: format version 7 unsupported (expected 1)") != NULL,
+    CHECK_MSG(strstr(err, "raft.db: format version 7 unsupported (expected 2)") != NULL,
               "message: %s", err);
+    /* format 1 had no entry checksums: refused with what to do */
+    CHECK(raw_sql(dir, "UPDATE meta SET v = 1 WHERE k = 'format_version'") == 0);
+    CHECK(open_refused(dir, err, sizeof err));
+    CHECK_MSG(strstr(err, "format version 1 predates entry checksums") != NULL, "message: %s", err);
+    remove_root();
+}
+
+/* A byte changed inside an entry's data (its checksum kept) is found at
+ * load: the node refuses to start, naming raft.db and the index. */
+static void test_load_refuses_damaged_entry(void)
+{
+    const char *dir = fresh_dir();
+    storage *s = open_ok(dir);
+    CHECK(append_range(s, 1, 8, NULL) == 0);
+    storage_close(s);
+    CHECK(raw_sql(dir, "UPDATE entries SET data = x'00112233' WHERE idx = 5") == 0);
+    s = open_ok(dir);
+    raft_hard_state hs;
+    storage_snapshot snap;
+    raft_entry *le = NULL;
+    size_t n = 0;
+    CHECK(storage_load(s, &hs, &snap, &le, &n) == STORAGE_ERR_CORRUPT);
+    CHECK(le == NULL && n == 0);
+    CHECK_MSG(strstr(storage_errmsg(s), "raft.db: entry 5 fails its checksum") != NULL,
+              "message: %s", storage_errmsg(s));
+    storage_close(s);
     remove_root();
 }
 
@@ -709,7 +745,7 @@ static void test_load_refuses_gap(void)
               storage_errmsg(s));
     storage_close(s);
 
-    CHECK(raw_sql(dir, "INSERT INTO entries VALUES (4, 5, 0, NULL)") == 0); /* then 5 goes back */
+    CHECK(raw_sql(dir, "INSERT INTO entries VALUES (4, 5, 0, NULL, 0)") == 0); /* then 5 goes back */
     s = open_ok(dir);
     CHECK(storage_load(s, &hs, &snap, &le, &n) == -1);
     CHECK_MSG(strstr(storage_errmsg(s), "entry 5 has term 1, expected at least 5") != NULL,
@@ -737,5 +773,6 @@ int main(void)
     RUN(test_refuses_wrong_version);
     RUN(test_refuses_foreign_and_damaged_meta);
     RUN(test_load_refuses_gap);
+    RUN(test_load_refuses_damaged_entry);
     TEST_MAIN_END();
 }

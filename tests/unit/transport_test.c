@@ -305,7 +305,8 @@ static void test_batch_exchange(void)
     enum { N = 300 };
     static raft_entry ents[2];
     static uint8_t data[] = {0, 1, 2, 0xff, 0};
-    ents[0] = (raft_entry){.term = 3, .index = 1, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = data};
+    ents[0] = (raft_entry){.term = 3, .index = 1, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = data,
+                           .crc = crc32c(0, data, 5)};
     ents[1] = (raft_entry){.term = 3, .index = 2, .type = RAFT_ENTRY_NORMAL};
     raft_msg m[N];
     for (uint64_t i = 0; i < N; i++)
