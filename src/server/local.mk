@@ -5,6 +5,7 @@ libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
 	src/server/reads.h src/server/reads.c src/server/apply.h src/server/apply.c \
 	src/server/snapshot.h src/server/snapshot.c src/server/peers.h src/server/peers.c \
 	src/server/status.h src/server/status.c src/server/node_err.c src/server/alarms.h src/server/alarms.c \
+	src/server/corrupt_check.h src/server/corrupt_check.c \
 	src/server/inbox.h src/server/inbox.c src/server/waiters.h src/server/waiters.c \
 	src/server/envelope.h src/server/envelope.c \
 	src/server/recovery.c src/server/removed.c src/server/lease_clock.h src/server/lease_clock.c src/server/lease_expiry.c
@@ -21,3 +22,7 @@ TESTS += tests/unit/config_test tests/unit/inbox_test tests/unit/waiters_test \
 check_PROGRAMS += tests/unit/apply_test
 tests_unit_apply_test_SOURCES = tests/unit/apply_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/apply_test
+
+check_PROGRAMS += tests/unit/corrupt_check_test
+tests_unit_corrupt_check_test_SOURCES = tests/unit/corrupt_check_test.c
+TESTS += tests/unit/corrupt_check_test

@@ -10,6 +10,7 @@
 
 #include "server/alarms.h"
 #include "server/apply.h"
+#include "server/corrupt_check.h"
 #include "server/membership.h"
 #include "server/peers.h"
 #include "server/reads.h"
@@ -303,7 +304,8 @@ int node_create(const config *cfg, node **out)
     *out = n;
     if (lease_clock_init(&n->leases) < 0 || inbox_init(&n->in) < 0 || node_recover(n) < 0 ||
         lease_clock_reload(&n->leases, n->kv, now_ms()) < 0 ||
-        !(n->hub = watch_hub_create(n->kv)) || node_start_transport(n) < 0)
+        !(n->hub = watch_hub_create(n->kv)) || node_start_transport(n) < 0 ||
+        corrupt_check_start(n) < 0)
         return -1;
     node_publish_info(n, now_ms());
     node_update_db_size(n);
@@ -314,6 +316,7 @@ void node_destroy(node *n)
 {
     if (!n)
         return;
+    corrupt_check_stop(n); /* it asks peers: before the transport goes */
     if (n->tp)
         transport_stop(n->tp);
     shut_down_requests(n);

@@ -62,6 +62,12 @@ struct node {
     uint64_t next_alarm_check_ms;
     uint32_t alarms_logged; /* alarm bits whose raising was logged this episode */
     uint64_t alarm_proposed_ms[4]; /* by alarm type: when last proposed */
+    /* the corruption checker's thread (corrupt_check.c) */
+    pthread_t check_thread;
+    pthread_mutex_t check_mu;
+    pthread_cond_t check_cond;
+    bool check_stop, check_started;
+    atomic_uint_fast64_t corrupt_checks_total;
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */

@@ -96,6 +96,29 @@ void node_sync_peers(node *n)
         kv_reader_release(n->kv, c);
 }
 
+/* GET /raft/hash on the peer port (listener thread): a kv reader, never
+ * the loop. */
+static int on_hash(void *ud, int64_t rev, transport_hash *out)
+{
+    return node_hash(ud, rev, out);
+}
+
+int node_hash(node *n, int64_t rev, transport_hash *out)
+{
+    kv_conn *c = kv_reader_acquire(n->kv);
+    if (!c)
+        return TRANSPORT_HASH_ERROR;
+    int rc = kv_hash(c, rev, &out->hash, &out->compact_revision, &out->revision);
+    kv_reader_release(n->kv, c);
+    switch (rc) {
+    case KV_OK: return TRANSPORT_HASH_OK;
+    case KV_ERR_COMPACTED: return TRANSPORT_HASH_COMPACTED;
+    case KV_ERR_FUTURE_REV: return TRANSPORT_HASH_FUTURE;
+    case KV_ERR_CORRUPT: return TRANSPORT_HASH_CORRUPT;
+    default: return TRANSPORT_HASH_ERROR;
+    }
+}
+
 int node_start_transport(node *n)
 {
     char err[256] = "";
@@ -109,7 +132,7 @@ int node_start_transport(node *n)
         .max_snapshot_bytes = 64ull << 30,
         .cb = {.ud = n, .on_messages = on_messages, .on_snapshot = on_snapshot,
                .on_unreachable = on_unreachable, .on_snapshot_sent = on_snapshot_sent,
-               .is_removed = is_removed, .on_removed = on_removed},
+               .is_removed = is_removed, .on_removed = on_removed, .hash = on_hash},
     };
     n->tp = transport_start(&tc, err, sizeof err);
     if (!n->tp) {

@@ -12,4 +12,8 @@ int node_start_transport(node *n);
  * node that has not applied any membership yet, at --cluster. */
 void node_sync_peers(node *n);
 
+/* This node's hash of its key-value state at rev (a transport_hash_status);
+ * any thread (reads through a kv reader). */
+int node_hash(node *n, int64_t rev, transport_hash *out);
+
 #endif

@@ -3,6 +3,8 @@
  *   POST /raft/message   body = transport_encode() batch  -> 204
  *   POST /raft/snapshot  streamed body, see snap_header.c  -> 204
  *   GET  /raft/info      {"cluster_id":"<decimal>"}         -> 200
+ *   GET  /raft/hash?revision=R {"hash","revision","compact_revision"} -> 200
+ *        (410 compacted, 400 future_revision, 503 corrupt)
  * Errors are JSON {"error","reason"}: 400 bad_message, 413 too_large,
  * 404 not_found, 405 method_not_allowed (with Allow).
  * Must never call a callback for anything malformed, foreign or addressed
@@ -91,6 +93,44 @@ static enum MHD_Result respond_info(transport_server *srv, struct MHD_Connection
     return respond(c, 200, body, "application/json", NULL);
 }
 
+/* ---- GET /raft/hash?revision=R: this member's hash, for the leader ---- */
+
+static enum MHD_Result respond_reason(struct MHD_Connection *c, unsigned status,
+                                      const char *reason, const char *err)
+{
+    json_t *j = json_pack("{s:s,s:s}", "error", err, "reason", reason);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return respond(c, status, body, "application/json", NULL);
+}
+
+static enum MHD_Result respond_hash(transport_server *srv, struct MHD_Connection *c)
+{
+    const transport_callbacks *cb = &srv->cfg->cb;
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "revision");
+    uint64_t rev = 0;
+    if (!cb->hash)
+        return respond_error(c, 404, "no such peer endpoint", NULL);
+    if (v && (transport_parse_u64(v, &rev) < 0 || rev > INT64_MAX))
+        return respond_error(c, 400, "revision: expected a number", NULL);
+    transport_hash h;
+    switch (cb->hash(cb->ud, (int64_t)rev, &h)) {
+    case TRANSPORT_HASH_OK: break;
+    case TRANSPORT_HASH_COMPACTED: return respond_reason(c, 410, "compacted", "revision compacted");
+    case TRANSPORT_HASH_FUTURE:
+        return respond_reason(c, 400, "future_revision", "revision not applied yet");
+    case TRANSPORT_HASH_CORRUPT:
+        return respond_reason(c, 503, "corrupt", "a stored row fails its checksum");
+    default: return respond_error(c, 500, "cannot compute the hash", NULL);
+    }
+    char *body = malloc(128);
+    if (!body)
+        return MHD_NO;
+    snprintf(body, 128, "{\"hash\":%u,\"revision\":%lld,\"compact_revision\":%lld}", h.hash,
+             (long long)h.revision, (long long)h.compact_revision);
+    return respond(c, 200, body, "application/json", NULL);
+}
+
 /* ---- POST /raft/message ---- */
 
 static unsigned deliver_batch(transport_server *srv, request *q, const char **err)
@@ -153,6 +193,8 @@ static enum MHD_Result begin(transport_server *srv, struct MHD_Connection *c, co
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (strcmp(url, "/raft/info") == 0)
         return get ? respond_info(srv, c) : respond_error(c, 405, "use GET", "GET, HEAD");
+    if (strcmp(url, "/raft/hash") == 0)
+        return get ? respond_hash(srv, c) : respond_error(c, 405, "use GET", "GET, HEAD");
     bool msg = strcmp(url, "/raft/message") == 0, snap = strcmp(url, "/raft/snapshot") == 0;
     if (!msg && !snap)
         return respond_error(c, 404, "no such peer endpoint", NULL);

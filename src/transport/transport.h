@@ -49,6 +49,24 @@ int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
                      raft_msg **msgs, size_t *n, const char **err);
 void transport_free_msgs(raft_msg *msgs, size_t n);
 
+/* ---- a member's hash of its key-value state (GET /raft/hash?revision=R),
+ * how the leader compares replicas ---- */
+enum transport_hash_status {
+    TRANSPORT_HASH_OK = 0,
+    TRANSPORT_HASH_COMPACTED = 1, /* R is compacted there: not comparable */
+    TRANSPORT_HASH_FUTURE = 2,    /* that member has not applied R yet */
+    TRANSPORT_HASH_CORRUPT = 3,   /* a row there failed its checksum */
+    TRANSPORT_HASH_ERROR = 4,     /* unreachable, or an answer that makes no sense */
+};
+typedef struct {
+    uint32_t hash;
+    int64_t revision;         /* the revision hashed (R) */
+    int64_t compact_revision; /* only hashes with the same one compare */
+} transport_hash;
+/* Asks the member at peer_url for its hash at rev; blocking, bounded by
+ * timeout_ms; the answer is size-capped and strictly parsed. */
+int transport_fetch_hash(const char *peer_url, int64_t rev, int timeout_ms, transport_hash *out);
+
 /* ---- callbacks into the node (called on transport threads) ---- */
 typedef struct {
     void *ud;
@@ -70,6 +88,10 @@ typedef struct {
     bool (*is_removed)(void *ud, raft_id node);
     /* A peer answered 410 Gone: this node was removed. May be NULL. */
     void (*on_removed)(void *ud);
+    /* This node's hash at rev for GET /raft/hash (a transport_hash_status).
+     * Runs on a listener thread: must read a kv reader, never the loop.
+     * May be NULL (404). */
+    int (*hash)(void *ud, int64_t rev, transport_hash *out);
 } transport_callbacks;
 
 typedef struct {

@@ -118,3 +118,30 @@ def test_flipped_value_never_served_and_raises_corrupt(env):
     for n in nodes:
         if n is not victim:
             check(n.get("precious") == (200, b"the-real-value"), "%s serves the real value" % n)
+
+
+def test_leader_compares_replicas_and_names_the_odd_one(env):
+    """Nothing reads the damaged key: only the leader's comparison of the
+    members' hashes (--corrupt-check-ms) can find it."""
+    nodes = env.cluster(3, extra=["--corrupt-check-ms", "300"])
+    leader = env.leader()
+    victim = next(n for n in nodes if n is not leader)
+    check(leader.request("PUT", "/kv/quiet", b"original-bytes").status == 200, "write")
+    wait_for(lambda: victim.request("GET", "/kv/quiet?serializable=true").status == 200,
+             what="the victim has the key")
+    hashes = set()
+    for n in nodes:
+        r = n.peer_request("GET", "/raft/hash?revision=%d" % leader.status()["revision"])
+        check(r.status == 200, "GET /raft/hash on %s: %r" % (n, r))
+        hashes.add(r.json()["hash"])
+    check(len(hashes) == 1, "replicas agree before the damage: %r" % hashes)
+    check(_alarms(leader) == [], "no alarm while they agree")
+    check(victim.stop() == 0, "clean stop")
+    _flip_value(victim.data_dir, "quiet")
+    victim.restart()
+    wait_for(lambda: (victim.id, "CORRUPT") in _alarms(leader), what="CORRUPT for the victim")
+    line = "corruption check: member %d differs" % victim.id
+    check(any(line in n.log_text() for n in nodes if n is not victim),
+          "a leader's log names member %d" % victim.id)
+    r = victim.peer_request("GET", "/raft/hash")
+    check(r.status == 503 and r.json()["reason"] == "corrupt", "the victim's hash: %r" % r)
