@@ -280,14 +280,16 @@ static void step_candidate(raft *r, const raft_msg *m)
     }
 }
 
-/* Only members speak to us. A node that knows no configuration yet (it is
- * joining and has received nothing) follows whoever leads it; its peers are
- * authenticated by the transport, not here. */
+/* Only members speak to us. A node that does not find itself in the
+ * membership it has applied is still catching up as it joins (a removed
+ * node stops): it follows whoever leads it, its peers being authenticated
+ * by the transport, not here. A member that missed the change adding the
+ * current leader takes the leader's appends that carry that change. */
 static bool sender_allowed(const raft *r, const raft_msg *m)
 {
     if (raft_is_member(r, m->from))
         return true;
-    if (r->conf.n_voters + r->conf.n_learners <= 1 && !raft_conf_has(&r->conf, m->from))
+    if (!raft_conf_has(&r->conf, r->id))
         return m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
                m->type == RAFT_MSG_SNAP;
     /* An append that carries the entry adding its own sender (we missed

@@ -160,6 +160,27 @@ fx_node *fx_node_get(fx *f, raft_id id)
     return &f->nodes[id];
 }
 
+/* As raftkv's recovery bootstraps a new cluster: the log starts with one
+ * committed ADD_VOTER entry per initial member (term 1), and a node starts
+ * with no membership and builds it by applying them; a node that joins
+ * later receives them too (or a snapshot holding their result). */
+static void bootstrap_log(fx *f, fx_node *n)
+{
+    raft_entry es[FX_MAX_NODES];
+    uint8_t data[FX_MAX_NODES][32];
+    size_t k = (size_t)f->o.n_nodes;
+    for (size_t i = 0; i < k; i++) {
+        raft_conf_change cc = {.op = RAFT_CONF_ADD_VOTER, .id = (raft_id)(i + 1)};
+        size_t len = raft_conf_change_encode(&cc, data[i], sizeof data[i]);
+        es[i] = (raft_entry){.term = 1, .index = i + 1, .type = RAFT_ENTRY_CONF,
+                             .len = (uint32_t)len, .data = data[i]};
+    }
+    fx_disk_append(f, n, es, k);
+    raft_hard_state hs = {.term = 1, .vote = 0, .commit = k};
+    fx_disk_save_hs(f, n, &hs);
+    n->durable_commit = k;
+}
+
 fx *fx_new(const fx_options *o)
 {
     fx *f = calloc(1, sizeof *f);
@@ -184,8 +205,8 @@ fx *fx_new(const fx_options *o)
         fx_node *n = &f->nodes[i];
         n->id = (raft_id)i;
         n->exists = true;
-        n->boot_conf = boot;
-        if (fx_node_start(f, n)) {
+        bootstrap_log(f, n); /* boot_conf stays empty: the log builds it */
+        if (f->failed || fx_node_start(f, n)) {
             fx_free(f);
             return NULL;
         }

@@ -151,29 +151,14 @@ static void rand_cut(fx *f)
     fx_cut(f, a->id, b->id);
 }
 
-/* The bootstrap conf is not in the log, so a fresh node must learn the
- * membership from a snapshot: only let one join once every log is
- * compacted past index 1, which forces the leader to send one. */
-static bool fresh_join_safe(fx *f)
-{
-    for (raft_id id = 1; id <= FX_MAX_NODES; id++) {
-        fx_node *n = fx_node_get(f, id);
-        if (!n)
-            continue;
-        if (n->snap.index == 0 || (n->up && raft_first_index(n->r) <= 1))
-            return false;
-    }
-    return true;
-}
-
 /* A node to add as learner: a fresh one, as raftkv does: it never gives a
  * removed member's id to a new one (the node refuses, see the server's
  * membership check), so a removed node with its old disk and its old view
  * of the membership never comes back. A node that exists but never learnt
  * any membership (its add was refused) may be proposed again. */
-static bool may_join(fx *f, const raft_conf *c, raft_id id, bool fresh_ok)
+static bool may_join(fx *f, const raft_conf *c, raft_id id)
 {
-    if (raft_conf_has(c, id) || !fresh_ok)
+    if (raft_conf_has(c, id))
         return false;
     fx_node *n = fx_node_get(f, id);
     if (!n)
@@ -186,9 +171,8 @@ static raft_id pick_joiner(fx *f, const raft_conf *c)
 {
     raft_id ids[FX_MAX_NODES];
     size_t k = 0;
-    bool fresh_ok = fresh_join_safe(f);
     for (raft_id id = 1; id <= FX_MAX_NODES; id++)
-        if (may_join(f, c, id, fresh_ok))
+        if (may_join(f, c, id))
             ids[k++] = id;
     return k ? ids[fx_rng_below(f, k)] : 0;
 }

@@ -153,6 +153,32 @@ static void test_heartbeat_beyond_log_is_log_lost(void)
     raft_free(r);
 }
 
+/* A one-member cluster is a member of its own conf: strangers are refused
+ * (the rule that lets a joiner follow anyone applies only to a node that
+ * is not yet in the membership it knows). */
+static void test_single_node_refuses_stranger(void)
+{
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
+    init.hs.term = 4;
+    init.conf.n_voters = 1;
+    init.conf.voters[0] = 1;
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .seed = 5};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
+    raft_msg h = msg(RAFT_MSG_HEARTBEAT, 99, 9);
+    CHECK(raft_step(r, &h) == RAFT_ERR_INVALID);
+    CHECK(raft_term_get(r) == 4 && raft_leader(r) == 0);
+    raft_free(r);
+    /* a joiner that has not applied its own addition yet follows a leader */
+    init.conf.voters[0] = 2;
+    CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
+    h.from = 7;
+    CHECK(raft_step(r, &h) == RAFT_OK);
+    CHECK(raft_term_get(r) == 9 && raft_leader(r) == 7);
+    raft_free(r);
+}
+
 static void test_load_refuses_huge_term(void)
 {
     raft_init_state init;
@@ -170,6 +196,7 @@ int main(void)
     RUN(test_every_type_from_non_member_changes_nothing);
     RUN(test_forged_append_from_non_member);
     RUN(test_heartbeat_beyond_log_is_log_lost);
+    RUN(test_single_node_refuses_stranger);
     RUN(test_load_refuses_huge_term);
     TEST_MAIN_END();
 }
