@@ -8,7 +8,7 @@ check_PROGRAMS += tests/raft/features_test tests/raft/sim_test
 # the fixture: fixture.h is its public header, fx_int.h its private one
 RAFT_FIXTURE = tests/raft/fixture.h tests/raft/fx_int.h tests/raft/fixture.c \
 	tests/raft/fx_node.c tests/raft/fx_disk.c tests/raft/fx_net.c \
-	tests/raft/fx_check.c tests/raft/fx_schedule.c
+	tests/raft/fx_check.c tests/raft/fx_schedule.c tests/raft/fx_byzantine.c
 tests_raft_features_test_SOURCES = tests/raft/features_test.c $(RAFT_FIXTURE)
 tests_raft_sim_test_SOURCES = tests/raft/sim_test.c $(RAFT_FIXTURE)
 TESTS += tests/raft/features_test tests/raft/sim_test

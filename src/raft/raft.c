@@ -280,11 +280,14 @@ static void step_candidate(raft *r, const raft_msg *m)
     }
 }
 
-/* Only members speak to us. A node that does not find itself in the
- * membership it has applied is still catching up as it joins (a removed
- * node stops): it follows whoever leads it, its peers being authenticated
- * by the transport, not here. A member that missed the change adding the
- * current leader takes the leader's appends that carry that change. */
+/* Only members speak to us: voters and learners of the membership we
+ * applied or of a change we hold unapplied. A node that does not find
+ * itself in the membership it applied is still catching up as it joins (a
+ * removed node stops): it follows whoever leads it, its peers being
+ * authenticated by the transport, not here. (A member that missed the
+ * change adding the current leader learns it from another leader or a
+ * snapshot; taking it from the append that carries it would let anyone
+ * claim membership by sending its own addition.) */
 static bool sender_allowed(const raft *r, const raft_msg *m)
 {
     if (raft_is_member(r, m->from))
@@ -292,18 +295,9 @@ static bool sender_allowed(const raft *r, const raft_msg *m)
     if (!raft_conf_has(&r->conf, r->id))
         return m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
                m->type == RAFT_MSG_SNAP;
-    /* An append that carries the entry adding its own sender (we missed
-     * the change while away) is from the pending configuration too. */
-    for (uint32_t i = 0; i < m->n_entries && m->type == RAFT_MSG_APPEND; i++)
-        if (raft_conf_entry_names(&m->entries[i], m->from))
-            return true;
     return false;
 }
 
-/* A leader we do not know may be real: we may have missed the entry that
- * added it. Tell it where our log ends, at its term but without taking that
- * term, so it sends the entries from there (the change naming it among them,
- * which sender_allowed accepts). Nothing of ours changes. */
 static void refuse_stranger(raft *r, const raft_msg *m)
 {
     if (m->type != RAFT_MSG_APPEND || m->term < r->term)

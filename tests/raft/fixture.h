@@ -64,6 +64,10 @@ typedef struct {
      * with this probability the fsync then stays unfinished ("parked") until
      * a later step, so a crash in between loses what it held. */
     double slow_fsync;
+    /* Random mode: the probability that a step hands a random up node a
+     * hostile message from a non-member (fx_byzantine.c), which must not
+     * change its term, role, commit or log. */
+    double byzantine;
 } fx_options;
 
 typedef struct fx fx;
@@ -133,6 +137,8 @@ typedef struct {
     uint64_t snaps_adopted; /* accepted by raft_snapshot_taken_at */
     uint64_t snaps_refused; /* refused by it (membership or snapshot moved on) */
     uint64_t snaps_lost;    /* lost with a crash before adoption */
+    uint64_t byz_injected;  /* hostile messages from non-members handed to nodes */
+    uint64_t byz_by_type[16]; /* ... by message type */
 } fx_stats;
 fx_stats fx_get_stats(const fx *f);
 

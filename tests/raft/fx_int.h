@@ -134,6 +134,10 @@ fx_node *fx_node_get(fx *f, raft_id id);
 
 /* ---- fx_node.c ---- */
 void fx_node_process(fx *f, fx_node *n);
+/* fx_byzantine.c: hands one hostile message from a non-member (an id from
+ * FX_BYZANTINE_FIRST_ID on, never a member) to a node */
+#define FX_BYZANTINE_FIRST_ID 90
+void fx_byzantine_inject(fx *f);
 int fx_node_start(fx *f, fx_node *n);
 void fx_node_stop(fx *f, fx_node *n);
 void fx_node_free(fx_node *n);

@@ -81,6 +81,14 @@ static uint64_t net_delay(fx *f)
 
 void fx_net_send(fx *f, fx_node *n, const raft_msg *m)
 {
+    /* an answer to the byzantine nemesis' stranger (fx_byzantine.c): only
+     * an append's rejection, which tells where our log ends */
+    if (m->from == n->id && m->to >= FX_BYZANTINE_FIRST_ID && m->to < FX_BYZANTINE_FIRST_ID + 10) {
+        if (m->type != RAFT_MSG_APPEND_RESP || !m->reject)
+            fx_fail(f, "node %llu answered non-member %llu with a %s", (ull)n->id, (ull)m->to,
+                    raft_msg_type_name(m->type));
+        return;
+    }
     if (m->from != n->id || m->to == 0 || m->to > FX_MAX_NODES || m->to == n->id) {
         fx_fail(f, "node %llu sent a message from %llu to %llu", (ull)n->id, (ull)m->from,
                 (ull)m->to);
@@ -171,6 +179,8 @@ static void net_deliver(fx *f, fx_qmsg *qm)
         qm->snap = NULL;
     }
     int rc = raft_step(dst->r, &qm->m);
+    if (rc == RAFT_ERR_LOG_LOST) /* nothing here rolls a disk back */
+        fx_fail(f, "node %llu reported a lost log (a heartbeat's commit beyond it)", (ull)to);
     if (rc && f->trace)
         fprintf(f->trace, "    step on %llu returned %d\n", (ull)to, rc);
     fx_qmsg_free(qm);

@@ -228,6 +228,8 @@ static void random_step(fx *f, bool membership)
     f->calm = f->step % 200 >= 140;
     if (f->calm)
         fx_heal(f);
+    if (f->o.byzantine > 0 && fx_rng_chance(f, f->o.byzantine))
+        fx_byzantine_inject(f);
     uint64_t r = fx_rng_below(f, 100);
     if (r < 45)
         rand_tick(f);

@@ -66,16 +66,18 @@ static sim_plan plan_for(uint64_t seed)
     p.o.max_inflight = ((h >> 12) & 1) ? 2 : 16;
     p.o.slow_fsync = slow_fsync[(h >> 13) & 3];
     p.o.snapshot_lag = snap_lag[(h >> 15) & 3];
+    p.o.byzantine = ((h >> 17) & 3) == 0 ? 0.05 : 0;
     return p;
 }
 
 static void plan_print(const sim_plan *p)
 {
     printf("plan: nodes=%d prevote=%d checkquorum=%d drop=%.2f dup=%.2f delay=%d "
-           "snapshot_every=%d keep=%d lag=%d slow_fsync=%.1f inflight=%u membership=%d\n",
+           "snapshot_every=%d keep=%d lag=%d slow_fsync=%.1f inflight=%u membership=%d "
+           "byzantine=%.2f\n",
            p->o.n_nodes, p->o.pre_vote, p->o.check_quorum, p->o.drop, p->o.duplicate,
            p->o.max_delay, p->o.snapshot_every, p->o.snapshot_keep, p->o.snapshot_lag,
-           p->o.slow_fsync, p->o.max_inflight, p->membership);
+           p->o.slow_fsync, p->o.max_inflight, p->membership, p->o.byzantine);
 }
 
 /* Runs one seed; prints the FAIL line with the replay command on failure. */
@@ -313,6 +315,37 @@ static void test_production_modelling_exercised(void)
     CHECK(sum.snaps_adopted > 0 && sum.snaps_refused > 0 && sum.snaps_lost > 0);
 }
 
+/* The hostile-input nemesis, forced on: thousands of messages of every type
+ * from non-members, none obeyed (fx_byzantine.c checks each), and every
+ * invariant and liveness kept. */
+static void test_byzantine_nemesis_exercised(void)
+{
+    fx_stats sum;
+    memset(&sum, 0, sizeof sum);
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        sim_plan p = plan_for(seed);
+        p.o.byzantine = 0.2;
+        fx *f = fx_new(&p.o);
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        CHECK_MSG(fx_run_random(f, SIM_DEFAULT_STEPS, p.membership) == 0 &&
+                      fx_settle(f, 400) == 0,
+                  "seed %llu: %s", (ull)seed, fx_error(f));
+        fx_stats st = fx_get_stats(f);
+        sum.byz_injected += st.byz_injected;
+        for (int t = 0; t < 16; t++)
+            sum.byz_by_type[t] += st.byz_by_type[t];
+        fx_free(f);
+    }
+    printf("byzantine over 40 seeds: %llu hostile messages from non-members\n",
+           (ull)sum.byz_injected);
+    CHECK(sum.byz_injected > 5000);
+    for (int t = RAFT_MSG_APPEND; t <= RAFT_MSG_TRANSFER; t++)
+        CHECK_MSG(sum.byz_by_type[t] > 100, "type %s injected %llu times",
+                  raft_msg_type_name(t), (ull)sum.byz_by_type[t]);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: sim_test [--seed N] [--seeds COUNT] [--steps K] [--verbose]\n");
@@ -356,6 +389,7 @@ int main(int argc, char **argv)
     RUN(test_replay_is_deterministic);
     RUN(test_random_run_commits);
     RUN(test_production_modelling_exercised);
+    RUN(test_byzantine_nemesis_exercised);
     run_seed_groups(n_seeds, steps);
     TEST_MAIN_END();
 }
