@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """ci: the fault-injection schedule scripts/test runs — the checkers' unit
-proofs, the end-to-end proofs, then SEEDS runs of SECONDS each (3 nodes,
+proofs, the end-to-end proofs, one 30 s run of the corrupt and kill
+nemeses (register, set), then SEEDS runs of SECONDS each (3 nodes,
 kill,pause,partition, every workload: register, set, watch, lock, lease —
 all required; they share each run's window, so the schedule stays 3 x 60 s).
 Prints PASS/FAIL per item and, last, "N passed, N failed"; exit code 1 if
@@ -61,11 +62,14 @@ def main():
             f = 1
             print("FAIL %s (exit code %d)" % (script, rc))
         passed, failed = passed + p, failed + f
-    for seed in a.seeds.split(","):
-        name = "jepsen seed %s, %ss, %s" % (seed, a.time, a.nemesis)
-        out, rc = run(name, [py, os.path.join(HERE, "runner.py"), "--time", a.time,
-                             "--seed", seed, "--nodes", "3", "--nemesis", a.nemesis,
-                             "--workload", a.workload] + binargs)
+    # the seeds of the default schedule, then one corruption run
+    runs = [(seed, a.time, a.nemesis, a.workload) for seed in a.seeds.split(",")]
+    runs.append(("11", "30", "corrupt,kill", "register,set"))
+    for seed, secs, nemesis, workload in runs:
+        name = "jepsen seed %s, %ss, %s" % (seed, secs, nemesis)
+        out, rc = run(name, [py, os.path.join(HERE, "runner.py"), "--time", secs,
+                             "--seed", seed, "--nodes", "3", "--nemesis", nemesis,
+                             "--workload", workload] + binargs)
         last = out.strip().splitlines()[-1] if out.strip() else "no output"
         if rc == 0:
             passed += 1

@@ -1,8 +1,13 @@
 """nemesis: real faults on a seeded random schedule, one at a time —
 kill (kill -9, restart later), pause (SIGSTOP / SIGCONT), partition
-(iptables: majority/minority halves, isolated leader, bridge, one-way cuts)
-and membership (remove a node, then add a new one under the next id with a
-fresh data dir and --join: raftkv never reuses a removed id).
+(iptables: majority/minority halves, isolated leader, bridge, one-way cuts),
+membership (remove a node, then add a new one under the next id with a
+fresh data dir and --join: raftkv never reuses a removed id) and corrupt
+(kill a node, overwrite the stored value of a few keys in its kv.db with a
+marker, leaving each row's checksum as it was, restart it; its reads of
+those keys must answer 503 corrupt, never the marker, which the checkers
+would see as a value nobody wrote; healed by deleting its kv.db, which it
+rebuilds from its snapshot and log, and disarming CORRUPT).
 Each fault picks the leader as its target about half the time.
 
 Must never: leave a fault in place when it returns (run() heals the
@@ -10,9 +15,12 @@ current fault when `stop` is set, and heal_all() undoes everything), or
 pretend to inject a fault it cannot (an unavailable kind is reported).
 """
 
+import json
+import os
+import sqlite3
 import time
 
-KINDS = ("kill", "pause", "partition", "membership")
+KINDS = ("kill", "pause", "partition", "membership", "corrupt")
 
 
 class Nemesis:
@@ -105,6 +113,48 @@ class Nemesis:
             y = self.cluster.add_new(via2)
             self.log.append((time.monotonic() - self.t0, "membership", "added %s" % y))
         return add_new
+
+    def corrupt(self):
+        x, lead = self._target()
+        x.kill9()
+        db = sqlite3.connect(os.path.join(x.data_dir, "kv.db"))
+        try:
+            keys = [k for (k,) in db.execute(
+                "SELECT key FROM kv_cur ORDER BY random() LIMIT 3")]
+            for k in keys:
+                marker = b"CORRUPT-MARKER-%d" % self.rng.getrandbits(30)
+                db.execute("UPDATE kv_cur SET value = ? WHERE key = ?", (marker, k))
+                db.execute("UPDATE kv_hist SET value = ? WHERE key = ?", (marker, k))
+            db.commit()
+        finally:
+            db.close()
+        self.cluster.restart(x)
+        self._note("corrupt", "%s%s: %d keys" % (x, " (leader)" if lead else "", len(keys)))
+
+        def heal():
+            x.kill9()
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(os.path.join(x.data_dir, "kv.db" + suffix))
+                except FileNotFoundError:
+                    pass
+            self.cluster.restart(x)
+            self._disarm_corrupt()
+        return heal
+
+    def _disarm_corrupt(self):
+        body = json.dumps({"alarm": "CORRUPT"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for y in self.cluster.live():
+                try:
+                    if y.request("POST", "/maintenance/alarms/disarm", body,
+                                 timeout=3).status == 200:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.2)  # a bounded retry while a leader is elected
+        raise RuntimeError("CORRUPT could not be disarmed within 30 s")
 
     # ---- the schedule ----
     def run(self, stop):
