@@ -112,6 +112,10 @@ def test_apply_error_stops_node_and_restart_converges(env):
         check(victim.get("ap-%d" % i) == (200, ("v%d" % i).encode()), "ap-%d on %s" % (i, victim))
     revs = {n.id: n.status()["revision"] for n in nodes}
     check(len(set(revs.values())) == 1, "revisions differ after the restart: %r" % revs)
+    rev = revs[victim.id]
+    hashes = {n.id: n.request("GET", "/maintenance/hash?revision=%d" % rev).json()["hash"]
+              for n in nodes}
+    check(len(set(hashes.values())) == 1, "hashes differ after the restart: %r" % hashes)
 
 
 def test_bad_failpoint_spec_is_a_usage_error(env):
