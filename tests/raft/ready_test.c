@@ -11,14 +11,14 @@
 
 /* A single-voter cluster: node 1 leads alone, so a proposal commits as soon
  * as the core counts it (its own log). */
-static raft *mk_single(void)
+static raft *mk_with(uint32_t (*checksum)(const uint8_t *, size_t))
 {
     raft_init_state init;
     memset(&init, 0, sizeof init);
     init.conf.n_voters = 1;
     init.conf.voters[0] = 1;
     raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8,
-                       .max_msg_bytes = 1 << 20, .seed = 3};
+                       .max_msg_bytes = 1 << 20, .seed = 3, .checksum = checksum};
     raft *r = NULL;
     CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
     for (int i = 0; i < 40 && raft_role_get(r) != RAFT_LEADER; i++)
@@ -29,6 +29,8 @@ static raft *mk_single(void)
     CHECK(raft_role_get(r) == RAFT_LEADER);
     return r;
 }
+
+static raft *mk_single(void) { return mk_with(NULL); }
 
 static void test_held_ready_is_offered_again(void)
 {
@@ -89,19 +91,8 @@ static uint32_t count_sum(const uint8_t *data, size_t len)
  * the Ready's entries to write and in a follower's forwarded proposal. */
 static void test_checksum_made_once_and_carried(void)
 {
-    raft_init_state init;
-    memset(&init, 0, sizeof init);
-    init.conf.n_voters = 1;
-    init.conf.voters[0] = 1;
-    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8,
-                       .max_msg_bytes = 1 << 20, .seed = 3, .checksum = count_sum};
-    raft *r = NULL;
-    CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
-    for (int i = 0; i < 40 && raft_role_get(r) != RAFT_LEADER; i++)
-        raft_tick(r);
+    raft *r = mk_with(count_sum);
     raft_ready rd;
-    while (raft_has_ready(r) && raft_ready_get(r, &rd) == 0)
-        raft_advance(r, &rd);
     sum_calls = 0;
     static uint8_t data[] = "abc";
     CHECK(raft_propose(r, data, 3) == RAFT_OK);
@@ -111,10 +102,14 @@ static void test_checksum_made_once_and_carried(void)
     raft_advance(r, &rd);
     raft_free(r);
 
-    /* a follower (no leader known here) would forward: the PROP carries it */
+    /* a follower forwards to its leader: the PROP carries it */
+    raft_init_state init;
+    memset(&init, 0, sizeof init);
     init.conf.n_voters = 3;
-    init.conf.voters[1] = 2;
-    init.conf.voters[2] = 3;
+    for (raft_id v = 0; v < 3; v++)
+        init.conf.voters[v] = v + 1;
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .seed = 3,
+                       .checksum = count_sum};
     CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
     raft_msg hb;
     memset(&hb, 0, sizeof hb);
