@@ -147,14 +147,7 @@ static void *checker_main(void *arg)
         if (checked && every == 0)
             next = UINT64_MAX; /* only at start */
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t wait = next == UINT64_MAX ? 3600000 : next - now;
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        monotonic_after(next == UINT64_MAX ? 3600000 : next - now, &ts);
         pthread_cond_timedwait(&n->check_cond, &n->check_mu, &ts);
     }
     pthread_mutex_unlock(&n->check_mu);

@@ -69,14 +69,7 @@ event *inbox_take_all(inbox *q, uint64_t deadline_ms)
         if (now >= deadline_ms)
             break;
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t wait = deadline_ms - now;
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        monotonic_after(deadline_ms - now, &ts);
         pthread_cond_timedwait(&q->cond, &q->mu, &ts);
     }
     event *all = take_locked(q);

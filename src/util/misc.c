@@ -67,6 +67,17 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len)
     return ~crc_soft(crc, data, len);
 }
 
+void monotonic_after(uint64_t wait_ms, struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(wait_ms / 1000);
+    ts->tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 uint64_t now_ms(void)
 {
     struct timespec ts;

@@ -73,6 +73,10 @@ int file_sum(const char *path, bool sync, uint64_t *size, uint32_t *crc);
 
 /* ---- time ---- */
 uint64_t now_ms(void); /* monotonic milliseconds */
+/* The CLOCK_MONOTONIC time wait_ms from now, for pthread_cond_timedwait on
+ * a condition variable made with that clock. */
+struct timespec;
+void monotonic_after(uint64_t wait_ms, struct timespec *ts);
 /* glibc keeps freed heap (e.g. after 10 000 watch connections closed) for
  * reuse; when at least min_free bytes are free, hands the unused pages back
  * (malloc_trim). Returns the free bytes seen if it trimmed, else 0. */
