@@ -1,13 +1,14 @@
 /* corrupt_check: the leader compares the members' hashes of the key-value
  * state at one revision — at start and every --corrupt-check-ms — and
  * raises the CORRUPT alarm for a member that differs or that finds one of
- * its own rows damaged, naming it. Members that have not applied that
+ * its own rows damaged, naming it (once: not again while that member has
+ * the alarm). Members that have not applied that
  * revision yet, or have compacted it, or cannot be reached, are left for
  * the next round.
  *
  * Must never run on the node loop (it waits for peers over HTTP: a thread
  * of its own, woken to stop), judge hashes taken at different revisions or
- * compact revisions, or raise the alarm again while it is active.
+ * compact revisions, or raise a member's alarm again while it is active.
  */
 #include "server/corrupt_check.h"
 
@@ -18,6 +19,7 @@
 
 #define HASH_TIMEOUT_MS 2000
 #define FIRST_CHECK_MS 2000 /* after start: a leader, and something applied */
+#define RETRY_MS 500        /* while this node cannot run a round yet */
 
 static bool judged(const corrupt_answer *a, const corrupt_answer *ref)
 {
@@ -104,13 +106,30 @@ static size_t ask_members(node *n, int64_t rev, corrupt_answer *answers, size_t 
     return k;
 }
 
-static void check_round(node *n)
+/* Does member id already have the CORRUPT alarm? */
+static bool already_raised(node *n, uint64_t id)
+{
+    kv_conn *c = kv_reader_acquire(n->kv);
+    kv_alarm *al = NULL;
+    size_t na = 0;
+    bool found = false;
+    if (c && kv_alarms_list(c, &al, &na) == KV_OK)
+        for (size_t i = 0; i < na; i++)
+            found |= al[i].member_id == id && al[i].type == KV_ALARM_CORRUPT;
+    free(al);
+    if (c)
+        kv_reader_release(n->kv, c);
+    return found;
+}
+
+/* One comparison; false when this node could not run one (not leading,
+ * nothing applied yet). */
+static bool check_round(node *n)
 {
     node_info info;
     node_get_info(n, &info);
-    if (info.role != RAFT_LEADER || info.revision <= 0 ||
-        (kv_alarms_active(n->kv) & KV_ALARM_BIT(KV_ALARM_CORRUPT)))
-        return;
+    if (info.role != RAFT_LEADER || info.revision <= 0)
+        return false;
     corrupt_answer a[CONFIG_MAX_PEERS + 1];
     memset(a, 0, sizeof a);
     a[0].id = n->cfg->id;
@@ -123,8 +142,10 @@ static void check_round(node *n)
         const corrupt_answer *who = NULL;
         for (size_t j = 0; j < na; j++)
             who = a[j].id == odd[i] ? &a[j] : who;
-        raise_corrupt(n, odd[i], who);
+        if (!already_raised(n, odd[i]))
+            raise_corrupt(n, odd[i], who);
     }
+    return true;
 }
 
 static void *checker_main(void *arg)
@@ -138,10 +159,12 @@ static void *checker_main(void *arg)
         uint64_t now = now_ms();
         if (now >= next) {
             pthread_mutex_unlock(&n->check_mu);
-            check_round(n);
-            checked = true;
+            bool ran = check_round(n);
+            checked |= ran;
             pthread_mutex_lock(&n->check_mu);
-            next = now_ms() + (every ? every : FIRST_CHECK_MS);
+            /* until a first round ran (a leader, something applied), try
+             * again soon; then every --corrupt-check-ms */
+            next = now_ms() + (ran && every ? every : RETRY_MS);
             continue;
         }
         if (checked && every == 0)
