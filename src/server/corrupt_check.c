@@ -137,7 +137,6 @@ static bool check_round(node *n)
     size_t na = ask_members(n, info.revision, a, sizeof a / sizeof a[0]);
     uint64_t odd[CONFIG_MAX_PEERS + 1];
     size_t k = corrupt_odd_members(a, na, odd);
-    n->corrupt_checks_total++;
     for (size_t i = 0; i < k; i++) {
         const corrupt_answer *who = NULL;
         for (size_t j = 0; j < na; j++)

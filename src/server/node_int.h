@@ -67,7 +67,6 @@ struct node {
     pthread_mutex_t check_mu;
     pthread_cond_t check_cond;
     bool check_stop, check_started;
-    atomic_uint_fast64_t corrupt_checks_total;
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */
