@@ -16,7 +16,11 @@ static const char usage[] =
     "  --id N                 this node's 1-based index into --cluster (its Raft ID)\n"
     "  --cluster URLS         comma-separated peer URLs, e.g.\n"
     "                         http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379\n"
+    "                         (https:// URLs: mutual TLS between peers, see --peer-*)\n"
     "  --port PORT            client HTTP port (the peer port is this node's --cluster entry)\n"
+    "  --client-host HOST     address the client port listens on (default 127.0.0.1;\n"
+    "                         0.0.0.0 or :: for every interface)\n"
+    "  --initial-cluster-token T  mixed into the id of a new cluster (default raftkv)\n"
     "  --join                 join an existing cluster instead of bootstrapping one\n"
     "  --data-dir DIR         where the Raft log, snapshots and data live (default raftkv-<id>)\n"
     "  --snapshot-count N     applied entries between snapshots (default 10000)\n"
@@ -27,6 +31,14 @@ static const char usage[] =
     "  --quota-bytes N        kv.db size that raises the NOSPACE alarm (default 2147483648)\n"
     "  --corrupt-check-ms MS  leader compares the members' hashes this often (default\n"
     "                         300000; 0: only at start)\n"
+    "  --cert-file FILE       client port certificate (PEM): the client port is HTTPS only\n"
+    "  --key-file FILE        its private key (PEM)\n"
+    "  --trusted-ca-file FILE CA (PEM) that signs client certificates\n"
+    "  --client-cert-auth     require a client certificate signed by --trusted-ca-file\n"
+    "  --peer-cert-file FILE  this node's peer certificate (PEM), for https:// --cluster URLs\n"
+    "  --peer-key-file FILE   its private key (PEM)\n"
+    "  --peer-trusted-ca-file FILE  CA (PEM) every peer certificate must be signed by\n"
+    "                         (certificates are read again on SIGHUP)\n"
     "  --help                 print this help\n"
     "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT or removed from the cluster;\n"
@@ -52,9 +64,12 @@ static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max
 int config_split_url(const char *url, char *host, size_t hostcap, uint16_t *port)
 {
     const char *p = url;
-    if (strncmp(p, "http://", 7) != 0)
+    if (strncmp(p, "http://", 7) == 0)
+        p += 7;
+    else if (strncmp(p, "https://", 8) == 0)
+        p += 8;
+    else
         return -1;
-    p += 7;
     const char *colon = strrchr(p, ':');
     if (!colon || colon == p || (size_t)(colon - p) >= hostcap)
         return -1;
@@ -83,9 +98,15 @@ static int parse_cluster(const char *list, config *c)
             goto fail;
         }
         if (config_split_url(tok, host, sizeof host, &port) < 0) {
-            fprintf(stderr, "raftkv: --cluster: \"%s\" is not http://host:port\n", tok);
+            fprintf(stderr, "raftkv: --cluster: \"%s\" is not http(s)://host:port\n", tok);
             goto fail;
         }
+        bool tls = strncmp(tok, "https://", 8) == 0;
+        if (c->n_peers > 0 && tls != c->peer_tls) {
+            fprintf(stderr, "raftkv: --cluster: mixes http:// and https:// URLs\n");
+            goto fail;
+        }
+        c->peer_tls = tls;
         size_t n = strlen(tok);
         if (tok[n - 1] == '/')
             tok[n - 1] = '\0';
@@ -115,6 +136,41 @@ static void set_defaults(config *c)
     c->corrupt_check_ms = 300000;
 }
 
+/* Defaults that are strings, set after parsing so a flag never leaks one. */
+static int default_string(char **field, const char *value)
+{
+    if (*field)
+        return 0;
+    return (*field = xstrdup(value)) ? 0 : -1;
+}
+
+static int tls_refused(const char *why)
+{
+    fprintf(stderr, "raftkv: %s\n", why);
+    return -1;
+}
+
+/* TLS flags come in sets: a half-configured listener would silently serve
+ * plain HTTP, so every incomplete set is an error. */
+static int check_tls(const config *c)
+{
+    if (!c->cert_file != !c->key_file)
+        return tls_refused("--cert-file and --key-file go together");
+    if (c->trusted_ca_file && !c->cert_file)
+        return tls_refused("--trusted-ca-file needs --cert-file and --key-file");
+    if (c->client_cert_auth && !c->trusted_ca_file)
+        return tls_refused("--client-cert-auth needs --trusted-ca-file");
+    bool any_peer = c->peer_cert_file || c->peer_key_file || c->peer_trusted_ca_file;
+    bool all_peer = c->peer_cert_file && c->peer_key_file && c->peer_trusted_ca_file;
+    if (c->peer_tls && !all_peer)
+        return tls_refused("https:// --cluster URLs need --peer-cert-file, --peer-key-file "
+                           "and --peer-trusted-ca-file");
+    if (any_peer && !c->peer_tls)
+        return tls_refused("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file "
+                           "need https:// --cluster URLs");
+    return 0;
+}
+
 static int check_required(config *c, bool have_port)
 {
     if (c->id == 0 || c->n_peers == 0 || !have_port) {
@@ -134,6 +190,9 @@ static int check_required(config *c, bool have_port)
     if (config_split_url(c->peers[c->id - 1], host, sizeof host, &c->listen_port) < 0 ||
         !(c->listen_host = xstrdup(host)))
         return -1;
+    if (check_tls(c) < 0 || default_string(&c->client_host, "127.0.0.1") < 0 ||
+        default_string(&c->cluster_token, "raftkv") < 0)
+        return -1;
     if (!c->data_dir) {
         char dir[64];
         snprintf(dir, sizeof dir, "raftkv-%llu", (unsigned long long)c->id);
@@ -144,7 +203,34 @@ static int check_required(config *c, bool have_port)
 }
 
 enum { OPT_ID = 1, OPT_CLUSTER, OPT_PORT, OPT_JOIN, OPT_DATA_DIR, OPT_SNAP, OPT_HB,
-       OPT_ELECTION, OPT_MAXREQ, OPT_LOG, OPT_QUOTA, OPT_CORRUPT, OPT_HELP };
+       OPT_ELECTION, OPT_MAXREQ, OPT_LOG, OPT_QUOTA, OPT_CORRUPT, OPT_CLIENT_HOST, OPT_TOKEN,
+       OPT_CERT, OPT_KEY, OPT_CA, OPT_CLIENT_CERT_AUTH, OPT_PEER_CERT, OPT_PEER_KEY, OPT_PEER_CA,
+       OPT_HELP };
+
+/* A string flag given twice keeps the last value, as getopt users expect. */
+static int set_string(char **field, const char *flag, const char *arg)
+{
+    if (!*arg) {
+        fprintf(stderr, "raftkv: %s: empty value\n", flag);
+        return -1;
+    }
+    free(*field);
+    return (*field = xstrdup(arg)) ? 0 : -1;
+}
+
+static int apply_tls_option(config *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_CERT: return set_string(&c->cert_file, "--cert-file", arg);
+    case OPT_KEY: return set_string(&c->key_file, "--key-file", arg);
+    case OPT_CA: return set_string(&c->trusted_ca_file, "--trusted-ca-file", arg);
+    case OPT_CLIENT_CERT_AUTH: c->client_cert_auth = true; return 0;
+    case OPT_PEER_CERT: return set_string(&c->peer_cert_file, "--peer-cert-file", arg);
+    case OPT_PEER_KEY: return set_string(&c->peer_key_file, "--peer-key-file", arg);
+    case OPT_PEER_CA: return set_string(&c->peer_trusted_ca_file, "--peer-trusted-ca-file", arg);
+    default: return -1;
+    }
+}
 
 static int apply_option(config *c, int opt, const char *arg, bool *have_port)
 {
@@ -160,9 +246,9 @@ static int apply_option(config *c, int opt, const char *arg, bool *have_port)
         *have_port = true;
         return 0;
     case OPT_JOIN: c->join = true; return 0;
-    case OPT_DATA_DIR:
-        free(c->data_dir);
-        return (c->data_dir = xstrdup(arg)) ? 0 : -1;
+    case OPT_DATA_DIR: return set_string(&c->data_dir, "--data-dir", arg);
+    case OPT_CLIENT_HOST: return set_string(&c->client_host, "--client-host", arg);
+    case OPT_TOKEN: return set_string(&c->cluster_token, "--initial-cluster-token", arg);
     case OPT_SNAP: return parse_u64("--snapshot-count", arg, 1, UINT32_MAX, &c->snapshot_count);
     case OPT_HB:
         if (parse_u64("--heartbeat-ms", arg, 1, 60000, &v) < 0)
@@ -185,7 +271,7 @@ static int apply_option(config *c, int opt, const char *arg, bool *have_port)
         }
         c->log_level = lvl;
         return 0;
-    default: return -1;
+    default: return apply_tls_option(c, opt, arg);
     }
 }
 
@@ -204,6 +290,15 @@ int config_parse(int argc, char **argv, config *c)
         {"log-level", required_argument, NULL, OPT_LOG},
         {"quota-bytes", required_argument, NULL, OPT_QUOTA},
         {"corrupt-check-ms", required_argument, NULL, OPT_CORRUPT},
+        {"client-host", required_argument, NULL, OPT_CLIENT_HOST},
+        {"initial-cluster-token", required_argument, NULL, OPT_TOKEN},
+        {"cert-file", required_argument, NULL, OPT_CERT},
+        {"key-file", required_argument, NULL, OPT_KEY},
+        {"trusted-ca-file", required_argument, NULL, OPT_CA},
+        {"client-cert-auth", no_argument, NULL, OPT_CLIENT_CERT_AUTH},
+        {"peer-cert-file", required_argument, NULL, OPT_PEER_CERT},
+        {"peer-key-file", required_argument, NULL, OPT_PEER_KEY},
+        {"peer-trusted-ca-file", required_argument, NULL, OPT_PEER_CA},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -244,5 +339,10 @@ void config_free(config *c)
         free(c->peers[i]);
     free(c->data_dir);
     free(c->listen_host);
+    char **strings[] = {&c->client_host, &c->cluster_token, &c->cert_file, &c->key_file,
+                        &c->trusted_ca_file, &c->peer_cert_file, &c->peer_key_file,
+                        &c->peer_trusted_ca_file};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        free(*strings[i]);
     memset(c, 0, sizeof *c);
 }

@@ -23,6 +23,13 @@ typedef struct {
     int log_level;               /* --log-level (enum log_level) */
     uint64_t quota_bytes;        /* --quota-bytes: NOSPACE past this kv.db size (2 GiB) */
     uint64_t corrupt_check_ms;   /* --corrupt-check-ms: leader compares replicas (0: off) */
+    char *client_host;           /* --client-host: client listener address (127.0.0.1) */
+    char *cluster_token;         /* --initial-cluster-token, mixed into the cluster id */
+    char *cert_file, *key_file;  /* --cert-file/--key-file: client port is HTTPS only */
+    char *trusted_ca_file;       /* --trusted-ca-file: CA of client certificates */
+    bool client_cert_auth;       /* --client-cert-auth: a client certificate is required */
+    bool peer_tls;               /* --cluster URLs are https:// (mutual TLS between peers) */
+    char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file; /* --peer-*: all three */
     char *listen_host;           /* host part of this node's peer URL */
     uint16_t listen_port;        /* port part of this node's peer URL */
 } config;
@@ -31,7 +38,8 @@ typedef struct {
  * printed to stderr). */
 int config_parse(int argc, char **argv, config *out);
 void config_free(config *c);
-/* Splits "http://host:port[/]" into host and port; 0 on success. */
+/* Splits "http://host:port[/]" or "https://..." into host and port; 0 on
+ * success. */
 int config_split_url(const char *url, char *host, size_t hostcap, uint16_t *port);
 
 #endif

@@ -15,6 +15,8 @@
 
 #define CLUSTER_ID_MASK ((1ull << 53) - 1) /* stays a safe JSON integer */
 
+/* The peer URLs and --initial-cluster-token, as etcd mixes its token in:
+ * two clusters on the same URLs get different ids. */
 static uint64_t cluster_id_from_peers(const config *c)
 {
     buf b;
@@ -23,6 +25,7 @@ static uint64_t cluster_id_from_peers(const config *c)
         if (buf_append(&b, c->peers[i], strlen(c->peers[i]) + 1) < 0)
             break;
     }
+    (void)buf_append(&b, c->cluster_token, strlen(c->cluster_token) + 1);
     uint64_t id = fnv64(b.data, b.len) & CLUSTER_ID_MASK;
     buf_free(&b);
     return id ? id : 1;

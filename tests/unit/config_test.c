@@ -103,7 +103,55 @@ static void test_defaults(void)
     CHECK(p.c.quota_bytes == 2ull << 30 && p.c.corrupt_check_ms == 300000);
     CHECK(p.c.data_dir && strcmp(p.c.data_dir, "raftkv-3") == 0);
     CHECK(p.c.listen_host && strcmp(p.c.listen_host, "c") == 0 && p.c.listen_port == 3);
+    CHECK(p.c.client_host && strcmp(p.c.client_host, "127.0.0.1") == 0);
+    CHECK(p.c.cluster_token && strcmp(p.c.cluster_token, "raftkv") == 0);
+    CHECK(!p.c.peer_tls && !p.c.cert_file && !p.c.client_cert_auth);
     config_free(&p.c);
+}
+
+static void expect_refused(parsed *p, const char *want);
+
+static void test_tls_flags(void)
+{
+    parsed p;
+    parse(&p, "--id", "1", "--cluster", "https://a:1,https://b:2", "--port", "9",
+          "--client-host", "0.0.0.0", "--initial-cluster-token", "t1", "--cert-file", "c.pem",
+          "--key-file", "k.pem", "--trusted-ca-file", "ca.pem", "--client-cert-auth",
+          "--peer-cert-file", "pc.pem", "--peer-key-file", "pk.pem", "--peer-trusted-ca-file",
+          "pca.pem", NULL);
+    CHECK_MSG(p.rc == 0, "rc %d: %s", p.rc, p.err);
+    CHECK(p.c.peer_tls && p.c.client_cert_auth);
+    CHECK(strcmp(p.c.client_host, "0.0.0.0") == 0 && strcmp(p.c.cluster_token, "t1") == 0);
+    CHECK(strcmp(p.c.cert_file, "c.pem") == 0 && strcmp(p.c.key_file, "k.pem") == 0);
+    CHECK(strcmp(p.c.trusted_ca_file, "ca.pem") == 0);
+    CHECK(strcmp(p.c.peer_cert_file, "pc.pem") == 0 && strcmp(p.c.peer_key_file, "pk.pem") == 0);
+    CHECK(strcmp(p.c.peer_trusted_ca_file, "pca.pem") == 0);
+    CHECK(strcmp(p.c.listen_host, "a") == 0 && p.c.listen_port == 1);
+    config_free(&p.c);
+}
+
+/* Half a TLS set would serve plain HTTP where the operator asked for TLS. */
+static void test_tls_sets_refused(void)
+{
+    parsed p;
+#define TLS_REFUSED(want, ...)                                                   \
+    do {                                                                         \
+        parse(&p, "--id", "1", "--port", "9", __VA_ARGS__, NULL);                \
+        expect_refused(&p, want);                                                \
+    } while (0)
+    TLS_REFUSED("--cert-file and --key-file go together", "--cluster", "http://a:1",
+                "--cert-file", "c");
+    TLS_REFUSED("--client-cert-auth needs --trusted-ca-file", "--cluster", "http://a:1",
+                "--cert-file", "c", "--key-file", "k", "--client-cert-auth");
+    TLS_REFUSED("--trusted-ca-file needs --cert-file", "--cluster", "http://a:1",
+                "--trusted-ca-file", "ca");
+    TLS_REFUSED("https:// --cluster URLs need", "--cluster", "https://a:1", "--peer-cert-file",
+                "c", "--peer-key-file", "k");
+    TLS_REFUSED("need https:// --cluster URLs", "--cluster", "http://a:1", "--peer-cert-file",
+                "c", "--peer-key-file", "k", "--peer-trusted-ca-file", "ca");
+    TLS_REFUSED("mixes http:// and https://", "--cluster", "http://a:1,https://b:2");
+    TLS_REFUSED("--client-host: empty value", "--cluster", "http://a:1", "--client-host", "");
+#undef TLS_REFUSED
 }
 
 /* getopt_long_only: one dash and --flag=value are the same flags. */
@@ -175,10 +223,10 @@ static void test_bad_cluster_refused(void)
                          "http://a:5/x", "127.0.0.1:5", "http://a:port"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char want[128];
-        snprintf(want, sizeof want, "--cluster: \"%s\" is not http://host:port", bad[i]);
+        snprintf(want, sizeof want, "--cluster: \"%s\" is not http(s)://host:port", bad[i]);
         REFUSED(want, "--id", "1", "--port", "2", "--cluster", bad[i]);
     }
-    REFUSED("--cluster: \"nope\" is not http://host:port", "--id", "1", "--port", "2",
+    REFUSED("--cluster: \"nope\" is not http(s)://host:port", "--id", "1", "--port", "2",
             "--cluster", "http://a:1,nope");
     REFUSED("--cluster: no peer URL given", "--id", "1", "--port", "2", "--cluster", ",");
     char many[40 * 33];
@@ -213,13 +261,17 @@ static void test_split_url(void)
     CHECK(config_split_url("http://[::1]:80", host, sizeof host, &port) == 0);
     CHECK(strcmp(host, "[::1]") == 0 && port == 80);
     CHECK(config_split_url("http://a-very-long-host-name:1", host, sizeof host, &port) < 0);
-    CHECK(config_split_url("https://a:1", host, sizeof host, &port) < 0);
+    CHECK(config_split_url("https://a:1", host, sizeof host, &port) == 0);
+    CHECK(strcmp(host, "a") == 0 && port == 1);
+    CHECK(config_split_url("ftp://a:1", host, sizeof host, &port) < 0);
 }
 
 int main(void)
 {
     RUN(test_every_flag);
     RUN(test_defaults);
+    RUN(test_tls_flags);
+    RUN(test_tls_sets_refused);
     RUN(test_other_spellings);
     RUN(test_help);
     RUN(test_bad_numbers_refused);
