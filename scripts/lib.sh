@@ -6,7 +6,8 @@
 
 RKV_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RKV_DEPS=(build-essential autoconf automake pkg-config libmicrohttpd-dev
-          libjansson-dev libcurl4-openssl-dev libsqlite3-dev python3 curl jq iptables)
+          libjansson-dev libcurl4-openssl-dev libsqlite3-dev libgnutls28-dev python3 curl jq
+          iptables openssl)
 RKV_APT_UPDATED=0
 
 rkv_say() { printf '%s\n' "$*" >&2; }
@@ -25,6 +26,7 @@ rkv_missing_packages() {
             libjansson-dev) pkg-config --exists jansson && continue ;;
             libcurl4-openssl-dev) pkg-config --exists libcurl && continue ;;
             libsqlite3-dev) pkg-config --exists sqlite3 && continue ;;
+            libgnutls28-dev) pkg-config --exists gnutls && continue ;;
             build-essential) command -v cc >/dev/null && command -v make >/dev/null && continue ;;
             autoconf) command -v autoreconf >/dev/null && continue ;;
             *) command -v "$p" >/dev/null 2>&1 && continue ;;

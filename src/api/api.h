@@ -18,7 +18,14 @@
 #include <stdint.h>
 
 typedef struct {
+    const char *host; /* listen address (NULL: every interface) */
     uint16_t port;
+    /* HTTPS when cert_file is set; ca_file asks for client certificates,
+     * client_cert_auth requires one (DESIGN: --cert-file...) */
+    const char *cert_file, *key_file, *ca_file;
+    bool client_cert_auth;
+    unsigned max_conns_per_address; /* 0: no limit */
+    uint32_t request_read_ms;       /* total time to send a request (slowloris) */
     size_t max_request_bytes;
     unsigned threads; /* libmicrohttpd thread pool size */
     node *node;
@@ -31,6 +38,9 @@ typedef struct {
 typedef struct api api;
 api *api_start(const api_config *cfg, char *err, size_t errlen);
 void api_stop(api *a);
+/* Reads the client port's certificate files again (SIGHUP). 0, or -1 with
+ * a message in err (the old ones stay in use). */
+int api_reload_tls(api *a, char *err, size_t errlen);
 /* The port actually bound (useful when cfg->port was 0: pick a free one). */
 uint16_t api_port(const api *a);
 

@@ -24,6 +24,30 @@
 /* HTTP answers by class (1xx..5xx), for /metrics. */
 #define API_CODE_CLASSES 5
 
+/* ---- conn_guard.c: the total time a connection may take to send a
+ * request (slowloris), enforced by a reaper thread ---- */
+typedef struct api_conn api_conn;
+typedef struct {
+    pthread_mutex_t mu; /* guards the list and every deadline */
+    api_conn *head;
+    uint32_t first_ms;  /* accept to first request received */
+    uint32_t next_ms;   /* end of a request to the next one received */
+    uint64_t cut;       /* connections cut, for /metrics */
+    pthread_t thread;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool stopping;
+} api_guard;
+int api_guard_start(api_guard *g, uint32_t first_ms, uint32_t next_ms);
+void api_guard_stop(api_guard *g);
+/* MHD_OPTION_NOTIFY_CONNECTION's callback (cls: the api_guard). */
+void api_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+/* The request's headers and body are in: no deadline until it is done. */
+void api_guard_received(api_guard *g, struct MHD_Connection *conn);
+/* The request is done: the next one must arrive within next_ms. */
+void api_guard_next(api_guard *g, struct MHD_Connection *conn);
+
 struct api {
     struct MHD_Daemon *mhd;
     node *node;
@@ -34,6 +58,8 @@ struct api {
     pthread_mutex_t mu;    /* guards stopping and the waiting list */
     bool stopping;
     struct api_req *waiting; /* suspended requests, so api_stop can wake them */
+    api_guard guard;
+    bool tls;              /* the client port is HTTPS (TLS_SLOT_CLIENT) */
 };
 
 /* Owns the buffers a parsed request points into, freed together. */
@@ -66,6 +92,7 @@ struct api_req {
     bool too_large;
     size_t drained;    /* body bytes seen and dropped after too_large */
     bool replied;
+    bool received;       /* headers and body are in (the receive deadline is off) */
     bool queue_failed; /* MHD refused our response: close the connection */
     /* filled by the node callback */
     int status;

@@ -3,7 +3,7 @@
 libraftkv_a_SOURCES += src/api/api.h src/api/api_int.h src/api/server.c src/api/route.c \
 	src/api/reply.c src/api/json.c src/api/json_out.c src/api/b64.c src/api/pct.c \
 	src/api/input.h src/api/input.c src/api/params.c src/api/stream.h src/api/stream.c \
-	src/api/txn_parse.c
+	src/api/txn_parse.c src/api/conn_guard.c
 # handlers of the kv, lease, watch and cluster routes
 libraftkv_a_SOURCES += src/api/h_kv.c src/api/h_txn.c src/api/h_lease.c src/api/h_watch.c \
 	src/api/h_cluster.c src/api/h_maint.c

@@ -8,6 +8,8 @@
  */
 #include "api/api_int.h"
 
+#include "util/tls.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #define API_CONN_MAX 65536
 #define API_FD_RESERVE 256 /* SQLite, peer sockets, transport, logs */
 #define API_CONN_TIMEOUT_S 60
+#define API_READ_MS_DEFAULT 10000 /* --request-read-timeout-ms */
 
 static void req_unref(api_req *r)
 {
@@ -350,6 +353,26 @@ static bool take_body(api_req *r, const char *data, size_t n)
     return buf_append(&r->body, data, n) == 0;
 }
 
+/* The whole request is in (MHD's last call for it, and the calls after a
+ * wait): stop its connection's receive deadline, then answer. */
+static void after_body(api_req *r)
+{
+    if (!r->received) {
+        r->received = true;
+        api_guard_received(&r->a->guard, r->conn);
+    }
+    if (r->replied) {
+        /* already answered (413 mid-body); nothing more to do */
+    } else if (r->too_large) {
+        api_reply_error(r, 413, "request_too_large", NULL, "body exceeds %zu bytes",
+                        r->a->max_body);
+    } else if (r->resume) {
+        after_wait(r);
+    } else {
+        handlers[r->route.kind](r);
+    }
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -362,15 +385,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!take_body(r, upload_data, *upload_data_size))
             return MHD_NO;
         *upload_data_size = 0;
-    } else if (r->replied) {
-        /* already answered (413 mid-body); nothing more to do */
-    } else if (r->too_large) {
-        api_reply_error(r, 413, "request_too_large", NULL, "body exceeds %zu bytes",
-                        r->a->max_body);
-    } else if (r->resume) {
-        after_wait(r);
     } else {
-        handlers[r->route.kind](r);
+        after_body(r);
     }
     return r->queue_failed ? MHD_NO : MHD_YES;
 }
@@ -382,6 +398,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    api_guard_next(&r->a->guard, conn); /* keep-alive: the next request's clock */
     unlist(r);
     req_unref(r);
 }
@@ -406,6 +423,78 @@ static unsigned conn_limit(void)
  * it can refuse bad escapes and keep "%2F" and "%00" inside one key. */
 static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) { return strlen(s); }
 
+/* Per connection: MHD's buffer for the request line and headers (a larger
+ * header block is answered 431), plus at most max_request_bytes of body. */
+#define API_CONN_MEMORY (64 * 1024)
+
+static int open_tls(const api_config *cfg, char *err, size_t errlen)
+{
+    tls_files files = {
+        .cert_file = cfg->cert_file,
+        .key_file = cfg->key_file,
+        .ca_file = cfg->ca_file,
+        .verify = !cfg->ca_file            ? TLS_VERIFY_NONE
+                  : cfg->client_cert_auth ? TLS_VERIFY_REQUIRED
+                                          : TLS_VERIFY_OPTIONAL,
+    };
+    return tls_open(TLS_SLOT_CLIENT, &files, err, errlen);
+}
+
+static struct MHD_Daemon *start_daemon(api *a, const api_config *cfg,
+                                       struct sockaddr_storage *ss)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (a->tls)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, ss},
+        {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 1, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, conn_limit(), NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_address, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONN_MEMORY, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, API_CONN_TIMEOUT_S, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)api_guard_notify, &a->guard},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)keep_escaped, NULL},
+        {a->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
+         (void *)tls_cert_callback(TLS_SLOT_CLIENT)},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, a, MHD_OPTION_ARRAY, opts,
+                            MHD_OPTION_END);
+}
+
+static int start_listener(api *a, const api_config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (net_listen_addr(cfg->host, cfg->port, &ss, err, errlen) < 0)
+        return -1;
+    a->tls = cfg->cert_file != NULL;
+    if (a->tls && open_tls(cfg, err, errlen) < 0)
+        return -1;
+    uint32_t first = cfg->request_read_ms ? cfg->request_read_ms : API_READ_MS_DEFAULT;
+    if (api_guard_start(&a->guard, first, first + API_CONN_TIMEOUT_S * 1000u) < 0) {
+        snprintf(err, errlen, "cannot start the connection guard");
+        goto no_guard;
+    }
+    if (!(a->mhd = start_daemon(a, cfg, &ss))) {
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->host ? cfg->host : "*",
+                 (unsigned)cfg->port, strerror(errno));
+        goto no_mhd;
+    }
+    return 0;
+no_mhd:
+    api_guard_stop(&a->guard);
+no_guard:
+    if (a->tls)
+        tls_close(TLS_SLOT_CLIENT);
+    return -1;
+}
+
 api *api_start(const api_config *cfg, char *err, size_t errlen)
 {
     api *a = calloc(1, sizeof *a);
@@ -422,25 +511,17 @@ api *api_start(const api_config *cfg, char *err, size_t errlen)
         free(a);
         return NULL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
-    unsigned threads = cfg->threads ? cfg->threads : 1;
-    a->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_access, a,
-                              MHD_OPTION_THREAD_POOL_SIZE, threads,
-                              MHD_OPTION_CONNECTION_LIMIT, conn_limit(),
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                              MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
-                              MHD_OPTION_END);
-    if (!a->mhd) {
-        snprintf(err, errlen, "cannot listen on client port %u: %s", (unsigned)cfg->port,
-                 strerror(errno));
+    if (start_listener(a, cfg, err, errlen) < 0) {
         pthread_mutex_destroy(&a->mu);
         free(a);
         return NULL;
     }
     return a;
+}
+
+int api_reload_tls(api *a, char *err, size_t errlen)
+{
+    return a->tls ? tls_reload(TLS_SLOT_CLIENT, err, errlen) : 0;
 }
 
 uint16_t api_port(const api *a)
@@ -472,6 +553,9 @@ void api_stop(api *a)
     if (a->hub)
         watch_wake_all(a->hub);
     MHD_stop_daemon(a->mhd);
+    api_guard_stop(&a->guard); /* MHD notified every close by now */
+    if (a->tls)
+        tls_close(TLS_SLOT_CLIENT);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }

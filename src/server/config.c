@@ -31,6 +31,10 @@ static const char usage[] =
     "  --quota-bytes N        kv.db size that raises the NOSPACE alarm (default 2147483648)\n"
     "  --corrupt-check-ms MS  leader compares the members' hashes this often (default\n"
     "                         300000; 0: only at start)\n"
+    "  --max-conns-per-address N  client connections one address may hold (default\n"
+    "                         1000; 0: no limit)\n"
+    "  --request-read-timeout-ms MS  total time a client may take to send one request,\n"
+    "                         headers and body (default 10000)\n"
     "  --cert-file FILE       client port certificate (PEM): the client port is HTTPS only\n"
     "  --key-file FILE        its private key (PEM)\n"
     "  --trusted-ca-file FILE CA (PEM) that signs client certificates\n"
@@ -134,6 +138,8 @@ static void set_defaults(config *c)
     c->log_level = LOG_INFO;
     c->quota_bytes = 2ull << 30;
     c->corrupt_check_ms = 300000;
+    c->conns_per_address = 1000;
+    c->request_read_ms = 10000;
 }
 
 /* Defaults that are strings, set after parsing so a flag never leaks one. */
@@ -205,7 +211,7 @@ static int check_required(config *c, bool have_port)
 enum { OPT_ID = 1, OPT_CLUSTER, OPT_PORT, OPT_JOIN, OPT_DATA_DIR, OPT_SNAP, OPT_HB,
        OPT_ELECTION, OPT_MAXREQ, OPT_LOG, OPT_QUOTA, OPT_CORRUPT, OPT_CLIENT_HOST, OPT_TOKEN,
        OPT_CERT, OPT_KEY, OPT_CA, OPT_CLIENT_CERT_AUTH, OPT_PEER_CERT, OPT_PEER_KEY, OPT_PEER_CA,
-       OPT_HELP };
+       OPT_CONNS_PER_ADDR, OPT_READ_TIMEOUT, OPT_HELP };
 
 /* A string flag given twice keeps the last value, as getopt users expect. */
 static int set_string(char **field, const char *flag, const char *arg)
@@ -261,6 +267,16 @@ static int apply_option(config *c, int opt, const char *arg, bool *have_port)
         c->election_ms = (uint32_t)v;
         return 0;
     case OPT_MAXREQ: return parse_u64("--max-request-bytes", arg, 1, 1ull << 30, &c->max_request_bytes);
+    case OPT_CONNS_PER_ADDR:
+        if (parse_u64("--max-conns-per-address", arg, 0, 1000000, &v) < 0)
+            return -1;
+        c->conns_per_address = (uint32_t)v;
+        return 0;
+    case OPT_READ_TIMEOUT:
+        if (parse_u64("--request-read-timeout-ms", arg, 100, 3600000, &v) < 0)
+            return -1;
+        c->request_read_ms = (uint32_t)v;
+        return 0;
     case OPT_QUOTA: return parse_u64("--quota-bytes", arg, 1, 1ull << 50, &c->quota_bytes);
     case OPT_CORRUPT:
         return parse_u64("--corrupt-check-ms", arg, 0, 7ull * 24 * 3600 * 1000, &c->corrupt_check_ms);
@@ -292,6 +308,8 @@ int config_parse(int argc, char **argv, config *c)
         {"corrupt-check-ms", required_argument, NULL, OPT_CORRUPT},
         {"client-host", required_argument, NULL, OPT_CLIENT_HOST},
         {"initial-cluster-token", required_argument, NULL, OPT_TOKEN},
+        {"max-conns-per-address", required_argument, NULL, OPT_CONNS_PER_ADDR},
+        {"request-read-timeout-ms", required_argument, NULL, OPT_READ_TIMEOUT},
         {"cert-file", required_argument, NULL, OPT_CERT},
         {"key-file", required_argument, NULL, OPT_KEY},
         {"trusted-ca-file", required_argument, NULL, OPT_CA},

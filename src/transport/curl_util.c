@@ -40,6 +40,33 @@ void transport_curl_set_source(const char *host)
         snprintf(source_addr, sizeof source_addr, "host!%s", host);
 }
 
+/* The files of the peer TLS client side, set once before any request. */
+static char *client_cert, *client_key, *client_ca;
+
+int transport_client_tls(const char *cert_file, const char *key_file, const char *ca_file)
+{
+    if (!cert_file)
+        return 0;
+    client_cert = xstrdup(cert_file);
+    client_key = xstrdup(key_file);
+    client_ca = xstrdup(ca_file);
+    return client_cert && client_key && client_ca ? 0 : -1;
+}
+
+/* Mutual TLS with every peer: our certificate, and theirs checked against
+ * the cluster's CA and the host name of their URL. */
+static void set_tls(CURL *e)
+{
+    if (!client_cert)
+        return;
+    curl_easy_setopt(e, CURLOPT_SSLCERT, client_cert);
+    curl_easy_setopt(e, CURLOPT_SSLKEY, client_key);
+    curl_easy_setopt(e, CURLOPT_CAINFO, client_ca);
+    curl_easy_setopt(e, CURLOPT_CAPATH, NULL); /* that CA only, not the system's */
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+}
+
 static size_t discard_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     return size * nmemb; /* peers answer 204; anything else is not needed */
@@ -54,6 +81,7 @@ void transport_curl_common(CURL *e, long connect_ms)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     if (source_addr[0])
         curl_easy_setopt(e, CURLOPT_INTERFACE, source_addr);
+    set_tls(e);
     /* peer URLs come from membership changes: never follow them into
      * file:// or anything else */
 #if LIBCURL_VERSION_NUM >= 0x075500

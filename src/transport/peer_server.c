@@ -11,6 +11,8 @@
  * to another node, and never buffer more than MAX_BATCH_BYTES per request. */
 #include "transport/transport_int.h"
 
+#include "util/tls.h"
+
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -273,32 +275,44 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ---- */
 
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
-                   char *err, size_t errlen)
+/* Peers are always mutual: no certificate from the cluster's CA, no
+ * handshake (tls.c checks it inside the handshake). */
+static int open_tls(const transport_config *cfg, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
-    struct addrinfo *res;
-    int rc = getaddrinfo(host && *host ? host : NULL, "0", &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve peer listen address %s: %s", host ? host : "",
-                 gai_strerror(rc));
-        return -1;
-    }
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    tls_files files = {.cert_file = cfg->cert_file, .key_file = cfg->key_file,
+                       .ca_file = cfg->ca_file, .verify = TLS_VERIFY_REQUIRED};
+    return tls_open(TLS_SLOT_PEER, &files, err, errlen);
+}
+
+int transport_reload_tls(char *err, size_t errlen) { return tls_reload(TLS_SLOT_PEER, err, errlen); }
+
+static struct MHD_Daemon *start_daemon(transport_server *srv, struct sockaddr_storage *ss)
+{
+    const transport_config *cfg = srv->cfg;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (ss->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-    else
-        ((struct sockaddr_in *)ss)->sin_port = htons(port);
-    freeaddrinfo(res);
-    return 0;
+        flags |= MHD_USE_IPv6;
+    if (cfg->tls)
+        flags |= MHD_USE_TLS;
+    /* the logger must come first to catch messages about later options */
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, ss},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, srv},
+        {MHD_OPTION_THREAD_POOL_SIZE, SERVER_THREADS, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
+        {cfg->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
+         (void *)tls_cert_callback(TLS_SLOT_PEER)},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(flags, cfg->listen_port, NULL, NULL, handle, srv, MHD_OPTION_ARRAY,
+                            opts, MHD_OPTION_END);
 }
 
 transport_server *transport_server_start(const transport_config *cfg, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (resolve(cfg->listen_host, cfg->listen_port, &ss, err, errlen) < 0)
+    if (net_listen_addr(cfg->listen_host, cfg->listen_port, &ss, err, errlen) < 0)
         return NULL;
     transport_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
@@ -306,18 +320,15 @@ transport_server *transport_server_start(const transport_config *cfg, char *err,
         return NULL;
     }
     srv->cfg = cfg;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    /* the logger must come first to catch messages about later options */
-    srv->d = MHD_start_daemon(
-        flags, cfg->listen_port, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
-        completed, srv, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SERVER_THREADS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
-    if (!srv->d) {
+    if (cfg->tls && open_tls(cfg, err, errlen) < 0) {
+        free(srv);
+        return NULL;
+    }
+    if (!(srv->d = start_daemon(srv, &ss))) {
         snprintf(err, errlen, "cannot listen for peers on %s:%u", cfg->listen_host,
                  (unsigned)cfg->listen_port);
+        if (cfg->tls)
+            tls_close(TLS_SLOT_PEER);
         free(srv);
         return NULL;
     }
@@ -331,6 +342,8 @@ void transport_server_stop(transport_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->d); /* joins its threads; completed() frees requests */
+    if (srv->cfg->tls)
+        tls_close(TLS_SLOT_PEER);
     free(srv);
 }
 

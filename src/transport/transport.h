@@ -99,6 +99,10 @@ typedef struct {
     raft_id self;
     const char *listen_host; /* peer listener address, from --cluster */
     uint16_t listen_port;
+    /* https:// peers: the listener is TLS-only and refuses, in the
+     * handshake, a peer without a certificate signed by ca_file */
+    bool tls;
+    const char *cert_file, *key_file, *ca_file;
     const char *data_dir;    /* received snapshots are staged under data_dir/snap/ */
     size_t queue_cap;        /* messages per peer queue (e.g. 4096) */
     uint64_t max_snapshot_bytes; /* refuse larger snapshots */
@@ -106,6 +110,16 @@ typedef struct {
 } transport_config;
 
 typedef struct transport transport;
+
+/* The certificate, key and CA every outgoing peer request uses (libcurl
+ * reads the files for each new connection, so a SIGHUP's new files are
+ * used without a call). Call once, before any request, with the three
+ * files for https:// peers or NULLs for plain HTTP. 0, or -1 if out of
+ * memory. */
+int transport_client_tls(const char *cert_file, const char *key_file, const char *ca_file);
+/* Reads the peer listener's certificate files again; 0, or -1 with a
+ * message in err (the old ones stay in use). */
+int transport_reload_tls(char *err, size_t errlen);
 
 /* Starts the sender thread and the peer listener. Returns NULL (with a
  * message in err) if the listener cannot bind. */

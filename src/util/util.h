@@ -73,6 +73,13 @@ int file_sum(const char *path, bool sync, uint64_t *size, uint32_t *crc);
 
 /* ---- time ---- */
 uint64_t now_ms(void); /* monotonic milliseconds */
+
+/* ---- net.c: a listen host ("127.0.0.1", "::", "[::1]", a name; NULL or
+ * "" for every interface) and port as a socket address. 0, or -1 with a
+ * message in err. ---- */
+struct sockaddr_storage;
+int net_listen_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, char *err,
+                    size_t errlen);
 /* The CLOCK_MONOTONIC time wait_ms from now, for pthread_cond_timedwait on
  * a condition variable made with that clock. */
 struct timespec;

@@ -15,6 +15,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -24,6 +25,12 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
                    "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer")
 HTTP_TIMEOUT = 10.0
 START_TIMEOUT = float(os.environ.get("RAFTKV_START_TIMEOUT", "30"))
+
+# RAFTKV_TEST_TLS=1: every cluster runs TLS on both ports (https:// peers,
+# mutual TLS; HTTPS client port, its certificate checked against a throwaway
+# CA) and every helper below speaks TLS, so each test runs unchanged.
+TLS = os.environ.get("RAFTKV_TEST_TLS", "") not in ("", "0")
+_certs_dir = None
 
 _live_processes = set()   # every Popen not yet reaped, for the atexit net
 _used_ports = set()
@@ -110,6 +117,73 @@ def free_port():
     raise TestFailure("no free loopback port found")
 
 
+def certs():
+    """The directory of the run's throwaway CA and certificates
+    (scripts/gen-certs), made on first use and removed at exit."""
+    global _certs_dir
+    if _certs_dir is None:
+        d = tempfile.mkdtemp(prefix="raftkv-certs-")
+        atexit.register(shutil.rmtree, d, True)
+        subprocess.run([os.path.join(TOP, "scripts", "gen-certs"), d, "root", "alice"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        _certs_dir = d
+    return _certs_dir
+
+
+def cert(name):
+    return os.path.join(certs(), name)
+
+
+def tls_flags():
+    """The flags of a node in TLS mode: both ports, same certificate."""
+    return ["--cert-file", cert("server.pem"), "--key-file", cert("server-key.pem"),
+            "--trusted-ca-file", cert("ca.pem"),
+            "--peer-cert-file", cert("server.pem"), "--peer-key-file", cert("server-key.pem"),
+            "--peer-trusted-ca-file", cert("ca.pem")]
+
+
+def client_context(client=None, ca="ca.pem"):
+    """An SSL context trusting the test CA, presenting client-NAME.pem when
+    client is given (or a (cert, key) pair of paths)."""
+    ctx = ssl.create_default_context(cafile=cert(ca))
+    if isinstance(client, tuple):
+        ctx.load_cert_chain(client[0], client[1])
+    elif client:
+        ctx.load_cert_chain(cert("client-%s.pem" % client), cert("client-%s-key.pem" % client))
+    return ctx
+
+
+def scheme():
+    return "https" if TLS else "http"
+
+
+def connect(port, timeout=None, host="127.0.0.1", source=None, peer=False):
+    """A raw socket to host:port, TLS-wrapped in TLS mode (for tests that
+    write bytes by hand); peer=True presents a member's certificate."""
+    s = socket.create_connection((host, port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    if not TLS:
+        return s
+    try:
+        ctx = peer_context() if peer else client_context()
+        return ctx.wrap_socket(s, server_hostname=host)
+    except BaseException:
+        s.close()
+        raise
+
+
+def peer_context():
+    """What a member presents to another's peer port in TLS mode."""
+    return client_context((cert("server.pem"), cert("server-key.pem")))
+
+
+def http_connection(port, timeout=HTTP_TIMEOUT, host="127.0.0.1", context=None):
+    if TLS or context:
+        return http.client.HTTPSConnection(host, port, timeout=timeout,
+                                           context=context or client_context())
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -128,9 +202,10 @@ class Response:
 
 
 def http_request(port, method, path, body=None, headers=None,
-                 timeout=HTTP_TIMEOUT):
-    """One HTTP/1.1 request to 127.0.0.1:port on a fresh connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+                 timeout=HTTP_TIMEOUT, context=None):
+    """One HTTP/1.1 request to 127.0.0.1:port on a fresh connection (HTTPS
+    in TLS mode)."""
+    conn = http_connection(port, timeout, context=context)
     try:
         if isinstance(body, str):
             body = body.encode()
@@ -150,7 +225,7 @@ class Node:
         self.id = nid
         self.peer_port = peer_port
         self.port = client_port
-        self.peer_url = "http://127.0.0.1:%d" % peer_port
+        self.peer_url = "%s://127.0.0.1:%d" % (scheme(), peer_port)
         self.data_dir = os.path.join(env.dir, "raftkv-%d" % nid)
         self.log_path = os.path.join(env.dir, "node%d.log" % nid)
         self.args = None
@@ -168,6 +243,8 @@ class Node:
                          "--port", str(self.port), "--data-dir", self.data_dir]
             if join:
                 self.args.append("--join")
+            if TLS:
+                self.args += tls_flags()
             self.args += list(extra or [])
             # e.g. RAFTKV_TEST_FLAGS="--log-level debug" when hunting a bug
             self.args += os.environ.get("RAFTKV_TEST_FLAGS", "").split()
@@ -222,7 +299,8 @@ class Node:
         return http_request(self.port, method, path, body, headers, timeout)
 
     def peer_request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
-        return http_request(self.peer_port, method, path, body, headers, timeout)
+        return http_request(self.peer_port, method, path, body, headers, timeout,
+                            peer_context() if TLS else None)
 
     def put(self, key, value, timeout=HTTP_TIMEOUT):
         return self.request("PUT", "/" + key, value, timeout=timeout).status

@@ -8,6 +8,7 @@ import random
 import select
 import socket
 
+import harness
 from harness import check
 
 
@@ -16,7 +17,7 @@ def _big_put(port, path, size):
     100-continue first, the body only if the server asks for it, and stop
     sending as soon as the server answers. Returns the final status code
     (None if the connection dropped without an answer)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    s = harness.connect(port, timeout=15)
     try:
         s.sendall(("PUT %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n"
                    "Expect: 100-continue\r\n\r\n" % (path, size)).encode())
@@ -105,7 +106,7 @@ def _garbage_bodies():
 
 def _truncated_body(port, path):
     """Declares 1000 bytes, sends 10, hangs up: the server must just drop it."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = harness.connect(port, timeout=5, peer=True)
     try:
         s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" % path).encode()
                   + os.urandom(10))
@@ -137,7 +138,7 @@ def test_many_bad_requests_do_not_crash(env):
         raw = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 400)))
         # A short timeout: the server may wait for more of a request that
         # never comes; either way it must survive.
-        s = socket.create_connection(("127.0.0.1", n.port), timeout=1)
+        s = harness.connect(n.port, timeout=1)
         try:
             s.sendall(raw + b"\r\n\r\n")
             _read_head(s)

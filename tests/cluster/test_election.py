@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 
+import harness
 from harness import check, wait_for
 from leaselib import KeepAlive, fast_cluster, grant, jreq, monotonic
 
@@ -60,7 +61,7 @@ class StreamObserver:
     apart) until stop()."""
 
     def __init__(self, node, name, query="progress_ms=200"):
-        self.conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+        self.conn = harness.http_connection(node.port, timeout=30)
         self.conn.request("GET", "/election/%s/observe?stream=true&%s" % (name, query))
         self.resp = self.conn.getresponse()
         check(self.resp.status == 200, "observe stream: %s" % self.resp.status)
@@ -281,7 +282,7 @@ def test_campaigner_that_hangs_up_leaves_the_line(env):
     st, a = campaign(nodes[0], "hang", la, "A")
     check(st == 200, "A leads: %s %s" % (st, a))
     body = json.dumps({"lease": lb, "value": "B"}).encode()
-    sock = socket.create_connection(("127.0.0.1", nodes[1].port))
+    sock = harness.connect(nodes[1].port)
     sock.sendall(b"POST /election/hang/campaign HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                  % len(body) + body)
     wait_for(lambda: len(jreq(nodes[2], "GET", "/kv/hang/?prefix=true")[1]["kvs"]) == 2, 10,

@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 
+import harness
 from harness import check, wait_for
 from leaselib import KeepAlive, fast_cluster, grant, jreq, monotonic
 
@@ -129,7 +130,7 @@ def held_lock(env, name):
 def test_lock_waiter_that_hangs_up_leaves_the_line(env):
     nodes, _, b, held = held_lock(env, "hang")
     body = json.dumps({"lease": b}).encode()
-    sock = socket.create_connection(("127.0.0.1", nodes[1].port))
+    sock = harness.connect(nodes[1].port)
     sock.sendall(b"POST /lock/hang HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                  % len(body) + body)
     wait_for(lambda: len(line(nodes[2], "hang")) == 2, 10, "the waiter to stand in line")

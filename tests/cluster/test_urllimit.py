@@ -13,6 +13,7 @@ import base64
 import socket
 import urllib.parse
 
+import harness
 from harness import check, wait_for
 
 LIMIT = 32 * 1024
@@ -21,7 +22,7 @@ LIMIT = 32 * 1024
 def raw_status(node, request):
     """Sends request bytes (the peer may hang up before taking them all)
     and returns the answer's status code and body."""
-    s = socket.create_connection(("127.0.0.1", node.port), timeout=15)
+    s = harness.connect(node.port, timeout=15)
     try:
         try:
             s.sendall(request)

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.parse
 
+import harness
 import kvclient
 from harness import check, wait_for
 
@@ -73,6 +74,9 @@ class Stream:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(30)
         self.sock.connect(("127.0.0.1", node.port))
+        if harness.TLS:
+            self.sock = harness.client_context().wrap_socket(self.sock,
+                                                             server_hostname="127.0.0.1")
         req = "GET /watch/%s?%s HTTP/1.1\r\nHost: x\r\n\r\n" % (key, q)
         self.sock.sendall(req.encode())
         self.raw = b""
@@ -198,7 +202,7 @@ def test_watch_longpoll_client_hangs_up(env):
     about a second (its socket is probed), not at its 600 s timeout."""
     (n,) = env.cluster(1)
     base = n.metric("raftkv_watchers")
-    sock = socket.create_connection(("127.0.0.1", n.port))
+    sock = harness.connect(n.port)
     try:
         sock.sendall(b"GET /watch/hang?timeout=600 HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_for(lambda: n.metric("raftkv_watchers") == base + 1, 10, "the long-poll to park")

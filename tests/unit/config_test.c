@@ -106,6 +106,7 @@ static void test_defaults(void)
     CHECK(p.c.client_host && strcmp(p.c.client_host, "127.0.0.1") == 0);
     CHECK(p.c.cluster_token && strcmp(p.c.cluster_token, "raftkv") == 0);
     CHECK(!p.c.peer_tls && !p.c.cert_file && !p.c.client_cert_auth);
+    CHECK(p.c.conns_per_address == 1000 && p.c.request_read_ms == 10000);
     config_free(&p.c);
 }
 
@@ -118,8 +119,9 @@ static void test_tls_flags(void)
           "--client-host", "0.0.0.0", "--initial-cluster-token", "t1", "--cert-file", "c.pem",
           "--key-file", "k.pem", "--trusted-ca-file", "ca.pem", "--client-cert-auth",
           "--peer-cert-file", "pc.pem", "--peer-key-file", "pk.pem", "--peer-trusted-ca-file",
-          "pca.pem", NULL);
+          "pca.pem", "--max-conns-per-address", "0", "--request-read-timeout-ms", "500", NULL);
     CHECK_MSG(p.rc == 0, "rc %d: %s", p.rc, p.err);
+    CHECK(p.c.conns_per_address == 0 && p.c.request_read_ms == 500);
     CHECK(p.c.peer_tls && p.c.client_cert_auth);
     CHECK(strcmp(p.c.client_host, "0.0.0.0") == 0 && strcmp(p.c.cluster_token, "t1") == 0);
     CHECK(strcmp(p.c.cert_file, "c.pem") == 0 && strcmp(p.c.key_file, "k.pem") == 0);
