@@ -425,7 +425,7 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) { retur
 
 /* Per connection: MHD's buffer for the request line and headers (a larger
  * header block is answered 431), plus at most max_request_bytes of body. */
-#define API_CONN_MEMORY (64 * 1024)
+#define API_CONN_MEMORY (32 * 1024)
 
 static int open_tls(const api_config *cfg, char *err, size_t errlen)
 {
@@ -440,9 +440,18 @@ static int open_tls(const api_config *cfg, char *err, size_t errlen)
     return tls_open(TLS_SLOT_CLIENT, &files, err, errlen);
 }
 
+/* One address may hold at most half the connections, so one busy or
+ * hostile host always leaves room for the others. */
+static unsigned per_address_limit(const api_config *cfg, unsigned cap)
+{
+    unsigned n = cfg->max_conns_per_address;
+    return n > cap / 2 ? cap / 2 : n;
+}
+
 static struct MHD_Daemon *start_daemon(api *a, const api_config *cfg,
                                        struct sockaddr_storage *ss)
 {
+    unsigned cap = conn_limit();
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
@@ -453,8 +462,8 @@ static struct MHD_Daemon *start_daemon(api *a, const api_config *cfg,
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, ss},
         {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 1, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, conn_limit(), NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_conns_per_address, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, cap, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address_limit(cfg, cap), NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONN_MEMORY, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, API_CONN_TIMEOUT_S, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a},
