@@ -7,6 +7,8 @@ silently (a failed write is reported)."""
 import argparse
 import http.client
 import multiprocessing
+import os
+import ssl
 import sys
 import threading
 
@@ -21,9 +23,18 @@ def body_for(kind, value):
     return value, {}
 
 
+def connection(host, port):
+    """HTTPS trusting $BENCH_CA when it is set (scripts/bench-vs-etcd --tls)."""
+    ca = os.environ.get("BENCH_CA")
+    if ca:
+        return http.client.HTTPSConnection(host, port, timeout=60,
+                                           context=ssl.create_default_context(cafile=ca))
+    return http.client.HTTPConnection(host, port, timeout=60)
+
+
 def worker(args, keys, errors):
     host, port = args.endpoint.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn = connection(host, int(port))
     value = b"x" * args.size
     body, headers = body_for(args.kind, value)
     for i in keys:
@@ -36,7 +47,7 @@ def worker(args, keys, errors):
         except (OSError, http.client.HTTPException) as e:
             errors.append("%d: %s" % (i, e))
             conn.close()
-            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            conn = connection(host, int(port))
     conn.close()
 
 

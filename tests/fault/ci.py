@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """ci: the fault-injection schedule scripts/test runs — the checkers' unit
-proofs, the end-to-end proofs, one 30 s run of the corrupt and kill
-nemeses (register, set), then SEEDS runs of SECONDS each (3 nodes,
+proofs, the end-to-end proofs, SEEDS runs of SECONDS each (the last with
+TLS on both ports; 3 nodes,
 kill,pause,partition, every workload: register, set, watch, lock, lease —
-all required; they share each run's window, so the schedule stays 3 x 60 s).
+all required; they share each run's window, so the schedule stays 3 x 60 s),
+then one 30 s run of the corrupt and kill nemeses (register, set).
 Prints PASS/FAIL per item and, last, "N passed, N failed"; exit code 1 if
 anything failed.
 Must never: count a run that was not fully checked (exit code 2, e.g. no
@@ -25,10 +26,10 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run(label, cmd):
+def run(label, cmd, env=None):
     """Runs one child, echoing its output; returns (passed, failed)."""
     print("---- %s" % label, flush=True)
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
         data, _ = p.communicate()
     except KeyboardInterrupt:
@@ -64,12 +65,16 @@ def main():
         passed, failed = passed + p, failed + f
     # the seeds of the default schedule, then one corruption run
     runs = [(seed, a.time, a.nemesis, a.workload) for seed in a.seeds.split(",")]
+    last_seed = runs[-1][0]
     runs.append(("11", "30", "corrupt,kill", "register,set"))
     for seed, secs, nemesis, workload in runs:
-        name = "jepsen seed %s, %ss, %s" % (seed, secs, nemesis)
+        # the last seed of the schedule runs with TLS on both ports
+        tls = seed == last_seed
+        name = "jepsen seed %s, %ss, %s%s" % (seed, secs, nemesis, ", TLS" if tls else "")
         out, rc = run(name, [py, os.path.join(HERE, "runner.py"), "--time", secs,
                              "--seed", seed, "--nodes", "3", "--nemesis", nemesis,
-                             "--workload", workload] + binargs)
+                             "--workload", workload] + binargs,
+                      dict(os.environ, RAFTKV_TEST_TLS="1" if tls else "0"))
         last = out.strip().splitlines()[-1] if out.strip() else "no output"
         if rc == 0:
             passed += 1

@@ -38,7 +38,7 @@ class FaultNode:
         self.addr = addr_of(nid)
         self.peer_port = peer_port
         self.port = port
-        self.peer_url = "http://%s:%d" % (self.addr, peer_port)
+        self.peer_url = "%s://%s:%d" % (harness.scheme(), self.addr, peer_port)
         self.data_dir = os.path.join(run_dir, "raftkv-%d" % nid)
         self.log_path = os.path.join(run_dir, "node%d.log" % nid)
         self.run_dir = run_dir
@@ -55,6 +55,8 @@ class FaultNode:
             raise TestFailure("%s is already running" % self)
         args = ["--id", str(self.id), "--cluster", ",".join(cluster_urls),
                 "--port", str(self.port), "--data-dir", self.data_dir] + list(extra)
+        if harness.TLS:  # RAFTKV_TEST_TLS=1: both ports over TLS, as in the cluster suite
+            args += harness.tls_flags()
         if self.join:
             args.append("--join")
         with open(self.log_path, "ab") as log:

@@ -15,6 +15,8 @@ import json
 import socket
 import threading
 
+from cluster import harness
+
 INFO_STATUSES = (500, 502, 503, 504)
 
 
@@ -91,7 +93,7 @@ class Answer:
 def call(port, method, path, body=None, timeout=3.0, host="127.0.0.1"):
     """One request on a fresh connection. A failure to connect is "not
     sent"; anything after the connection is up counts as sent."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = harness.http_connection(port, timeout, host)
     try:
         try:
             conn.connect()

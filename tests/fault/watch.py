@@ -21,6 +21,7 @@ import time
 import urllib.parse
 
 import checkers
+from cluster import harness
 from history import call
 from workloads import CLIENT_TIMEOUT, Workload
 
@@ -75,7 +76,7 @@ class Watcher:
     def stream_once(self, stop_at):
         """One streaming connection, until it breaks or stop_at() says so."""
         self.connections += 1
-        conn = http.client.HTTPConnection("127.0.0.1", self.pick().port, timeout=3)
+        conn = harness.http_connection(self.pick().port, timeout=3)
         try:
             conn.request("GET", self._path("stream=true&progress_ms=300"))
             r = conn.getresponse()
