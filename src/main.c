@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     the_node = n;
     api_config ac = {.host = cfg.client_host, .port = cfg.port, .cert_file = cfg.cert_file,
                      .key_file = cfg.key_file, .ca_file = cfg.trusted_ca_file,
-                     .client_cert_auth = cfg.client_cert_auth,
+                     .client_cert_auth = cfg.client_cert_auth, .peer_tls = cfg.peer_tls,
                      .max_conns_per_address = cfg.conns_per_address,
                      .request_read_ms = cfg.request_read_ms,
                      .max_request_bytes = cfg.max_request_bytes, .threads = 2, .node = n,

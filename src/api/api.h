@@ -24,6 +24,7 @@ typedef struct {
      * client_cert_auth requires one (DESIGN: --cert-file...) */
     const char *cert_file, *key_file, *ca_file;
     bool client_cert_auth;
+    bool peer_tls;                  /* peer URLs (membership changes) are https:// */
     unsigned max_conns_per_address; /* 0: no limit */
     uint32_t request_read_ms;       /* total time to send a request (slowloris) */
     size_t max_request_bytes;

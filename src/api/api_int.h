@@ -60,6 +60,7 @@ struct api {
     struct api_req *waiting; /* suspended requests, so api_stop can wake them */
     api_guard guard;
     bool tls;              /* the client port is HTTPS (TLS_SLOT_CLIENT) */
+    bool peer_tls;         /* peer URLs are https:// */
 };
 
 /* Owns the buffers a parsed request points into, freed together. */

@@ -17,13 +17,16 @@
 #define API_VERSION "0.1.0"
 #define HEALTH_MAX_SILENCE_MS 5000 /* about 3 election timeouts */
 
-/* http://host:port[/] with a plain hostname or IPv4/[IPv6] and a port
- * 1..65535; nothing else (no user info, path or query). */
-static bool valid_peer_url(const char *url)
+/* http://host:port[/] (https:// when this cluster's peers use TLS: a
+ * member of the other kind could never talk to the rest) with a plain
+ * hostname or IPv4/[IPv6] and a port 1..65535; nothing else (no user info,
+ * path or query). */
+static bool valid_peer_url(const char *url, bool tls)
 {
-    if (strncmp(url, "http://", 7) != 0)
+    const char *scheme = tls ? "https://" : "http://";
+    if (strncmp(url, scheme, strlen(scheme)) != 0)
         return false;
-    const char *h = url + 7, *p = h;
+    const char *h = url + strlen(scheme), *p = h;
     if (*p == '[') {
         p++;
         while (isxdigit((unsigned char)*p) || *p == ':' || *p == '.')
@@ -86,9 +89,9 @@ static int take_url(api_req *r, const char *s, size_t n)
         return -1;
     }
     r->url[n] = 0;
-    if (strlen(r->url) != n || !valid_peer_url(r->url)) {
-        api_reply_error(r, 400, "invalid_peer_url", NULL,
-                        "peer URL: expected http://host:port");
+    if (strlen(r->url) != n || !valid_peer_url(r->url, r->a->peer_tls)) {
+        api_reply_error(r, 400, "invalid_peer_url", NULL, "peer URL: expected %s://host:port",
+                        r->a->peer_tls ? "https" : "http");
         return -1;
     }
     return 0;

@@ -515,6 +515,7 @@ api *api_start(const api_config *cfg, char *err, size_t errlen)
     a->kv = cfg->kv;
     a->hub = cfg->hub;
     a->max_body = cfg->max_request_bytes;
+    a->peer_tls = cfg->peer_tls;
     if (pthread_mutex_init(&a->mu, NULL) != 0) {
         snprintf(err, errlen, "cannot create a mutex");
         free(a);

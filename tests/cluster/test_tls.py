@@ -188,3 +188,30 @@ def test_sighup_reloads_certificates(env):
     n.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "certificates not reloaded" in n.log_text(), 10, "the refusal in the log")
     check(_served_certificate(n.port) != before[0] and n.alive(), "the node kept the new set")
+
+
+def test_unusable_certificate_files_refuse_to_start(env):
+    """A key from another certificate, a missing file, a CA file with no
+    certificate: the node says which file and stops (exit 1), serving
+    nothing; an incomplete set of flags is a usage error (exit 2)."""
+    junk = os.path.join(env.dir, "junk.pem")
+    with open(junk, "w") as f:
+        f.write("not a certificate\n")
+    cases = [
+        (["--cert-file", cert("server.pem"), "--key-file", cert("other-key.pem")],
+         "does not belong to the certificate", 1),
+        (["--cert-file", os.path.join(env.dir, "missing.pem"), "--key-file",
+          cert("server-key.pem")], "missing.pem", 1),
+        (["--cert-file", cert("server.pem"), "--key-file", cert("server-key.pem"),
+          "--trusted-ca-file", junk], "junk.pem", 1),
+        (["--cert-file", cert("server.pem")], "--cert-file and --key-file go together", 2),
+    ]
+    for i, (flags, want, code) in enumerate(cases):
+        n = env.new_node()
+        plain = "http://127.0.0.1:%d" % n.peer_port
+        n.args = ["--id", "1", "--cluster", plain, "--port", str(n.port),
+                  "--data-dir", n.data_dir] + flags
+        n.start()
+        got = n.wait_exit(30)
+        check(got == code, "case %d: exit %s, want %d" % (i, got, code))
+        check(want in n.log_text(), "case %d: %r not in the log: %s" % (i, want, n.log_text()[-400:]))
