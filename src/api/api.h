@@ -65,6 +65,8 @@ enum api_route_kind {
     ROUTE_ELECTION,       /* /election/{name}/{campaign|proclaim|leader|resign} */
     ROUTE_ELECTION_OBSERVE, /* GET /election/{name}/observe */
     ROUTE_MAINT,          /* /maintenance/{alarms,alarms/disarm,hash} (sub says which) */
+    ROUTE_V3,             /* POST /v3/{path} (and /v3beta, /v3alpha): etcd's gateway */
+    ROUTE_VERSION,        /* GET /version: etcd's */
 };
 
 typedef struct {

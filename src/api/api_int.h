@@ -210,6 +210,14 @@ void api_h_lease(api_req *r);
 void api_h_watch(api_req *r);
 /* recipes/ (etcd's v3lock and v3election, apart from the kv API) */
 void api_h_lock(api_req *r);
+/* etcd's v3 JSON gateway (v3/gw.c): POST /v3/{path}, GET /version */
+void api_h_v3(api_req *r);
+void api_h_version(api_req *r);
+/* The gateway's static name for a path under /v3/ ("kv/range"), or NULL
+ * if it serves no such path (the router's 404). */
+const char *api_v3_path(const char *path);
+/* A new lease id (h_lease.c): never repeats on this member, never 2^53. */
+int64_t api_new_lease_id(api *a);
 void api_h_election(api_req *r);
 void api_h_observe(api_req *r);
 

@@ -26,7 +26,7 @@
 
 static atomic_uint_fast64_t id_counter;
 
-static int64_t new_lease_id(api *a)
+int64_t api_new_lease_id(api *a)
 {
     uint_fast64_t zero = 0;
     struct timespec ts;
@@ -98,7 +98,7 @@ static void grant(api_req *r)
     if (ttl < min)
         ttl = min; /* as etcd: a too-short lease would expire in an election */
     if (id == 0)
-        id = new_lease_id(r->a);
+        id = api_new_lease_id(r->a);
     buf cmd;
     buf_init(&cmd);
     api_propose_encoded(r, kv_encode_lease_grant(id, ttl, &cmd), &cmd, finish_id_ttl);

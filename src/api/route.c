@@ -8,7 +8,7 @@
 
 /* How the rest of the path after a native prefix is read. */
 enum shape { SHAPE_EXACT, SHAPE_KEY, SHAPE_MEMBERS, SHAPE_LEASE, SHAPE_ELECTION, SHAPE_MAINT,
-             SHAPE_RESERVED };
+             SHAPE_V3, SHAPE_RESERVED };
 
 typedef struct {
     const char *name;
@@ -32,10 +32,10 @@ static const prefix prefixes[] = {
     {"maintenance", ROUTE_MAINT, NULL, SHAPE_MAINT},
     /* native prefixes of features still to come: never root keys */
     {"auth", ROUTE_NONE, NULL, SHAPE_RESERVED},
-    {"v3", ROUTE_NONE, NULL, SHAPE_RESERVED},
-    {"v3beta", ROUTE_NONE, NULL, SHAPE_RESERVED},
-    {"v3alpha", ROUTE_NONE, NULL, SHAPE_RESERVED},
-    {"version", ROUTE_NONE, NULL, SHAPE_RESERVED},
+    {"v3", ROUTE_V3, "POST", SHAPE_V3},
+    {"v3beta", ROUTE_V3, "POST", SHAPE_V3},
+    {"v3alpha", ROUTE_V3, "POST", SHAPE_V3},
+    {"version", ROUTE_VERSION, "GET", SHAPE_EXACT},
 };
 
 #define ROOT_ALLOW "GET, PUT, POST, DELETE"
@@ -190,6 +190,11 @@ static int route_native(const prefix *p, const char *rest, api_route *out)
         return route_election(rest, out);
     case SHAPE_MAINT:
         return route_maint(rest, out);
+    case SHAPE_V3:
+        /* the gateway's own table says which paths exist */
+        if (!*rest || !(out->sub = api_v3_path(rest + 1)))
+            return route_none(out);
+        return 0;
     case SHAPE_RESERVED:
         return route_none(out);
     case SHAPE_EXACT:

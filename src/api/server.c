@@ -286,6 +286,8 @@ static const api_handler_fn handlers[] = {
     [ROUTE_ELECTION] = api_h_election,
     [ROUTE_ELECTION_OBSERVE] = api_h_observe,
     [ROUTE_MAINT] = api_h_maint,
+    [ROUTE_V3] = api_h_v3,
+    [ROUTE_VERSION] = api_h_version,
 };
 
 /* Answers what can be answered from the request line and headers alone,

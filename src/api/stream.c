@@ -43,6 +43,9 @@ typedef struct {
     const void *share_tag;
     void *ud;             /* render's, freed with ud_free */
     void (*ud_free)(void *ud);
+    json_t *(*progress)(api *a, void *ud, int64_t rev);       /* NULL: native */
+    json_t *(*canceled)(api *a, void *ud, int64_t compact_rev); /* NULL: native */
+    const char *content_type;
 } stream;
 
 static void stream_destroy(stream *c)
@@ -136,18 +139,23 @@ static enum fill stream_idle(stream *c)
     if (now_ms() < due)
         return stream_park(c, due) ? FILL_PARKED : FILL_END;
     /* everything up to cursor - 1 is delivered: a resume point */
-    return put_line(c, json_pack("{s:o,s:[],s:b}", "header", api_json_header(c->a, c->cursor - 1),
-                                 "events", "progress", 1)) < 0 ? FILL_ERROR : FILL_DATA;
+    json_t *line = c->progress ? c->progress(c->a, c->ud, c->cursor - 1)
+                               : json_pack("{s:o,s:[],s:b}", "header",
+                                           api_json_header(c->a, c->cursor - 1), "events",
+                                           "progress", 1);
+    return put_line(c, line) < 0 ? FILL_ERROR : FILL_DATA;
 }
 
 /* History is gone: the last line, {canceled, reason: compacted}. */
 static enum fill stream_canceled(stream *c, int64_t compact_rev)
 {
     c->ended = true;
-    return put_line(c, json_pack("{s:b,s:s,s:I,s:o}", "canceled", 1, "reason", "compacted",
-                                 "compact_revision", (json_int_t)compact_rev,
-                                 "header", api_json_header(c->a, -1))) < 0
-               ? FILL_ERROR : FILL_DATA;
+    json_t *line = c->canceled ? c->canceled(c->a, c->ud, compact_rev)
+                               : json_pack("{s:b,s:s,s:I,s:o}", "canceled", 1, "reason",
+                                           "compacted", "compact_revision",
+                                           (json_int_t)compact_rev, "header",
+                                           api_json_header(c->a, -1));
+    return put_line(c, line) < 0 ? FILL_ERROR : FILL_DATA;
 }
 
 /* Reads the next events into c->out: an events line, a canceled line, a
@@ -238,8 +246,8 @@ static void stream_queue(api_req *r, stream *c, json_t *first)
         return;
     }
     r->replied = true;
-    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson") ==
-            MHD_YES &&
+    const char *ctype = c->content_type ? c->content_type : "application/x-ndjson";
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES &&
         MHD_queue_response(r->conn, 200, resp) == MHD_YES)
         api_count_answer(r->a, 200);
     else
@@ -253,7 +261,9 @@ static stream *stream_new(api_req *r, watch_hub *hub, const api_stream_spec *sp)
     stream *c = calloc(1, sizeof *c);
     if (c) {
         *c = (stream){.a = r->a, .hub = hub, .cursor = sp->start, .progress_ms = sp->progress_ms,
-                      .render = sp->render, .share_tag = sp->share_tag};
+                      .render = sp->render, .share_tag = sp->share_tag,
+                      .progress = sp->progress, .canceled = sp->canceled,
+                      .content_type = sp->content_type};
         buf_init(&c->out);
         c->w = watch_add(hub, sp->span, sp->filters, sp->prev_kv, stream_wake, c);
     }

@@ -35,6 +35,12 @@ typedef struct {
     const void *share_tag;
     void *ud;                /* render's; freed with ud_free when the stream ends */
     void (*ud_free)(void *ud);
+    /* Other protocols' lines (etcd's gateway); NULL: the native ones. The
+     * progress line at revision rev (everything before it delivered), and
+     * the last line when history from the cursor is compacted. */
+    json_t *(*progress)(api *a, void *ud, int64_t rev);
+    json_t *(*canceled)(api *a, void *ud, int64_t compact_rev);
+    const char *content_type; /* NULL: application/x-ndjson */
 } api_stream_spec;
 
 /* Answers r with a chunked NDJSON stream: spec->first, then, for each
