@@ -61,6 +61,7 @@ struct api {
     api_guard guard;
     bool tls;              /* the client port is HTTPS (TLS_SLOT_CLIENT) */
     bool peer_tls;         /* peer URLs are https:// */
+    char client_url[300];  /* this member's client URL, for etcd's member list */
 };
 
 /* Owns the buffers a parsed request points into, freed together. */

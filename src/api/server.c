@@ -485,6 +485,8 @@ static int start_listener(api *a, const api_config *cfg, char *err, size_t errle
     if (net_listen_addr(cfg->host, cfg->port, &ss, err, errlen) < 0)
         return -1;
     a->tls = cfg->cert_file != NULL;
+    snprintf(a->client_url, sizeof a->client_url, "%s://%s:%u", a->tls ? "https" : "http",
+             cfg->host ? cfg->host : "127.0.0.1", (unsigned)cfg->port);
     if (a->tls && open_tls(cfg, err, errlen) < 0)
         return -1;
     uint32_t first = cfg->request_read_ms ? cfg->request_read_ms : API_READ_MS_DEFAULT;

@@ -7,12 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static json_t *member_json(const kv_member *m)
+/* Members' client URLs are not replicated: a member knows its own only. */
+static json_t *member_json(api_req *r, const kv_member *m, uint64_t self)
 {
     char name[32];
     snprintf(name, sizeof name, "raftkv-%llu", (unsigned long long)m->id);
     json_t *o = json_pack("{s:o,s:s,s:[s]}", "ID", gw_int((int64_t)m->id), "name", name,
                           "peerURLs", m->peer_url);
+    if (o && m->id == self &&
+        json_object_set_new(o, "clientURLs", json_pack("[s]", r->a->client_url)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
     if (o && m->is_learner && json_object_set_new(o, "isLearner", json_true()) < 0) {
         json_decref(o);
         o = NULL;
@@ -33,9 +39,11 @@ static void do_member_list(api_req *r)
         gw_reply_kv_error(r, rc);
         return;
     }
+    node_info info;
+    node_get_info(r->a->node, &info);
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
-        if (json_array_append_new(arr, member_json(&m[i])) < 0) {
+        if (json_array_append_new(arr, member_json(r, &m[i], info.member_id)) < 0) {
             json_decref(arr);
             arr = NULL;
         }
