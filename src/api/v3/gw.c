@@ -15,14 +15,16 @@
 
 /* ---- errors ---- */
 
-/* grpc-gateway's HTTP status for a gRPC code. */
+/* grpc-gateway (v1, etcd 3.4's)'s HTTP status for a gRPC code. */
 static unsigned http_status(int code)
 {
     switch (code) {
     case GW_INVALID_ARGUMENT:
-    case GW_FAILED_PRECONDITION:
     case GW_OUT_OF_RANGE: return 400;
+    case GW_UNAUTHENTICATED: return 401;
+    case GW_PERMISSION_DENIED: return 403;
     case GW_NOT_FOUND: return 404;
+    case GW_FAILED_PRECONDITION: return 412;
     case GW_UNIMPLEMENTED: return 501;
     case GW_UNAVAILABLE: return 503;
     default: return 500;

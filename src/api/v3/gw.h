@@ -19,11 +19,13 @@
 enum gw_code {
     GW_INVALID_ARGUMENT = 3,
     GW_NOT_FOUND = 5,
+    GW_PERMISSION_DENIED = 7,
     GW_FAILED_PRECONDITION = 9,
     GW_OUT_OF_RANGE = 11,
     GW_UNIMPLEMENTED = 12,
     GW_INTERNAL = 13,
     GW_UNAVAILABLE = 14,
+    GW_UNAUTHENTICATED = 16,
 };
 
 /* {"error": msg, "message": msg, "code": code} with the HTTP status

@@ -380,6 +380,23 @@ static json_t *op_response(const kv_op_result *res, const kv_op *op, int64_t rev
     return json_pack("{s:o}", names[res->type], inner);
 }
 
+static bool op_changed(const kv_op_result *res)
+{
+    return res->type == KV_OP_PUT || (res->type == KV_OP_DELETE && res->deleted > 0);
+}
+
+/* Each op's header revision is the store's as that op saw it, as etcd
+ * reports: the revision before the txn until its first change, the txn's
+ * own revision from that op on. */
+static int64_t op_revision(const kv_result *res, size_t i, bool *changed)
+{
+    bool any = false;
+    for (size_t k = 0; k < res->n_ops; k++)
+        any = any || op_changed(&res->ops[k]);
+    *changed = *changed || op_changed(&res->ops[i]);
+    return any && !*changed ? res->revision - 1 : res->revision;
+}
+
 static void finish_txn(api_req *r)
 {
     if (gw_write_failed(r))
@@ -389,8 +406,10 @@ static void finish_txn(api_req *r)
     size_t n_ops = res->succeeded ? r->txn.n_success : r->txn.n_failure;
     json_t *body = json_pack("{s:o}", "header", gw_header(r, res->revision));
     json_t *responses = json_array();
+    bool changed = false;
     for (size_t i = 0; body && responses && i < res->n_ops; i++) {
-        json_t *one = op_response(&res->ops[i], i < n_ops ? &ops[i] : NULL, res->revision);
+        int64_t rev = op_revision(res, i, &changed);
+        json_t *one = op_response(&res->ops[i], i < n_ops ? &ops[i] : NULL, rev);
         if (json_array_append_new(responses, one) < 0) {
             json_decref(responses);
             responses = NULL;

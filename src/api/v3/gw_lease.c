@@ -135,9 +135,10 @@ static void do_timetolive(api_req *r)
         gw_reply_kv_error(r, rc);
         return;
     } else {
+        /* whole seconds left, truncated as etcd's TimeToLive does */
         int64_t ms = node_lease_remaining_ms(r->a->node, id);
         body = json_pack("{s:o,s:o,s:o,s:o}", "header", gw_header(r, rev), "ID", gw_int(id),
-                         "TTL", gw_int(ms < 0 ? -1 : (ms + 999) / 1000), "grantedTTL",
+                         "TTL", gw_int(ms < 0 ? -1 : ms / 1000), "grantedTTL",
                          gw_int(granted));
         if (body && r->raw && gw_set_nonempty(body, "keys", key_list(&keys)) < 0) {
             json_decref(body);
