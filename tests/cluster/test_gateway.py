@@ -330,23 +330,30 @@ def _watch_lines(node, key, start, want, timeout=30):
     return events
 
 
+def _put_retry(node, key, value):
+    """A gateway put, retried while the cluster has no leader (an election
+    after a member stopped): its revision."""
+    got = {}
+
+    def attempt():
+        st, body = _gw(node.port, "/v3/kv/put", {"key": b64(key), "value": b64(value)})
+        check(st in (200, 503), "put answered %d %s" % (st, body))
+        got["rev"] = st == 200 and int(body["header"]["revision"])
+        return got["rev"]
+    return wait_for(attempt, 30, "a put through the gateway")
+
+
 def test_gateway_watch_resumes_across_a_restart(env):
     """Events 1-5 through node 2's watch; node 2 restarts; the client
     resumes on node 3 from the last revision + 1 and gets 6-10: each
     event once, in order."""
     nodes = env.cluster(3)
-    revs = []
-    for i in range(5):
-        st, body = _gw(nodes[0].port, "/v3/kv/put", {"key": b64("w"), "value": b64(str(i))})
-        check(st == 200, "put %d: %d %s" % (i, st, body))
-        revs.append(int(body["header"]["revision"]))
+    revs = [_put_retry(nodes[0], "w", str(i)) for i in range(5)]
     first = _watch_lines(nodes[1], "w", revs[0], 5)
     check([int(e["kv"]["mod_revision"]) for e in first] == revs,
           "first watch: %s, want %s" % (first, revs))
     nodes[1].stop()
-    for i in range(5, 10):
-        st, body = _gw(nodes[0].port, "/v3/kv/put", {"key": b64("w"), "value": b64(str(i))})
-        revs.append(int(body["header"]["revision"]))
+    revs += [_put_retry(nodes[0], "w", str(i)) for i in range(5, 10)]
     nodes[1].restart()
     env.wait_healthy([nodes[1]])
     second = _watch_lines(nodes[1], "w", revs[4] + 1, 5)
