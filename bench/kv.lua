@@ -8,12 +8,16 @@
 --   BENCH_KEYS    size of the key space (default 10000; 0: no key number)
 --   BENCH_VALUE   value size in bytes (default 256)
 --   BENCH_FORM    "1": send the value as value=... (etcd v2), else raw
+--   BENCH_GATEWAY "put" or "range": POST etcd's v3 JSON gateway instead
+--                 (BENCH_PREFIX is then the path, e.g. /v3/kv/put; the key
+--                 "bench-N" and the value go base64 in the JSON body)
 local method = os.getenv("BENCH_METHOD") or "GET"
 local prefix = os.getenv("BENCH_PREFIX") or "/bench-"
 local suffix = os.getenv("BENCH_SUFFIX") or ""
 local keys = tonumber(os.getenv("BENCH_KEYS") or "10000")
 local value = string.rep("v", tonumber(os.getenv("BENCH_VALUE") or "256"))
 local form = os.getenv("BENCH_FORM") == "1"
+local gateway = os.getenv("BENCH_GATEWAY")
 local body, headers = nil, nil
 local n = 0
 
@@ -36,7 +40,43 @@ init = function(args)
     n = tonumber(start or 0)
 end
 
+-- RFC 4648 base64 with arithmetic only (no bit library needed)
+local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function b64(s)
+    local out = {}
+    for i = 1, #s, 3 do
+        local a, b, c = s:byte(i, i + 2)
+        local v = a * 65536 + (b or 0) * 256 + (c or 0)
+        local chars = 2 + (b and 1 or 0) + (c and 1 or 0) -- the rest is "=" padding
+        for k = 0, 3 do
+            if k < chars then
+                local idx = math.floor(v / 64 ^ (3 - k)) % 64
+                out[#out + 1] = b64chars:sub(idx + 1, idx + 1)
+            else
+                out[#out + 1] = "="
+            end
+        end
+    end
+    return table.concat(out)
+end
+local value64 = b64(value)
+
+local function gateway_request()
+    n = n + 1
+    local key = b64("bench-" .. (n % math.max(keys, 1)))
+    local json
+    if gateway == "put" then
+        json = '{"key":"' .. key .. '","value":"' .. value64 .. '"}'
+    else
+        json = '{"key":"' .. key .. '"}'
+    end
+    return wrk.format("POST", prefix, { ["Content-Type"] = "application/json" }, json)
+end
+
 request = function()
+    if gateway then
+        return gateway_request()
+    end
     if keys == 0 then
         return wrk.format(method, prefix .. suffix, headers, body)
     end

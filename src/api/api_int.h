@@ -217,6 +217,9 @@ void api_h_version(api_req *r);
 /* The gateway's static name for a path under /v3/ ("kv/range"), or NULL
  * if it serves no such path (the router's 404). */
 const char *api_v3_path(const char *path);
+/* A peer URL a membership change may name (h_cluster.c): http://host:port,
+ * https:// when this cluster's peers use TLS. */
+bool api_valid_peer_url(const char *url, bool tls);
 /* A new lease id (h_lease.c): never repeats on this member, never 2^53. */
 int64_t api_new_lease_id(api *a);
 void api_h_election(api_req *r);

@@ -21,7 +21,7 @@
  * member of the other kind could never talk to the rest) with a plain
  * hostname or IPv4/[IPv6] and a port 1..65535; nothing else (no user info,
  * path or query). */
-static bool valid_peer_url(const char *url, bool tls)
+bool api_valid_peer_url(const char *url, bool tls)
 {
     const char *scheme = tls ? "https://" : "http://";
     if (strncmp(url, scheme, strlen(scheme)) != 0)
@@ -89,7 +89,7 @@ static int take_url(api_req *r, const char *s, size_t n)
         return -1;
     }
     r->url[n] = 0;
-    if (strlen(r->url) != n || !valid_peer_url(r->url, r->a->peer_tls)) {
+    if (strlen(r->url) != n || !api_valid_peer_url(r->url, r->a->peer_tls)) {
         api_reply_error(r, 400, "invalid_peer_url", NULL, "peer URL: expected %s://host:port",
                         r->a->peer_tls ? "https" : "http");
         return -1;

@@ -334,6 +334,9 @@ static const gw_route routes[] = {
     {"lease/leases", gw_lease_leases},
     {"kv/lease/leases", gw_lease_leases},
     {"cluster/member/list", gw_member_list},
+    {"cluster/member/add", gw_member_add},
+    {"cluster/member/remove", gw_member_remove},
+    {"cluster/member/promote", gw_member_promote},
     {"maintenance/status", gw_status},
     {"watch", gw_watch},
 };

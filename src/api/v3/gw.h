@@ -82,6 +82,9 @@ void gw_lease_keepalive(api_req *r);
 void gw_lease_timetolive(api_req *r);
 void gw_lease_leases(api_req *r);
 void gw_member_list(api_req *r);
+void gw_member_add(api_req *r);
+void gw_member_remove(api_req *r);
+void gw_member_promote(api_req *r);
 void gw_status(api_req *r);
 void gw_watch(api_req *r);
 

@@ -83,3 +83,91 @@ void gw_status(api_req *r)
     }
     gw_reply(r, body);
 }
+
+/* ---- member add, remove, promote: etcd answers with the members after
+ * the change (and add with the new member too) ---- */
+
+static json_t *members_array(api_req *r, kv_member *m, size_t n, uint64_t self)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        if (json_array_append_new(arr, member_json(r, &m[i], self)) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+/* The members as this member applied them, after the change r waited for. */
+static void finish_member_change(api_req *r)
+{
+    if (r->status != NODE_OK) {
+        gw_reply_node_error(r, r->status);
+        return;
+    }
+    kv_conn *c = gw_reader(r);
+    if (!c)
+        return;
+    kv_member *m = NULL;
+    size_t n = 0;
+    int rc = kv_members(c, &m, &n);
+    kv_reader_release(r->a->kv, c);
+    if (rc != KV_OK) {
+        gw_reply_kv_error(r, rc);
+        return;
+    }
+    node_info info;
+    node_get_info(r->a->node, &info);
+    json_t *body = json_pack("{s:o}", "header", gw_header(r, 0));
+    if (body && r->url) { /* an add: the new member first */
+        kv_member added = {.id = r->chosen_id, .peer_url = r->url, .is_learner = r->is_learner};
+        if (json_object_set_new(body, "member", member_json(r, &added, 0)) < 0) {
+            json_decref(body);
+            body = NULL;
+        }
+    }
+    if (body && gw_set_nonempty(body, "members", members_array(r, m, n, info.member_id)) < 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    kv_members_free(m, n);
+    gw_reply(r, body);
+}
+
+void gw_member_add(api_req *r)
+{
+    json_t *o = gw_body(r), *urls = o ? json_object_get(o, "peerURLs") : NULL;
+    if (!o || gw_bool(r, o, "isLearner", &r->is_learner) < 0)
+        return;
+    /* a member has one peer URL here (the transport dials one address) */
+    if (!json_is_array(urls) || json_array_size(urls) != 1 ||
+        !json_is_string(json_array_get(urls, 0)) ||
+        !api_valid_peer_url(json_string_value(json_array_get(urls, 0)), r->a->peer_tls)) {
+        /* etcd's words; raftkv also wants exactly one URL per member */
+        gw_reply_error(r, GW_INVALID_ARGUMENT, "etcdserver: given member URLs are invalid");
+        return;
+    }
+    if (!(r->url = xstrdup(json_string_value(json_array_get(urls, 0))))) {
+        gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
+        return;
+    }
+    api_wait_member(r, r->is_learner ? KV_MEMBER_ADD_LEARNER : KV_MEMBER_ADD, 0, r->url,
+                    finish_member_change);
+}
+
+static void member_by_id(api_req *r, int op)
+{
+    json_t *o = gw_body(r);
+    int64_t id = 0;
+    if (!o || gw_i64(r, o, "ID", &id) < 0)
+        return;
+    if (id <= 0) {
+        gw_reply_error(r, GW_NOT_FOUND, "etcdserver: member not found");
+        return;
+    }
+    api_wait_member(r, op, (uint64_t)id, NULL, finish_member_change);
+}
+
+void gw_member_remove(api_req *r) { member_by_id(r, KV_MEMBER_REMOVE); }
+void gw_member_promote(api_req *r) { member_by_id(r, KV_MEMBER_PROMOTE); }
