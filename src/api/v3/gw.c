@@ -339,6 +339,10 @@ static const gw_route routes[] = {
     {"cluster/member/promote", gw_member_promote},
     {"maintenance/status", gw_status},
     {"watch", gw_watch},
+    {"lock/lock", gw_lock},
+    {"lock/unlock", gw_unlock},
+    {"maintenance/alarm", gw_alarm},
+    {"maintenance/hash", gw_hash},
 };
 
 const char *api_v3_path(const char *path)

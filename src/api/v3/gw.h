@@ -17,6 +17,7 @@
 
 /* gRPC status codes, as etcd's gateway puts them in "code". */
 enum gw_code {
+    GW_UNKNOWN = 2,
     GW_INVALID_ARGUMENT = 3,
     GW_NOT_FOUND = 5,
     GW_PERMISSION_DENIED = 7,
@@ -87,5 +88,9 @@ void gw_member_remove(api_req *r);
 void gw_member_promote(api_req *r);
 void gw_status(api_req *r);
 void gw_watch(api_req *r);
+void gw_lock(api_req *r);
+void gw_unlock(api_req *r);
+void gw_alarm(api_req *r);
+void gw_hash(api_req *r);
 
 #endif
