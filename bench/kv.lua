@@ -18,6 +18,9 @@ local keys = tonumber(os.getenv("BENCH_KEYS") or "10000")
 local value = string.rep("v", tonumber(os.getenv("BENCH_VALUE") or "256"))
 local form = os.getenv("BENCH_FORM") == "1"
 local gateway = os.getenv("BENCH_GATEWAY")
+if gateway == "" then
+    gateway = nil -- Lua takes "" for true
+end
 local body, headers = nil, nil
 local n = 0
 

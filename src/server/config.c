@@ -32,7 +32,7 @@ static const char usage[] =
     "  --corrupt-check-ms MS  leader compares the members' hashes this often (default\n"
     "                         300000; 0: only at start)\n"
     "  --max-conns-per-address N  client connections one address may hold (default\n"
-    "                         1000; 0: no limit)\n"
+    "                         4096, at most half of what ulimit -n allows; 0: no limit)\n"
     "  --request-read-timeout-ms MS  total time a client may take to send one request,\n"
     "                         headers and body (default 10000)\n"
     "  --cert-file FILE       client port certificate (PEM): the client port is HTTPS only\n"
@@ -138,7 +138,7 @@ static void set_defaults(config *c)
     c->log_level = LOG_INFO;
     c->quota_bytes = 2ull << 30;
     c->corrupt_check_ms = 300000;
-    c->conns_per_address = 1000;
+    c->conns_per_address = 4096;
     c->request_read_ms = 10000;
 }
 

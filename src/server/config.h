@@ -30,7 +30,7 @@ typedef struct {
     bool client_cert_auth;       /* --client-cert-auth: a client certificate is required */
     bool peer_tls;               /* --cluster URLs are https:// (mutual TLS between peers) */
     char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file; /* --peer-*: all three */
-    uint32_t conns_per_address;  /* --max-conns-per-address: client connections (1000; 0 off) */
+    uint32_t conns_per_address;  /* --max-conns-per-address: client connections (4096; 0 off) */
     uint32_t request_read_ms;    /* --request-read-timeout-ms: to send a request (10000) */
     char *listen_host;           /* host part of this node's peer URL */
     uint16_t listen_port;        /* port part of this node's peer URL */

@@ -106,7 +106,7 @@ static void test_defaults(void)
     CHECK(p.c.client_host && strcmp(p.c.client_host, "127.0.0.1") == 0);
     CHECK(p.c.cluster_token && strcmp(p.c.cluster_token, "raftkv") == 0);
     CHECK(!p.c.peer_tls && !p.c.cert_file && !p.c.client_cert_auth);
-    CHECK(p.c.conns_per_address == 1000 && p.c.request_read_ms == 10000);
+    CHECK(p.c.conns_per_address == 4096 && p.c.request_read_ms == 10000);
     config_free(&p.c);
 }
 

@@ -142,11 +142,22 @@ static void test_maintenance(void)
     CHECK(match("GET", "/maintenance") == 0 && rt.kind == ROUTE_NONE);
     CHECK(match("GET", "/maintenance/defrag/x") == 0 && rt.kind == ROUTE_NONE);
     /* wave 2's other native prefixes are never keys, even before they exist */
-    const char *reserved[] = {"/auth/users", "/v3/kv/range", "/v3beta/x", "/v3alpha", "/version"};
+    const char *reserved[] = {"/auth/users", "/v3beta/x", "/v3alpha"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         CHECK(match("PUT", reserved[i]) == 0);
         CHECK_MSG(rt.kind == ROUTE_NONE && rt.key == NULL, "%s", reserved[i]);
     }
+}
+
+static void test_gateway(void)
+{
+    CHECK(match("POST", "/v3/kv/range") == 0);
+    CHECK(rt.kind == ROUTE_V3 && rt.method_ok && rt.key == NULL);
+    CHECK(match("POST", "/v3beta/lease/grant") == 0 && rt.kind == ROUTE_V3 && rt.method_ok);
+    CHECK(match("GET", "/v3/kv/range") == 0 && rt.kind == ROUTE_V3 && !rt.method_ok &&
+          strcmp(rt.allow, "POST") == 0);
+    CHECK(match("PUT", "/version") == 0 && rt.kind == ROUTE_VERSION && !rt.method_ok);
+    CHECK(match("GET", "/version") == 0 && rt.kind == ROUTE_VERSION && rt.method_ok);
 }
 
 static void test_lock_election(void)
@@ -210,6 +221,7 @@ int main(void)
     RUN(test_prefix_not_key);
     RUN(test_members);
     RUN(test_maintenance);
+    RUN(test_gateway);
     RUN(test_watch_lease);
     RUN(test_lock_election);
     RUN(test_garbage);
