@@ -6,7 +6,7 @@
 
 RKV_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RKV_DEPS=(build-essential autoconf automake pkg-config libmicrohttpd-dev
-          libjansson-dev libcurl4-openssl-dev libsqlite3-dev libgnutls28-dev python3 curl jq
+          libjansson-dev libcurl4-openssl-dev libsqlite3-dev libgnutls28-dev libcrypt-dev python3 curl jq
           iptables openssl etcd-server python3-etcd3gw python3-tooz python3-testtools)
 RKV_APT_UPDATED=0
 
@@ -27,6 +27,7 @@ rkv_missing_packages() {
             libcurl4-openssl-dev) pkg-config --exists libcurl && continue ;;
             libsqlite3-dev) pkg-config --exists sqlite3 && continue ;;
             libgnutls28-dev) pkg-config --exists gnutls && continue ;;
+            libcrypt-dev) pkg-config --exists libxcrypt && continue ;;
             build-essential) command -v cc >/dev/null && command -v make >/dev/null && continue ;;
             autoconf) command -v autoreconf >/dev/null && continue ;;
             *) command -v "$p" >/dev/null 2>&1 && continue ;;

@@ -51,6 +51,8 @@ enum kv_err {
     KV_ERR_CORRUPT = -7,   /* a stored row failed its checksum (never served) */
     KV_ERR_NO_SPACE = -8,  /* refusal: a NOSPACE alarm is active (deterministic) */
     KV_ERR_NO_SPACE_DISK = -9, /* internal: the disk is full (SQLITE_FULL, ENOSPC) */
+    KV_ERR_PERMISSION = -10, /* refusal: the user may not touch these keys (auth) */
+    KV_ERR_AUTH = -11,     /* refusal: the user is gone or its token is stale (auth) */
 };
 
 /* The short snake_case name of a kv_err code; never NULL. */
@@ -59,7 +61,8 @@ const char *kv_strerror(int code);
 /* Error classes, for the node's apply loop:
  *  - refusals are deterministic — every replica refuses the same command
  *    the same way — and arrive in kv_result.err with a KV_OK return:
- *    KV_ERR_INVALID, COMPACTED, FUTURE_REV, NOT_FOUND, EXISTS, NO_SPACE.
+ *    KV_ERR_INVALID, COMPACTED, FUTURE_REV, NOT_FOUND, EXISTS, NO_SPACE,
+ *    PERMISSION, AUTH.
  *    The node answers the client and goes on.
  *  - internal errors are local to this node and arrive as the return value
  *    of kv_apply_cmd / kv_apply_member / kv_apply_commit:
@@ -396,6 +399,69 @@ typedef struct {
 int kv_lease_get(kv_conn *c, int64_t id, int64_t *ttl, kv_list *keys, int64_t *header_rev);
 /* Every lease, by id (malloc'd; free()). */
 int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev);
+
+/* ---- auth (kv_auth.c): users, roles, key permissions (etcd's model) ----
+ *
+ * Replicated state like alarms: AUTH commands change it; an AS command
+ * runs its inner command as a user, and apply refuses it (PERMISSION, or
+ * AUTH when the user is gone or its generation moved on) unless, as of
+ * that point in the log, the user may touch every key the inner command
+ * touches: reads (RANGE ops, compares) need read, PUT/DELETE write,
+ * revoking a lease write on its keys; compaction, alarms and auth itself
+ * need role root. While auth is disabled an AS command is its inner one.
+ * Names are 1..KV_AUTH_NAME_MAX printable ASCII bytes without ':'. */
+#define KV_AUTH_NAME_MAX 128
+#define KV_AUTH_HASH_MAX 256
+#define KV_AUTH_SECRET_LEN 32
+enum kv_perm { KV_PERM_READ = 1, KV_PERM_WRITE = 2, KV_PERM_READWRITE = 3, KV_PERM_ROOT = 4 };
+enum kv_auth_op {
+    KV_AUTH_USER_ADD = 1, /* name, arg = password hash */
+    KV_AUTH_USER_DELETE,  /* name */
+    KV_AUTH_USER_PASSWORD, /* name, arg = password hash */
+    KV_AUTH_USER_GRANT,   /* name, arg = role */
+    KV_AUTH_USER_REVOKE,  /* name, arg = role */
+    KV_AUTH_ROLE_ADD,     /* name */
+    KV_AUTH_ROLE_DELETE,  /* name */
+    KV_AUTH_ROLE_GRANT,   /* name, span, perm (READ, WRITE, READWRITE) */
+    KV_AUTH_ROLE_REVOKE,  /* name, span */
+    KV_AUTH_ENABLE,       /* secret: the token signing key (KV_AUTH_SECRET_LEN bytes) */
+    KV_AUTH_DISABLE,
+};
+typedef struct {
+    uint8_t op; /* enum kv_auth_op */
+    const char *name;
+    const char *arg;
+    kv_span span;
+    uint8_t perm;
+    const uint8_t *secret;
+    uint32_t secret_len;
+} kv_auth_cmd;
+bool kv_auth_name_valid(const char *name);
+/* Both append to out (unchanged on failure); KV_ERR_INVALID for bad input. */
+int kv_encode_auth(const kv_auth_cmd *c, buf *out);
+int kv_encode_as(const char *user, uint64_t gen, const uint8_t *inner, size_t len, buf *out);
+/* As applied so far (one relaxed atomic load). Any thread. */
+bool kv_auth_enabled(kv *k);
+/* On a reader: KV_OK when user exists with generation gen and may touch s
+ * with perm (s NULL: identity only; perm KV_PERM_ROOT: holds role root),
+ * else KV_ERR_AUTH, KV_ERR_PERMISSION or KV_ERR_INTERNAL. */
+int kv_auth_check(kv_conn *c, const char *user, uint64_t gen, const kv_span *s, int perm);
+/* The user's password hash (malloc'd) and generation: KV_OK, NOT_FOUND. */
+int kv_auth_user_get(kv_conn *c, const char *name, char **hash, uint64_t *gen);
+/* The token signing key while auth is enabled: KV_OK, NOT_FOUND. */
+int kv_auth_secret(kv_conn *c, uint8_t *out, size_t cap, size_t *len);
+/* Listings, one row per (user, role) or (role, permission); a user without
+ * roles or a role without permissions has one row with role / key NULL. */
+enum { KV_AUTH_LIST_USERS = 0, KV_AUTH_LIST_ROLES = 1 };
+typedef struct {
+    char *name;
+    char *role;        /* users */
+    uint8_t *key, *end; /* roles: end_len 0 = the key alone */
+    uint32_t key_len, end_len;
+    int perm;
+} kv_auth_row;
+int kv_auth_list(kv_conn *c, int what, const char *name, kv_auth_row **rows, size_t *n);
+void kv_auth_rows_free(kv_auth_row *rows, size_t n);
 
 /* ---- watch hub (src/kv/watch*.c; docs/API.md section 5) ----
  *

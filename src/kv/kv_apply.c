@@ -60,6 +60,7 @@ int kv_apply_begin(kv *k)
     k->batch_rev = k->rev;
     k->batch_compact = k->compact;
     k->batch_alarms = kv_alarms_active(k);
+    k->batch_auth = kv_auth_enabled(k);
     return KV_OK;
 }
 
@@ -87,13 +88,43 @@ bool kv_cmd_adds_data(const uint8_t *cmd, size_t len)
     kv_cmd c;
     if (kv_cmd_decode(cmd, len, &c) != KV_OK)
         return false; /* refused at apply anyway */
-    bool adds = adds_data(&c);
+    bool adds = c.kind == KV_CMD_AS ? kv_cmd_adds_data(c.inner, c.inner_len) : adds_data(&c);
     kv_cmd_free(&c);
     return adds;
 }
 
+static int run_cmd(kv *k, const kv_cmd *c, kv_result *res);
+
+/* A command run as a user: refused unless, as of here in the log, the
+ * user may do it (kv_auth.c); then it is its inner command. */
+static int run_as(kv *k, const kv_cmd *c, kv_result *res)
+{
+    kv_cmd in;
+    int rc = kv_cmd_decode(c->inner, c->inner_len, &in);
+    if (rc != KV_OK) {
+        if (rc != KV_ERR_INVALID)
+            return rc;
+        res->err = KV_ERR_INVALID;
+        return KV_OK;
+    }
+    if (kv_auth_enabled(k))
+        rc = kv_auth_cmd_allowed(k, c->as_user, c->as_gen, &in);
+    if (rc == KV_ERR_PERMISSION || rc == KV_ERR_AUTH) {
+        res->err = rc;
+        rc = KV_OK;
+    } else if (rc == KV_OK) {
+        rc = run_cmd(k, &in, res);
+    }
+    kv_cmd_free(&in);
+    return rc;
+}
+
 static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
 {
+    if (c->kind == KV_CMD_AS)
+        return run_as(k, c, res);
+    if (c->kind == KV_CMD_AUTH)
+        return kv_auth_apply(k, &c->auth, res);
     if (c->kind == KV_CMD_ALARM_ACTIVATE || c->kind == KV_CMD_ALARM_DEACTIVATE)
         return kv_alarm_apply(k, c, res);
     if ((kv_alarms_active(k) & KV_ALARM_BIT(KV_ALARM_NOSPACE)) && adds_data(c)) {
@@ -108,11 +139,13 @@ static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
 }
 
 /* Undoes one command: its savepoint and the cache it may have moved. */
-static int undo_cmd(kv *k, int64_t rev, int64_t compact, uint32_t alarms, kv_result *res)
+static int undo_cmd(kv *k, int64_t rev, int64_t compact, uint32_t alarms, bool auth,
+                    kv_result *res)
 {
     k->rev = rev;
     k->compact = compact;
     atomic_store_explicit(&k->alarms, alarms, memory_order_relaxed);
+    atomic_store_explicit(&k->auth_on, auth, memory_order_relaxed);
     kv_result_free(res);
     return kv_exec(&k->w, KV_ST_ROLLBACK_TO);
 }
@@ -124,8 +157,9 @@ static int apply_decoded(kv *k, const kv_cmd *c, kv_result *res)
         return KV_ERR_INTERNAL;
     int64_t rev = k->rev, compact = k->compact;
     uint32_t alarms = kv_alarms_active(k);
+    bool auth = kv_auth_enabled(k);
     int rc = run_cmd(k, c, res);
-    if ((rc != KV_OK || res->err != KV_OK) && undo_cmd(k, rev, compact, alarms, res) < 0 &&
+    if ((rc != KV_OK || res->err != KV_OK) && undo_cmd(k, rev, compact, alarms, auth, res) < 0 &&
         rc == KV_OK)
         rc = KV_ERR_INTERNAL;
     if (kv_exec(&k->w, KV_ST_RELEASE) < 0 && rc == KV_OK)
@@ -207,6 +241,7 @@ void kv_apply_rollback(kv *k)
     k->rev = k->batch_rev;
     k->compact = k->batch_compact;
     atomic_store_explicit(&k->alarms, k->batch_alarms, memory_order_relaxed);
+    atomic_store_explicit(&k->auth_on, k->batch_auth, memory_order_relaxed);
     k->in_batch = false;
     k->batch_err = KV_OK;
 }

@@ -7,6 +7,9 @@
  *   COMPACT: u64 revision
  *   LEASE_GRANT: u64 id, u64 ttl; LEASE_REVOKE, LEASE_KEEPALIVE: u64 id
  *   ALARM_ACTIVATE, ALARM_DEACTIVATE: u64 member id, u8 type
+ *   AUTH: u8 op, bytes name, bytes arg, bytes key, u8 has_end, [bytes end],
+ *         u8 perm, bytes secret (fields an op does not use are empty / 0)
+ *   AS: bytes user, u64 generation, bytes inner command (not itself an AS)
  *   TXN: u32 n, n x compare; u32 n, n x op (success); u32 n, n x op (failure)
  *   compare: bytes key, u8 target, u8 result, then VALUE: bytes, else u64
  *   op: u8 type, bytes key, u8 has_end, [bytes end], then
@@ -246,6 +249,90 @@ int kv_encode_alarm(int action, uint64_t member_id, int type, buf *out)
     return KV_OK;
 }
 
+/* ---- auth ---- */
+
+bool kv_auth_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > KV_AUTH_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (name[i] < 0x21 || name[i] > 0x7e || name[i] == ':')
+            return false;
+    return true;
+}
+
+static bool hash_valid(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+    if (n == 0 || n > KV_AUTH_HASH_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (h[i] < 0x21 || h[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* What each op needs: a name, an arg (hash or role), a span, a perm, a
+ * secret — and nothing it does not use. */
+static bool auth_valid(const kv_auth_cmd *c)
+{
+    bool named = c->op != KV_AUTH_ENABLE && c->op != KV_AUTH_DISABLE;
+    bool hash = c->op == KV_AUTH_USER_ADD || c->op == KV_AUTH_USER_PASSWORD;
+    bool role = c->op == KV_AUTH_USER_GRANT || c->op == KV_AUTH_USER_REVOKE;
+    bool span = c->op == KV_AUTH_ROLE_GRANT || c->op == KV_AUTH_ROLE_REVOKE;
+    if (c->op < KV_AUTH_USER_ADD || c->op > KV_AUTH_DISABLE)
+        return false;
+    if (named ? !kv_auth_name_valid(c->name) : c->name && *c->name)
+        return false;
+    if (hash ? !hash_valid(c->arg) : role ? !kv_auth_name_valid(c->arg) : c->arg && *c->arg)
+        return false;
+    if (span ? !kv_span_valid(&c->span) : c->span.key_len || c->span.has_end)
+        return false;
+    bool perm_ok = c->op == KV_AUTH_ROLE_GRANT
+                       ? c->perm >= KV_PERM_READ && c->perm <= KV_PERM_READWRITE
+                       : c->perm == 0;
+    bool secret_ok = c->op == KV_AUTH_ENABLE ? c->secret && c->secret_len == KV_AUTH_SECRET_LEN
+                                             : c->secret_len == 0;
+    return perm_ok && secret_ok;
+}
+
+static int put_str(buf *b, const char *s)
+{
+    return buf_put_bytes(b, s ? s : "", s ? (uint32_t)strlen(s) : 0);
+}
+
+int kv_encode_auth(const kv_auth_cmd *c, buf *out)
+{
+    if (!auth_valid(c))
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    const kv_span *s = &c->span;
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_AUTH) < 0 ||
+        buf_put_u8(out, c->op) < 0 || put_str(out, c->name) < 0 || put_str(out, c->arg) < 0 ||
+        buf_put_bytes(out, s->key, s->key_len) < 0 || buf_put_u8(out, s->has_end) < 0 ||
+        (s->has_end && buf_put_bytes(out, s->end, s->end_len) < 0) ||
+        buf_put_u8(out, c->perm) < 0 || buf_put_bytes(out, c->secret, c->secret_len) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
+int kv_encode_as(const char *user, uint64_t gen, const uint8_t *inner, size_t len, buf *out)
+{
+    if (!kv_auth_name_valid(user) || len < 2 || len > UINT32_MAX || inner[1] == KV_CMD_AS)
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_AS) < 0 ||
+        put_str(out, user) < 0 || buf_put_u64(out, gen) < 0 ||
+        buf_put_bytes(out, inner, (uint32_t)len) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
 /* ---- decoding (untrusted bytes) ---- */
 
 static bool rd_bool(reader *r, bool *v)
@@ -353,6 +440,60 @@ static int decode_alarm(reader *r, kv_cmd *c)
     return KV_OK;
 }
 
+/* A string field: bytes without NUL, copied with one (NULL: no memory). */
+static int rd_str(reader *r, char **out)
+{
+    const uint8_t *p;
+    uint32_t n;
+    if (rd_bytes(r, &p, &n) < 0 || n > KV_AUTH_HASH_MAX || memchr(p, 0, n))
+        return KV_ERR_INVALID;
+    *out = malloc(n + 1);
+    if (!*out)
+        return KV_ERR_INTERNAL;
+    memcpy(*out, p, n);
+    (*out)[n] = '\0';
+    return KV_OK;
+}
+
+static int decode_auth(reader *r, kv_cmd *c)
+{
+    kv_auth_cmd *a = &c->auth;
+    char *name = NULL, *arg = NULL;
+    kv_span *s = &a->span;
+    int rc = KV_ERR_INVALID;
+    if (rd_u8(r, &a->op) < 0 || (rc = rd_str(r, &name)) != KV_OK ||
+        (rc = rd_str(r, &arg)) != KV_OK)
+        goto out;
+    rc = KV_ERR_INVALID;
+    if (rd_bytes(r, &s->key, &s->key_len) < 0 || !rd_bool(r, &s->has_end) ||
+        (s->has_end && rd_bytes(r, &s->end, &s->end_len) < 0) || rd_u8(r, &a->perm) < 0 ||
+        rd_bytes(r, &a->secret, &a->secret_len) < 0)
+        goto out;
+    a->name = name;
+    a->arg = arg;
+    return auth_valid(a) ? KV_OK : KV_ERR_INVALID;
+out:
+    free(name);
+    free(arg);
+    a->name = a->arg = NULL;
+    return rc;
+}
+
+static int decode_as(reader *r, kv_cmd *c)
+{
+    const uint8_t *inner;
+    uint32_t n;
+    int rc = rd_str(r, &c->as_user);
+    if (rc != KV_OK)
+        return rc;
+    if (!kv_auth_name_valid(c->as_user) || rd_u64(r, &c->as_gen) < 0 ||
+        rd_bytes(r, &inner, &n) < 0 || n < 2 || inner[1] == KV_CMD_AS)
+        return KV_ERR_INVALID;
+    c->inner = inner;
+    c->inner_len = n;
+    return KV_OK;
+}
+
 int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
 {
     memset(out, 0, sizeof *out);
@@ -371,6 +512,10 @@ int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
         rc = decode_lease(&r, out);
     else if (kind == KV_CMD_ALARM_ACTIVATE || kind == KV_CMD_ALARM_DEACTIVATE)
         rc = decode_alarm(&r, out);
+    else if (kind == KV_CMD_AUTH)
+        rc = decode_auth(&r, out);
+    else if (kind == KV_CMD_AS)
+        rc = decode_as(&r, out);
     if (rc == KV_OK && rd_left(&r) != 0)
         rc = KV_ERR_INVALID;
     if (rc != KV_OK)
@@ -383,5 +528,8 @@ void kv_cmd_free(kv_cmd *c)
     free(c->cmp);
     free(c->ops);
     free(c->fops);
+    free((char *)c->auth.name);
+    free((char *)c->auth.arg);
+    free(c->as_user);
     memset(c, 0, sizeof *c);
 }

@@ -15,6 +15,8 @@ const char *kv_strerror(int code)
     case KV_ERR_CORRUPT: return "corrupt";
     case KV_ERR_NO_SPACE: return "no_space";
     case KV_ERR_NO_SPACE_DISK: return "disk_full";
+    case KV_ERR_PERMISSION: return "permission_denied";
+    case KV_ERR_AUTH: return "unauthenticated";
     default: return "unknown";
     }
 }

@@ -82,6 +82,8 @@ struct kv {
     uint32_t batch_alarms;
     int batch_err; /* an internal error in this batch: it must not commit */
     atomic_uint alarms; /* active alarm types (1u << type), as applied so far */
+    atomic_bool auth_on; /* auth enabled, as applied so far */
+    bool batch_auth;
     atomic_bool corrupt_seen;
     char corrupt_msg[256]; /* the first corruption found (under pool_mu) */
     char *path;
@@ -92,7 +94,8 @@ struct kv {
 
 /* A decoded command; spans and values point into the command bytes. */
 enum { KV_CMD_TXN = 1, KV_CMD_COMPACT = 2, KV_CMD_LEASE_GRANT = 3, KV_CMD_LEASE_REVOKE = 4,
-       KV_CMD_LEASE_KEEPALIVE = 5, KV_CMD_ALARM_ACTIVATE = 6, KV_CMD_ALARM_DEACTIVATE = 7 };
+       KV_CMD_LEASE_KEEPALIVE = 5, KV_CMD_ALARM_ACTIVATE = 6, KV_CMD_ALARM_DEACTIVATE = 7,
+       KV_CMD_AUTH = 8, KV_CMD_AS = 9 };
 typedef struct {
     int kind;
     int64_t lease_id, lease_ttl; /* LEASE_*: ttl for GRANT only */
@@ -103,6 +106,11 @@ typedef struct {
     int64_t compact_rev;
     uint64_t alarm_member; /* ALARM_*: 0 in DEACTIVATE = every member */
     uint8_t alarm_type;
+    kv_auth_cmd auth;       /* AUTH; name and arg are owned copies */
+    char *as_user;          /* AS: owned */
+    uint64_t as_gen;
+    const uint8_t *inner;   /* AS: the inner command's bytes (not decoded) */
+    size_t inner_len;
 } kv_cmd;
 
 /* kv_db.c */
@@ -123,6 +131,8 @@ int kv_load_revs(kv_db *d, int64_t *rev, int64_t *compact);
 /* kv_schema.c: 0 valid, 1 empty database, -1 refused (message in err) */
 int kv_schema_verify(kv_db *d, bool full, char *err, size_t errlen);
 int kv_schema_create(kv_db *d);
+/* Creates what later versions of format 2 added (the auth tables): 0/-1 */
+int kv_schema_upgrade(kv_db *d);
 
 /* kv_span.c */
 int kv_key_cmp(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen);
@@ -161,6 +171,13 @@ int kv_lease_exists(kv_db *d, int64_t id, bool *found);
 /* lease_read.c: appends the lease's keys (keys only, each verified) in key
  * order: KV_OK, KV_ERR_CORRUPT or KV_ERR_INTERNAL */
 int kv_lease_keys(kv_db *d, int64_t id, kv_list *keys);
+
+/* kv_auth.c: AUTH commands (inside the apply savepoint); the check an AS
+ * command's inner command passes (KV_OK, KV_ERR_PERMISSION, KV_ERR_AUTH,
+ * KV_ERR_INTERNAL); the enabled flag from the tables (open, restore) */
+int kv_auth_apply(kv *k, const kv_auth_cmd *c, kv_result *res);
+int kv_auth_cmd_allowed(kv *k, const char *user, uint64_t gen, const kv_cmd *inner);
+int kv_auth_load(kv *k);
 
 /* kv_store.c: reloads the cached revisions and applied state */
 int kv_load_state(kv *k);

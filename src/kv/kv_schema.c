@@ -20,6 +20,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The last N_LATER objects were added to format 2 after it shipped (auth).
+ * A database without them is still format 2: kv_schema_upgrade creates
+ * them, empty, at open and after a restore, and the check accepts their
+ * absence. */
 static const struct {
     const char *type, *name, *sql;
 } schema[] = {
@@ -44,8 +48,24 @@ static const struct {
     {"table", "kv_alarm",
      "CREATE TABLE kv_alarm(member INTEGER NOT NULL, type INTEGER NOT NULL,"
      " PRIMARY KEY(member, type)) WITHOUT ROWID"},
+    /* auth (kv_auth.c): users with their password hash and generation,
+     * roles, which user holds which role, and each role's key permissions
+     * ([key, end); end '' = the key alone); the token signing secret. */
+    {"table", "auth_user",
+     "CREATE TABLE auth_user(name TEXT PRIMARY KEY, hash TEXT NOT NULL, gen INTEGER NOT NULL)"
+     " WITHOUT ROWID"},
+    {"table", "auth_role", "CREATE TABLE auth_role(name TEXT PRIMARY KEY) WITHOUT ROWID"},
+    {"table", "auth_grant",
+     "CREATE TABLE auth_grant(user TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY(user, role))"
+     " WITHOUT ROWID"},
+    {"table", "auth_perm",
+     "CREATE TABLE auth_perm(role TEXT NOT NULL, key BLOB NOT NULL, end BLOB NOT NULL,"
+     " perm INTEGER NOT NULL, PRIMARY KEY(role, key, end)) WITHOUT ROWID"},
+    {"table", "auth_secret", "CREATE TABLE auth_secret(id INTEGER PRIMARY KEY, secret BLOB NOT NULL)"},
 };
 #define N_SCHEMA (sizeof schema / sizeof schema[0])
+#define N_LATER 5
+#define LATER(i) ((size_t)(i) >= N_SCHEMA - N_LATER)
 
 /* Revisions far below INT64_MAX so that +1 can never overflow. */
 #define KV_REV_SANE_MAX ((int64_t)1 << 62)
@@ -80,6 +100,25 @@ int kv_schema_create(kv_db *d)
 fail:
     exec_sql(d, "ROLLBACK");
     return -1;
+}
+
+/* Creates the later objects a verified database lacks (none: no write). */
+int kv_schema_upgrade(kv_db *d)
+{
+    for (size_t i = 0; i < N_SCHEMA; i++) {
+        if (!LATER(i))
+            continue;
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM sqlite_master WHERE name = ?1", -1,
+                               &st, NULL) != SQLITE_OK)
+            return -1;
+        sqlite3_bind_text(st, 1, schema[i].name, -1, SQLITE_STATIC);
+        int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+        sqlite3_finalize(st);
+        if (have < 0 || (have == 0 && exec_sql(d, schema[i].sql) < 0))
+            return -1;
+    }
+    return 0;
 }
 
 static int check_integrity(kv_db *d, bool full, char *err, size_t errlen)
@@ -134,7 +173,7 @@ static int check_objects(kv_db *d, size_t *n_found, char *err, size_t errlen)
             rc = -1;
         } else {
             seen[i] = true;
-            rows++;
+            rows += !LATER(i);
         }
     }
     sqlite3_finalize(st);
@@ -218,9 +257,9 @@ int kv_schema_verify(kv_db *d, bool full, char *err, size_t errlen)
         return -1;
     if (found == 0)
         return 1;
-    if (found != N_SCHEMA) {
-        kv_errf(err, errlen, "not a kv database: %zu of %zu schema objects", found,
-                (size_t)N_SCHEMA);
+    size_t required = N_SCHEMA - N_LATER;
+    if (found != required) {
+        kv_errf(err, errlen, "not a kv database: %zu of %zu schema objects", found, required);
         return -1;
     }
     return check_meta(d, err, errlen);

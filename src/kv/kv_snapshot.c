@@ -188,7 +188,7 @@ int kv_restore(kv *k, const char *path, char *err, size_t errlen)
     kv_db_close(&src);
     if (rc < 0)
         return KV_ERR_INTERNAL;
-    if (kv_load_state(k) < 0) {
+    if (kv_schema_upgrade(&k->w) < 0 || kv_load_state(k) < 0) {
         kv_errf(err, errlen, "restore: cannot reload kv metadata");
         return KV_ERR_INTERNAL;
     }

@@ -12,7 +12,8 @@ int kv_load_state(kv *k)
     int64_t idx, term;
     if (kv_load_revs(&k->w, &k->rev, &k->compact) < 0 ||
         kv_meta_get(&k->w, "applied_index", &idx) < 0 ||
-        kv_meta_get(&k->w, "applied_term", &term) < 0 || kv_alarm_load(k) < 0)
+        kv_meta_get(&k->w, "applied_term", &term) < 0 || kv_alarm_load(k) < 0 ||
+        kv_auth_load(k) < 0)
         return -1;
     k->applied_index = (uint64_t)idx;
     k->applied_term = (uint64_t)term;
@@ -46,7 +47,7 @@ static int open_checked(kv *k, const char *path, char *err, size_t errlen)
         kv_errf(err, errlen, "%s: cannot create the kv schema", path);
         return -1;
     }
-    if (kv_load_state(k) < 0) {
+    if (kv_schema_upgrade(&k->w) < 0 || kv_load_state(k) < 0) {
         kv_errf(err, errlen, "%s: cannot read kv metadata", path);
         return -1;
     }
