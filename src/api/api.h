@@ -67,6 +67,7 @@ enum api_route_kind {
     ROUTE_MAINT,          /* /maintenance/{alarms,alarms/disarm,hash} (sub says which) */
     ROUTE_V3,             /* POST /v3/{path} (and /v3beta, /v3alpha): etcd's gateway */
     ROUTE_VERSION,        /* GET /version: etcd's */
+    ROUTE_AUTH,           /* /auth/... (sub names the shape; key, key2: user, role) */
 };
 
 typedef struct {
@@ -76,6 +77,8 @@ typedef struct {
     /* key routes: the percent-decoded key (malloc'd; free with api_route_free) */
     uint8_t *key;
     size_t key_len;
+    uint8_t *key2;         /* /auth/users/{user}/roles/{role}: the role */
+    size_t key2_len;
     /* member/lease routes: the numeric id; id_ok false if it did not parse */
     uint64_t id;
     bool has_id;           /* the path has an id segment (id_ok: it parsed) */

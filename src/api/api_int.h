@@ -62,6 +62,7 @@ struct api {
     bool tls;              /* the client port is HTTPS (TLS_SLOT_CLIENT) */
     bool peer_tls;         /* peer URLs are https:// */
     char client_url[300];  /* this member's client URL, for etcd's member list */
+    struct auth_limiter *limiter; /* failed passwords per address */
 };
 
 /* Owns the buffers a parsed request points into, freed together. */
@@ -108,6 +109,10 @@ struct api_req {
     bool raw;
     bool root;         /* raftexample route: terse answers (204, raw 404) */
     bool cond;         /* the write is guarded by if_mod_revision */
+    /* auth on: the user the request runs as (api_auth_gate) */
+    bool as_user;
+    char user[KV_AUTH_NAME_MAX + 1];
+    uint64_t user_gen;
     char *url;         /* member peer URL */
     bool is_learner;
     /* a parsed txn stays alive until answered: its ops shape the answer */
@@ -228,5 +233,33 @@ void api_h_observe(api_req *r);
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */
 int api_txn_parse(json_t *root, kv_txn *t, api_arena *ar, char *err, size_t errlen);
+/* "key" plus "range_end" or "prefix": true (each *_base64 too) of o, as
+ * /txn reads an op's span: 0, -1 (message in err) or -2. */
+int api_json_span(json_t *o, kv_span *sp, api_arena *ar, char *err, size_t errlen);
+
+/* ---- auth (auth_parse.c, auth_gate.c, h_auth.c) ---- */
+/* The JSON body of an /auth route (sub: api_route.sub; name, role: the
+ * route's names, NULL-terminated strings or NULL) into c. Passwords stay
+ * plain in c->arg (the handler hashes them; "authenticate" gives name and
+ * password with op 0). 0, or -1 with a message naming the field in err
+ * (-2: no memory). Strings point into root, name, role or the arena. */
+int api_auth_parse(const char *sub, const char *method, json_t *root, const char *name,
+                   const char *role, kv_auth_cmd *c, api_arena *ar, char *err, size_t errlen);
+/* Who is asking (early, from the headers): with auth off, true at once.
+ * Else r->as_user, r->user and r->user_gen come from a Bearer token, HTTP
+ * Basic or the client certificate's CN; false once 401, 403 (the route
+ * needs root), 429 (too many failed passwords) or 503 is answered. */
+bool api_auth_gate(api_req *r);
+/* A read of s, after its barrier (on reader c, or one of its own when c
+ * is NULL): true if r may, else false once 401/403 is answered. */
+bool api_auth_read(api_req *r, kv_conn *c, const kv_span *s);
+/* The command to propose for r: cmd itself, or cmd run as r's user (in
+ * tmp). NULL when it cannot be built. */
+const buf *api_auth_wrap(api_req *r, const buf *cmd, buf *tmp);
+/* The user's password checked on c: true, or false once 401 (wrong,
+ * counted against the client's address) or 429 (too many) is answered. */
+bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
+                       uint64_t *gen);
+void api_h_auth(api_req *r);
 
 #endif

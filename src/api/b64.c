@@ -80,6 +80,7 @@ int api_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
         }
         j += (size_t)got;
     }
+    d[j] = 0; /* a NUL after the bytes, for callers that read text */
     *out = d;
     *outlen = j;
     return 0;

@@ -224,7 +224,7 @@ static const char events_tag;
 void api_h_watch(api_req *r)
 {
     wparams p;
-    if (parse_params(r, &p) < 0)
+    if (parse_params(r, &p) < 0 || !api_auth_read(r, NULL, &r->op.span))
         return;
     watch_hub *hub = r->a->hub;
     kv_conn *kc = kv_reader_acquire(r->a->kv);

@@ -171,6 +171,14 @@ void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
     case KV_ERR_CORRUPT: /* a stored row failed its checksum: never served */
         api_reply_error(r, 503, "corrupt", NULL, "data: a stored row fails its checksum");
         break;
+    case KV_ERR_PERMISSION: /* apply: the user may not touch every key of the command */
+        api_reply_error(r, 403, "permission_denied", NULL, "user %s may not do this",
+                        r->as_user ? r->user : "?");
+        break;
+    case KV_ERR_AUTH: /* apply: the user is gone or its token's generation moved on */
+        api_reply_error(r, 401, "unauthenticated", NULL,
+                        "the user is gone or its password or roles changed: log in again");
+        break;
     case KV_ERR_NO_SPACE: /* the NOSPACE alarm refused a write that adds data */
         api_reply_error(r, 507, "no_space", NULL,
                         "space: the NOSPACE alarm is active (compact, defrag, then disarm)");

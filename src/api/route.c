@@ -8,7 +8,7 @@
 
 /* How the rest of the path after a native prefix is read. */
 enum shape { SHAPE_EXACT, SHAPE_KEY, SHAPE_MEMBERS, SHAPE_LEASE, SHAPE_ELECTION, SHAPE_MAINT,
-             SHAPE_V3, SHAPE_RESERVED };
+             SHAPE_V3, SHAPE_AUTH };
 
 typedef struct {
     const char *name;
@@ -30,8 +30,7 @@ static const prefix prefixes[] = {
     {"lock", ROUTE_LOCK, "POST, DELETE", SHAPE_KEY},
     {"election", ROUTE_ELECTION, NULL, SHAPE_ELECTION},
     {"maintenance", ROUTE_MAINT, NULL, SHAPE_MAINT},
-    /* native prefixes of features still to come: never root keys */
-    {"auth", ROUTE_NONE, NULL, SHAPE_RESERVED},
+    {"auth", ROUTE_AUTH, NULL, SHAPE_AUTH},
     {"v3", ROUTE_V3, "POST", SHAPE_V3},
     {"v3beta", ROUTE_V3, "POST", SHAPE_V3},
     {"v3alpha", ROUTE_V3, "POST", SHAPE_V3},
@@ -174,6 +173,54 @@ static int route_maint(const char *rest, api_route *out)
     return route_none(out);
 }
 
+/* /auth/{verb} and /auth/{users|roles}/{name}[/{what}[/{role}]]: sub
+ * names the shape, key the name, key2 the role (both percent-decoded;
+ * names hold no '/'). */
+static int route_auth(const char *rest, api_route *out)
+{
+    static const struct {
+        const char *top, *what, *sub, *allow;
+        int names; /* path segments after top that are names */
+    } shapes[] = {
+        {"authenticate", NULL, "authenticate", "POST", 0},
+        {"enable", NULL, "enable", "POST", 0},
+        {"disable", NULL, "disable", "POST", 0},
+        {"users", NULL, "users", "GET, POST", 0},
+        {"users", NULL, "user", "GET, DELETE", 1},
+        {"users", "password", "user_password", "POST", 1},
+        {"users", "roles", "user_roles", "POST", 1},
+        {"users", "roles", "user_role", "DELETE", 2},
+        {"roles", NULL, "roles", "GET, POST", 0},
+        {"roles", NULL, "role", "GET, DELETE", 1},
+        {"roles", "permissions", "role_perms", "POST, DELETE", 1},
+    };
+    const char *seg[5];
+    size_t len[5], n = 0;
+    for (const char *p = rest; *p == '/' && n < 5; n++) {
+        seg[n] = p + 1;
+        len[n] = strcspn(seg[n], "/");
+        p = seg[n] + len[n];
+        if (n == 4 && *p)
+            return route_none(out);
+    }
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t want = 1 + (size_t)shapes[i].names + (shapes[i].what != NULL);
+        if (n != want || strlen(shapes[i].top) != len[0] ||
+            memcmp(seg[0], shapes[i].top, len[0]) != 0 ||
+            (shapes[i].what && (strlen(shapes[i].what) != len[2] ||
+                                memcmp(seg[2], shapes[i].what, len[2]) != 0)))
+            continue;
+        out->sub = shapes[i].sub;
+        out->allow = shapes[i].allow;
+        if (shapes[i].names >= 1 && set_key(out, seg[1], len[1]) < 0)
+            return -1;
+        if (shapes[i].names == 2 && api_pct_decode(seg[3], len[3], &out->key2, &out->key2_len) != 0)
+            return -1;
+        return 0;
+    }
+    return route_none(out);
+}
+
 static int route_native(const prefix *p, const char *rest, api_route *out)
 {
     out->kind = p->kind;
@@ -190,13 +237,13 @@ static int route_native(const prefix *p, const char *rest, api_route *out)
         return route_election(rest, out);
     case SHAPE_MAINT:
         return route_maint(rest, out);
+    case SHAPE_AUTH:
+        return route_auth(rest, out);
     case SHAPE_V3:
         /* the gateway's own table says which paths exist */
         if (!*rest || !(out->sub = api_v3_path(rest + 1)))
             return route_none(out);
         return 0;
-    case SHAPE_RESERVED:
-        return route_none(out);
     case SHAPE_EXACT:
         break;
     }
@@ -241,6 +288,7 @@ int api_route_match(const char *method, const char *path, api_route *out)
 void api_route_free(api_route *r)
 {
     free(r->key);
-    r->key = NULL;
-    r->key_len = 0;
+    free(r->key2);
+    r->key = r->key2 = NULL;
+    r->key_len = r->key2_len = 0;
 }

@@ -7,6 +7,7 @@
  * request while MHD or a node callback can still reach it (refcount).
  */
 #include "api/api_int.h"
+#include "auth/auth.h"
 
 #include "util/tls.h"
 
@@ -162,8 +163,14 @@ static void on_done(void *ud, int status) { finish_wait(ud, status, NULL); }
 
 void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then)
 {
-    if (begin_wait(r, then, true))
-        node_propose(r->a->node, cmd->data, cmd->len, on_write, r);
+    buf tmp;
+    buf_init(&tmp);
+    const buf *c = api_auth_wrap(r, cmd, &tmp); /* run as the caller once auth is on */
+    if (!c)
+        api_reply_error(r, 500, "internal", NULL, "cannot encode the command");
+    else if (begin_wait(r, then, true))
+        node_propose(r->a->node, c->data, c->len, on_write, r);
+    buf_free(&tmp);
 }
 
 void api_wait_barrier(api_req *r, api_handler_fn then)
@@ -288,6 +295,7 @@ static const api_handler_fn handlers[] = {
     [ROUTE_MAINT] = api_h_maint,
     [ROUTE_V3] = api_h_v3,
     [ROUTE_VERSION] = api_h_version,
+    [ROUTE_AUTH] = api_h_auth,
 };
 
 /* Answers what can be answered from the request line and headers alone,
@@ -312,6 +320,8 @@ static void early_checks(api_req *r)
                             r->a->max_body);
         }
     }
+    if (!r->replied)
+        api_auth_gate(r); /* answers 401/403/429 itself */
 }
 
 static enum MHD_Result first_call(api *a, struct MHD_Connection *conn, const char *url,
@@ -520,13 +530,15 @@ api *api_start(const api_config *cfg, char *err, size_t errlen)
     a->hub = cfg->hub;
     a->max_body = cfg->max_request_bytes;
     a->peer_tls = cfg->peer_tls;
-    if (pthread_mutex_init(&a->mu, NULL) != 0) {
+    if (!(a->limiter = auth_limiter_create()) || pthread_mutex_init(&a->mu, NULL) != 0) {
         snprintf(err, errlen, "cannot create a mutex");
+        auth_limiter_destroy(a->limiter);
         free(a);
         return NULL;
     }
     if (start_listener(a, cfg, err, errlen) < 0) {
         pthread_mutex_destroy(&a->mu);
+        auth_limiter_destroy(a->limiter);
         free(a);
         return NULL;
     }
@@ -571,5 +583,6 @@ void api_stop(api *a)
     if (a->tls)
         tls_close(TLS_SLOT_CLIENT);
     pthread_mutex_destroy(&a->mu);
+    auth_limiter_destroy(a->limiter);
     free(a);
 }

@@ -329,3 +329,10 @@ int api_txn_parse(json_t *root, kv_txn *t, api_arena *ar, char *err, size_t errl
     t->failure = fail_ops;
     return 0;
 }
+
+int api_json_span(json_t *o, kv_span *sp, api_arena *ar, char *err, size_t errlen)
+{
+    pctx p = {ar, err, errlen, 0};
+    memset(sp, 0, sizeof *sp);
+    return parse_span(&p, o, "", true, sp) < 0 ? p.rc : 0;
+}

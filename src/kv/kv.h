@@ -409,7 +409,7 @@ int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev);
  * touches: reads (RANGE ops, compares) need read, PUT/DELETE write,
  * revoking a lease write on its keys; compaction, alarms and auth itself
  * need role root. While auth is disabled an AS command is its inner one.
- * Names are 1..KV_AUTH_NAME_MAX printable ASCII bytes without ':'. */
+ * Names are 1..KV_AUTH_NAME_MAX printable ASCII bytes without ':' or '/'. */
 #define KV_AUTH_NAME_MAX 128
 #define KV_AUTH_HASH_MAX 256
 #define KV_AUTH_SECRET_LEN 32

@@ -257,7 +257,7 @@ bool kv_auth_name_valid(const char *name)
     if (n == 0 || n > KV_AUTH_NAME_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (name[i] < 0x21 || name[i] > 0x7e || name[i] == ':')
+        if (name[i] < 0x21 || name[i] > 0x7e || name[i] == ':' || name[i] == '/')
             return false;
     return true;
 }

@@ -73,6 +73,7 @@ int file_sum(const char *path, bool sync, uint64_t *size, uint32_t *crc);
 
 /* ---- time ---- */
 uint64_t now_ms(void); /* monotonic milliseconds */
+uint64_t now_wall_ms(void); /* wall-clock milliseconds since the epoch (token expiry) */
 
 /* ---- net.c: a listen host ("127.0.0.1", "::", "[::1]", a name; NULL or
  * "" for every interface) and port as a socket address. 0, or -1 with a

@@ -142,11 +142,33 @@ static void test_maintenance(void)
     CHECK(match("GET", "/maintenance") == 0 && rt.kind == ROUTE_NONE);
     CHECK(match("GET", "/maintenance/defrag/x") == 0 && rt.kind == ROUTE_NONE);
     /* wave 2's other native prefixes are never keys, even before they exist */
-    const char *reserved[] = {"/auth/users", "/v3beta/x", "/v3alpha"};
+    const char *reserved[] = {"/auth/nothing", "/auth", "/v3beta/x", "/v3alpha"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         CHECK(match("PUT", reserved[i]) == 0);
         CHECK_MSG(rt.kind == ROUTE_NONE && rt.key == NULL, "%s", reserved[i]);
     }
+}
+
+static void test_auth(void)
+{
+    CHECK(match("POST", "/auth/authenticate") == 0);
+    CHECK(rt.kind == ROUTE_AUTH && rt.method_ok && strcmp(rt.sub, "authenticate") == 0);
+    CHECK(match("GET", "/auth/users") == 0 && rt.kind == ROUTE_AUTH && rt.method_ok &&
+          strcmp(rt.sub, "users") == 0 && rt.key == NULL);
+    CHECK(match("DELETE", "/auth/users/al%69ce") == 0 && rt.method_ok &&
+          strcmp(rt.sub, "user") == 0 && key_is("alice", 5));
+    CHECK(match("POST", "/auth/users/alice/password") == 0 && rt.method_ok &&
+          strcmp(rt.sub, "user_password") == 0 && key_is("alice", 5));
+    CHECK(match("DELETE", "/auth/users/alice/roles/app") == 0 && rt.method_ok &&
+          strcmp(rt.sub, "user_role") == 0 && key_is("alice", 5) && rt.key2_len == 3 &&
+          memcmp(rt.key2, "app", 3) == 0);
+    CHECK(match("POST", "/auth/users/alice/roles/app") == 0 && !rt.method_ok &&
+          strcmp(rt.allow, "DELETE") == 0);
+    CHECK(match("POST", "/auth/roles/app/permissions") == 0 && rt.method_ok &&
+          strcmp(rt.sub, "role_perms") == 0 && key_is("app", 3));
+    CHECK(match("GET", "/auth/roles/app/permissions/x") == 0 && rt.kind == ROUTE_NONE);
+    CHECK(match("GET", "/auth/users/a/b/c/d/e/f") == 0 && rt.kind == ROUTE_NONE);
+    CHECK(match("GET", "/auth/enable") == 0 && rt.kind == ROUTE_AUTH && !rt.method_ok);
 }
 
 static void test_gateway(void)
@@ -222,6 +244,7 @@ int main(void)
     RUN(test_members);
     RUN(test_maintenance);
     RUN(test_gateway);
+    RUN(test_auth);
     RUN(test_watch_lease);
     RUN(test_lock_election);
     RUN(test_garbage);

@@ -153,6 +153,10 @@ static void do_range(api_req *r)
     kv_conn *c = gw_reader(r);
     if (!c)
         return;
+    if (!api_auth_read(r, c, &r->op.span)) {
+        kv_reader_release(r->a->kv, c);
+        return;
+    }
     kv_op_result res;
     memset(&res, 0, sizeof res);
     int64_t rev = 0;

@@ -147,6 +147,8 @@ void gw_watch(api_req *r)
         gw_reply_error(r, GW_INVALID_ARGUMENT, "etcdserver: key is not provided");
         return;
     }
+    if (!api_auth_read(r, NULL, &r->op.span))
+        return;
     gw_watcher *w = calloc(1, sizeof *w);
     kv_conn *kc = w ? kv_reader_acquire(r->a->kv) : NULL;
     int64_t rev = 0, compact = 0;
