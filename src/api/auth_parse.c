@@ -95,8 +95,13 @@ static int parse_perm(perr *p, const char *method, json_t *root, kv_auth_cmd *c,
     int rc = api_json_span(root, &c->span, ar, p->err, p->errlen);
     if (rc < 0)
         return rc;
-    if (!c->span.has_end && c->span.key_len == 0)
+    const kv_span *sp = &c->span;
+    if (!sp->has_end && sp->key_len == 0)
         return bad(p, "key", "must not be empty");
+    if (sp->has_end && sp->end_len == 0)
+        return bad(p, "range_end", "must not be empty (\"\\u0000\": every key from key on)");
+    if (sp->key_len > KV_MAX_KEY_LEN || sp->end_len > KV_MAX_KEY_LEN + 1)
+        return bad(p, "key", "longer than 65536 bytes");
     if (grant)
         return perm_word(p, root, &c->perm);
     return json_object_get(root, "perm") ? bad(p, "perm", "not taken when revoking") : 0;
@@ -104,7 +109,7 @@ static int parse_perm(perr *p, const char *method, json_t *root, kv_auth_cmd *c,
 
 /* Routes whose names come from the path, with the body they take. */
 static int parse_named(perr *p, const char *sub, const char *method, json_t *root,
-                       kv_auth_cmd *c, api_arena *ar)
+                       const char *role_name, kv_auth_cmd *c, api_arena *ar)
 {
     static const char *const pw[] = {"password", NULL}, *const role[] = {"role", NULL};
     static const char *const none[] = {NULL};
@@ -124,6 +129,7 @@ static int parse_named(perr *p, const char *sub, const char *method, json_t *roo
         return -1;
     if (strcmp(sub, "user_role") == 0) {
         c->op = KV_AUTH_USER_REVOKE;
+        c->arg = role_name;
         return c->arg && kv_auth_name_valid(c->arg) ? 0 : bad(p, "role", "not a role name");
     }
     c->op = strcmp(sub, "user") == 0 ? KV_AUTH_USER_DELETE : KV_AUTH_ROLE_DELETE;
@@ -138,13 +144,11 @@ int api_auth_parse(const char *sub, const char *method, json_t *root, const char
     static const char *const none[] = {NULL};
     perr p = {err, errlen};
     memset(c, 0, sizeof *c);
-    c->name = name;
-    c->arg = role;
+    c->name = name; /* the path's role goes only where one is named: user_role */
     if (!json_is_object(root))
         return bad(&p, "body", "expected a JSON object");
     if (strcmp(sub, "authenticate") == 0 || strcmp(sub, "users") == 0) {
         c->op = sub[0] == 'u' ? KV_AUTH_USER_ADD : 0;
-        c->arg = NULL;
         if (only(&p, root, user_fields) < 0 || get_name(&p, root, "name", &c->name) < 0)
             return -1;
         return get_password(&p, root, &c->arg);
@@ -155,8 +159,8 @@ int api_auth_parse(const char *sub, const char *method, json_t *root, const char
     }
     if (strcmp(sub, "enable") == 0 || strcmp(sub, "disable") == 0) {
         c->op = sub[0] == 'e' ? KV_AUTH_ENABLE : KV_AUTH_DISABLE;
-        c->name = c->arg = NULL;
+        c->name = NULL;
         return only(&p, root, none);
     }
-    return parse_named(&p, sub, method, root, c, ar);
+    return parse_named(&p, sub, method, root, role, c, ar);
 }

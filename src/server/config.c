@@ -45,6 +45,10 @@ static const char usage[] =
     "                         (certificates are read again on SIGHUP)\n"
     "  --help                 print this help\n"
     "\n"
+    "Every flag may also be set in the environment as RAFTKV_<FLAG>, upper case with\n"
+    "dashes as underscores (RAFTKV_DATA_DIR=/var/lib/raftkv, RAFTKV_JOIN=1); a flag\n"
+    "on the command line wins over its variable.\n"
+    "\n"
     "exit status: 0 stopped by SIGTERM/SIGINT or removed from the cluster;\n"
     "  1 could not start (data dir refused, port taken, no peer answered);\n"
     "  2 bad command line; 3 a write or fsync of the data dir failed;\n"
@@ -291,6 +295,49 @@ static int apply_option(config *c, int opt, const char *arg, bool *have_port)
     }
 }
 
+/* RAFTKV_DATA_DIR for "data-dir". */
+static void env_name(const char *flag, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "RAFTKV_");
+    for (const char *p = flag; *p && n + 1 < cap; p++)
+        out[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    out[n] = '\0';
+}
+
+/* A switch from the environment: 1/true/yes on, 0/false/no off. */
+static int env_switch(const char *var, const char *v, bool *on)
+{
+    static const char *const yes[] = {"1", "true", "yes"}, *const no[] = {"0", "false", "no", ""};
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(v, yes[i]) == 0)
+            return (*on = true), 0;
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(v, no[i]) == 0)
+            return (*on = false), 0;
+    fprintf(stderr, "raftkv: %s: expected 1, true, yes, 0, false or no, got \"%s\"\n", var, v);
+    return -1;
+}
+
+/* Every flag not on the command line, from RAFTKV_<FLAG> if set. */
+static int apply_env(config *c, const struct option *opts, const bool *given, bool *have_port)
+{
+    for (const struct option *o = opts; o->name; o++) {
+        char var[64];
+        env_name(o->name, var, sizeof var);
+        const char *v = getenv(var);
+        if (!v || given[o->val] || o->val == OPT_HELP)
+            continue;
+        bool on = true;
+        if (o->has_arg == no_argument && env_switch(var, v, &on) < 0)
+            return -1;
+        if (on && apply_option(c, o->val, v, have_port) < 0) {
+            fprintf(stderr, "raftkv: (that value came from the environment: %s)\n", var);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_parse(int argc, char **argv, config *c)
 {
     static const struct option opts[] = {
@@ -321,7 +368,7 @@ int config_parse(int argc, char **argv, config *c)
         {NULL, 0, NULL, 0},
     };
     set_defaults(c);
-    bool have_port = false;
+    bool have_port = false, given[OPT_HELP + 1] = {false};
     int opt;
     opterr = 0;
     optind = 1;
@@ -338,11 +385,14 @@ int config_parse(int argc, char **argv, config *c)
         }
         if (apply_option(c, opt, optarg, &have_port) < 0)
             goto fail;
+        given[opt] = true;
     }
     if (optind < argc) {
         fprintf(stderr, "raftkv: unexpected argument \"%s\" (see --help)\n", argv[optind]);
         goto fail;
     }
+    if (apply_env(c, opts, given, &have_port) < 0)
+        goto fail;
     if (check_required(c, have_port) < 0)
         goto fail;
     return 0;

@@ -58,3 +58,28 @@ def test_sigterm_exits_cleanly(env):
     n.restart()
     env.wait_healthy([n])
     check(n.get("k") == (200, b"v"), "value survives a clean restart")
+
+
+def test_environment_configures_a_node(env):
+    """Every flag as RAFTKV_<FLAG> (what /etc/default/raftkv sets for the
+    systemd unit): a node configured by its environment alone, but for one
+    flag that wins over its variable."""
+    n = env.new_node()
+    flags = harness.tls_flags() if harness.TLS else []
+    n.env_vars = {"RAFTKV_ID": str(n.id), "RAFTKV_CLUSTER": n.peer_url,
+                  "RAFTKV_PORT": "1",  # overridden by --port below
+                  "RAFTKV_DATA_DIR": n.data_dir, "RAFTKV_SNAPSHOT_COUNT": "5"}
+    for flag, value in zip(flags[0::2], flags[1::2]):
+        n.env_vars["RAFTKV_" + flag[2:].upper().replace("-", "_")] = value
+    n.args = ["--port", str(n.port)]
+    n.start()
+    env.wait_healthy([n])
+    for i in range(12):
+        check(n.put("k%d" % i, "v") == 204, "PUT %d" % i)
+    check(n.get("k3") == (200, b"v"), "GET")
+    check(os.path.isdir(n.data_dir), "RAFTKV_DATA_DIR was used")
+    log = n.log_text()
+    check("snapshot at index" in log, "RAFTKV_SNAPSHOT_COUNT=5 took effect: 12 writes snapshot")
+    check(n.status()["raft_applied_index"] >= 12, "status: %r" % n.status())
+    r = _run([], env)  # nothing on the command line, nothing in the environment
+    check(r.returncode == 2 and b"--id" in r.stderr, "unconfigured: %r" % (r,))

@@ -174,7 +174,7 @@ def _sequence():
         ("/v3/lock/unlock", {}),
         # membership: a learner does not count for quorum, so the one-member
         # etcd keeps serving
-        ("/v3/cluster/member/add", {"peerURLs": ["http://127.0.0.1:1"], "isLearner": True}),
+        ("/v3/cluster/member/add", {"peerURLs": [harness.scheme() + "://127.0.0.1:1"], "isLearner": True}),
         ("/v3/cluster/member/list", {}),
         ("/v3/cluster/member/remove", {"ID": "12345"}),
         ("/v3/cluster/member/add", {"peerURLs": []}),

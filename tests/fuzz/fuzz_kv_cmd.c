@@ -19,6 +19,8 @@ static int encode(const kv_cmd *c, buf *b)
         return kv_encode_alarm(KV_ALARM_ACTIVATE, c->alarm_member, c->alarm_type, b);
     case KV_CMD_ALARM_DEACTIVATE:
         return kv_encode_alarm(KV_ALARM_DEACTIVATE, c->alarm_member, c->alarm_type, b);
+    case KV_CMD_AUTH: return kv_encode_auth(&c->auth, b);
+    case KV_CMD_AS: return kv_encode_as(c->as_user, c->as_gen, c->inner, c->inner_len, b);
     default: return KV_ERR_INVALID;
     }
 }

@@ -143,6 +143,14 @@ static void text_seeds(void)
               "\"b\",\"prev_kv\":true}},{\"request_put\":{\"key_base64\":\"AA==\","
               "\"value_base64\":\"/w==\"}}]}");
     seed_text("txn", "bad", "{\"compare\":[{\"key\":\"k\",\"target\":\"FOO\",\"result\":\"EQUAL\"}]}");
+    /* auth: the first byte picks the route shape (fuzz_auth.c) */
+    seed_text("auth", "authenticate", "\x00{\"name\":\"alice\",\"password\":\"s3cret\"}");
+    seed_text("auth", "user_add", "\x01{\"name\":\"bob\",\"password\":\"pw\"}");
+    seed_text("auth", "grant_role", "\x04{\"role\":\"app\"}");
+    seed_text("auth", "perm_prefix", "\x08{\"key\":\"app/\",\"prefix\":true,\"perm\":\"readwrite\"}");
+    seed_text("auth", "perm_range", "\x08{\"key_base64\":\"/w==\",\"range_end\":\"z\",\"perm\":\"read\"}");
+    seed_text("auth", "revoke_perm", "\x09{\"key\":\"app/\",\"prefix\":true}");
+    seed_text("auth", "enable", "\x0a{}");
 }
 
 /* ---- committed entries ---- */
@@ -200,6 +208,15 @@ static void entry_seeds(void)
     kv_seed("grant", kv_encode_lease_grant(7, 60, &cmd), &cmd, &env);
     kv_seed("revoke", kv_encode_lease_revoke(7, &cmd), &cmd, &env);
     kv_seed("keepalive", kv_encode_lease_keepalive(7, &cmd), &cmd, &env);
+    kv_seed("auth_grant", kv_encode_auth(&(kv_auth_cmd){.op = KV_AUTH_ROLE_GRANT, .name = "app",
+            .span = {(const uint8_t *)"a/", 2, true, (const uint8_t *)"a0", 2},
+            .perm = KV_PERM_READWRITE}, &cmd), &cmd, &env);
+    buf inner;
+    buf_init(&inner);
+    if (kv_encode_compact(3, &inner) != KV_OK)
+        die("kv_encode_compact");
+    kv_seed("as_compact", kv_encode_as("alice", 7, inner.data, inner.len, &cmd), &cmd, &env);
+    buf_free(&inner);
     conf_seed(&env);
     buf_free(&cmd);
     buf_free(&env);

@@ -92,6 +92,46 @@ static void test_every_flag(void)
     CHECK(p.c.n_peers == 0 && !p.c.data_dir && !p.c.listen_host);
 }
 
+static void test_environment(void)
+{
+    parsed p;
+    /* a node configured by its environment alone */
+    setenv("RAFTKV_ID", "2", 1);
+    setenv("RAFTKV_CLUSTER", "http://127.0.0.1:1001,http://127.0.0.1:1002", 1);
+    setenv("RAFTKV_PORT", "8080", 1);
+    setenv("RAFTKV_DATA_DIR", "/tmp/envdir", 1);
+    setenv("RAFTKV_JOIN", "yes", 1);
+    setenv("RAFTKV_CLIENT_CERT_AUTH", "0", 1);
+    setenv("RAFTKV_SNAPSHOT_COUNT", "77", 1);
+    parse(&p, NULL);
+    CHECK_MSG(p.rc == 0, "rc %d: %s", p.rc, p.err);
+    CHECK(p.c.id == 2 && p.c.n_peers == 2 && p.c.port == 8080 && p.c.join);
+    CHECK(!p.c.client_cert_auth && p.c.snapshot_count == 77);
+    CHECK(p.c.data_dir && strcmp(p.c.data_dir, "/tmp/envdir") == 0);
+    config_free(&p.c);
+    /* a flag wins over its variable; the others still come from the environment */
+    parse(&p, "--data-dir", "/tmp/flagdir", "--snapshot-count", "5", NULL);
+    CHECK_MSG(p.rc == 0, "rc %d: %s", p.rc, p.err);
+    CHECK(p.c.data_dir && strcmp(p.c.data_dir, "/tmp/flagdir") == 0 && p.c.snapshot_count == 5);
+    CHECK(p.c.id == 2 && p.c.port == 8080);
+    config_free(&p.c);
+    /* a bad value names its variable */
+    setenv("RAFTKV_JOIN", "maybe", 1);
+    parse(&p, NULL);
+    CHECK(p.rc == -1 && strstr(p.err, "RAFTKV_JOIN"));
+    setenv("RAFTKV_JOIN", "0", 1);
+    setenv("RAFTKV_HEARTBEAT_MS", "0", 1);
+    parse(&p, NULL);
+    CHECK(p.rc == -1 && strstr(p.err, "--heartbeat-ms") && strstr(p.err, "RAFTKV_HEARTBEAT_MS"));
+    const char *vars[] = {"RAFTKV_ID", "RAFTKV_CLUSTER", "RAFTKV_PORT", "RAFTKV_DATA_DIR",
+                          "RAFTKV_JOIN", "RAFTKV_CLIENT_CERT_AUTH", "RAFTKV_SNAPSHOT_COUNT",
+                          "RAFTKV_HEARTBEAT_MS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    parse(&p, NULL);
+    CHECK(p.rc == -1); /* nothing left to configure it */
+}
+
 static void test_defaults(void)
 {
     parsed p;
@@ -272,6 +312,7 @@ int main(void)
 {
     RUN(test_every_flag);
     RUN(test_defaults);
+    RUN(test_environment);
     RUN(test_tls_flags);
     RUN(test_tls_sets_refused);
     RUN(test_other_spellings);
