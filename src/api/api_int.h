@@ -135,6 +135,15 @@ void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handl
  * stop it before r is freed. False (after answering 503) if stopping. */
 bool api_wait_external(api_req *r, api_handler_fn then);
 void api_wake(api_req *r); /* any thread; once per api_wait_external */
+/* Runs work(a, state) on a thread of its own while r waits, then `then`
+ * on an HTTP thread, which finds state and work's return code with
+ * api_offthread_state. state is state_size zeroed bytes, freed (after
+ * state_free, may be NULL) when both the request and the thread are done.
+ * Uses r->ext. Answers 500/503 itself if it cannot start. */
+typedef int (*api_work_fn)(api *a, void *state);
+void api_offthread(api_req *r, size_t state_size, void (*state_free)(void *state),
+                   api_work_fn work, api_handler_fn then);
+void *api_offthread_state(api_req *r, int *rc);
 /* libmicrohttpd 0.9.75 does not watch a suspended connection's socket, so
  * a long wait wakes at least every API_PROBE_MS to ask whether its client
  * hung up, and answers api_reply_gone (which closes the request) if so. */
@@ -160,6 +169,10 @@ void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *dat
  * on failure it still holds them, for the caller's buf_free). */
 void api_reply_buf(api_req *r, unsigned code, const char *ctype, buf *b);
 void api_reply_empty(api_req *r, unsigned code);
+/* A response built elsewhere (a stream from a callback); taken (NULL: the
+ * connection is closed). */
+void api_reply_response(api_req *r, unsigned code, const char *ctype, struct MHD_Response *resp,
+                        const char *const *headers);
 /* 405 with the route's Allow list. */
 void api_reply_405(api_req *r);
 /* Maps a node status to its HTTP answer (503, 409, 400, 404, 500). */
@@ -212,6 +225,8 @@ void api_h_status(api_req *r);
 void api_h_health(api_req *r);
 void api_h_metrics(api_req *r);
 void api_h_maint(api_req *r);
+void api_h_backup(api_req *r);  /* GET /maintenance/snapshot (h_backup.c) */
+void api_h_defrag(api_req *r);  /* POST /maintenance/defrag (h_backup.c) */
 void api_h_lease(api_req *r);
 void api_h_watch(api_req *r);
 /* recipes/ (etcd's v3lock and v3election, apart from the kv API) */

@@ -114,12 +114,54 @@ static void hash(api_req *r)
                                      "compact_revision", (json_int_t)compact));
 }
 
+/* ---- defrag (off every loop: offthread.c) ---- */
+
+typedef struct {
+    uint64_t before, after;
+    char msg[256];
+} defrag_state;
+
+static int defrag_work(api *a, void *state)
+{
+    defrag_state *d = state;
+    return kv_defrag(a->kv, &d->before, &d->after, d->msg, sizeof d->msg);
+}
+
+static void defrag_done(api_req *r)
+{
+    int rc;
+    defrag_state *d = api_offthread_state(r, &rc);
+    if (rc == KV_ERR_INVALID) {
+        api_reply_error(r, 409, "defrag_unsupported", NULL, "%s", d->msg);
+    } else if (rc != KV_OK) {
+        log_error("defrag: %s", d->msg);
+        api_reply_error(r, 500, "internal", NULL, "defrag failed");
+    } else {
+        log_info("defrag: kv.db %llu -> %llu bytes", (unsigned long long)d->before,
+                 (unsigned long long)d->after);
+        api_reply_json(r, 200, json_pack("{s:o,s:I,s:I}", "header", api_json_header(r->a, -1),
+                                         "db_size_before", (json_int_t)d->before, "db_size",
+                                         (json_int_t)d->after));
+    }
+}
+
+void api_h_defrag(api_req *r)
+{
+    api_offthread(r, sizeof(defrag_state), NULL, defrag_work, defrag_done);
+}
+
 void api_h_maint(api_req *r)
 {
     static const char *const hash_params[] = {"revision", NULL},
                              *const list_params[] = {"serializable", NULL}, *const none[] = {NULL};
     const char *sub = r->route.sub;
-    if (strcmp(sub, "hash") == 0) {
+    if (strcmp(sub, "snapshot") == 0) {
+        if (api_query_only(r, none) == 0)
+            api_h_backup(r);
+    } else if (strcmp(sub, "defrag") == 0) {
+        if (api_query_only(r, none) == 0)
+            api_h_defrag(r);
+    } else if (strcmp(sub, "hash") == 0) {
         if (api_query_only(r, hash_params) == 0)
             hash(r);
     } else if (strcmp(sub, "disarm") == 0) {

@@ -6,7 +6,7 @@ libraftkv_a_SOURCES += src/api/api.h src/api/api_int.h src/api/server.c src/api/
 	src/api/txn_parse.c src/api/conn_guard.c
 # handlers of the kv, lease, watch and cluster routes
 libraftkv_a_SOURCES += src/api/h_kv.c src/api/h_txn.c src/api/h_lease.c src/api/h_watch.c \
-	src/api/h_cluster.c src/api/h_maint.c src/api/h_auth.c src/api/auth_gate.c src/api/auth_parse.c
+	src/api/h_cluster.c src/api/h_maint.c src/api/h_auth.c src/api/h_backup.c src/api/offthread.c src/api/auth_gate.c src/api/auth_parse.c
 # etcd's v3 JSON gateway over the same store
 libraftkv_a_SOURCES += src/api/v3/gw.h src/api/v3/gw.c src/api/v3/gw_kv.c src/api/v3/gw_lease.c \
 	src/api/v3/gw_cluster.c src/api/v3/gw_watch.c src/api/v3/gw_lock.c src/api/v3/gw_maint.c

@@ -73,6 +73,12 @@ void api_reply_buf(api_req *r, unsigned code, const char *ctype, buf *b)
         buf_init(b); /* the bytes were the response's */
 }
 
+void api_reply_response(api_req *r, unsigned code, const char *ctype, struct MHD_Response *resp,
+                        const char *const *headers)
+{
+    queue(r, code, with_ctype(resp, ctype), headers);
+}
+
 void api_reply_empty(api_req *r, unsigned code) { api_reply_raw(r, code, NULL, "", 0, NULL); }
 
 static void reply_json_h(api_req *r, unsigned code, json_t *body, const char *const *headers)

@@ -162,7 +162,9 @@ static int route_maint(const char *rest, api_route *out)
         const char *path, *sub, *allow;
     } routes[] = {{"/alarms", "alarms", "GET"},
                   {"/alarms/disarm", "disarm", "POST"},
-                  {"/hash", "hash", "GET"}};
+                  {"/hash", "hash", "GET"},
+                  {"/snapshot", "snapshot", "GET"},
+                  {"/defrag", "defrag", "POST"}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(rest, routes[i].path) == 0) {
             out->sub = routes[i].sub;

@@ -268,6 +268,43 @@ void kv_snapjob_free(kv_snapjob *j);
  * checksum; err says which key and revision. Alarms come with the state. */
 int kv_restore(kv *k, const char *path, char *err, size_t errlen);
 
+/* Gives free pages back to the filesystem in small steps on a connection
+ * of its own (any thread; the writer waits one step at most). *before,
+ * *after: kv.db's size. KV_OK; KV_ERR_INVALID (kv.db predates incremental
+ * vacuum: msg says what to do); KV_ERR_INTERNAL. */
+int kv_defrag(kv *k, uint64_t *before, uint64_t *after, char *msg, size_t msglen);
+
+/* ---- backups (kv_backup.c; kv_backup_take in kv_snapshot.c) ----
+ * A backup file is kv.db's bytes, one consistent copy with every row
+ * verified, followed by a KV_BACKUP_TRAILER-byte trailer holding their
+ * size and CRC-32C. */
+#define KV_BACKUP_TRAILER 24
+typedef struct {
+    int fd;            /* the copy (already unlinked): read, then close */
+    uint64_t size;     /* its bytes, without the trailer */
+    uint32_t crc;      /* their CRC-32C */
+    int64_t revision;  /* the store revision it holds */
+    uint8_t trailer[KV_BACKUP_TRAILER];
+} kv_backup;
+/* Takes the copy on a connection of its own (any thread; the writer goes
+ * on). KV_OK; KV_ERR_CORRUPT (a row failed its checksum: msg says which,
+ * and kv_corruption_seen turns true); KV_ERR_INTERNAL. */
+int kv_backup_take(kv *k, kv_backup *out, char *msg, size_t msglen);
+void kv_backup_frame(kv_backup *b); /* fills trailer from size and crc */
+/* Checks a backup file's trailer, size and checksum and writes its
+ * database to db_path (which must not exist). KV_OK; KV_ERR_INVALID (err
+ * says what is wrong; nothing left at db_path); KV_ERR_INTERNAL. db_path
+ * NULL: check only. Check the database itself with kv_restore before
+ * using it. */
+int kv_backup_extract(const char *file, const char *db_path, char *err, size_t errlen);
+/* The revision stored in a database file: 0 or -1. */
+int kv_backup_revision(const char *db_path, int64_t *rev);
+/* Makes k's state the first state of a new cluster: keys, values,
+ * revisions, leases and auth kept; members, removed ids and alarms
+ * dropped; applied index 0 (the new log starts at 1). (node-less use:
+ * `raftkv snapshot restore`.) */
+int kv_backup_reset(kv *k);
+
 /* ---- integrity, quota and alarms ---- */
 
 /* What the last failure on c (a reader) or on the writer (apply, snapshot)

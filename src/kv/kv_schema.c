@@ -83,7 +83,9 @@ static int exec_sql(kv_db *d, const char *sql)
 
 int kv_schema_create(kv_db *d)
 {
-    if (exec_sql(d, "BEGIN IMMEDIATE") < 0)
+    /* before any table: free pages can then be given back in small steps
+     * (kv_defrag) instead of by a VACUUM that holds the writer */
+    if (exec_sql(d, "PRAGMA auto_vacuum = INCREMENTAL") < 0 || exec_sql(d, "BEGIN IMMEDIATE") < 0)
         return -1;
     for (size_t i = 0; i < N_SCHEMA; i++)
         if (exec_sql(d, schema[i].sql) < 0)

@@ -10,6 +10,8 @@
 #include "kv/kv_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -80,6 +82,38 @@ static int file_applied(const char *path, uint64_t *index, uint64_t *term)
     kv_db_close(&d);
     *index = (uint64_t)i;
     *term = (uint64_t)t;
+    return rc;
+}
+
+/* The copy a backup streams (kv_backup.c frames it). */
+int kv_backup_take(kv *k, kv_backup *out, char *msg, size_t msglen)
+{
+    static atomic_uint seq;
+    char path[4200];
+    snprintf(path, sizeof path, "%s.backup-%ld-%u", k->path, (long)getpid(),
+             atomic_fetch_add(&seq, 1));
+    memset(out, 0, sizeof *out);
+    out->fd = -1;
+    kv_db d;
+    int rc = kv_db_open(&d, k->path, SQLITE_OPEN_READWRITE, msg, msglen) < 0 ? KV_ERR_INTERNAL
+                                                                            : KV_OK;
+    if (rc == KV_OK) {
+        rc = vacuum_into(&d, path);
+        kv_db_close(&d);
+    }
+    if (rc == KV_OK)
+        rc = verify_copy(path, msg, msglen);
+    if (rc == KV_ERR_CORRUPT)
+        kv_note_corrupt(k, msg);
+    if (rc == KV_OK && (file_sum(path, false, &out->size, &out->crc) < 0 ||
+                        kv_backup_revision(path, &out->revision) < 0 ||
+                        (out->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)) {
+        kv_errf(msg, msglen, "backup copy %s: %s", path, strerror(errno));
+        rc = KV_ERR_INTERNAL;
+    }
+    unlink(path); /* the descriptor keeps it while the stream lasts */
+    if (rc == KV_OK)
+        kv_backup_frame(out);
     return rc;
 }
 

@@ -41,12 +41,16 @@ static int open_checked(kv *k, const char *path, char *err, size_t errlen)
         return -1;
     k->w.owner = k;
     int v = kv_schema_verify(&k->w, false, err, errlen);
-    if (v < 0 || set_pragmas(&k->w, err, errlen) < 0)
+    if (v < 0)
         return -1;
+    /* a new file's schema first: auto_vacuum can only be chosen before
+     * WAL mode writes the header */
     if (v == 1 && kv_schema_create(&k->w) < 0) {
         kv_errf(err, errlen, "%s: cannot create the kv schema", path);
         return -1;
     }
+    if (set_pragmas(&k->w, err, errlen) < 0)
+        return -1;
     if (kv_schema_upgrade(&k->w) < 0 || kv_load_state(k) < 0) {
         kv_errf(err, errlen, "%s: cannot read kv metadata", path);
         return -1;
