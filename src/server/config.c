@@ -1,4 +1,5 @@
-/* config: parses raftkv's command line (README.md, Command line). Every error
+/* config: parses raftkv's command line and its RAFTKV_<FLAG> environment
+ * variables (README.md, Command line). Every error
  * names the flag; nothing is started here. */
 #include "server/config.h"
 
@@ -44,6 +45,8 @@ static const char usage[] =
     "  --peer-trusted-ca-file FILE  CA (PEM) every peer certificate must be signed by\n"
     "                         (certificates are read again on SIGHUP)\n"
     "  --help                 print this help\n"
+    "\n"
+    "Backups: raftkv snapshot save|status|restore ... (raftkv snapshot --help).\n"
     "\n"
     "Every flag may also be set in the environment as RAFTKV_<FLAG>, upper case with\n"
     "dashes as underscores (RAFTKV_DATA_DIR=/var/lib/raftkv, RAFTKV_JOIN=1); a flag\n"
