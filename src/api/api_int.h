@@ -275,6 +275,12 @@ const buf *api_auth_wrap(api_req *r, const buf *cmd, buf *tmp);
  * counted against the client's address) or 429 (too many) is answered. */
 bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
                        uint64_t *gen);
+/* The failed-login limit of r's client address: is it reached (then
+ * *retry_ms says for how long)? Count one more failure. */
+bool api_login_limited(api_req *r, uint64_t *retry_ms);
+void api_login_failed(api_req *r);
+/* An etcd-shaped error {"error","message","code"} (v3/gw.c). */
+void api_v3_error(api_req *r, int grpc_code, const char *msg);
 void api_h_auth(api_req *r);
 
 #endif

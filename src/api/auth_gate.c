@@ -24,8 +24,12 @@ static bool is_public(const api_req *r)
 {
     int k = r->route.kind;
     return k == ROUTE_HEALTH || k == ROUTE_METRICS || k == ROUTE_VERSION ||
-           (k == ROUTE_AUTH && strcmp(r->route.sub, "authenticate") == 0);
+           (k == ROUTE_AUTH && strcmp(r->route.sub, "authenticate") == 0) ||
+           (k == ROUTE_V3 && strcmp(r->route.sub, "auth/authenticate") == 0);
 }
+
+/* Gateway clients parse etcd's error bodies; the others the native ones. */
+static bool gateway(const api_req *r) { return r->route.kind == ROUTE_V3; }
 
 /* The gateway's key, lease, watch and lock calls are checked like the
  * native ones; the rest of it (members, maintenance, auth) is root's. */
@@ -74,8 +78,18 @@ static bool set_user(api_req *r, const char *user, uint64_t gen)
 
 static void unauthenticated(api_req *r, const char *why)
 {
-    api_reply_error(r, 401, "unauthenticated", NULL, "%s", why);
+    if (gateway(r))
+        api_v3_error(r, 16, "etcdserver: invalid auth token"); /* gRPC Unauthenticated */
+    else
+        api_reply_error(r, 401, "unauthenticated", NULL, "%s", why);
 }
+
+bool api_login_limited(api_req *r, uint64_t *retry_ms)
+{
+    return !auth_limiter_allowed(r->a->limiter, client_addr(r), now_ms(), retry_ms);
+}
+
+void api_login_failed(api_req *r) { auth_limiter_failed(r->a->limiter, client_addr(r), now_ms()); }
 
 static bool from_token(api_req *r, kv_conn *c, const char *token)
 {
@@ -96,9 +110,8 @@ static bool from_token(api_req *r, kv_conn *c, const char *token)
 bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
                        uint64_t *gen)
 {
-    const struct sockaddr *sa = client_addr(r);
     uint64_t retry_ms = 0;
-    if (!auth_limiter_allowed(r->a->limiter, sa, now_ms(), &retry_ms)) {
+    if (api_login_limited(r, &retry_ms)) {
         api_reply_error(r, 429, "too_many_attempts",
                         json_pack("{s:I}", "retry_after_ms", (json_int_t)retry_ms),
                         "too many failed logins from this address; retry later");
@@ -109,7 +122,7 @@ bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *pas
               auth_password_matches(password, hash);
     free(hash);
     if (!ok) {
-        auth_limiter_failed(r->a->limiter, sa, now_ms());
+        api_login_failed(r);
         unauthenticated(r, "wrong user name or password");
     }
     return ok;
@@ -142,9 +155,13 @@ static bool from_certificate(api_req *r, kv_conn *c)
     char cn[KV_AUTH_NAME_MAX + 1];
     char *hash = NULL;
     uint64_t gen = 0;
-    bool ok = ci && tls_peer_common_name(ci->tls_session, cn, sizeof cn) == 0 &&
-              kv_auth_name_valid(cn) && kv_auth_user_get(c, cn, &hash, &gen) == KV_OK;
+    bool have_cn = ci && tls_peer_common_name(ci->tls_session, cn, sizeof cn) == 0;
+    bool ok = have_cn && kv_auth_name_valid(cn) && kv_auth_user_get(c, cn, &hash, &gen) == KV_OK;
     free(hash);
+    if (!have_cn && gateway(r)) {
+        api_v3_error(r, 3, "etcdserver: user name is empty"); /* etcd's, for no credentials */
+        return false;
+    }
     if (!ok) {
         unauthenticated(r, "credentials required: Authorization: Bearer <token>, "
                            "HTTP Basic, or a client certificate naming a user");
@@ -160,6 +177,8 @@ static bool identify(api_req *r, kv_conn *c)
         return from_token(r, c, h + 7);
     if (h && strncasecmp(h, "Basic ", 6) == 0)
         return from_basic(r, c, h + 6);
+    if (h && gateway(r))
+        return from_token(r, c, h); /* etcd's clients send the bare token */
     if (h) {
         unauthenticated(r, "Authorization: expected Bearer or Basic");
         return false;
@@ -174,6 +193,8 @@ static bool check_answered(api_req *r, int rc)
         return true;
     if (rc == KV_ERR_AUTH)
         unauthenticated(r, "the user is gone or its password or roles changed: log in again");
+    else if (rc == KV_ERR_PERMISSION && gateway(r))
+        api_v3_error(r, 7, "etcdserver: permission denied");
     else if (rc == KV_ERR_PERMISSION)
         api_reply_error(r, 403, "permission_denied", NULL, "user %s may not do this", r->user);
     else
@@ -226,6 +247,11 @@ bool api_auth_gate(api_req *r)
 
 bool api_auth_read(api_req *r, kv_conn *c, const kv_span *s)
 {
+    if (!r->as_user && kv_auth_enabled(r->a->kv)) {
+        /* auth came on while this request waited for its barrier */
+        unauthenticated(r, "credentials required");
+        return false;
+    }
     if (!r->as_user)
         return true;
     kv_conn *own = c ? NULL : kv_reader_acquire(r->a->kv);
@@ -241,7 +267,8 @@ bool api_auth_read(api_req *r, kv_conn *c, const kv_span *s)
 
 const buf *api_auth_wrap(api_req *r, const buf *cmd, buf *tmp)
 {
-    if (!r->as_user)
-        return cmd;
-    return kv_encode_as(r->user, r->user_gen, cmd->data, cmd->len, tmp) == KV_OK ? tmp : NULL;
+    /* anonymous ("") while auth looks off here: apply refuses it if auth
+     * is on by then */
+    const char *user = r->as_user ? r->user : "";
+    return kv_encode_as(user, r->user_gen, cmd->data, cmd->len, tmp) == KV_OK ? tmp : NULL;
 }

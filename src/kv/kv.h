@@ -446,6 +446,9 @@ int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev);
  * touches: reads (RANGE ops, compares) need read, PUT/DELETE write,
  * revoking a lease write on its keys; compaction, alarms and auth itself
  * need role root. While auth is disabled an AS command is its inner one.
+ * The API wraps every client write, as user "" (anonymous) while it sees
+ * auth disabled: such a write that reaches apply after auth was enabled
+ * is refused (AUTH), so none slips through a member that lagged.
  * Names are 1..KV_AUTH_NAME_MAX printable ASCII bytes without ':' or '/'. */
 #define KV_AUTH_NAME_MAX 128
 #define KV_AUTH_HASH_MAX 256

@@ -274,6 +274,8 @@ static int revoke_allowed(kv_db *d, const char *user, int64_t id)
 int kv_auth_cmd_allowed(kv *k, const char *user, uint64_t gen, const kv_cmd *inner)
 {
     kv_db *d = &k->w;
+    if (!*user)
+        return KV_ERR_AUTH; /* a client's write from before it saw auth enabled */
     int rc = identity_ok(d, user, gen);
     if (rc != KV_OK)
         return rc;
@@ -346,7 +348,9 @@ static int user_change(kv *k, const kv_auth_cmd *c, kv_result *res)
 static int user_role(kv *k, const kv_auth_cmd *c, kv_result *res)
 {
     kv_db *d = &k->w;
-    int u = exists(d, USER_EXISTS, c->name), r = exists(d, ROLE_EXISTS, c->arg);
+    /* role root is implicit, as in etcd: granting it needs no ROLE_ADD */
+    int u = exists(d, USER_EXISTS, c->name);
+    int r = strcmp(c->arg, ROOT) == 0 ? 1 : exists(d, ROLE_EXISTS, c->arg);
     if (u < 0 || r < 0)
         return -1;
     if (!u || !r)

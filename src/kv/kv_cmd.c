@@ -321,7 +321,7 @@ int kv_encode_auth(const kv_auth_cmd *c, buf *out)
 
 int kv_encode_as(const char *user, uint64_t gen, const uint8_t *inner, size_t len, buf *out)
 {
-    if (!kv_auth_name_valid(user) || len < 2 || len > UINT32_MAX || inner[1] == KV_CMD_AS)
+    if (!user || (*user && !kv_auth_name_valid(user)) || len < 2 || len > UINT32_MAX || inner[1] == KV_CMD_AS)
         return KV_ERR_INVALID;
     size_t start = out->len;
     if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_AS) < 0 ||
@@ -486,7 +486,7 @@ static int decode_as(reader *r, kv_cmd *c)
     int rc = rd_str(r, &c->as_user);
     if (rc != KV_OK)
         return rc;
-    if (!kv_auth_name_valid(c->as_user) || rd_u64(r, &c->as_gen) < 0 ||
+    if ((*c->as_user && !kv_auth_name_valid(c->as_user)) || rd_u64(r, &c->as_gen) < 0 ||
         rd_bytes(r, &inner, &n) < 0 || n < 2 || inner[1] == KV_CMD_AS)
         return KV_ERR_INVALID;
     c->inner = inner;

@@ -23,6 +23,7 @@ static unsigned http_status(int code)
     case GW_OUT_OF_RANGE: return 400;
     case GW_UNAUTHENTICATED: return 401;
     case GW_PERMISSION_DENIED: return 403;
+    case GW_RESOURCE_EXHAUSTED: return 429;
     case GW_NOT_FOUND: return 404;
     case GW_FAILED_PRECONDITION: return 412;
     case GW_UNIMPLEMENTED: return 501;
@@ -30,6 +31,8 @@ static unsigned http_status(int code)
     default: return 500;
     }
 }
+
+void api_v3_error(api_req *r, int code, const char *msg) { gw_reply_error(r, code, msg); }
 
 void gw_reply_error(api_req *r, int code, const char *msg)
 {
@@ -60,6 +63,12 @@ void gw_reply_kv_error(api_req *r, int err)
         break;
     case KV_ERR_CORRUPT:
         gw_reply_error(r, GW_INTERNAL, "etcdserver: corrupt cluster");
+        break;
+    case KV_ERR_PERMISSION:
+        gw_reply_error(r, GW_PERMISSION_DENIED, "etcdserver: permission denied");
+        break;
+    case KV_ERR_AUTH:
+        gw_reply_error(r, GW_UNAUTHENTICATED, "etcdserver: invalid auth token");
         break;
     default:
         gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error");
@@ -343,6 +352,22 @@ static const gw_route routes[] = {
     {"lock/unlock", gw_unlock},
     {"maintenance/alarm", gw_alarm},
     {"maintenance/hash", gw_hash},
+    {"auth/enable", gw_auth_enable},
+    {"auth/disable", gw_auth_disable},
+    {"auth/authenticate", gw_authenticate},
+    {"auth/user/add", gw_user_add},
+    {"auth/user/get", gw_user_get},
+    {"auth/user/list", gw_user_list},
+    {"auth/user/delete", gw_user_delete},
+    {"auth/user/changepw", gw_user_changepw},
+    {"auth/user/grant", gw_user_grant},
+    {"auth/user/revoke", gw_user_revoke},
+    {"auth/role/add", gw_role_add},
+    {"auth/role/get", gw_role_get},
+    {"auth/role/list", gw_role_list},
+    {"auth/role/delete", gw_role_delete},
+    {"auth/role/grant", gw_role_grant},
+    {"auth/role/revoke", gw_role_revoke},
 };
 
 const char *api_v3_path(const char *path)

@@ -21,6 +21,7 @@ enum gw_code {
     GW_INVALID_ARGUMENT = 3,
     GW_NOT_FOUND = 5,
     GW_PERMISSION_DENIED = 7,
+    GW_RESOURCE_EXHAUSTED = 8,
     GW_FAILED_PRECONDITION = 9,
     GW_OUT_OF_RANGE = 11,
     GW_UNIMPLEMENTED = 12,
@@ -92,5 +93,22 @@ void gw_lock(api_req *r);
 void gw_unlock(api_req *r);
 void gw_alarm(api_req *r);
 void gw_hash(api_req *r);
+/* gw_auth.c */
+void gw_auth_enable(api_req *r);
+void gw_auth_disable(api_req *r);
+void gw_authenticate(api_req *r);
+void gw_user_add(api_req *r);
+void gw_user_get(api_req *r);
+void gw_user_list(api_req *r);
+void gw_user_delete(api_req *r);
+void gw_user_changepw(api_req *r);
+void gw_user_grant(api_req *r);
+void gw_user_revoke(api_req *r);
+void gw_role_add(api_req *r);
+void gw_role_get(api_req *r);
+void gw_role_list(api_req *r);
+void gw_role_delete(api_req *r);
+void gw_role_grant(api_req *r);
+void gw_role_revoke(api_req *r);
 
 #endif
