@@ -36,7 +36,7 @@ static bool gateway(const api_req *r) { return r->route.kind == ROUTE_V3; }
 static bool v3_needs_root(const char *sub)
 {
     static const char *const open[] = {"kv/range", "kv/put", "kv/deleterange", "kv/txn",
-                                       "watch", "lease/", "kv/lease/", "lock/"};
+                                       "watch", "lease/", "kv/lease/", "lock/", "election/"};
     for (size_t i = 0; i < sizeof open / sizeof open[0]; i++)
         if (strncmp(sub, open[i], strlen(open[i])) == 0)
             return false;

@@ -9,7 +9,7 @@ libraftkv_a_SOURCES += src/api/h_kv.c src/api/h_txn.c src/api/h_lease.c src/api/
 	src/api/h_cluster.c src/api/h_maint.c src/api/h_auth.c src/api/h_backup.c src/api/offthread.c src/api/auth_gate.c src/api/auth_parse.c
 # etcd's v3 JSON gateway over the same store
 libraftkv_a_SOURCES += src/api/v3/gw.h src/api/v3/gw.c src/api/v3/gw_kv.c src/api/v3/gw_lease.c \
-	src/api/v3/gw_cluster.c src/api/v3/gw_watch.c src/api/v3/gw_lock.c src/api/v3/gw_auth.c src/api/v3/gw_maint.c
+	src/api/v3/gw_cluster.c src/api/v3/gw_watch.c src/api/v3/gw_lock.c src/api/v3/gw_auth.c src/api/v3/gw_election.c src/api/v3/gw_maint.c
 # recipes: lock and election (etcd's v3lock, v3election) on a wait line
 libraftkv_a_SOURCES += src/api/recipes/waitline.h src/api/recipes/waitline.c \
 	src/api/recipes/h_lock.c src/api/recipes/h_election.c src/api/recipes/h_observe.c

@@ -93,6 +93,12 @@ void gw_lock(api_req *r);
 void gw_unlock(api_req *r);
 void gw_alarm(api_req *r);
 void gw_hash(api_req *r);
+void gw_defragment(api_req *r);
+/* gw_election.c */
+void gw_campaign(api_req *r);
+void gw_proclaim(api_req *r);
+void gw_resign(api_req *r);
+void gw_leader(api_req *r);
 /* gw_auth.c */
 void gw_auth_enable(api_req *r);
 void gw_auth_disable(api_req *r);

@@ -1,7 +1,7 @@
-/* gw_maint: the gateway's maintenance/alarm (GET, ACTIVATE, DEACTIVATE)
- * and maintenance/hash — etcd's Alarm and Hash onto raftkv's replicated
- * alarms and its hash of the key-value state (the one the corruption
- * checker compares). Must never clear an alarm a member still has a cause
+/* gw_maint: the gateway's maintenance/alarm (GET, ACTIVATE, DEACTIVATE),
+ * maintenance/hash and maintenance/defragment — etcd's Alarm, Hash and
+ * Defragment onto raftkv's replicated alarms, its hash of the key-value
+ * state (the one the corruption checker compares) and kv_defrag. Must never clear an alarm a member still has a cause
  * for without it being proposed like any other alarm change. */
 #include "api/v3/gw.h"
 
@@ -107,4 +107,35 @@ void gw_hash(api_req *r)
 {
     if (gw_body(r))
         api_wait_barrier(r, do_hash);
+}
+
+/* ---- defragment: kv_defrag off every loop (offthread.c) ---- */
+
+typedef struct {
+    uint64_t before, after;
+    char msg[256];
+} defrag_state;
+
+static int defrag_work(api *a, void *state)
+{
+    defrag_state *d = state;
+    return kv_defrag(a->kv, &d->before, &d->after, d->msg, sizeof d->msg);
+}
+
+static void defrag_done(api_req *r)
+{
+    int rc;
+    defrag_state *d = api_offthread_state(r, &rc);
+    if (rc != KV_OK) {
+        log_error("defragment: %s", d->msg);
+        gw_reply_error(r, GW_UNKNOWN, rc == KV_ERR_INVALID ? d->msg : "etcdserver: defragment failed");
+        return;
+    }
+    gw_reply(r, json_object()); /* etcd 3.4 answers {} */
+}
+
+void gw_defragment(api_req *r)
+{
+    if (gw_body(r))
+        api_offthread(r, sizeof(defrag_state), NULL, defrag_work, defrag_done);
 }
