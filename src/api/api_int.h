@@ -130,6 +130,7 @@ struct api_req {
 void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then);
 void api_wait_barrier(api_req *r, api_handler_fn then);
 void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then);
+void api_wait_move(api_req *r, uint64_t to, api_handler_fn then); /* node_move_leader */
 /* A wait ended by api_wake (e.g. from a watch hub callback) instead of a
  * node callback. No reference is held for the waker: r->ext_free must
  * stop it before r is freed. False (after answering 503) if stopping. */

@@ -150,6 +150,28 @@ void api_h_defrag(api_req *r)
     api_offthread(r, sizeof(defrag_state), NULL, defrag_work, defrag_done);
 }
 
+/* ---- move-leader ---- */
+
+static void moved(api_req *r)
+{
+    if (r->status != NODE_OK) {
+        api_reply_node_error(r, r->status);
+        return;
+    }
+    node_info i;
+    node_get_info(r->a->node, &i);
+    api_reply_json(r, 200, json_pack("{s:o,s:I}", "header", api_json_header(r->a, -1), "leader",
+                                     (json_int_t)i.leader));
+}
+
+static void move_leader(api_req *r)
+{
+    int64_t to = 0;
+    if (!(r->doc = api_body_json(r)) || api_body_int(r, "to", 1, API_MAX_ID, true, &to) < 0)
+        return;
+    api_wait_move(r, (uint64_t)to, moved);
+}
+
 void api_h_maint(api_req *r)
 {
     static const char *const hash_params[] = {"revision", NULL},
@@ -158,6 +180,9 @@ void api_h_maint(api_req *r)
     if (strcmp(sub, "snapshot") == 0) {
         if (api_query_only(r, none) == 0)
             api_h_backup(r);
+    } else if (strcmp(sub, "move-leader") == 0) {
+        if (api_query_only(r, none) == 0)
+            move_leader(r);
     } else if (strcmp(sub, "defrag") == 0) {
         if (api_query_only(r, none) == 0)
             api_h_defrag(r);

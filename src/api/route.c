@@ -164,7 +164,8 @@ static int route_maint(const char *rest, api_route *out)
                   {"/alarms/disarm", "disarm", "POST"},
                   {"/hash", "hash", "GET"},
                   {"/snapshot", "snapshot", "GET"},
-                  {"/defrag", "defrag", "POST"}};
+                  {"/defrag", "defrag", "POST"},
+                  {"/move-leader", "move-leader", "POST"}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(rest, routes[i].path) == 0) {
             out->sub = routes[i].sub;

@@ -179,6 +179,12 @@ void api_wait_barrier(api_req *r, api_handler_fn then)
         node_read_barrier(r->a->node, on_done, r);
 }
 
+void api_wait_move(api_req *r, uint64_t to, api_handler_fn then)
+{
+    if (begin_wait(r, then, true))
+        node_move_leader(r->a->node, to, on_done, r);
+}
+
 void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then)
 {
     if (begin_wait(r, then, true))

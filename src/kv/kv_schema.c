@@ -20,7 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The last N_LATER objects were added to format 2 after it shipped (auth).
+/* The last N_LATER objects were added to format 2 after it shipped (auth,
+ * exactly-once).
  * A database without them is still format 2: kv_schema_upgrade creates
  * them, empty, at open and after a restore, and the check accepts their
  * absence. */
@@ -62,9 +63,15 @@ static const struct {
      "CREATE TABLE auth_perm(role TEXT NOT NULL, key BLOB NOT NULL, end BLOB NOT NULL,"
      " perm INTEGER NOT NULL, PRIMARY KEY(role, key, end)) WITHOUT ROWID"},
     {"table", "auth_secret", "CREATE TABLE auth_secret(id INTEGER PRIMARY KEY, secret BLOB NOT NULL)"},
+    /* exactly-once (kv_once.c): the proposals applied lately, by proposer
+     * and sequence number, with the log index that applied them */
+    {"table", "kv_executed",
+     "CREATE TABLE kv_executed(origin INTEGER NOT NULL, seq INTEGER NOT NULL,"
+     " idx INTEGER NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID"},
+    {"index", "kv_executed_idx", "CREATE INDEX kv_executed_idx ON kv_executed(idx)"},
 };
 #define N_SCHEMA (sizeof schema / sizeof schema[0])
-#define N_LATER 5
+#define N_LATER 7
 #define LATER(i) ((size_t)(i) >= N_SCHEMA - N_LATER)
 
 /* Revisions far below INT64_MAX so that +1 can never overflow. */

@@ -113,6 +113,20 @@ static int apply_normal(const node_apply_env *env, const raft_entry *e, done_lis
         log_warn("entry %llu: unreadable envelope, skipped", (unsigned long long)e->index);
         return 0;
     }
+    /* a member re-proposes what it forwarded when the leader changes: the
+     * second copy of a pair already applied is a no-op everywhere (its
+     * waiter, if any, was answered by the first) */
+    bool seen;
+    int once = kv_apply_once(env->kv, origin, seq, e->index, &seen);
+    if (kv_err_internal(once))
+        return once == KV_ERR_NO_SPACE_DISK ? NODE_APPLY_NOSPACE
+                                            : fail(env, NODE_EXIT_APPLY, "kv: cannot record entry", e);
+    if (seen) {
+        log_debug("entry %llu: proposal %llu/%llu applied before, skipped",
+                  (unsigned long long)e->index, (unsigned long long)origin,
+                  (unsigned long long)seq);
+        return 0;
+    }
     kv_result res;
     memset(&res, 0, sizeof res);
     int rc = kv_apply_cmd(env->kv, payload, plen, &res);

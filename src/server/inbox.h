@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ev_kind { EV_MSGS = 1, EV_SNAP_RECV, EV_UNREACHABLE, EV_SNAP_SENT, EV_PROPOSE, EV_READ, EV_MEMBER };
+enum ev_kind { EV_MSGS = 1, EV_SNAP_RECV, EV_UNREACHABLE, EV_SNAP_SENT, EV_PROPOSE, EV_READ, EV_MEMBER,
+               EV_MOVE };
 
 typedef struct event {
     struct event *next;

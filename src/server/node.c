@@ -11,6 +11,7 @@
 #include "server/alarms.h"
 #include "server/apply.h"
 #include "server/corrupt_check.h"
+#include "server/failover.h"
 #include "server/membership.h"
 #include "server/peers.h"
 #include "server/reads.h"
@@ -61,7 +62,13 @@ static void handle_event(node *n, event *ev)
         break;
     case EV_UNREACHABLE: raft_report_unreachable(n->r, ev->peer); break;
     case EV_SNAP_SENT: raft_report_snapshot(n->r, ev->peer, ev->ok); break;
-    case EV_PROPOSE: node_handle_propose(n, ev); break;
+    case EV_PROPOSE:
+        if (n->handing_off) /* stopping: the forwarding member retries elsewhere */
+            event_fail(ev, NODE_ERR_STOPPING);
+        else
+            node_handle_propose(n, ev);
+        break;
+    case EV_MOVE: node_handle_move(n, ev); break;
     case EV_READ: node_handle_read(n, ev); break;
     case EV_MEMBER: node_handle_member(n, ev); break;
     default: break;
@@ -250,6 +257,9 @@ static void run_turn(node *n)
     n->ready_held = false;
     while (raft_has_ready(n->r) && !atomic_load(&n->stop) && !n->ready_held)
         handle_ready(n);
+    node_watch_leader(n);
+    node_move_turn(n, now);
+    node_stop_turn(n, now);
     node_publish_info(n, now);
 }
 
@@ -286,17 +296,10 @@ int node_create(const config *cfg, node **out)
     if (!n)
         return -1;
     n->cfg = cfg;
-    /* sequence numbers must never repeat across restarts: entries proposed
-     * before a crash may still be applied after it. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    n->next_seq = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    /* the same for read-index rounds: a late answer to a round asked by this
-     * node's previous life must never confirm a read asked in this one (a
-     * read state confirms every round at or below its context) */
-    n->next_read_ctx = n->next_seq;
+    /* next_seq and next_read_ctx: from this start's number (recovery.c) */
     n->request_timeout_ms = cfg->election_ms * 5 > 5000 ? cfg->election_ms * 5 : 5000;
     atomic_init(&n->stop, false);
+    atomic_init(&n->stop_asked, false);
     pthread_mutex_init(&n->info_mu, NULL);
     pthread_mutex_init(&n->removed_mu, NULL);
     atomic_init(&n->told_removed, false);
@@ -340,4 +343,24 @@ kv *node_kv(node *n) { return n->kv; }
 
 watch_hub *node_watch_hub(node *n) { return n->hub; }
 
-void node_request_stop(node *n) { atomic_store(&n->stop, true); }
+/* Async-signal-safe: the loop hands leadership over, then stops
+ * (failover.c); a second request stops at once. */
+void node_request_stop(node *n)
+{
+    if (atomic_exchange(&n->stop_asked, true))
+        atomic_store(&n->stop, true);
+}
+
+void node_move_leader(node *n, uint64_t to, node_done_cb cb, void *ud)
+{
+    event *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        cb(ud, NODE_ERR_INTERNAL);
+        return;
+    }
+    ev->kind = EV_MOVE;
+    ev->id = to;
+    ev->dcb = cb;
+    ev->ud = ud;
+    node_submit(n, ev);
+}

@@ -53,6 +53,11 @@ void node_read_barrier(node *n, node_done_cb cb, void *ud);
 void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
                         uint64_t *chosen_id, node_done_cb cb, void *ud);
 
+/* Moves leadership to member `to` (a voter): the callback fires once it
+ * leads (NODE_OK), or with NODE_ERR_TIMEOUT after two election timeouts,
+ * NODE_ERR_NOT_FOUND if `to` is not a voter. */
+void node_move_leader(node *n, uint64_t to, node_done_cb cb, void *ud);
+
 typedef struct {
     uint64_t member_id;
     uint64_t cluster_id;

@@ -67,6 +67,13 @@ struct node {
     pthread_mutex_t check_mu;
     pthread_cond_t check_cond;
     bool check_stop, check_started;
+    /* failover.c */
+    raft_id seen_leader;       /* the leader at the last turn (0: none yet) */
+    raft_term seen_term;
+    atomic_bool stop_asked;    /* SIGTERM/SIGINT: hand over, then stop */
+    bool handing_off;
+    uint64_t handoff_deadline;
+    struct move_waiter *moves; /* move-leader requests waiting */
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */

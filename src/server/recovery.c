@@ -260,12 +260,29 @@ out:
     return rc;
 }
 
+/* Sequence numbers and read contexts start from this start's number:
+ * entries proposed before a crash may still be applied after it, and a
+ * late answer to a read round of the previous life must confirm nothing
+ * (a read state confirms every round at or below its context). 2^40 per
+ * start is more than a node proposes in its life. */
+static int number_this_start(node *n)
+{
+    uint64_t inc;
+    if (storage_next_incarnation(n->st, &inc) < 0) {
+        log_error("refusing to start: %s", storage_errmsg(n->st));
+        return -1;
+    }
+    n->next_seq = (inc << 40) + 1;
+    n->next_read_ctx = inc << 40;
+    return 0;
+}
+
 int node_recover(node *n)
 {
     if (open_stores(n) < 0)
         return -1;
     int id = establish_identity(n);
-    if (id < 0)
+    if (id < 0 || number_this_start(n) < 0)
         return -1;
     return start_raft(n);
 }

@@ -6,6 +6,7 @@
 #include "server/requests.h"
 
 #include "server/envelope.h"
+#include "server/failover.h"
 
 #include <stdlib.h>
 
@@ -13,7 +14,7 @@
 /* Public request entry points (any thread)                            */
 /* ------------------------------------------------------------------ */
 
-static void submit(node *n, event *ev)
+void node_submit(node *n, event *ev)
 {
     if (inbox_push(&n->in, ev) < 0) {
         bool closed;
@@ -37,7 +38,7 @@ void node_propose(node *n, const uint8_t *cmd, size_t len, node_write_cb cb, voi
     ev->len = len;
     ev->wcb = cb;
     ev->ud = ud;
-    submit(n, ev);
+    node_submit(n, ev);
 }
 
 void node_read_barrier(node *n, node_done_cb cb, void *ud)
@@ -50,7 +51,7 @@ void node_read_barrier(node *n, node_done_cb cb, void *ud)
     ev->kind = EV_READ;
     ev->dcb = cb;
     ev->ud = ud;
-    submit(n, ev);
+    node_submit(n, ev);
 }
 
 void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
@@ -68,7 +69,7 @@ void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
     ev->chosen = chosen_id;
     ev->dcb = cb;
     ev->ud = ud;
-    submit(n, ev);
+    node_submit(n, ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -87,23 +88,6 @@ static int raft_to_node_status(int rc)
     }
 }
 
-/* The voter best placed to take over: the most caught-up other voter. */
-static raft_id best_successor(node *n)
-{
-    const raft_conf *conf = raft_conf_get(n->r);
-    raft_id best = 0;
-    raft_index best_match = 0;
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
-        raft_id id = conf->voters[i];
-        raft_index m = raft_match_index(n->r, id);
-        if (id != n->cfg->id && (best == 0 || m > best_match)) {
-            best = id;
-            best_match = m;
-        }
-    }
-    return best;
-}
-
 /* A leader asked to remove itself first hands leadership over, so the
  * cluster does not sit through an election timeout; the removal is then
  * proposed (forwarded) on a later tick. Returns true while handing over. */
@@ -111,7 +95,7 @@ static bool handing_over(node *n, const raft_conf_change *cc)
 {
     if (cc->op != RAFT_CONF_REMOVE || cc->id != n->cfg->id || raft_role_get(n->r) != RAFT_LEADER)
         return false;
-    raft_id to = best_successor(n);
+    raft_id to = node_best_successor(n);
     if (to == 0)
         return false;
     raft_transfer_leader(n->r, to);

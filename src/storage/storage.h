@@ -56,6 +56,8 @@ const char *storage_errmsg(const storage *s);
 /* Identity of the data dir: returns 1 if none recorded yet (fresh dir). */
 int storage_get_identity(storage *s, uint64_t *node_id, uint64_t *cluster_id);
 int storage_set_identity(storage *s, uint64_t node_id, uint64_t cluster_id);
+/* This start's number (1, 2, ...), made durable before it is returned. */
+int storage_next_incarnation(storage *s, uint64_t *out);
 
 /* Everything needed to restart: hard state, latest snapshot, and the log
  * entries after the snapshot (malloc'd array; free with

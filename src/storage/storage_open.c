@@ -227,3 +227,20 @@ int storage_set_identity(storage *s, uint64_t node_id, uint64_t cluster_id)
     }
     return storage_tx_commit(s);
 }
+
+/* A counter bumped (durably) at every start: proposal sequence numbers and
+ * read contexts start from it, so they never repeat across restarts
+ * whatever the wall clock does. */
+int storage_next_incarnation(storage *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    bool found = false;
+    if (storage_meta_get_u64(s, "incarnation", &v, &found) < 0 || storage_tx_begin(s) < 0)
+        return -1;
+    if (storage_meta_set_u64(s, "incarnation", v + 1) < 0) {
+        storage_tx_rollback(s);
+        return -1;
+    }
+    *out = v + 1;
+    return storage_tx_commit(s);
+}

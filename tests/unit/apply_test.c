@@ -261,6 +261,45 @@ static void test_normal_entries_answer_waiters(void)
     fx_close(&f);
 }
 
+/* A member re-proposed what it forwarded when the leader changed; the
+ * first copy had made it after all (a duplicated message), and another
+ * forwarded write was lost with the old leader (only its re-proposal
+ * arrives). Each is applied once; the waiter is answered by the first. */
+static void test_reproposed_entries_apply_once(void)
+{
+    fixture f;
+    fx_open(&f);
+    answer a20 = {0}, a21 = {0};
+    wait_for(&f, 20, &a20, true);
+    wait_for(&f, 21, &a21, true);
+    raft_entry first[2] = {
+        put_entry(&f, 1, SELF, 20, "x", "once"),
+        put_entry(&f, 2, SELF + 1, 7, "y", "other"),
+    };
+    node_apply_batch(&f.env, first, 2);
+    CHECK(a20.calls == 1 && a20.revision == 2 && kv_revision(f.fx.k) == 3);
+    raft_entry again[4] = {
+        put_entry(&f, 3, SELF, 20, "x", "once"),      /* the duplicate: skipped */
+        put_entry(&f, 4, SELF, 21, "z", "lost-then-reproposed"),
+        put_entry(&f, 5, SELF, 21, "z", "lost-then-reproposed"), /* and its twin */
+        put_entry(&f, 6, SELF + 1, 7, "y", "other"),   /* another member's duplicate */
+    };
+    node_apply_batch(&f.env, again, 4);
+    CHECK(f.fatals == 0 && applied_is(&f, 6));
+    CHECK(a20.calls == 1 && a21.calls == 1 && a21.status == NODE_OK && a21.revision == 4);
+    CHECK(kv_revision(f.fx.k) == 4); /* one new revision: z's */
+    CHECK(value_is(&f, "x", "once", 2) && value_is(&f, "y", "other", 3) &&
+          value_is(&f, "z", "lost-then-reproposed", 4));
+    /* the record survives a restart (it is kv state) */
+    kv_close(f.fx.k);
+    CHECK(kvfx_reopen(&f.fx));
+    f.env.kv = f.fx.k;
+    raft_entry late = put_entry(&f, 7, SELF, 21, "z", "lost-then-reproposed");
+    node_apply_batch(&f.env, &late, 1);
+    CHECK(kv_revision(f.fx.k) == 4 && applied_is(&f, 7));
+    fx_close(&f);
+}
+
 static void test_other_nodes_entries_answer_nobody(void)
 {
     fixture f;
@@ -425,6 +464,7 @@ int main(void)
 {
     RUN(test_normal_entries_answer_waiters);
     RUN(test_other_nodes_entries_answer_nobody);
+    RUN(test_reproposed_entries_apply_once);
     RUN(test_conf_entries);
     RUN(test_lease_grant_moves_clock);
     RUN(test_unreadable_entries_skipped);

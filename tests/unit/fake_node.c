@@ -326,3 +326,11 @@ void fake_node_set_leader(node *n, uint64_t leader)
     n->leader = leader;
     pthread_mutex_unlock(&n->mu);
 }
+
+/* The fake has one member and no transfers: moving leadership is refused. */
+void node_move_leader(node *n, uint64_t to, node_done_cb cb, void *ud)
+{
+    (void)n;
+    (void)to;
+    cb(ud, NODE_ERR_NOT_FOUND);
+}
