@@ -107,6 +107,7 @@ struct api_req {
     kv_op op;
     uint8_t *end;      /* owned range end for op.span */
     bool raw;
+    uint64_t url_fp;   /* FNV-1a of method and path, for Idempotency-Key */
     bool root;         /* raftexample route: terse answers (204, raw 404) */
     bool cond;         /* the write is guarded by if_mod_revision */
     /* auth on: the user the request runs as (api_auth_gate) */

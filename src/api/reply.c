@@ -185,6 +185,10 @@ void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
         api_reply_error(r, 401, "unauthenticated", NULL,
                         "the user is gone or its password or roles changed: log in again");
         break;
+    case KV_ERR_IDEM_REUSED:
+        api_reply_error(r, 422, "idempotency_key_reused", NULL,
+                        "Idempotency-Key: already used for another request in the last 10 minutes");
+        break;
     case KV_ERR_NO_SPACE: /* the NOSPACE alarm refused a write that adds data */
         api_reply_error(r, 507, "no_space", NULL,
                         "space: the NOSPACE alarm is active (compact, defrag, then disarm)");

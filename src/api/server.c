@@ -161,16 +161,54 @@ static void on_write(void *ud, int status, kv_result *res)
 
 static void on_done(void *ud, int status) { finish_wait(ud, status, NULL); }
 
+/* FNV-1a over what makes a request this request: method, path, query
+ * arguments and body (an Idempotency-Key reused for another one is 422). */
+static enum MHD_Result fp_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    (void)kind;
+    uint64_t *h = cls;
+    *h = fnv64_more(*h, key, strlen(key) + 1);
+    *h = fnv64_more(*h, value ? value : "", value ? strlen(value) + 1 : 1);
+    return MHD_YES;
+}
+
+static uint64_t fingerprint(api_req *r)
+{
+    uint64_t h = r->url_fp;
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, fp_arg, &h);
+    return fnv64_more(h, r->body.data ? r->body.data : (const uint8_t *)"", r->body.len);
+}
+
+/* With an Idempotency-Key header, the command runs once per key
+ * (kv_idem.c); 0, or -1 after a 400. */
+static int idempotent(api_req *r, const buf *cmd, buf *out)
+{
+    const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (!key)
+        return 0;
+    if (kv_encode_idem(key, fingerprint(r), now_wall_ms(), cmd->data, cmd->len, out) != KV_OK) {
+        api_reply_error(r, 400, "invalid_argument", NULL,
+                        "Idempotency-Key: 1 to %d printable ASCII characters", KV_IDEM_KEY_MAX);
+        return -1;
+    }
+    return 1;
+}
+
 void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then)
 {
-    buf tmp;
+    buf tmp, idem;
     buf_init(&tmp);
+    buf_init(&idem);
     const buf *c = api_auth_wrap(r, cmd, &tmp); /* run as the caller once auth is on */
+    int with_key = c ? idempotent(r, c, &idem) : 0;
     if (!c)
         api_reply_error(r, 500, "internal", NULL, "cannot encode the command");
-    else if (begin_wait(r, then, true))
-        node_propose(r->a->node, c->data, c->len, on_write, r);
+    else if (with_key >= 0 && begin_wait(r, then, true))
+        node_propose(r->a->node, with_key ? idem.data : c->data, with_key ? idem.len : c->len,
+                     on_write, r);
     buf_free(&tmp);
+    buf_free(&idem);
 }
 
 void api_wait_barrier(api_req *r, api_handler_fn then)
@@ -344,6 +382,7 @@ static enum MHD_Result first_call(api *a, struct MHD_Connection *conn, const cha
     r->method = method;
     buf_init(&r->body);
     r->route_bad = api_route_match(method, url, &r->route) != 0;
+    r->url_fp = fnv64_more(fnv64_more(FNV64_INIT, method, strlen(method) + 1), url, strlen(url));
     *con_cls = r;
     early_checks(r);
     return r->queue_failed ? MHD_NO : MHD_YES;

@@ -53,6 +53,7 @@ enum kv_err {
     KV_ERR_NO_SPACE_DISK = -9, /* internal: the disk is full (SQLITE_FULL, ENOSPC) */
     KV_ERR_PERMISSION = -10, /* refusal: the user may not touch these keys (auth) */
     KV_ERR_AUTH = -11,     /* refusal: the user is gone or its token is stale (auth) */
+    KV_ERR_IDEM_REUSED = -12, /* refusal: an Idempotency-Key reused for another request */
 };
 
 /* The short snake_case name of a kv_err code; never NULL. */
@@ -62,7 +63,7 @@ const char *kv_strerror(int code);
  *  - refusals are deterministic — every replica refuses the same command
  *    the same way — and arrive in kv_result.err with a KV_OK return:
  *    KV_ERR_INVALID, COMPACTED, FUTURE_REV, NOT_FOUND, EXISTS, NO_SPACE,
- *    PERMISSION, AUTH.
+ *    PERMISSION, AUTH, IDEM_REUSED.
  *    The node answers the client and goes on.
  *  - internal errors are local to this node and arrive as the return value
  *    of kv_apply_cmd / kv_apply_member / kv_apply_commit:
@@ -196,6 +197,8 @@ typedef struct {
     int64_t lease_id;
     int64_t lease_ttl; /* GRANTED, KEPT: the lease's TTL in seconds */
     uint32_t alarms;   /* ALARM_*: active alarm types afterwards (KV_ALARM_BIT) */
+    bool replayed;     /* IDEM: the kept result of an earlier run, nothing ran */
+    bool kept;         /* IDEM (kv internal): a refusal whose keeping must stand */
 } kv_result;
 void kv_result_free(kv_result *r);
 
@@ -510,6 +513,19 @@ typedef struct {
 } kv_auth_row;
 int kv_auth_list(kv_conn *c, int what, const char *name, kv_auth_row **rows, size_t *n);
 void kv_auth_rows_free(kv_auth_row *rows, size_t n);
+
+/* ---- idempotency keys (kv_idem.c) ----
+ * An IDEM command runs its inner command once per key: the first time,
+ * the result (refusals included) is kept with the request's fingerprint
+ * and the proposer's time; the same key with the same fingerprint within
+ * KV_IDEM_WINDOW_MS of it gets that result again (res->replayed) without
+ * running anything; with another fingerprint, KV_ERR_IDEM_REUSED. Keys
+ * older than the window are forgotten, judged by the commands' own times
+ * (the same on every replica). */
+#define KV_IDEM_KEY_MAX 128
+#define KV_IDEM_WINDOW_MS (10u * 60u * 1000u)
+int kv_encode_idem(const char *key, uint64_t fingerprint, uint64_t time_ms,
+                   const uint8_t *inner, size_t len, buf *out);
 
 /* ---- watch hub (src/kv/watch*.c; docs/API.md section 5) ----
  *

@@ -88,27 +88,31 @@ bool kv_cmd_adds_data(const uint8_t *cmd, size_t len)
     kv_cmd c;
     if (kv_cmd_decode(cmd, len, &c) != KV_OK)
         return false; /* refused at apply anyway */
-    bool adds = c.kind == KV_CMD_AS ? kv_cmd_adds_data(c.inner, c.inner_len) : adds_data(&c);
+    bool wraps = c.kind == KV_CMD_AS || c.kind == KV_CMD_IDEM;
+    bool adds = wraps ? kv_cmd_adds_data(c.inner, c.inner_len) : adds_data(&c);
     kv_cmd_free(&c);
     return adds;
 }
 
 static int run_cmd(kv *k, const kv_cmd *c, kv_result *res);
 
-/* A command run as a user: refused unless, as of here in the log, the
- * user may do it (kv_auth.c); then it is its inner command. */
-static int run_as(kv *k, const kv_cmd *c, kv_result *res)
+/* A command inside another (AS, IDEM): decoded, then run in the same
+ * savepoint. A malformed one is a refusal like any other. */
+int kv_run_inner(kv *k, const uint8_t *cmd, size_t len, const char *user, uint64_t gen,
+                 kv_result *res)
 {
     kv_cmd in;
-    int rc = kv_cmd_decode(c->inner, c->inner_len, &in);
+    int rc = kv_cmd_decode(cmd, len, &in);
     if (rc != KV_OK) {
         if (rc != KV_ERR_INVALID)
             return rc;
         res->err = KV_ERR_INVALID;
         return KV_OK;
     }
-    if (kv_auth_enabled(k))
-        rc = kv_auth_cmd_allowed(k, c->as_user, c->as_gen, &in);
+    /* run as a user: refused unless, as of here in the log, the user may
+     * do it (kv_auth.c) */
+    if (user && kv_auth_enabled(k))
+        rc = kv_auth_cmd_allowed(k, user, gen, &in);
     if (rc == KV_ERR_PERMISSION || rc == KV_ERR_AUTH) {
         res->err = rc;
         rc = KV_OK;
@@ -122,7 +126,9 @@ static int run_as(kv *k, const kv_cmd *c, kv_result *res)
 static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
 {
     if (c->kind == KV_CMD_AS)
-        return run_as(k, c, res);
+        return kv_run_inner(k, c->inner, c->inner_len, c->as_user, c->as_gen, res);
+    if (c->kind == KV_CMD_IDEM)
+        return kv_idem_run(k, c, res);
     if (c->kind == KV_CMD_AUTH)
         return kv_auth_apply(k, &c->auth, res);
     if (c->kind == KV_CMD_ALARM_ACTIVATE || c->kind == KV_CMD_ALARM_DEACTIVATE)
@@ -159,7 +165,8 @@ static int apply_decoded(kv *k, const kv_cmd *c, kv_result *res)
     uint32_t alarms = kv_alarms_active(k);
     bool auth = kv_auth_enabled(k);
     int rc = run_cmd(k, c, res);
-    if ((rc != KV_OK || res->err != KV_OK) && undo_cmd(k, rev, compact, alarms, auth, res) < 0 &&
+    bool refused = res->err != KV_OK && !res->kept && !res->replayed;
+    if ((rc != KV_OK || refused) && undo_cmd(k, rev, compact, alarms, auth, res) < 0 &&
         rc == KV_OK)
         rc = KV_ERR_INTERNAL;
     if (kv_exec(&k->w, KV_ST_RELEASE) < 0 && rc == KV_OK)

@@ -10,6 +10,8 @@
  *   AUTH: u8 op, bytes name, bytes arg, bytes key, u8 has_end, [bytes end],
  *         u8 perm, bytes secret (fields an op does not use are empty / 0)
  *   AS: bytes user, u64 generation, bytes inner command (not itself an AS)
+ *   IDEM: bytes key, u64 fingerprint, u64 time (ms), bytes inner command
+ *         (an AS or a plain command, not an IDEM)
  *   TXN: u32 n, n x compare; u32 n, n x op (success); u32 n, n x op (failure)
  *   compare: bytes key, u8 target, u8 result, then VALUE: bytes, else u64
  *   op: u8 type, bytes key, u8 has_end, [bytes end], then
@@ -333,6 +335,32 @@ int kv_encode_as(const char *user, uint64_t gen, const uint8_t *inner, size_t le
     return KV_OK;
 }
 
+static bool idem_key_valid(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || n > KV_IDEM_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x21 || key[i] > 0x7e)
+            return false;
+    return true;
+}
+
+int kv_encode_idem(const char *key, uint64_t fingerprint, uint64_t time_ms,
+                   const uint8_t *inner, size_t len, buf *out)
+{
+    if (!idem_key_valid(key) || len < 2 || len > UINT32_MAX || inner[1] == KV_CMD_IDEM)
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_IDEM) < 0 ||
+        put_str(out, key) < 0 || buf_put_u64(out, fingerprint) < 0 ||
+        buf_put_u64(out, time_ms) < 0 || buf_put_bytes(out, inner, (uint32_t)len) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
 /* ---- decoding (untrusted bytes) ---- */
 
 static bool rd_bool(reader *r, bool *v)
@@ -494,6 +522,22 @@ static int decode_as(reader *r, kv_cmd *c)
     return KV_OK;
 }
 
+static int decode_idem(reader *r, kv_cmd *c)
+{
+    const uint8_t *inner;
+    uint32_t n;
+    int rc = rd_str(r, &c->idem_key);
+    if (rc != KV_OK)
+        return rc;
+    if (!idem_key_valid(c->idem_key) || rd_u64(r, &c->idem_fp) < 0 ||
+        rd_u64(r, &c->idem_ts) < 0 || rd_bytes(r, &inner, &n) < 0 || n < 2 ||
+        inner[1] == KV_CMD_IDEM)
+        return KV_ERR_INVALID;
+    c->inner = inner;
+    c->inner_len = n;
+    return KV_OK;
+}
+
 int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
 {
     memset(out, 0, sizeof *out);
@@ -516,6 +560,8 @@ int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
         rc = decode_auth(&r, out);
     else if (kind == KV_CMD_AS)
         rc = decode_as(&r, out);
+    else if (kind == KV_CMD_IDEM)
+        rc = decode_idem(&r, out);
     if (rc == KV_OK && rd_left(&r) != 0)
         rc = KV_ERR_INVALID;
     if (rc != KV_OK)
@@ -531,5 +577,6 @@ void kv_cmd_free(kv_cmd *c)
     free((char *)c->auth.name);
     free((char *)c->auth.arg);
     free(c->as_user);
+    free(c->idem_key);
     memset(c, 0, sizeof *c);
 }

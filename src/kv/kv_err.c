@@ -17,6 +17,7 @@ const char *kv_strerror(int code)
     case KV_ERR_NO_SPACE_DISK: return "disk_full";
     case KV_ERR_PERMISSION: return "permission_denied";
     case KV_ERR_AUTH: return "unauthenticated";
+    case KV_ERR_IDEM_REUSED: return "idempotency_key_reused";
     default: return "unknown";
     }
 }

@@ -96,7 +96,7 @@ struct kv {
 /* A decoded command; spans and values point into the command bytes. */
 enum { KV_CMD_TXN = 1, KV_CMD_COMPACT = 2, KV_CMD_LEASE_GRANT = 3, KV_CMD_LEASE_REVOKE = 4,
        KV_CMD_LEASE_KEEPALIVE = 5, KV_CMD_ALARM_ACTIVATE = 6, KV_CMD_ALARM_DEACTIVATE = 7,
-       KV_CMD_AUTH = 8, KV_CMD_AS = 9 };
+       KV_CMD_AUTH = 8, KV_CMD_AS = 9, KV_CMD_IDEM = 10 };
 typedef struct {
     int kind;
     int64_t lease_id, lease_ttl; /* LEASE_*: ttl for GRANT only */
@@ -110,8 +110,10 @@ typedef struct {
     kv_auth_cmd auth;       /* AUTH; name and arg are owned copies */
     char *as_user;          /* AS: owned */
     uint64_t as_gen;
-    const uint8_t *inner;   /* AS: the inner command's bytes (not decoded) */
+    const uint8_t *inner;   /* AS, IDEM: the inner command's bytes (not decoded) */
     size_t inner_len;
+    char *idem_key;         /* IDEM: owned */
+    uint64_t idem_fp, idem_ts;
 } kv_cmd;
 
 /* kv_db.c */
@@ -179,6 +181,13 @@ int kv_lease_keys(kv_db *d, int64_t id, kv_list *keys);
 int kv_auth_apply(kv *k, const kv_auth_cmd *c, kv_result *res);
 int kv_auth_cmd_allowed(kv *k, const char *user, uint64_t gen, const kv_cmd *inner);
 int kv_auth_load(kv *k);
+
+/* kv_apply.c: runs an inner command (AS, IDEM) in the same savepoint, as
+ * user (NULL: no check) */
+int kv_run_inner(kv *k, const uint8_t *cmd, size_t len, const char *user, uint64_t gen,
+                 kv_result *res);
+/* kv_idem.c: an IDEM command */
+int kv_idem_run(kv *k, const kv_cmd *c, kv_result *res);
 
 /* kv_store.c: reloads the cached revisions and applied state */
 int kv_load_state(kv *k);

@@ -21,7 +21,7 @@
 #include <string.h>
 
 /* The last N_LATER objects were added to format 2 after it shipped (auth,
- * exactly-once).
+ * exactly-once, idempotency keys).
  * A database without them is still format 2: kv_schema_upgrade creates
  * them, empty, at open and after a restore, and the check accepts their
  * absence. */
@@ -69,9 +69,15 @@ static const struct {
      "CREATE TABLE kv_executed(origin INTEGER NOT NULL, seq INTEGER NOT NULL,"
      " idx INTEGER NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID"},
     {"index", "kv_executed_idx", "CREATE INDEX kv_executed_idx ON kv_executed(idx)"},
+    /* Idempotency-Key (kv_idem.c): key, the request's fingerprint, the
+     * proposer's time, the result kept */
+    {"table", "kv_idem",
+     "CREATE TABLE kv_idem(key TEXT PRIMARY KEY, fp INTEGER NOT NULL, ts INTEGER NOT NULL,"
+     " result BLOB NOT NULL) WITHOUT ROWID"},
+    {"index", "kv_idem_ts", "CREATE INDEX kv_idem_ts ON kv_idem(ts)"},
 };
 #define N_SCHEMA (sizeof schema / sizeof schema[0])
-#define N_LATER 7
+#define N_LATER 9
 #define LATER(i) ((size_t)(i) >= N_SCHEMA - N_LATER)
 
 /* Revisions far below INT64_MAX so that +1 can never overflow. */

@@ -119,16 +119,17 @@ int xgrow(void *arrayp, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
-uint64_t fnv64(const void *data, size_t len)
+uint64_t fnv64_more(uint64_t h, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
         h *= 1099511628211ull;
     }
     return h;
 }
+
+uint64_t fnv64(const void *data, size_t len) { return fnv64_more(FNV64_INIT, data, len); }
 
 int hex_digit(char c)
 {

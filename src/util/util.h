@@ -101,5 +101,8 @@ int xgrow(void *arrayp, size_t *cap, size_t n, size_t size);
 
 /* ---- FNV-1a 64, for IDs derived from strings (cluster ID) ---- */
 uint64_t fnv64(const void *data, size_t len);
+/* FNV-1a continued over more bytes, from FNV64_INIT or an earlier hash. */
+#define FNV64_INIT 14695981039346656037ull
+uint64_t fnv64_more(uint64_t h, const void *data, size_t len);
 
 #endif

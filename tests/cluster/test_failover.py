@@ -118,3 +118,48 @@ def test_move_leader_on_demand(env):
     check(r.status == 404, "an unknown member: %r" % r)
     r = via.request("POST", "/maintenance/move-leader", json.dumps({"too": 1}))
     check(r.status == 400, "a bad body: %r" % r)
+
+
+def test_idempotency_key_runs_a_write_once(env):
+    nodes = env.cluster(3)
+    key = {"Idempotency-Key": "order-4711"}
+    r1 = nodes[0].request("PUT", "/kv/orders/4711?prev_kv=true", "paid", key)
+    check(r1.status == 200, "first: %r" % r1)
+    rev = r1.json()["header"]["revision"]
+    # the same request again, on every member: the first answer, nothing run
+    def body(resp):  # member_id and raft_term say who answered
+        js = resp.json()
+        return js["header"]["revision"], {k: v for k, v in js.items() if k != "header"}
+    for n in nodes:
+        r = n.request("PUT", "/kv/orders/4711?prev_kv=true", "paid", key)
+        check(r.status == 200 and body(r) == body(r1), "retry on %s: %r vs %r" % (n, r, r1))
+    r = nodes[1].request("GET", "/kv/orders/4711")
+    check(r.json()["kvs"][0]["version"] == 1 and r.json()["header"]["revision"] == rev,
+          "the key was written once: %r" % r)
+    # the same key for another request: 422, nothing written
+    r = nodes[2].request("PUT", "/kv/orders/4711", "refunded", key)
+    check(r.status == 422 and r.json()["reason"] == "idempotency_key_reused", "reuse: %r" % r)
+    r = nodes[0].request("DELETE", "/kv/orders/4711", None, key)
+    check(r.status == 422, "the same key on another route: %r" % r)
+    check(nodes[0].request("GET", "/kv/orders/4711?raw=true").body == b"paid", "unchanged")
+    # a txn whose compare fails: the retry gets the same answer even after
+    # the compare would hold
+    txn = json.dumps({"compare": [{"key": "flag", "target": "VERSION", "result": "EQUAL",
+                                   "version": 1}],
+                      "success": [{"request_put": {"key": "flagged", "value": "x"}}]})
+    tk = {"Idempotency-Key": "txn-1"}
+    a = nodes[1].request("POST", "/txn", txn, tk)
+    check(a.status == 200 and a.json()["succeeded"] is False, "txn: %r" % a)
+    check(nodes[0].request("PUT", "/kv/flag", "1").status == 200, "make the compare hold")
+    b = nodes[2].request("POST", "/txn", txn, tk)
+    check(b.status == 200 and b.json()["succeeded"] is False, "txn retry: %r" % b)
+    check(nodes[0].request("GET", "/kv/flagged").status == 404, "the txn never ran its success")
+    # a lease grant retried gets the same lease
+    lk = {"Idempotency-Key": "lease-1"}
+    g1 = nodes[0].request("POST", "/lease", json.dumps({"ttl": 60}), lk)
+    g2 = nodes[1].request("POST", "/lease", json.dumps({"ttl": 60}), lk)
+    check(g1.status == 200 and g2.status == 200 and g1.json()["id"] == g2.json()["id"],
+          "lease grant retried: %r %r" % (g1, g2))
+    check(len(nodes[0].request("GET", "/lease").json()["leases"]) == 1, "one lease granted")
+    r = nodes[0].request("PUT", "/kv/x", "y", {"Idempotency-Key": "k" * 200})
+    check(r.status == 400, "a key too long: %r" % r)

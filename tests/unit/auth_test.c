@@ -307,7 +307,7 @@ static void test_passwords_and_tokens(void)
           strcmp(user, "alice") == 0 && gen == 42);
     CHECK(auth_token_verify(key, sizeof key, tok, 5000, user, sizeof user, &gen) < 0); /* expired */
     CHECK(auth_token_verify(other, sizeof other, tok, 4000, user, sizeof user, &gen) < 0);
-    for (size_t i = 0; tok[i]; i += 7) {
+    for (size_t i = 0, n = strlen(tok); i < n; i += 7) {
         char t2[AUTH_TOKEN_MAX];
         strcpy(t2, tok);
         t2[i] = t2[i] == '1' ? '2' : '1';

@@ -70,6 +70,9 @@ void gw_reply_kv_error(api_req *r, int err)
     case KV_ERR_AUTH:
         gw_reply_error(r, GW_UNAUTHENTICATED, "etcdserver: invalid auth token");
         break;
+    case KV_ERR_IDEM_REUSED:
+        gw_reply_error(r, GW_INVALID_ARGUMENT, "raftkv: Idempotency-Key reused for another request");
+        break;
     default:
         gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error");
         break;
