@@ -228,6 +228,7 @@ void api_h_health(api_req *r);
 void api_h_metrics(api_req *r);
 void api_h_maint(api_req *r);
 void api_h_backup(api_req *r);  /* GET /maintenance/snapshot (h_backup.c) */
+void api_v3_snapshot(api_req *r); /* the gateway's maintenance/snapshot (h_backup.c) */
 void api_h_defrag(api_req *r);  /* POST /maintenance/defrag (h_backup.c) */
 void api_h_lease(api_req *r);
 void api_h_watch(api_req *r);

@@ -143,6 +143,26 @@ def test_damaged_backup_is_refused(env):
           "an unreachable member leaves no file: %r" % r)
 
 
+def test_gateway_snapshot_is_the_same_backup(env):
+    """etcd's maintenance/snapshot through the gateway: result lines whose
+    blobs, put together, are a backup `snapshot status` accepts."""
+    import base64
+    (n,) = env.cluster(1)
+    for i in range(50):
+        check(n.request("PUT", "/kv/g%d" % i, "v" * 2000).status == 200, "put")
+    r = n.request("POST", "/v3/maintenance/snapshot", "{}", timeout=60)
+    check(r.status == 200, "gateway snapshot: %r" % r)
+    lines = [json.loads(x) for x in r.body.decode().splitlines() if x.strip()]
+    blob = b"".join(base64.b64decode(x["result"]["blob"]) for x in lines)
+    check(len(lines) > 1 and lines[-1]["result"]["remaining_bytes"] == "0",
+          "%d lines, the last says %r" % (len(lines), lines[-1]["result"].get("remaining_bytes")))
+    path = os.path.join(env.dir, "gw.backup")
+    with open(path, "wb") as f:
+        f.write(blob)
+    st = _cli(["status", "-w", "json", path])
+    check(st.returncode == 0 and json.loads(st.stdout)["keys"] == 50, "status: %r" % (st,))
+
+
 def test_defrag_shrinks_the_database(env):
     (n,) = env.cluster(1)
     big = "x" * 16384

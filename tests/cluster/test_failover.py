@@ -114,6 +114,13 @@ def test_move_leader_on_demand(env):
     check(r.status == 200 and r.json()["leader"] == target.id, "move-leader: %r" % r)
     wait_for(lambda: _leader_id(nodes) == target.id, 10, "every member to see the new leader")
     check(target.put("after-move", "x") == 204, "the cluster writes after the move")
+    # etcd's MoveLeader through the gateway, back to the first leader
+    r = via.request("POST", "/v3/maintenance/transfer-leadership",
+                    json.dumps({"targetID": str(leader.id)}))
+    check(r.status == 200 and "header" in r.json(), "transfer-leadership: %r" % r)
+    wait_for(lambda: _leader_id(nodes) == leader.id, 10, "leadership back on the first leader")
+    r = via.request("POST", "/v3/maintenance/transfer-leadership", json.dumps({"targetID": "99"}))
+    check(r.status == 412 and r.json()["code"] == 9, "a bad transferee: %r" % r)
     r = via.request("POST", "/maintenance/move-leader", json.dumps({"to": 99}))
     check(r.status == 404, "an unknown member: %r" % r)
     r = via.request("POST", "/maintenance/move-leader", json.dumps({"too": 1}))

@@ -356,6 +356,8 @@ static const gw_route routes[] = {
     {"maintenance/alarm", gw_alarm},
     {"maintenance/hash", gw_hash},
     {"maintenance/defragment", gw_defragment},
+    {"maintenance/transfer-leadership", gw_move_leader},
+    {"maintenance/snapshot", api_v3_snapshot},
     {"election/campaign", gw_campaign},
     {"election/proclaim", gw_proclaim},
     {"election/resign", gw_resign},

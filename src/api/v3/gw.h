@@ -94,6 +94,7 @@ void gw_unlock(api_req *r);
 void gw_alarm(api_req *r);
 void gw_hash(api_req *r);
 void gw_defragment(api_req *r);
+void gw_move_leader(api_req *r);
 /* gw_election.c */
 void gw_campaign(api_req *r);
 void gw_proclaim(api_req *r);

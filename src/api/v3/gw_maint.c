@@ -1,7 +1,9 @@
 /* gw_maint: the gateway's maintenance/alarm (GET, ACTIVATE, DEACTIVATE),
- * maintenance/hash and maintenance/defragment — etcd's Alarm, Hash and
- * Defragment onto raftkv's replicated alarms, its hash of the key-value
- * state (the one the corruption checker compares) and kv_defrag. Must never clear an alarm a member still has a cause
+ * maintenance/hash, maintenance/defragment and
+ * maintenance/transfer-leadership — etcd's Alarm, Hash, Defragment and
+ * MoveLeader onto raftkv's replicated alarms, its hash of the key-value
+ * state (the one the corruption checker compares), kv_defrag and
+ * node_move_leader. Must never clear an alarm a member still has a cause
  * for without it being proposed like any other alarm change. */
 #include "api/v3/gw.h"
 
@@ -138,4 +140,29 @@ void gw_defragment(api_req *r)
 {
     if (gw_body(r))
         api_offthread(r, sizeof(defrag_state), NULL, defrag_work, defrag_done);
+}
+
+/* ---- transfer-leadership: node_move_leader (any member forwards it) ---- */
+
+static void moved(api_req *r)
+{
+    if (r->status == NODE_ERR_NOT_FOUND)
+        gw_reply_error(r, GW_FAILED_PRECONDITION, "etcdserver: bad leader transferee");
+    else if (r->status != NODE_OK)
+        gw_reply_node_error(r, r->status);
+    else
+        gw_reply(r, json_pack("{s:o}", "header", gw_header(r, -1)));
+}
+
+void gw_move_leader(api_req *r)
+{
+    json_t *o = gw_body(r);
+    int64_t to = 0;
+    if (!o || gw_i64(r, o, "targetID", &to) < 0)
+        return;
+    if (to <= 0) {
+        gw_reply_error(r, GW_FAILED_PRECONDITION, "etcdserver: bad leader transferee");
+        return;
+    }
+    api_wait_move(r, (uint64_t)to, moved);
 }
