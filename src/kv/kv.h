@@ -236,13 +236,16 @@ enum kv_member_op { KV_MEMBER_ADD = 1, KV_MEMBER_ADD_LEARNER, KV_MEMBER_REMOVE, 
  * commit). ADD of a known id replaces its URL and role. */
 int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url);
 /* Exactly-once (kv_once.c): records that the proposal (origin, seq) is
- * applied at index, inside the open batch; *seen when it was applied
- * before (within the last KV_ONCE_WINDOW entries): skip it. origin or seq
- * 0: nothing recorded. KV_OK or an internal error (the batch is then
- * poisoned like any failed apply). */
+ * applied, inside the open batch; *seen when it was applied before
+ * (within the proposer's last KV_ONCE_WINDOW sequence numbers): skip it.
+ * origin or seq 0: nothing recorded. KV_OK or an internal error (the
+ * batch is then poisoned like any failed apply). */
+/* Whether a command must be recorded: alarms, keepalives and revokes do
+ * the same when applied twice (and alarms must apply on a full disk, where
+ * recording could not), so they are not. */
+bool kv_cmd_needs_once(const uint8_t *cmd, size_t len);
 #define KV_ONCE_WINDOW 100000u
-#define KV_ONCE_TRIM_EVERY 1024u
-int kv_apply_once(kv *k, uint64_t origin, uint64_t seq, uint64_t index, bool *seen);
+int kv_apply_once(kv *k, uint64_t origin, uint64_t seq, bool *seen);
 /* Without an open batch, opens one (an entry with no kv effect still
  * records its index). KV_OK, or an internal error (kv_err_internal()):
  * the batch is rolled back and the applied index stays where it was —

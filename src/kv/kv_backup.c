@@ -5,7 +5,8 @@
  * stream as it comes; `status` and `restore` check the trailer, then the
  * database itself as kv_restore checks a snapshot from the network (every
  * row's checksum), before using any of it; `restore` then turns the state
- * into the first state of a new cluster (kv_backup_reset).
+ * into the first state of a new cluster (kv_backup_reset: no members, no
+ * alarms, no proposals remembered as applied).
  *
  * Must never: accept a file whose trailer, size or checksum disagree, or
  * leave a half-written database where one was asked for.
@@ -131,6 +132,8 @@ int kv_backup_reset(kv *k)
 {
     static const char *const sql[] = {
         "DELETE FROM kv_members", "DELETE FROM kv_removed", "DELETE FROM kv_alarm",
+        /* the new cluster's members number their proposals afresh */
+        "DELETE FROM kv_executed",
     };
     if (kv_apply_begin(k) != KV_OK)
         return KV_ERR_INTERNAL;

@@ -538,6 +538,39 @@ static int decode_idem(reader *r, kv_cmd *c)
     return KV_OK;
 }
 
+/* The kind of the command inside any AS / IDEM wrappers; 0 if unreadable. */
+static int innermost_kind(const uint8_t *p, size_t len)
+{
+    for (int depth = 0; depth < 3; depth++) {
+        reader r;
+        reader_init(&r, p, len);
+        uint8_t version, kind;
+        const uint8_t *s;
+        uint32_t n;
+        uint64_t skip;
+        if (!p || rd_u8(&r, &version) < 0 || rd_u8(&r, &kind) < 0 || version != KV_CMD_VERSION)
+            return 0;
+        if (kind != KV_CMD_AS && kind != KV_CMD_IDEM)
+            return kind;
+        if (rd_bytes(&r, &s, &n) < 0 || rd_u64(&r, &skip) < 0 ||
+            (kind == KV_CMD_IDEM && rd_u64(&r, &skip) < 0) || rd_bytes(&r, &p, &n) < 0)
+            return 0;
+        len = n;
+    }
+    return 0;
+}
+
+bool kv_cmd_needs_once(const uint8_t *cmd, size_t len)
+{
+    switch (innermost_kind(cmd, len)) {
+    case KV_CMD_ALARM_ACTIVATE:
+    case KV_CMD_ALARM_DEACTIVATE:
+    case KV_CMD_LEASE_KEEPALIVE:
+    case KV_CMD_LEASE_REVOKE: return false;
+    default: return true;
+    }
+}
+
 int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
 {
     memset(out, 0, sizeof *out);

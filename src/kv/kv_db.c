@@ -62,7 +62,10 @@ static const char *const stmt_sql[KV_ST_COUNT] = {
     [KV_ST_ALARM_DEL] = "DELETE FROM kv_alarm WHERE member = ?1 AND type = ?2",
     [KV_ST_ALARM_DEL_TYPE] = "DELETE FROM kv_alarm WHERE type = ?2 AND ?1 = 0",
     [KV_ST_ALARM_LIST] = "SELECT member, type FROM kv_alarm ORDER BY member, type",
-    [KV_ST_EXECUTED_ADD] = "INSERT OR IGNORE INTO kv_executed(origin, seq, idx) VALUES(?1, ?2, ?3)",
+    [KV_ST_EXECUTED_ADD] = "INSERT OR IGNORE INTO kv_executed(origin, seq) VALUES(?1, ?2)",
+    /* the proposer's pairs older than its last KV_ONCE_WINDOW: a range of
+     * the primary key, usually one row */
+    [KV_ST_EXECUTED_TRIM] = "DELETE FROM kv_executed WHERE origin = ?1 AND seq < ?2",
 };
 
 void kv_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -53,6 +53,7 @@ enum kv_stmt_id {
     KV_ST_ALARM_DEL_TYPE,
     KV_ST_ALARM_LIST,
     KV_ST_EXECUTED_ADD,
+    KV_ST_EXECUTED_TRIM,
     KV_ST_COUNT
 };
 

@@ -64,11 +64,10 @@ static const struct {
      " perm INTEGER NOT NULL, PRIMARY KEY(role, key, end)) WITHOUT ROWID"},
     {"table", "auth_secret", "CREATE TABLE auth_secret(id INTEGER PRIMARY KEY, secret BLOB NOT NULL)"},
     /* exactly-once (kv_once.c): the proposals applied lately, by proposer
-     * and sequence number, with the log index that applied them */
+     * and sequence number */
     {"table", "kv_executed",
      "CREATE TABLE kv_executed(origin INTEGER NOT NULL, seq INTEGER NOT NULL,"
-     " idx INTEGER NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID"},
-    {"index", "kv_executed_idx", "CREATE INDEX kv_executed_idx ON kv_executed(idx)"},
+     " PRIMARY KEY(origin, seq)) WITHOUT ROWID"},
     /* Idempotency-Key (kv_idem.c): key, the request's fingerprint, the
      * proposer's time, the result kept */
     {"table", "kv_idem",
@@ -77,7 +76,7 @@ static const struct {
     {"index", "kv_idem_ts", "CREATE INDEX kv_idem_ts ON kv_idem(ts)"},
 };
 #define N_SCHEMA (sizeof schema / sizeof schema[0])
-#define N_LATER 9
+#define N_LATER 8
 #define LATER(i) ((size_t)(i) >= N_SCHEMA - N_LATER)
 
 /* Revisions far below INT64_MAX so that +1 can never overflow. */

@@ -116,8 +116,10 @@ static int apply_normal(const node_apply_env *env, const raft_entry *e, done_lis
     /* a member re-proposes what it forwarded when the leader changes: the
      * second copy of a pair already applied is a no-op everywhere (its
      * waiter, if any, was answered by the first) */
-    bool seen;
-    int once = kv_apply_once(env->kv, origin, seq, e->index, &seen);
+    bool seen = false;
+    int once = kv_cmd_needs_once(payload, plen)
+                   ? kv_apply_once(env->kv, origin, seq, &seen)
+                   : KV_OK;
     if (kv_err_internal(once))
         return once == KV_ERR_NO_SPACE_DISK ? NODE_APPLY_NOSPACE
                                             : fail(env, NODE_EXIT_APPLY, "kv: cannot record entry", e);
