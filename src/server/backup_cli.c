@@ -246,7 +246,7 @@ static int read_facts(kv *k, facts *f)
     kv_op all = {.type = KV_OP_RANGE, .span = {&zero, 1, true, &zero, 1}, .count_only = true};
     kv_op_result res;
     memset(&res, 0, sizeof res);
-    int64_t hrev, hash_rev;
+    int64_t hrev = 0, hash_rev = 0;
     int rc = kv_range(c, &all, &res, &hrev) == KV_OK &&
                      kv_hash(c, 0, &f->hash, &f->compact, &hash_rev) == KV_OK
                  ? 0

@@ -268,19 +268,21 @@ static json_t *perm_json(const kv_auth_row *row)
     return p;
 }
 
-/* user/get: "roles"; role/get: "perm"; the lists: "users" or "roles". */
-static json_t *listing(const kv_auth_row *rows, size_t n, const char *what)
+/* What a listing shows: every name (user/list, role/list), a user's roles
+ * (user/get), a role's permissions (role/get). */
+enum listing_kind { LIST_NAMES, LIST_ROLES, LIST_PERMS };
+
+static json_t *listing(const kv_auth_row *rows, size_t n, enum listing_kind kind)
 {
     json_t *arr = json_array();
-    bool names = strcmp(what, "users") == 0 || strcmp(what, "roles_list") == 0;
     const char *last = NULL;
     for (size_t i = 0; arr && i < n; i++) {
         json_t *item = NULL;
-        if (names && (!last || strcmp(last, rows[i].name) != 0))
+        if (kind == LIST_NAMES && (!last || strcmp(last, rows[i].name) != 0))
             item = json_string(rows[i].name);
-        else if (!names && strcmp(what, "roles") == 0 && rows[i].role)
+        else if (kind == LIST_ROLES && rows[i].role)
             item = json_string(rows[i].role);
-        else if (!names && strcmp(what, "perm") == 0 && rows[i].key)
+        else if (kind == LIST_PERMS && rows[i].key)
             item = perm_json(&rows[i]);
         last = rows[i].name;
         if (item && json_array_append_new(arr, item) < 0) {
@@ -311,7 +313,7 @@ static void do_auth_read(api_req *r)
         return;
     }
     const char *field = !name ? (users ? "users" : "roles") : users ? "roles" : "perm";
-    json_t *list = listing(rows, n, !name && !users ? "roles_list" : field);
+    json_t *list = listing(rows, n, !name ? LIST_NAMES : users ? LIST_ROLES : LIST_PERMS);
     kv_auth_rows_free(rows, n);
     json_t *body = json_pack("{s:o}", "header", gw_header(r, -1));
     if (body && gw_set_nonempty(body, field, list) < 0) {
