@@ -247,6 +247,12 @@ bool api_valid_peer_url(const char *url, bool tls);
 int64_t api_new_lease_id(api *a);
 void api_h_election(api_req *r);
 void api_h_observe(api_req *r);
+/* The observe stream of the election named by r->route.key in another
+ * protocol's lines (recipes/h_observe.c): shape makes the line for the
+ * leader as of rev, NULL to send none (it is called with leader NULL when
+ * nobody leads). */
+typedef json_t *(*api_observe_line_fn)(api *a, const kv_kv *leader, int64_t rev);
+void api_observe_stream(api_req *r, api_observe_line_fn shape, const char *ctype);
 
 /* Parses a txn body into t; its memory lives in the arena. On a bad field
  * writes a message naming it into err and returns -1 (-2: no memory). */

@@ -233,7 +233,7 @@ static void stream_queue(api_req *r, stream *c, json_t *first)
         api_reply_error(r, 500, "internal", NULL, "out of resources");
         return;
     }
-    if (put_line(c, first) < 0) {
+    if (first && put_line(c, first) < 0) { /* no first line: nothing yet */
         stream_destroy(c);
         api_reply_error(r, 500, "internal", NULL, "out of memory");
         return;

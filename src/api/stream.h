@@ -28,7 +28,7 @@ typedef struct {
     bool prev_kv;
     int64_t start;           /* the first revision to deliver */
     uint64_t progress_ms;    /* a progress line after this long idle */
-    json_t *first;           /* the first line (taken) */
+    json_t *first;           /* the first line (taken; NULL: none) */
     api_stream_render_fn render;
     /* Non-NULL when render's lines depend on the batch alone: streams
      * that fetched the same batch then share the text, under this tag. */

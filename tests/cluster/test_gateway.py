@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import harness
@@ -494,3 +495,42 @@ def test_gateway_watch_resumes_across_a_restart(env):
     values = [base64.b64decode(e["kv"]["value"]).decode() for e in first + second]
     check(got == revs and values == [str(i) for i in range(10)],
           "events across the restart: %s %s, want %s" % (got, values, revs))
+
+
+def test_gateway_election_observe_follows_the_leader(env):
+    """election/observe through the gateway: one {"result": {header, kv}}
+    line per leader — the current one first, then each proclaim and each
+    new leader after a resign, in order; none while nobody leads."""
+    nodes = env.cluster(3)
+    n = nodes[0]
+    for lid in (8001, 8002):
+        st, js = _gw(n.port, "/v3/lease/grant", {"TTL": "60", "ID": str(lid)})
+        check(st == 200, "grant %d: %s %s" % (lid, st, js))
+    st, camp = _gw(n.port, "/v3/election/campaign",
+                   {"name": b64("obs"), "lease": "8001", "value": b64("a1")})
+    check(st == 200, "campaign: %s %s" % (st, camp))
+    conn = harness.http_connection(nodes[1].port, timeout=30)
+    lines = []
+    try:
+        conn.request("POST", "/v3/election/observe", json.dumps({"name": b64("obs")}))
+        r = conn.getresponse()
+        check(r.status == 200, "observe answered %d" % r.status)
+        lines.append(json.loads(r.readline())["result"])
+        leader = camp["leader"]
+        st, _ = _gw(n.port, "/v3/election/proclaim", {"leader": leader, "value": b64("a2")})
+        check(st == 200, "proclaim")
+        lines.append(json.loads(r.readline())["result"])
+        # a second candidate waits in line; the first resigns
+        t = threading.Thread(target=_gw, args=(nodes[2].port, "/v3/election/campaign",
+                             {"name": b64("obs"), "lease": "8002", "value": b64("b1")}, 30))
+        t.start()
+        st, _ = _gw(n.port, "/v3/election/resign", {"leader": leader})
+        check(st == 200, "resign")
+        lines.append(json.loads(r.readline())["result"])
+        t.join(30)
+    finally:
+        conn.close()
+    got = [base64.b64decode(x["kv"]["value"]).decode() for x in lines]
+    check(got == ["a1", "a2", "b1"], "observed values %s" % got)
+    check(all(int(x["header"]["revision"]) >= int(x["kv"]["mod_revision"]) for x in lines),
+          "headers at or after each leader's revision: %s" % lines)

@@ -101,7 +101,20 @@ typedef struct {
 typedef struct {
     wl line;          /* only prefix and prefix_len are used */
     seen_leader last;
+    api_observe_line_fn shape; /* NULL: the native lines */
 } obs_stream;
+
+/* One line for the leader as of rev (NULL leader: nobody); NULL and
+ * *skip for a shape that has no line for it (etcd's: nobody leading). */
+static json_t *line_for(api *a, const obs_stream *o, const kv_kv *leader, int64_t rev, bool *skip)
+{
+    *skip = false;
+    if (!o->shape)
+        return api_wl_leader_json(a, leader, rev, true);
+    json_t *j = o->shape(a, leader, rev);
+    *skip = !j && !leader;
+    return j;
+}
 
 static int seen_set(seen_leader *l, const kv_kv *k)
 {
@@ -151,7 +164,9 @@ static int obs_at(api *a, const obs_stream *o, seen_leader *cur, int64_t rev, js
     if (rc != KV_OK)
         return rc;
     if (!seen_is(cur, v.lowest)) {
-        if (json_array_append_new(lines, api_wl_leader_json(a, v.lowest, rev, true)) < 0)
+        bool skip;
+        json_t *line = line_for(a, o, v.lowest, rev, &skip);
+        if (!skip && json_array_append_new(lines, line) < 0)
             rc = KV_ERR_INTERNAL;
         else
             rc = seen_set(cur, v.lowest);
@@ -209,10 +224,14 @@ static json_t *obs_first(api_req *r, obs_stream *o, int64_t cursor, int64_t *sta
             memset(&v, 0, sizeof v); /* before the first revision: nobody led */
     }
     json_t *first = NULL;
+    bool skip = false;
     if (rc == KV_OK) {
-        first = api_wl_leader_json(r->a, v.lowest, base, true);
-        rc = first && json_object_set_new(first, "created", json_true()) == 0
-                 ? seen_set(&o->last, v.lowest) : KV_ERR_INTERNAL;
+        first = line_for(r->a, o, v.lowest, base, &skip);
+        if (!o->shape)
+            rc = first && json_object_set_new(first, "created", json_true()) == 0
+                     ? seen_set(&o->last, v.lowest) : KV_ERR_INTERNAL;
+        else
+            rc = first || skip ? seen_set(&o->last, v.lowest) : KV_ERR_INTERNAL;
         api_wl_view_free(&v);
     }
     int64_t compact = 0;
@@ -221,13 +240,15 @@ static json_t *obs_first(api_req *r, obs_stream *o, int64_t cursor, int64_t *sta
     if (rc != KV_OK) {
         json_decref(first);
         api_reply_kv_error(r, rc, compact);
+        *start = -1;
         return NULL;
     }
     *start = base + 1;
     return first;
 }
 
-static void observe_stream(api_req *r, const wl *s, int64_t progress_ms)
+static void observe_stream(api_req *r, const wl *s, int64_t progress_ms,
+                           api_observe_line_fn shape, const char *ctype)
 {
     obs_stream *o = calloc(1, sizeof *o);
     uint8_t *end = malloc(s->prefix_len + 1);
@@ -238,15 +259,25 @@ static void observe_stream(api_req *r, const wl *s, int64_t progress_ms)
         return;
     }
     o->line.prefix_len = s->prefix_len;
+    o->shape = shape;
     kv_span line = {o->line.prefix, o->line.prefix_len, true, end,
                     kv_prefix_end(o->line.prefix, o->line.prefix_len, end)};
     api_stream_spec spec = {.span = &line, .progress_ms = (uint64_t)progress_ms,
-                            .render = obs_render, .ud = o, .ud_free = obs_free};
-    if (!(spec.first = obs_first(r, o, s->cursor, &spec.start)))
+                            .render = obs_render, .ud = o, .ud_free = obs_free,
+                            .content_type = ctype};
+    spec.first = obs_first(r, o, s->cursor, &spec.start);
+    if (spec.start < 0)
         obs_free(o);
     else
         api_stream_start(r, &spec); /* the watcher keeps its own copy of the span */
     free(end);
+}
+
+void api_observe_stream(api_req *r, api_observe_line_fn shape, const char *ctype)
+{
+    wl *s = api_wl_new(r, 0, -1);
+    if (s)
+        observe_stream(r, s, API_PROGRESS_MS_MAX, shape, ctype);
 }
 
 /* ---- the route ---- */
@@ -272,7 +303,7 @@ void api_h_observe(api_req *r)
         return;
     s->cursor = cursor;
     if (stream)
-        observe_stream(r, s, progress_ms);
+        observe_stream(r, s, progress_ms, NULL, NULL);
     else
         observe_check(r);
 }

@@ -362,6 +362,7 @@ static const gw_route routes[] = {
     {"election/proclaim", gw_proclaim},
     {"election/resign", gw_resign},
     {"election/leader", gw_leader},
+    {"election/observe", gw_observe},
     {"auth/enable", gw_auth_enable},
     {"auth/disable", gw_auth_disable},
     {"auth/authenticate", gw_authenticate},

@@ -100,6 +100,7 @@ void gw_campaign(api_req *r);
 void gw_proclaim(api_req *r);
 void gw_resign(api_req *r);
 void gw_leader(api_req *r);
+void gw_observe(api_req *r);
 /* gw_auth.c */
 void gw_auth_enable(api_req *r);
 void gw_auth_disable(api_req *r);

@@ -1,4 +1,5 @@
-/* gw_election: the gateway's election/{campaign,proclaim,leader,resign} —
+/* gw_election: the gateway's election/{campaign,proclaim,leader,resign,
+ * observe} —
  * etcd's v3election service on the same line of keys as POST
  * /election/{name}/... (recipes/waitline.h): campaign waits, its
  * connection suspended, until the caller's key {name}/{lease hex} is first
@@ -157,6 +158,18 @@ void gw_resign(api_req *r)
     api_wl_guarded(r, r->op.span.key, r->op.span.key_len, rev, &r->op, 1, finish_resign);
 }
 
+/* Under auth, reading who leads needs read on the line: {name}/... */
+static bool may_read_line(api_req *r, const uint8_t *prefix, uint32_t len)
+{
+    uint8_t *end = malloc(len + 1);
+    kv_span line = {prefix, len, true, end, end ? kv_prefix_end(prefix, len, end) : 0};
+    bool may = end && api_auth_read(r, NULL, &line);
+    free(end);
+    if (!may && !r->replied)
+        gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
+    return may;
+}
+
 static void do_leader(api_req *r)
 {
     if (r->status != NODE_OK) {
@@ -164,16 +177,8 @@ static void do_leader(api_req *r)
         return;
     }
     const wl *s = r->ext;
-    uint8_t *end = malloc(s->prefix_len + 1);
-    kv_span line = {s->prefix, s->prefix_len, true, end,
-                    end ? kv_prefix_end(s->prefix, s->prefix_len, end) : 0};
-    bool may = end && api_auth_read(r, NULL, &line);
-    free(end);
-    if (!may) {
-        if (!r->replied)
-            gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
+    if (!may_read_line(r, s->prefix, s->prefix_len))
         return;
-    }
     wl_view v;
     int rc = api_wl_read(r->a, r->ext, 0, &v);
     if (rc != KV_OK) {
@@ -194,4 +199,36 @@ void gw_leader(api_req *r)
     if (!o || name_field(r, o) < 0 || !api_wl_new(r, 0, -1))
         return;
     api_wait_barrier(r, do_leader);
+}
+
+/* ---- observe: etcd's lines, one per leader (none while nobody leads) ---- */
+
+static json_t *observe_line(api *a, const kv_kv *leader, int64_t rev)
+{
+    if (!leader)
+        return NULL;
+    node_info i;
+    node_get_info(a->node, &i);
+    json_t *h = json_pack("{s:o,s:o,s:o,s:o}", "cluster_id", gw_int((int64_t)i.cluster_id),
+                          "member_id", gw_int((int64_t)i.member_id), "revision", gw_int(rev),
+                          "raft_term", gw_int((int64_t)i.raft_term));
+    return json_pack("{s:{s:o,s:o}}", "result", "header", h, "kv", gw_kv(leader, false));
+}
+
+void gw_observe(api_req *r)
+{
+    json_t *o = gw_body(r);
+    if (!o || name_field(r, o) < 0)
+        return;
+    uint8_t *prefix = malloc(r->route.key_len + 1);
+    if (!prefix) {
+        gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
+        return;
+    }
+    memcpy(prefix, r->route.key, r->route.key_len);
+    prefix[r->route.key_len] = '/';
+    bool may = may_read_line(r, prefix, (uint32_t)r->route.key_len + 1);
+    free(prefix);
+    if (may)
+        api_observe_stream(r, observe_line, "application/json");
 }
