@@ -199,6 +199,8 @@ typedef struct {
     uint32_t alarms;   /* ALARM_*: active alarm types afterwards (KV_ALARM_BIT) */
     bool replayed;     /* IDEM: the kept result of an earlier run, nothing ran */
     bool kept;         /* IDEM (kv internal): a refusal whose keeping must stand */
+    uint64_t member_id; /* MEMBER_URL applied: the member */
+    char *member_url;   /* ... and its new URL (owned; kv_result_free) */
 } kv_result;
 void kv_result_free(kv_result *r);
 
@@ -235,6 +237,12 @@ enum kv_member_op { KV_MEMBER_ADD = 1, KV_MEMBER_ADD_LEARNER, KV_MEMBER_REMOVE, 
  * KV_ERR_NO_SPACE_DISK only for a local failure (the batch then cannot
  * commit). ADD of a known id replaces its URL and role. */
 int kv_apply_member(kv *k, int op, uint64_t id, const char *peer_url);
+/* A member's new peer URL (etcd's MemberUpdate): a kv command, not a Raft
+ * conf change — Raft knows members by id only. Applied: res->member_id
+ * and res->member_url (the transport dials it from then on);
+ * KV_ERR_NOT_FOUND for an unknown id. url: http(s)://host:port, at most
+ * 255 bytes, else KV_ERR_INVALID. */
+int kv_encode_member_url(uint64_t id, const char *url, buf *out);
 /* Exactly-once (kv_once.c): records that the proposal (origin, seq) is
  * applied, inside the open batch; *seen when it was applied before
  * (within the proposer's last KV_ONCE_WINDOW sequence numbers): skip it.

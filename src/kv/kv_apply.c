@@ -131,6 +131,8 @@ static int run_cmd(kv *k, const kv_cmd *c, kv_result *res)
         return kv_idem_run(k, c, res);
     if (c->kind == KV_CMD_AUTH)
         return kv_auth_apply(k, &c->auth, res);
+    if (c->kind == KV_CMD_MEMBER_URL)
+        return kv_member_url_apply(k, c, res);
     if (c->kind == KV_CMD_ALARM_ACTIVATE || c->kind == KV_CMD_ALARM_DEACTIVATE)
         return kv_alarm_apply(k, c, res);
     if ((kv_alarms_active(k) & KV_ALARM_BIT(KV_ALARM_NOSPACE)) && adds_data(c)) {

@@ -10,6 +10,7 @@
  *   AUTH: u8 op, bytes name, bytes arg, bytes key, u8 has_end, [bytes end],
  *         u8 perm, bytes secret (fields an op does not use are empty / 0)
  *   AS: bytes user, u64 generation, bytes inner command (not itself an AS)
+ *   MEMBER_URL: u64 member id, bytes peer URL
  *   IDEM: bytes key, u64 fingerprint, u64 time (ms), bytes inner command
  *         (an AS or a plain command, not an IDEM)
  *   TXN: u32 n, n x compare; u32 n, n x op (success); u32 n, n x op (failure)
@@ -361,6 +362,32 @@ int kv_encode_idem(const char *key, uint64_t fingerprint, uint64_t time_ms,
     return KV_OK;
 }
 
+static bool member_url_valid(uint64_t id, const char *url)
+{
+    size_t n = url ? strlen(url) : 0;
+    if (id == 0 || id > (UINT64_C(1) << 53) || n == 0 || n > 255)
+        return false;
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (url[i] < 0x21 || url[i] > 0x7e)
+            return false;
+    return true;
+}
+
+int kv_encode_member_url(uint64_t id, const char *url, buf *out)
+{
+    if (!member_url_valid(id, url))
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_MEMBER_URL) < 0 ||
+        buf_put_u64(out, id) < 0 || put_str(out, url) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
 /* ---- decoding (untrusted bytes) ---- */
 
 static bool rd_bool(reader *r, bool *v)
@@ -522,6 +549,16 @@ static int decode_as(reader *r, kv_cmd *c)
     return KV_OK;
 }
 
+static int decode_member_url(reader *r, kv_cmd *c)
+{
+    if (rd_u64(r, &c->member_id) < 0)
+        return KV_ERR_INVALID;
+    int rc = rd_str(r, &c->member_url);
+    if (rc != KV_OK)
+        return rc;
+    return member_url_valid(c->member_id, c->member_url) ? KV_OK : KV_ERR_INVALID;
+}
+
 static int decode_idem(reader *r, kv_cmd *c)
 {
     const uint8_t *inner;
@@ -595,6 +632,8 @@ int kv_cmd_decode(const uint8_t *p, size_t len, kv_cmd *out)
         rc = decode_as(&r, out);
     else if (kind == KV_CMD_IDEM)
         rc = decode_idem(&r, out);
+    else if (kind == KV_CMD_MEMBER_URL)
+        rc = decode_member_url(&r, out);
     if (rc == KV_OK && rd_left(&r) != 0)
         rc = KV_ERR_INVALID;
     if (rc != KV_OK)
@@ -611,5 +650,6 @@ void kv_cmd_free(kv_cmd *c)
     free((char *)c->auth.arg);
     free(c->as_user);
     free(c->idem_key);
+    free(c->member_url);
     memset(c, 0, sizeof *c);
 }

@@ -97,7 +97,7 @@ struct kv {
 /* A decoded command; spans and values point into the command bytes. */
 enum { KV_CMD_TXN = 1, KV_CMD_COMPACT = 2, KV_CMD_LEASE_GRANT = 3, KV_CMD_LEASE_REVOKE = 4,
        KV_CMD_LEASE_KEEPALIVE = 5, KV_CMD_ALARM_ACTIVATE = 6, KV_CMD_ALARM_DEACTIVATE = 7,
-       KV_CMD_AUTH = 8, KV_CMD_AS = 9, KV_CMD_IDEM = 10 };
+       KV_CMD_AUTH = 8, KV_CMD_AS = 9, KV_CMD_IDEM = 10, KV_CMD_MEMBER_URL = 11 };
 typedef struct {
     int kind;
     int64_t lease_id, lease_ttl; /* LEASE_*: ttl for GRANT only */
@@ -113,6 +113,8 @@ typedef struct {
     uint64_t as_gen;
     const uint8_t *inner;   /* AS, IDEM: the inner command's bytes (not decoded) */
     size_t inner_len;
+    uint64_t member_id;     /* MEMBER_URL */
+    char *member_url;       /* MEMBER_URL: owned */
     char *idem_key;         /* IDEM: owned */
     uint64_t idem_fp, idem_ts;
 } kv_cmd;
@@ -187,6 +189,8 @@ int kv_auth_load(kv *k);
  * user (NULL: no check) */
 int kv_run_inner(kv *k, const uint8_t *cmd, size_t len, const char *user, uint64_t gen,
                  kv_result *res);
+/* kv_members.c: a MEMBER_URL command */
+int kv_member_url_apply(kv *k, const kv_cmd *c, kv_result *res);
 /* kv_idem.c: an IDEM command */
 int kv_idem_run(kv *k, const kv_cmd *c, kv_result *res);
 

@@ -93,6 +93,8 @@ void kv_result_free(kv_result *r)
     free(r->ops);
     r->ops = NULL;
     r->n_ops = 0;
+    free(r->member_url);
+    r->member_url = NULL;
 }
 
 void kv_event_list_free(kv_event_list *l)

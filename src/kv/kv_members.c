@@ -1,5 +1,6 @@
 /* kv_members: the membership table as of the applied index — applying
- * membership changes (in the apply batch) and listing members (readers).
+ * membership changes (in the apply batch) and a member's new peer URL (the
+ * MEMBER_URL command), and listing members (readers).
  * Must never judge whether a change is safe: Raft did that before commit;
  * this only records the outcome deterministically. */
 #include "kv/kv_internal.h"
@@ -141,4 +142,26 @@ int kv_removed_members(kv_conn *c, uint64_t **out, size_t *n)
         *n = 0;
     }
     return rc;
+}
+
+int kv_member_url_apply(kv *k, const kv_cmd *c, kv_result *res)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(k->w.db, "UPDATE kv_members SET peer_url = ?2 WHERE id = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return KV_ERR_INTERNAL;
+    sqlite3_bind_int64(st, 1, (int64_t)c->member_id);
+    sqlite3_bind_text(st, 2, c->member_url, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        k->w.fail_code = rc;
+        return KV_ERR_INTERNAL;
+    }
+    if (sqlite3_changes(k->w.db) == 0) {
+        res->err = KV_ERR_NOT_FOUND;
+        return KV_OK;
+    }
+    res->member_id = c->member_id;
+    return (res->member_url = xstrdup(c->member_url)) ? KV_OK : KV_ERR_INTERNAL;
 }

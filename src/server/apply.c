@@ -139,6 +139,14 @@ static int apply_normal(const node_apply_env *env, const raft_entry *e, done_lis
         return fail(env, NODE_EXIT_APPLY, "kv: cannot apply entry", e);
     }
     lease_clock_on_apply(env->leases, &res, now_ms());
+    if (res.member_id && res.member_url) {
+        /* a member's new peer URL: Raft's membership is unchanged (ids),
+         * the transport dials the new address from now on */
+        raft_conf_change cc = {.op = RAFT_CONF_ADD_VOTER, .id = res.member_id};
+        env->conf_applied(env->ud, &cc, res.member_url);
+        log_info("membership: node %llu's peer URL is now %s", (unsigned long long)res.member_id,
+                 res.member_url);
+    }
     pending *p = origin == env->self ? waiters_take(env->w, seq) : NULL;
     if (!p || done_add(done, p, &res) < 0) {
         kv_result_free(&res);

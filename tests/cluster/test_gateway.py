@@ -193,6 +193,8 @@ def _sequence():
         ("/v3/cluster/member/add", {"peerURLs": [harness.scheme() + "://127.0.0.1:1"], "isLearner": True}),
         ("/v3/cluster/member/list", {}),
         ("/v3/cluster/member/remove", {"ID": "12345"}),
+        ("/v3/cluster/member/update", {"ID": "12345",
+                                       "peerURLs": [harness.scheme() + "://127.0.0.1:2"]}),
         ("/v3/cluster/member/add", {"peerURLs": []}),
     ]
     return seq
@@ -534,3 +536,28 @@ def test_gateway_election_observe_follows_the_leader(env):
     check(got == ["a1", "a2", "b1"], "observed values %s" % got)
     check(all(int(x["header"]["revision"]) >= int(x["kv"]["mod_revision"]) for x in lines),
           "headers at or after each leader's revision: %s" % lines)
+
+
+def test_gateway_member_update_moves_a_peer_url(env):
+    """cluster/member/update: a member's peer URL changes for every member
+    (the transport dials the new one); pointing it back brings the member
+    back, and it catches up."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    f = next(n for n in nodes if n is not leader)
+    wrong = "%s://127.0.0.1:%d" % (harness.scheme(), harness.free_port())
+    st, js = _gw(leader.port, "/v3/cluster/member/update",
+                 {"ID": str(f.id), "peerURLs": [wrong]})
+    check(st == 200 and any(m["peerURLs"] == [wrong] for m in js["members"]),
+          "update: %s %s" % (st, js))
+    for i in range(5):  # the other two go on without it
+        check(_put_retry(leader, "upd", str(i)) > 0, "write while %s is unreachable" % f)
+    st, js = _gw(leader.port, "/v3/cluster/member/update",
+                 {"ID": str(f.id), "peerURLs": [f.peer_url]})
+    check(st == 200, "update back: %s %s" % (st, js))
+    rev = _put_retry(leader, "upd", "last")
+    wait_for(lambda: _gw(f.port, "/v3/kv/range", {"key": b64("upd"), "serializable": True})[1]
+             .get("header", {}).get("revision") == str(rev), 30,
+             "%s to catch up through its URL again" % f)
+    st, js = _gw(leader.port, "/v3/cluster/member/update", {"ID": str(f.id), "peerURLs": []})
+    check(st == 400, "no URL: %s %s" % (st, js))

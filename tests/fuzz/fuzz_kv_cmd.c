@@ -21,6 +21,9 @@ static int encode(const kv_cmd *c, buf *b)
         return kv_encode_alarm(KV_ALARM_DEACTIVATE, c->alarm_member, c->alarm_type, b);
     case KV_CMD_AUTH: return kv_encode_auth(&c->auth, b);
     case KV_CMD_AS: return kv_encode_as(c->as_user, c->as_gen, c->inner, c->inner_len, b);
+    case KV_CMD_IDEM:
+        return kv_encode_idem(c->idem_key, c->idem_fp, c->idem_ts, c->inner, c->inner_len, b);
+    case KV_CMD_MEMBER_URL: return kv_encode_member_url(c->member_id, c->member_url, b);
     default: return KV_ERR_INVALID;
     }
 }

@@ -349,6 +349,7 @@ static const gw_route routes[] = {
     {"cluster/member/add", gw_member_add},
     {"cluster/member/remove", gw_member_remove},
     {"cluster/member/promote", gw_member_promote},
+    {"cluster/member/update", gw_member_update},
     {"maintenance/status", gw_status},
     {"watch", gw_watch},
     {"lock/lock", gw_lock},

@@ -87,6 +87,7 @@ void gw_member_list(api_req *r);
 void gw_member_add(api_req *r);
 void gw_member_remove(api_req *r);
 void gw_member_promote(api_req *r);
+void gw_member_update(api_req *r);
 void gw_status(api_req *r);
 void gw_watch(api_req *r);
 void gw_lock(api_req *r);

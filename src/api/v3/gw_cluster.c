@@ -171,3 +171,43 @@ static void member_by_id(api_req *r, int op)
 
 void gw_member_remove(api_req *r) { member_by_id(r, KV_MEMBER_REMOVE); }
 void gw_member_promote(api_req *r) { member_by_id(r, KV_MEMBER_PROMOTE); }
+
+/* member/update: the member's new peer URL, as a kv command (Raft knows
+ * members by id only); the answer lists the members after it. */
+static void finish_update(api_req *r)
+{
+    if (r->status == NODE_OK && r->res && r->res->err == KV_ERR_NOT_FOUND) {
+        gw_reply_error(r, GW_NOT_FOUND, "etcdserver: member not found");
+        return;
+    }
+    if (gw_write_failed(r))
+        return;
+    finish_member_change(r);
+}
+
+void gw_member_update(api_req *r)
+{
+    json_t *o = gw_body(r), *urls = o ? json_object_get(o, "peerURLs") : NULL;
+    int64_t id = 0;
+    if (!o || gw_i64(r, o, "ID", &id) < 0)
+        return;
+    const char *url = json_is_array(urls) && json_array_size(urls) == 1
+                          ? json_string_value(json_array_get(urls, 0))
+                          : NULL;
+    if (!url || !api_valid_peer_url(url, r->a->peer_tls)) {
+        gw_reply_error(r, GW_INVALID_ARGUMENT, "etcdserver: given member URLs are invalid");
+        return;
+    }
+    if (id <= 0) {
+        gw_reply_error(r, GW_NOT_FOUND, "etcdserver: member not found");
+        return;
+    }
+    buf cmd;
+    buf_init(&cmd);
+    int rc = kv_encode_member_url((uint64_t)id, url, &cmd);
+    if (rc == KV_OK)
+        api_propose_encoded(r, rc, &cmd, finish_update);
+    else
+        gw_reply_error(r, GW_INVALID_ARGUMENT, "etcdserver: given member URLs are invalid");
+    buf_free(&cmd);
+}
