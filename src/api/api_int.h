@@ -229,7 +229,14 @@ void api_h_metrics(api_req *r);
 void api_h_maint(api_req *r);
 void api_h_backup(api_req *r);  /* GET /maintenance/snapshot (h_backup.c) */
 void api_v3_snapshot(api_req *r); /* the gateway's maintenance/snapshot (h_backup.c) */
-void api_h_defrag(api_req *r);  /* POST /maintenance/defrag (h_backup.c) */
+void api_h_defrag(api_req *r);  /* POST /maintenance/defrag (h_maint.c) */
+/* The defragment both APIs run off every loop (h_maint.c; an api_work_fn
+ * for api_offthread with an api_defrag_state). */
+typedef struct {
+    uint64_t before, after;
+    char msg[256];
+} api_defrag_state;
+int api_defrag_work(api *a, void *state);
 void api_h_lease(api_req *r);
 void api_h_watch(api_req *r);
 /* recipes/ (etcd's v3lock and v3election, apart from the kv API) */

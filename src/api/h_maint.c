@@ -116,21 +116,16 @@ static void hash(api_req *r)
 
 /* ---- defrag (off every loop: offthread.c) ---- */
 
-typedef struct {
-    uint64_t before, after;
-    char msg[256];
-} defrag_state;
-
-static int defrag_work(api *a, void *state)
+int api_defrag_work(api *a, void *state)
 {
-    defrag_state *d = state;
+    api_defrag_state *d = state;
     return kv_defrag(a->kv, &d->before, &d->after, d->msg, sizeof d->msg);
 }
 
 static void defrag_done(api_req *r)
 {
     int rc;
-    defrag_state *d = api_offthread_state(r, &rc);
+    api_defrag_state *d = api_offthread_state(r, &rc);
     if (rc == KV_ERR_INVALID) {
         api_reply_error(r, 409, "defrag_unsupported", NULL, "%s", d->msg);
     } else if (rc != KV_OK) {
@@ -147,7 +142,7 @@ static void defrag_done(api_req *r)
 
 void api_h_defrag(api_req *r)
 {
-    api_offthread(r, sizeof(defrag_state), NULL, defrag_work, defrag_done);
+    api_offthread(r, sizeof(api_defrag_state), NULL, api_defrag_work, defrag_done);
 }
 
 /* ---- move-leader ---- */

@@ -50,22 +50,35 @@ static sqlite3_stmt *prep(kv_db *d, const char *sql, const char *fmt, va_list ap
     return st;
 }
 
+/* Prepares, binds and steps sql once: the step's code (SQLITE_ROW,
+ * SQLITE_DONE, an error, or SQLITE_ERROR when it would not prepare), with
+ * the first column of a row in *v and the rows a write changed in *changed. */
+static int step_once(kv_db *d, const char *sql, int64_t *v, int *changed, const char *fmt,
+                     va_list ap)
+{
+    sqlite3_stmt *st = prep(d, sql, fmt, ap);
+    if (!st)
+        return SQLITE_ERROR;
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    *changed = sqlite3_changes(d->db);
+    return rc;
+}
+
 /* Runs a write: rows changed, or -1. */
 static int run(kv_db *d, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    sqlite3_stmt *st = prep(d, sql, fmt, ap);
+    int64_t v;
+    int changed, rc = step_once(d, sql, &v, &changed, fmt, ap);
     va_end(ap);
-    if (!st)
-        return -1;
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         d->fail_code = rc;
         return -1;
     }
-    return sqlite3_changes(d->db);
+    return changed;
 }
 
 /* The first column of the first row as an integer (0 without a row), or -1. */
@@ -73,14 +86,10 @@ static int64_t one(kv_db *d, const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    sqlite3_stmt *st = prep(d, sql, fmt, ap);
+    int64_t v;
+    int changed, rc = step_once(d, sql, &v, &changed, fmt, ap);
     va_end(ap);
-    if (!st)
-        return -1;
-    int rc = sqlite3_step(st);
-    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
-    return v;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? v : -1;
 }
 
 /* ---- the enabled flag ---- */

@@ -350,17 +350,3 @@ void node_request_stop(node *n)
     if (atomic_exchange(&n->stop_asked, true))
         atomic_store(&n->stop, true);
 }
-
-void node_move_leader(node *n, uint64_t to, node_done_cb cb, void *ud)
-{
-    event *ev = calloc(1, sizeof *ev);
-    if (!ev) {
-        cb(ud, NODE_ERR_INTERNAL);
-        return;
-    }
-    ev->kind = EV_MOVE;
-    ev->id = to;
-    ev->dcb = cb;
-    ev->ud = ud;
-    node_submit(n, ev);
-}

@@ -14,7 +14,7 @@
 /* Public request entry points (any thread)                            */
 /* ------------------------------------------------------------------ */
 
-void node_submit(node *n, event *ev)
+static void submit(node *n, event *ev)
 {
     if (inbox_push(&n->in, ev) < 0) {
         bool closed;
@@ -38,20 +38,32 @@ void node_propose(node *n, const uint8_t *cmd, size_t len, node_write_cb cb, voi
     ev->len = len;
     ev->wcb = cb;
     ev->ud = ud;
-    node_submit(n, ev);
+    submit(n, ev);
 }
 
-void node_read_barrier(node *n, node_done_cb cb, void *ud)
+/* A request answered by a done callback, naming at most an id. */
+static void submit_done(node *n, int kind, uint64_t id, node_done_cb cb, void *ud)
 {
     event *ev = calloc(1, sizeof *ev);
     if (!ev) {
         cb(ud, NODE_ERR_INTERNAL);
         return;
     }
-    ev->kind = EV_READ;
+    ev->kind = kind;
+    ev->id = id;
     ev->dcb = cb;
     ev->ud = ud;
-    node_submit(n, ev);
+    submit(n, ev);
+}
+
+void node_read_barrier(node *n, node_done_cb cb, void *ud)
+{
+    submit_done(n, EV_READ, 0, cb, ud);
+}
+
+void node_move_leader(node *n, uint64_t to, node_done_cb cb, void *ud)
+{
+    submit_done(n, EV_MOVE, to, cb, ud);
 }
 
 void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
@@ -69,7 +81,7 @@ void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
     ev->chosen = chosen_id;
     ev->dcb = cb;
     ev->ud = ud;
-    node_submit(n, ev);
+    submit(n, ev);
 }
 
 /* ------------------------------------------------------------------ */

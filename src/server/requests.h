@@ -5,8 +5,6 @@
 
 #include "server/node_int.h"
 
-/* Queues ev for the loop (any thread), or fails it (stopping, busy). */
-void node_submit(node *n, event *ev);
 /* A pending request for ev's callback, with a fresh sequence number and
  * the request deadline; NULL if out of memory. */
 pending *node_new_pending(node *n, event *ev);

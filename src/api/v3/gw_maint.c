@@ -113,21 +113,10 @@ void gw_hash(api_req *r)
 
 /* ---- defragment: kv_defrag off every loop (offthread.c) ---- */
 
-typedef struct {
-    uint64_t before, after;
-    char msg[256];
-} defrag_state;
-
-static int defrag_work(api *a, void *state)
-{
-    defrag_state *d = state;
-    return kv_defrag(a->kv, &d->before, &d->after, d->msg, sizeof d->msg);
-}
-
 static void defrag_done(api_req *r)
 {
     int rc;
-    defrag_state *d = api_offthread_state(r, &rc);
+    api_defrag_state *d = api_offthread_state(r, &rc);
     if (rc != KV_OK) {
         log_error("defragment: %s", d->msg);
         gw_reply_error(r, GW_UNKNOWN, rc == KV_ERR_INVALID ? d->msg : "etcdserver: defragment failed");
@@ -139,7 +128,7 @@ static void defrag_done(api_req *r)
 void gw_defragment(api_req *r)
 {
     if (gw_body(r))
-        api_offthread(r, sizeof(defrag_state), NULL, defrag_work, defrag_done);
+        api_offthread(r, sizeof(api_defrag_state), NULL, api_defrag_work, defrag_done);
 }
 
 /* ---- transfer-leadership: node_move_leader (any member forwards it) ---- */
