@@ -1,7 +1,10 @@
 /* fuzz_auth: api_auth_parse, the JSON bodies of the /auth routes. Input:
  * one byte choosing the route shape and method, then the body. Properties:
  * no crash or leak; a refusal says why in a NUL-terminated message that
- * never holds the password sent; an accepted body, with its password
+ * never holds the password sent (a password that is a word of the message's
+ * fixed text, like "name", is told apart by asking again with a different
+ * password of the same length: a leak changes the message, fixed text does
+ * not); an accepted body, with its password
  * hashed (a fixed stand-in here) and a signing key for enable, encodes
  * (kv_encode_auth) and decodes (kv_cmd_decode, what apply runs) to the
  * same op. */
@@ -9,6 +12,7 @@
 #include "api/api_int.h"
 #include "kv/kv_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -55,6 +59,30 @@ static bool in_a_field_name(json_t *root, const char *pw)
     return false;
 }
 
+/* The refusal for the same body with every password byte changed (same
+ * length, so the same length checks hold). */
+static void refusal_with_other_password(json_t *root, const char *pw, size_t len, unsigned pick,
+                                        const char *name, const char *role, char *err,
+                                        size_t errlen)
+{
+    char *other = malloc(len ? len : 1);
+    json_t *copy = json_deep_copy(root);
+    FUZZ_CHECK(other && copy);
+    for (size_t i = 0; i < len; i++)
+        other[i] = pw[i] == 'x' ? 'y' : 'x';
+    FUZZ_CHECK(json_object_set_new(copy, "password", json_stringn(other, len)) == 0);
+    api_arena ar;
+    memset(&ar, 0, sizeof ar);
+    kv_auth_cmd c;
+    err[0] = 0;
+    int rc = api_auth_parse(shapes[pick % N_SHAPES].sub, shapes[pick % N_SHAPES].method, copy,
+                            name, role, &c, &ar, err, errlen);
+    FUZZ_CHECK(rc != 0);
+    api_arena_free(&ar);
+    json_decref(copy);
+    free(other);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -78,7 +106,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(err[0] && memchr(err, 0, sizeof err));
         const char *pw = json_string_value(json_object_get(root, "password"));
-        FUZZ_CHECK(!pw || strlen(pw) < 4 || !strstr(err, pw) || in_a_field_name(root, pw));
+        if (pw && strlen(pw) >= 4 && strstr(err, pw) && !in_a_field_name(root, pw)) {
+            char again[sizeof err];
+            refusal_with_other_password(root, pw, json_string_length(json_object_get(root, "password")),
+                                        pick, name, role, again, sizeof again);
+            FUZZ_CHECK(strcmp(err, again) == 0);
+        }
     }
     api_arena_free(&ar);
     json_decref(root);
