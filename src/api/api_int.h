@@ -116,6 +116,12 @@ struct api_req {
     uint64_t user_gen;
     char *url;         /* member peer URL */
     bool is_learner;
+    /* a membership change with an Idempotency-Key, across its read barrier */
+    int member_op;
+    uint64_t member_id;
+    uint64_t idem_fp;
+    buf idem_stamp;
+    api_handler_fn member_then;
     /* a parsed txn stays alive until answered: its ops shape the answer */
     json_t *doc;
     api_arena arena;
@@ -130,7 +136,8 @@ struct api_req {
 /* ---- waiting on the node (suspend first, then submit) ---- */
 void api_wait_propose(api_req *r, const buf *cmd, api_handler_fn then);
 void api_wait_barrier(api_req *r, api_handler_fn then);
-void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then);
+/* node_change_member with r->url; an Idempotency-Key makes it run once */
+void api_wait_member(api_req *r, int op, uint64_t id, api_handler_fn then);
 void api_wait_move(api_req *r, uint64_t to, api_handler_fn then); /* node_move_leader */
 /* A wait ended by api_wake (e.g. from a watch hub callback) instead of a
  * node callback. No reference is held for the waker: r->ext_free must

@@ -117,14 +117,14 @@ void api_h_root_member(api_req *r)
     if (!member_request_ok(r))
         return;
     if (strcmp(r->method, "DELETE") == 0) {
-        api_wait_member(r, KV_MEMBER_REMOVE, r->route.id, NULL, finish_root);
+        api_wait_member(r, KV_MEMBER_REMOVE, r->route.id, finish_root);
         return;
     }
     size_t n = r->body.len; /* `echo url | curl -d @-` leaves a newline */
     while (n && isspace(r->body.data[n - 1]))
         n--;
     if (take_url(r, (const char *)(n ? r->body.data : (const uint8_t *)""), n) == 0)
-        api_wait_member(r, KV_MEMBER_ADD, r->route.id, r->url, finish_root);
+        api_wait_member(r, KV_MEMBER_ADD, r->route.id, finish_root);
 }
 
 /* ---- /members ---- */
@@ -209,8 +209,7 @@ void api_h_members(api_req *r)
     if (!doc)
         return;
     if (parse_add(r, doc) == 0)
-        api_wait_member(r, r->is_learner ? KV_MEMBER_ADD_LEARNER : KV_MEMBER_ADD, 0, r->url,
-                        finish_added);
+        api_wait_member(r, r->is_learner ? KV_MEMBER_ADD_LEARNER : KV_MEMBER_ADD, 0, finish_added);
     json_decref(doc);
 }
 
@@ -219,7 +218,7 @@ void api_h_member(api_req *r)
     if (!member_request_ok(r))
         return;
     int op = r->route.kind == ROUTE_MEMBER_PROMOTE ? KV_MEMBER_PROMOTE : KV_MEMBER_REMOVE;
-    api_wait_member(r, op, r->route.id, NULL, finish_plain);
+    api_wait_member(r, op, r->route.id, finish_plain);
 }
 
 /* ---- /status, /health, /metrics ---- */

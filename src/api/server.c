@@ -42,6 +42,7 @@ static void req_unref(api_req *r)
     }
     free(r->end);
     free(r->url);
+    buf_free(&r->idem_stamp);
     json_decref(r->doc);
     api_arena_free(&r->arena);
     free(r);
@@ -180,16 +181,26 @@ static uint64_t fingerprint(api_req *r)
     return fnv64_more(h, r->body.data ? r->body.data : (const uint8_t *)"", r->body.len);
 }
 
+static const char *idem_key(api_req *r)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+}
+
+static void reply_bad_idem_key(api_req *r)
+{
+    api_reply_error(r, 400, "invalid_argument", NULL,
+                    "Idempotency-Key: 1 to %d printable ASCII characters", KV_IDEM_KEY_MAX);
+}
+
 /* With an Idempotency-Key header, the command runs once per key
  * (kv_idem.c); 0, or -1 after a 400. */
 static int idempotent(api_req *r, const buf *cmd, buf *out)
 {
-    const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    const char *key = idem_key(r);
     if (!key)
         return 0;
     if (kv_encode_idem(key, fingerprint(r), now_wall_ms(), cmd->data, cmd->len, out) != KV_OK) {
-        api_reply_error(r, 400, "invalid_argument", NULL,
-                        "Idempotency-Key: 1 to %d printable ASCII characters", KV_IDEM_KEY_MAX);
+        reply_bad_idem_key(r);
         return -1;
     }
     return 1;
@@ -223,10 +234,55 @@ void api_wait_move(api_req *r, uint64_t to, api_handler_fn then)
         node_move_leader(r->a->node, to, on_done, r);
 }
 
-void api_wait_member(api_req *r, int op, uint64_t id, const char *url, api_handler_fn then)
+static void change_member(api_req *r, int op, uint64_t id, const buf *stamp, api_handler_fn then)
 {
     if (begin_wait(r, then, true))
-        node_change_member(r->a->node, op, id, url, &r->chosen_id, on_done, r);
+        node_change_member(r->a->node, op, id, r->url, stamp, &r->chosen_id, on_done, r);
+}
+
+/* A membership change is a conf entry, which an IDEM command cannot
+ * wrap: after a read barrier, a key kept by an applied change answers as
+ * that change did (its member's id); otherwise the change is proposed
+ * with the key's stamp, kept when it applies. A retry that overlaps the
+ * first attempt finds it pending (409 membership_change_in_progress). */
+static void member_after_barrier(api_req *r)
+{
+    if (r->status != NODE_OK) {
+        r->member_then(r);
+        return;
+    }
+    uint64_t member = 0;
+    kv_conn *c = kv_reader_acquire(r->a->kv);
+    int rc = c ? kv_idem_find_member(c, idem_key(r), r->idem_fp, now_wall_ms(), &member)
+               : KV_ERR_INTERNAL;
+    if (c)
+        kv_reader_release(r->a->kv, c);
+    if (rc == 1) {
+        r->chosen_id = member;
+        r->member_then(r); /* r->status is NODE_OK */
+    } else if (rc < 0) {
+        api_reply_kv_error(r, rc, 0);
+    } else {
+        change_member(r, r->member_op, r->member_id, &r->idem_stamp, r->member_then);
+    }
+}
+
+void api_wait_member(api_req *r, int op, uint64_t id, api_handler_fn then)
+{
+    const char *key = idem_key(r);
+    if (!key) {
+        change_member(r, op, id, NULL, then);
+        return;
+    }
+    r->idem_fp = fingerprint(r);
+    if (kv_encode_idem_stamp(key, r->idem_fp, now_wall_ms(), &r->idem_stamp) != KV_OK) {
+        reply_bad_idem_key(r);
+        return;
+    }
+    r->member_op = op;
+    r->member_id = id;
+    r->member_then = then;
+    api_wait_barrier(r, member_after_barrier);
 }
 
 bool api_wait_external(api_req *r, api_handler_fn then) { return begin_wait(r, then, false); }

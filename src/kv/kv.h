@@ -537,6 +537,17 @@ void kv_auth_rows_free(kv_auth_row *rows, size_t n);
 #define KV_IDEM_WINDOW_MS (10u * 60u * 1000u)
 int kv_encode_idem(const char *key, uint64_t fingerprint, uint64_t time_ms,
                    const uint8_t *inner, size_t len, buf *out);
+/* A membership change is a Raft conf entry, not a kv command: its key
+ * rides the entry as a stamp (kv_encode_idem_stamp: key, fingerprint,
+ * time) and is kept when the change applies (kv_idem_keep_member, in the
+ * apply batch, the member's id as the result); the API looks the key up
+ * (kv_idem_find_member) after a read barrier, before proposing. Returns 1
+ * and *member_id for a change kept with this fingerprint, 0 for none in
+ * the window ending at now_ms, KV_ERR_IDEM_REUSED for another request's. */
+int kv_encode_idem_stamp(const char *key, uint64_t fingerprint, uint64_t time_ms, buf *out);
+int kv_idem_keep_member(kv *k, const uint8_t *stamp, size_t len, uint64_t member_id);
+int kv_idem_find_member(kv_conn *c, const char *key, uint64_t fingerprint, uint64_t now_ms,
+                        uint64_t *member_id);
 
 /* ---- watch hub (src/kv/watch*.c; docs/API.md section 5) ----
  *

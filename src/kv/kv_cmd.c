@@ -347,6 +347,19 @@ static bool idem_key_valid(const char *key)
     return true;
 }
 
+int kv_encode_idem_stamp(const char *key, uint64_t fingerprint, uint64_t time_ms, buf *out)
+{
+    if (!idem_key_valid(key))
+        return KV_ERR_INVALID;
+    size_t start = out->len;
+    if (put_str(out, key) < 0 || buf_put_u64(out, fingerprint) < 0 ||
+        buf_put_u64(out, time_ms) < 0) {
+        out->len = start;
+        return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
 int kv_encode_idem(const char *key, uint64_t fingerprint, uint64_t time_ms,
                    const uint8_t *inner, size_t len, buf *out)
 {
@@ -559,16 +572,39 @@ static int decode_member_url(reader *r, kv_cmd *c)
     return member_url_valid(c->member_id, c->member_url) ? KV_OK : KV_ERR_INVALID;
 }
 
+/* The key, fingerprint and time an IDEM command and a stamp share. */
+static int decode_idem_head(reader *r, kv_cmd *c)
+{
+    int rc = rd_str(r, &c->idem_key);
+    if (rc != KV_OK)
+        return rc;
+    return idem_key_valid(c->idem_key) && rd_u64(r, &c->idem_fp) == 0 &&
+                   rd_u64(r, &c->idem_ts) == 0
+               ? KV_OK
+               : KV_ERR_INVALID;
+}
+
+int kv_decode_idem_stamp(const uint8_t *p, size_t len, kv_cmd *c)
+{
+    memset(c, 0, sizeof *c);
+    reader r;
+    reader_init(&r, p, len);
+    int rc = decode_idem_head(&r, c);
+    if (rc == KV_OK && rd_left(&r) != 0)
+        rc = KV_ERR_INVALID;
+    if (rc != KV_OK)
+        kv_cmd_free(c);
+    return rc;
+}
+
 static int decode_idem(reader *r, kv_cmd *c)
 {
     const uint8_t *inner;
     uint32_t n;
-    int rc = rd_str(r, &c->idem_key);
+    int rc = decode_idem_head(r, c);
     if (rc != KV_OK)
         return rc;
-    if (!idem_key_valid(c->idem_key) || rd_u64(r, &c->idem_fp) < 0 ||
-        rd_u64(r, &c->idem_ts) < 0 || rd_bytes(r, &inner, &n) < 0 || n < 2 ||
-        inner[1] == KV_CMD_IDEM)
+    if (rd_bytes(r, &inner, &n) < 0 || n < 2 || inner[1] == KV_CMD_IDEM)
         return KV_ERR_INVALID;
     c->inner = inner;
     c->inner_len = n;

@@ -44,7 +44,9 @@ static int encode_result(const kv_result *r, buf *b)
             if (put_kv(b, &o->kvs.items[j]) < 0)
                 return -1;
     }
-    return 0;
+    /* a membership change's member, at the end: results kept before it
+     * existed decode unchanged */
+    return r->member_id ? buf_put_u64(b, r->member_id) : 0;
 }
 
 static bool rd_i64(reader *r, int64_t *v)
@@ -115,21 +117,24 @@ static int decode_result(const uint8_t *p, size_t len, kv_result *out)
     for (uint32_t i = 0; i < n; i++, out->n_ops++)
         if (!rd_op(&r, &out->ops[i]))
             return out->n_ops++, KV_ERR_CORRUPT;
+    if (rd_left(&r) == 8 && rd_u64(&r, &out->member_id) < 0)
+        return KV_ERR_CORRUPT;
     return rd_left(&r) == 0 ? KV_OK : KV_ERR_CORRUPT;
 }
 
 /* ---- the table ---- */
 
 /* 1 with the kept fingerprint and result (malloc'd), 0 none in the
- * window, -1 on failure. */
-static int lookup(kv *k, const kv_cmd *c, uint64_t *fp, uint8_t **blob, size_t *len)
+ * window ending at `now` (ms), -1 on failure. */
+static int lookup(sqlite3 *db, const char *key, uint64_t now, uint64_t *fp, uint8_t **blob,
+                  size_t *len)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(k->w.db, "SELECT fp, result FROM kv_idem WHERE key = ?1 AND ts >= ?2",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT fp, result FROM kv_idem WHERE key = ?1 AND ts >= ?2", -1,
+                           &st, NULL) != SQLITE_OK)
         return -1;
-    sqlite3_bind_text(st, 1, c->idem_key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)(c->idem_ts - KV_IDEM_WINDOW_MS));
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)(now - KV_IDEM_WINDOW_MS));
     int rc = sqlite3_step(st), found = 0;
     if (rc == SQLITE_ROW) {
         *fp = (uint64_t)sqlite3_column_int64(st, 0);
@@ -184,7 +189,7 @@ int kv_idem_run(kv *k, const kv_cmd *c, kv_result *res)
     uint64_t fp = 0;
     uint8_t *blob = NULL;
     size_t len = 0;
-    int found = lookup(k, c, &fp, &blob, &len);
+    int found = lookup(k->w.db, c->idem_key, c->idem_ts, &fp, &blob, &len);
     if (found < 0)
         return KV_ERR_INTERNAL;
     if (found && fp != c->idem_fp) {
@@ -226,4 +231,39 @@ int kv_idem_run(kv *k, const kv_cmd *c, kv_result *res)
     res->compact_revision = k->compact;
     res->kept = true;
     return keep(k, c, res);
+}
+
+/* ---- membership changes ---- */
+
+int kv_idem_keep_member(kv *k, const uint8_t *stamp, size_t len, uint64_t member_id)
+{
+    kv_cmd c;
+    if (kv_decode_idem_stamp(stamp, len, &c) != KV_OK)
+        return KV_OK; /* the same bytes on every replica: kept nowhere */
+    kv_result res;
+    memset(&res, 0, sizeof res);
+    res.revision = k->rev;
+    res.compact_revision = k->compact;
+    res.member_id = member_id;
+    int rc = keep(k, &c, &res);
+    kv_cmd_free(&c);
+    return rc;
+}
+
+int kv_idem_find_member(kv_conn *kc, const char *key, uint64_t fp, uint64_t now_ms,
+                        uint64_t *member_id)
+{
+    uint64_t kept_fp = 0;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    int found = lookup(kc->d.db, key, now_ms, &kept_fp, &blob, &len);
+    if (found <= 0)
+        return found < 0 ? KV_ERR_INTERNAL : 0;
+    kv_result res;
+    memset(&res, 0, sizeof res);
+    int rc = kept_fp != fp ? KV_ERR_IDEM_REUSED : decode_result(blob, len, &res);
+    free(blob);
+    *member_id = res.member_id;
+    kv_result_free(&res);
+    return rc == KV_OK ? 1 : rc;
 }

@@ -193,6 +193,8 @@ int kv_run_inner(kv *k, const uint8_t *cmd, size_t len, const char *user, uint64
 int kv_member_url_apply(kv *k, const kv_cmd *c, kv_result *res);
 /* kv_idem.c: an IDEM command */
 int kv_idem_run(kv *k, const kv_cmd *c, kv_result *res);
+/* kv_cmd.c: a membership change's stamp (idem_key, idem_fp, idem_ts) */
+int kv_decode_idem_stamp(const uint8_t *p, size_t len, kv_cmd *c);
 
 /* kv_store.c: reloads the cached revisions and applied state */
 int kv_load_state(kv *k);

@@ -177,12 +177,19 @@ static int apply_conf(const node_apply_env *env, const raft_entry *e, done_list 
         log_warn("entry %llu: unreadable membership change, skipped", (unsigned long long)e->index);
         return 0;
     }
+    /* the URL, then after a NUL an Idempotency-Key's stamp (membership.c) */
+    const uint8_t *nul = url_len ? memchr(url, 0, url_len) : NULL;
+    const uint8_t *stamp = nul ? nul + 1 : NULL;
+    size_t stamp_len = nul ? url_len - (size_t)(stamp - url) : 0;
+    url_len = nul ? (size_t)(nul - url) : url_len;
     char *u = malloc(url_len + 1);
     if (!u)
         return fail(env, NODE_EXIT_INTERNAL, "out of memory applying a membership change", e);
     memcpy(u, url, url_len);
     u[url_len] = '\0';
     int rc = kv_apply_member(env->kv, member_op_from_raft(cc.op), cc.id, u);
+    if (rc == KV_OK && stamp)
+        rc = kv_idem_keep_member(env->kv, stamp, stamp_len, cc.id);
     if (kv_err_internal(rc)) {
         free(u);
         if (rc == KV_ERR_NO_SPACE_DISK)

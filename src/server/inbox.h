@@ -23,7 +23,7 @@ typedef struct event {
     char *path;     /* EV_SNAP_RECV */
     raft_id peer;   /* EV_UNREACHABLE, EV_SNAP_SENT */
     bool ok;
-    uint8_t *data;  /* EV_PROPOSE */
+    uint8_t *data;  /* EV_PROPOSE; EV_MEMBER: the Idempotency-Key stamp, if any */
     size_t len;
     node_write_cb wcb;
     node_done_cb dcb;

@@ -54,13 +54,24 @@ static int check_member_change(node *n, uint8_t op, raft_id id)
     }
 }
 
-static int encode_member_change(node *n, pending *p, uint8_t op, raft_id id, const char *url)
+/* The envelope's payload: the peer URL, then, after a NUL (a URL has
+ * none), an Idempotency-Key's stamp. */
+static int encode_member_change(node *n, pending *p, uint8_t op, raft_id id, const event *ev)
 {
-    buf ctx;
+    buf ctx, payload;
     buf_init(&ctx);
-    const char *u = url ? url : "";
-    if (envelope_wrap(&ctx, n->cfg->id, p->seq, u, strlen(u)) < 0)
+    buf_init(&payload);
+    const char *u = ev->url ? ev->url : "";
+    int bad = buf_append(&payload, u, strlen(u)) < 0 ||
+              (ev->len &&
+               (buf_put_u8(&payload, 0) < 0 || buf_append(&payload, ev->data, ev->len) < 0)) ||
+              envelope_wrap(&ctx, n->cfg->id, p->seq,
+                            payload.data ? payload.data : (const uint8_t *)"", payload.len) < 0;
+    buf_free(&payload);
+    if (bad) {
+        buf_free(&ctx);
         return -1;
+    }
     raft_conf_change cc = {.op = op, .id = id, .ctx_len = (uint32_t)ctx.len, .ctx = ctx.data};
     size_t sz = raft_conf_change_size(&cc);
     int rc = -1;
@@ -86,7 +97,7 @@ void node_handle_member(node *n, event *ev)
     if (ev->chosen)
         *ev->chosen = id;
     pending *p = node_new_pending(n, ev);
-    if (!p || encode_member_change(n, p, op, id, ev->url) < 0) {
+    if (!p || encode_member_change(n, p, op, id, ev) < 0) {
         if (p)
             waiters_free_pending(p);
         event_fail(ev, NODE_ERR_INTERNAL);

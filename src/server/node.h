@@ -49,8 +49,9 @@ void node_propose(node *n, const uint8_t *cmd, size_t len, node_write_cb cb, voi
 void node_read_barrier(node *n, node_done_cb cb, void *ud);
 /* Membership change (op: enum kv_member_op). id 0 with an ADD means "pick
  * the next free id"; the chosen id is passed back through *chosen_id before
- * the callback fires (may be NULL). */
-void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
+ * the callback fires (may be NULL). stamp: an Idempotency-Key's
+ * (kv_encode_idem_stamp), kept when the change applies, or NULL. */
+void node_change_member(node *n, int op, uint64_t id, const char *peer_url, const buf *stamp,
                         uint64_t *chosen_id, node_done_cb cb, void *ud);
 
 /* Moves leadership to member `to` (a voter): the callback fires once it

@@ -66,15 +66,18 @@ void node_move_leader(node *n, uint64_t to, node_done_cb cb, void *ud)
     submit_done(n, EV_MOVE, to, cb, ud);
 }
 
-void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
+void node_change_member(node *n, int op, uint64_t id, const char *peer_url, const buf *stamp,
                         uint64_t *chosen_id, node_done_cb cb, void *ud)
 {
     event *ev = calloc(1, sizeof *ev);
-    if (!ev || (peer_url && !(ev->url = xstrdup(peer_url)))) {
-        free(ev);
+    if (!ev || (peer_url && !(ev->url = xstrdup(peer_url))) ||
+        (stamp && stamp->len && !(ev->data = xmemdup(stamp->data, stamp->len)))) {
+        if (ev)
+            event_free(ev);
         cb(ud, NODE_ERR_INTERNAL);
         return;
     }
+    ev->len = stamp ? stamp->len : 0;
     ev->kind = EV_MEMBER;
     ev->op = op;
     ev->id = id;

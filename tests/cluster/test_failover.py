@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 
-from harness import check, wait_for
+from harness import check, free_port, scheme, wait_for
 
 
 def _writers(nodes, key, stop, results):
@@ -170,3 +170,44 @@ def test_idempotency_key_runs_a_write_once(env):
     check(len(nodes[0].request("GET", "/lease").json()["leases"]) == 1, "one lease granted")
     r = nodes[0].request("PUT", "/kv/x", "y", {"Idempotency-Key": "k" * 200})
     check(r.status == 400, "a key too long: %r" % r)
+
+
+def test_idempotency_key_on_membership_changes(env):
+    nodes = env.cluster(3)
+    url = "%s://127.0.0.1:%d" % (scheme(), free_port())
+    add = json.dumps({"peer_urls": [url], "is_learner": True})
+    key = {"Idempotency-Key": "add-learner-1"}
+    a = nodes[0].request("POST", "/members", add, key)
+    check(a.status == 201, "add: %r" % a)
+    added = a.json()["member"]
+    # a retry on every member answers the first add: same id, no new member
+    for n in nodes:
+        r = n.request("POST", "/members", add, key)
+        check(r.status == 201 and r.json()["member"] == added, "retry on %s: %r vs %r" % (n, r, a))
+    members = nodes[2].request("GET", "/members").json()["members"]
+    check(len(members) == 4, "one member added: %r" % members)
+    other = json.dumps({"peer_urls": ["%s://127.0.0.1:%d" % (scheme(), free_port())]})
+    r = nodes[1].request("POST", "/members", other, key)
+    check(r.status == 422 and r.json()["reason"] == "idempotency_key_reused", "reuse: %r" % r)
+    # removal: the retry gets the first answer, not 404
+    rk = {"Idempotency-Key": "remove-%d" % added["id"]}
+    path = "/members/%d" % added["id"]
+    r1 = nodes[1].request("DELETE", path, None, rk)
+    check(r1.status == 200, "remove: %r" % r1)
+    for n in nodes:
+        r = n.request("DELETE", path, None, rk)
+        check(r.status == 200, "remove retried on %s: %r" % (n, r))
+    check(nodes[0].request("DELETE", path).status == 404, "without the key it is gone: 404")
+    # raftexample's routes alike: POST /{id} with a URL, DELETE /{id}
+    rid = added["id"] + 1
+    rurl = "%s://127.0.0.1:%d" % (scheme(), free_port())
+    for n in nodes:
+        r = n.request("POST", "/%d" % rid, rurl, {"Idempotency-Key": "raft-add"})
+        check(r.status == 204, "raftexample add on %s: %r" % (n, r))
+    for n in nodes:
+        r = n.request("DELETE", "/%d" % rid, None, {"Idempotency-Key": "raft-remove"})
+        check(r.status == 204, "raftexample remove on %s: %r" % (n, r))
+    members = nodes[0].request("GET", "/members").json()["members"]
+    check(sorted(m["id"] for m in members) == [n.id for n in nodes], "back to three: %r" % members)
+    r = nodes[0].request("DELETE", "/%d" % rid, None, {"Idempotency-Key": "add-learner-1"})
+    check(r.status == 422, "a member change's key on another change: %r" % r)

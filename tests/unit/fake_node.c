@@ -188,9 +188,10 @@ void node_read_barrier(node *n, node_done_cb cb, void *ud)
     submit(n, j);
 }
 
-void node_change_member(node *n, int op, uint64_t id, const char *peer_url,
+void node_change_member(node *n, int op, uint64_t id, const char *peer_url, const buf *stamp,
                         uint64_t *chosen_id, node_done_cb cb, void *ud)
 {
+    (void)stamp;
     job *j = calloc(1, sizeof *j);
     char *url = peer_url ? xstrdup(peer_url) : NULL;
     if (!j || (peer_url && !url)) {

@@ -152,7 +152,7 @@ void gw_member_add(api_req *r)
         gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
         return;
     }
-    api_wait_member(r, r->is_learner ? KV_MEMBER_ADD_LEARNER : KV_MEMBER_ADD, 0, r->url,
+    api_wait_member(r, r->is_learner ? KV_MEMBER_ADD_LEARNER : KV_MEMBER_ADD, 0,
                     finish_member_change);
 }
 
@@ -166,7 +166,7 @@ static void member_by_id(api_req *r, int op)
         gw_reply_error(r, GW_NOT_FOUND, "etcdserver: member not found");
         return;
     }
-    api_wait_member(r, op, (uint64_t)id, NULL, finish_member_change);
+    api_wait_member(r, op, (uint64_t)id, finish_member_change);
 }
 
 void gw_member_remove(api_req *r) { member_by_id(r, KV_MEMBER_REMOVE); }
