@@ -1,7 +1,9 @@
 /* fuzz_kv_cmd: kv_cmd_decode, which apply runs on the untrusted bytes of
  * every committed entry. Properties: no crash or leak, a decoded command is
  * valid (kv_txn_validate), and encoding it again gives exactly the input
- * (the format promises one encoding per command). */
+ * (the format promises one encoding per command). The same bytes are also
+ * read as a membership change's Idempotency-Key stamp (kv_decode_idem_stamp,
+ * apply runs it on a conf entry's tail), with the same properties. */
 #include "fuzz.h"
 #include "kv/kv_internal.h"
 
@@ -40,6 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         buf b;
         buf_init(&b);
         FUZZ_CHECK(encode(&c, &b) == KV_OK);
+        FUZZ_CHECK(b.len == size && memcmp(b.data, p, size) == 0);
+        buf_free(&b);
+        kv_cmd_free(&c);
+    }
+    if (kv_decode_idem_stamp(p, size, &c) == KV_OK) {
+        buf b;
+        buf_init(&b);
+        FUZZ_CHECK(kv_encode_idem_stamp(c.idem_key, c.idem_fp, c.idem_ts, &b) == KV_OK);
         FUZZ_CHECK(b.len == size && memcmp(b.data, p, size) == 0);
         buf_free(&b);
         kv_cmd_free(&c);

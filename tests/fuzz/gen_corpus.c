@@ -217,6 +217,9 @@ static void entry_seeds(void)
         die("kv_encode_compact");
     kv_seed("as_compact", kv_encode_as("alice", 7, inner.data, inner.len, &cmd), &cmd, &env);
     buf_free(&inner);
+    /* a membership change's Idempotency-Key stamp */
+    kv_seed("idem_stamp", kv_encode_idem_stamp("add-1", 0x1234, 1700000000000ull, &cmd), &cmd,
+            &env);
     conf_seed(&env);
     buf_free(&cmd);
     buf_free(&env);
