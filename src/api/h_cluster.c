@@ -307,6 +307,15 @@ void api_h_metrics(api_req *r)
     metric(&b, &failed, "raftkv_read_rounds_total", "counter", i.read_rounds_total);
     watch_hub *hub = r->a->hub;
     metric(&b, &failed, "raftkv_watchers", "gauge", hub ? watch_count(hub) : 0);
+    static const char hand[] = "# TYPE raftkv_handoffs_total counter\n";
+    failed |= buf_append(&b, hand, sizeof hand - 1) < 0;
+    for (int k = 0; k < HANDOFF_KINDS; k++) {
+        char line[128];
+        int n = snprintf(line, sizeof line, "raftkv_handoffs_total{to=\"%s\"} %llu\n",
+                         handoff_name(k), (unsigned long long)handoff_total(k));
+        failed |= n < 0 || buf_append(&b, line, (size_t)n) < 0;
+    }
+    metric(&b, &failed, "raftkv_peer_requests_total", "counter", node_peer_requests(r->a->node));
     static const char head[] = "# TYPE raftkv_http_responses_total counter\n";
     failed |= buf_append(&b, head, sizeof head - 1) < 0;
     for (int k = 0; k < API_CODE_CLASSES; k++) {

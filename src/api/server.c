@@ -133,6 +133,7 @@ static void resume_once(api_req *r)
     pthread_mutex_lock(&r->mu);
     if (!r->resumed) {
         r->resumed = true;
+        handoff_count(HANDOFF_CLIENT);
         MHD_resume_connection(r->conn);
     }
     pthread_mutex_unlock(&r->mu);

@@ -11,7 +11,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 int inbox_init(inbox *q)
 {
@@ -19,8 +21,14 @@ int inbox_init(inbox *q)
     q->head = q->tail = NULL;
     q->count = 0;
     q->closed = false;
-    if (pthread_mutex_init(&q->mu, NULL) != 0)
+    q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->wake_fd < 0)
         return -1;
+    if (pthread_mutex_init(&q->mu, NULL) != 0) {
+        close(q->wake_fd);
+        q->wake_fd = -1;
+        return -1;
+    }
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int rc = pthread_cond_init(&q->cond, &ca);
@@ -32,7 +40,12 @@ void inbox_destroy(inbox *q)
 {
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->mu);
+    if (q->wake_fd >= 0)
+        close(q->wake_fd);
+    q->wake_fd = -1;
 }
+
+int inbox_wait_fd(const inbox *q) { return q->wake_fd; }
 
 int inbox_push(inbox *q, event *ev)
 {
@@ -42,19 +55,31 @@ int inbox_push(inbox *q, event *ev)
         return -1;
     }
     ev->next = NULL;
+    bool was_empty = !q->head;
     if (q->tail)
         q->tail->next = ev;
     else
         q->head = ev;
     q->tail = ev;
     q->count++;
+    handoff_count(HANDOFF_LOOP);
     pthread_cond_signal(&q->cond);
+    if (was_empty) { /* one wake-up per batch the loop takes */
+        uint64_t one = 1;
+        if (write(q->wake_fd, &one, sizeof one) < 0) {
+            /* the counter is non-zero already: the loop wakes anyway */
+        }
+    }
     pthread_mutex_unlock(&q->mu);
     return 0;
 }
 
 static event *take_locked(inbox *q)
 {
+    uint64_t drained;
+    if (read(q->wake_fd, &drained, sizeof drained) < 0) {
+        /* EAGAIN: nothing pending */
+    }
     event *all = q->head;
     q->head = q->tail = NULL;
     q->count = 0;

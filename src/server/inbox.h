@@ -6,6 +6,7 @@
 
 #include "raft/raft.h"
 #include "server/node.h"
+#include "transport/transport.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@ typedef struct event {
     struct event *next;
     int kind;
     raft_msg *msgs; /* EV_MSGS (n), EV_SNAP_RECV (1) */
+    transport_answer *answer; /* EV_MSGS: the sender waits for our answer */
     size_t n;
     char *path;     /* EV_SNAP_RECV */
     raft_id peer;   /* EV_UNREACHABLE, EV_SNAP_SENT */
@@ -42,6 +44,7 @@ typedef struct {
     event *head, *tail;
     size_t count;
     bool closed; /* the loop has stopped: requests are refused at once */
+    int wake_fd; /* eventfd, readable while events wait: the loop polls it */
 } inbox;
 
 int inbox_init(inbox *q);
@@ -49,8 +52,11 @@ void inbox_destroy(inbox *q);
 /* Queues ev; returns -1 (ev untouched) if full or closed. */
 int inbox_push(inbox *q, event *ev);
 /* Takes every queued event, waiting until one arrives or deadline_ms
- * (monotonic) passes. */
+ * (monotonic) passes (0: no wait). */
 event *inbox_take_all(inbox *q, uint64_t deadline_ms);
+/* Readable while events wait (or a wake-up is pending): a loop that waits
+ * on other descriptors too polls it, then takes with deadline 0. */
+int inbox_wait_fd(const inbox *q);
 /* Closes the inbox and returns what was still queued. */
 event *inbox_close(inbox *q);
 /* Frees ev and all it carries; a staged snapshot file (path) is removed. */

@@ -53,7 +53,11 @@ static void step_all(node *n, raft_msg *msgs, size_t cnt)
 static void handle_event(node *n, event *ev)
 {
     switch (ev->kind) {
-    case EV_MSGS: step_all(n, ev->msgs, ev->n); break;
+    case EV_MSGS:
+        step_all(n, ev->msgs, ev->n);
+        if (ev->answer) /* what we send that peer now rides its request */
+            transport_answer_handled(n->tp, ev->answer);
+        break;
     case EV_SNAP_RECV:
         /* the staged file stays until the Ready installs (or cleanup drops) it */
         free(ev->path);
@@ -241,9 +245,19 @@ static void on_tick(node *n, uint64_t now)
     }
 }
 
+/* The loop's one wait: for its inbox, the peers' sockets (the transport
+ * is loop-driven: answers and sends move here) or the next tick. */
+static event *wait_for_work(node *n)
+{
+    uint64_t now = now_ms();
+    if (n->tp && now < n->next_tick_ms)
+        transport_poll(n->tp, inbox_wait_fd(&n->in), (int)(n->next_tick_ms - now));
+    return inbox_take_all(&n->in, n->tp ? 0 : n->next_tick_ms);
+}
+
 static void run_turn(node *n)
 {
-    event *evs = inbox_take_all(&n->in, n->next_tick_ms);
+    event *evs = wait_for_work(n);
     uint64_t now = now_ms();
     while (evs) {
         event *next = evs->next;
@@ -257,6 +271,7 @@ static void run_turn(node *n)
     n->ready_held = false;
     while (raft_has_ready(n->r) && !atomic_load(&n->stop) && !n->ready_held)
         handle_ready(n);
+    transport_flush_answers(n->tp); /* after the fsync: answers may say "durable" */
     node_watch_leader(n);
     node_move_turn(n, now);
     node_stop_turn(n, now);
@@ -296,6 +311,7 @@ int node_create(const config *cfg, node **out)
     if (!n)
         return -1;
     n->cfg = cfg;
+    n->in.wake_fd = -1; /* inbox_destroy may run before inbox_init */
     /* next_seq and next_read_ctx: from this start's number (recovery.c) */
     n->request_timeout_ms = cfg->election_ms * 5 > 5000 ? cfg->election_ms * 5 : 5000;
     atomic_init(&n->stop, false);

@@ -54,6 +54,9 @@ void node_read_barrier(node *n, node_done_cb cb, void *ud);
 void node_change_member(node *n, int op, uint64_t id, const char *peer_url, const buf *stamp,
                         uint64_t *chosen_id, node_done_cb cb, void *ud);
 
+/* Message requests this node started to its peers (a batch each). */
+uint64_t node_peer_requests(node *n);
+
 /* Moves leadership to member `to` (a voter): the callback fires once it
  * leads (NODE_OK), or with NODE_ERR_TIMEOUT after two election timeouts,
  * NODE_ERR_NOT_FOUND if `to` is not a voter. */

@@ -12,24 +12,27 @@
 /* Transport callbacks (transport threads): queue for the loop          */
 /* ------------------------------------------------------------------ */
 
-static void push_or_drop(node *n, event *ev)
+static bool push_or_drop(node *n, event *ev)
 {
-    if (inbox_push(&n->in, ev) < 0)
-        event_free(ev);
+    if (inbox_push(&n->in, ev) == 0)
+        return true;
+    event_free(ev);
+    return false;
 }
 
-static void on_messages(void *ud, raft_msg *msgs, size_t cnt)
+static bool on_messages(void *ud, raft_msg *msgs, size_t cnt, transport_answer *answer)
 {
     node *n = ud;
     event *ev = calloc(1, sizeof *ev);
     if (!ev) {
         transport_free_msgs(msgs, cnt);
-        return;
+        return false;
     }
     ev->kind = EV_MSGS;
     ev->msgs = msgs;
     ev->n = cnt;
-    push_or_drop(n, ev);
+    ev->answer = answer;
+    return push_or_drop(n, ev);
 }
 
 static void on_snapshot(void *ud, raft_msg *msg, char *path)
@@ -134,6 +137,7 @@ int node_start_transport(node *n)
         .data_dir = n->cfg->data_dir,
         .queue_cap = 4096,
         .max_snapshot_bytes = 64ull << 30,
+        .loop_driven = true, /* node_run polls it (node.c wait_for_work) */
         .cb = {.ud = n, .on_messages = on_messages, .on_snapshot = on_snapshot,
                .on_unreachable = on_unreachable, .on_snapshot_sent = on_snapshot_sent,
                .is_removed = is_removed, .on_removed = on_removed, .hash = on_hash},
@@ -146,3 +150,5 @@ int node_start_transport(node *n)
     node_sync_peers(n);
     return 0;
 }
+
+uint64_t node_peer_requests(node *n) { return n->tp ? transport_requests(n->tp) : 0; }

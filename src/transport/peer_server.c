@@ -1,6 +1,8 @@
 /* peer_server: the peer listener (libmicrohttpd) on this node's --cluster
  * address. Routes:
- *   POST /raft/message   body = transport_encode() batch  -> 204
+ *   POST /raft/message   body = transport_encode() batch  -> 204, or with
+ *        Raftkv-Answer: 1 -> 200 and our messages back to that peer once
+ *        the loop stepped the batch (answers.c), 204 when there are none
  *   POST /raft/snapshot  streamed body, see snap_header.c  -> 204
  *   GET  /raft/info      {"cluster_id":"<decimal>"}         -> 200
  *   GET  /raft/hash?revision=R {"hash","revision","compact_revision"} -> 200
@@ -27,6 +29,7 @@
 
 struct transport_server {
     const transport_config *cfg;
+    transport_answers *answers;
     struct MHD_Daemon *d;
     uint16_t port;
 };
@@ -39,6 +42,7 @@ typedef struct {
     buf body;                  /* ROUTE_MESSAGE */
     bool too_large;            /* ROUTE_MESSAGE: drained, answered 413 */
     transport_snap_recv *snap; /* ROUTE_SNAPSHOT */
+    transport_answer *answer;  /* ROUTE_MESSAGE: suspended for our answer */
 } request;
 
 /* ---- responses ---- */
@@ -58,6 +62,20 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, char *
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result respond_answer(struct MHD_Connection *c, const buf *body)
+{
+    if (!body->len)
+        return respond(c, 204, NULL, NULL, NULL);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(body->len, body->data, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    enum MHD_Result rc = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return rc;
 }
@@ -135,7 +153,29 @@ static enum MHD_Result respond_hash(transport_server *srv, struct MHD_Connection
 
 /* ---- POST /raft/message ---- */
 
-static unsigned deliver_batch(transport_server *srv, request *q, const char **err)
+/* A batch from one peer that asked for an answer: the connection waits
+ * (suspended before the loop can see the batch, so that its resume always
+ * finds it suspended). Returns false to deliver without one. */
+static bool deliver_awaiting_answer(transport_server *srv, struct MHD_Connection *c, request *q,
+                                    raft_msg *msgs, size_t n)
+{
+    const transport_callbacks *cb = &srv->cfg->cb;
+    if (!MHD_lookup_connection_value(c, MHD_HEADER_KIND, TRANSPORT_HDR_ANSWER))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (msgs[i].from != msgs[0].from)
+            return false;
+    q->answer = transport_answer_open(srv->answers, c, msgs[0].from);
+    if (!q->answer)
+        return false;
+    MHD_suspend_connection(c);
+    if (!cb->on_messages(cb->ud, msgs, n, q->answer))
+        transport_answer_cancel(srv->answers, q->answer);
+    return true;
+}
+
+static unsigned deliver_batch(transport_server *srv, struct MHD_Connection *c, request *q,
+                              const char **err)
 {
     raft_msg *msgs;
     size_t n;
@@ -157,10 +197,12 @@ static unsigned deliver_batch(transport_server *srv, request *q, const char **er
             return 410;
         }
     }
-    if (n && srv->cfg->cb.on_messages)
-        srv->cfg->cb.on_messages(srv->cfg->cb.ud, msgs, n);
-    else
+    if (!n || !srv->cfg->cb.on_messages)
         transport_free_msgs(msgs, n);
+    else if (deliver_awaiting_answer(srv, c, q, msgs, n))
+        return 0; /* answered once resumed */
+    else
+        srv->cfg->cb.on_messages(srv->cfg->cb.ud, msgs, n, NULL);
     return 204;
 }
 
@@ -235,6 +277,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     request *q = *ctx;
     if (!q)
         return begin(srv, c, url, method, ctx);
+    if (q->answer) /* resumed: the loop's answer is in */
+        return transport_answer_ready(q->answer) ? respond_answer(c, transport_answer_body(q->answer))
+                                                 : MHD_YES;
     if (*data_size) {
         if (q->route == ROUTE_MESSAGE)
             message_data(q, data, *data_size);
@@ -245,8 +290,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     const char *err = "bad request";
     unsigned status = q->route == ROUTE_MESSAGE
-        ? deliver_batch(srv, q, &err)
+        ? deliver_batch(srv, c, q, &err)
         : (unsigned)transport_snap_recv_finish(q->snap, &err);
+    if (status == 0)
+        return MHD_YES; /* suspended */
     if (status == 204)
         return respond(c, 204, NULL, NULL, NULL);
     log_warn("transport: rejected %s from peer: %s", url, err);
@@ -260,6 +307,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
     if (!q)
         return;
     buf_free(&q->body);
+    transport_answer_free(q->answer); /* resumed, so off the list */
     transport_snap_recv_free(q->snap); /* deletes a temp file left by an abort */
     free(q);
     *ctx = NULL;
@@ -289,7 +337,7 @@ int transport_reload_tls(char *err, size_t errlen) { return tls_reload(TLS_SLOT_
 static struct MHD_Daemon *start_daemon(transport_server *srv, struct sockaddr_storage *ss)
 {
     const transport_config *cfg = srv->cfg;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cfg->tls)
@@ -309,7 +357,8 @@ static struct MHD_Daemon *start_daemon(transport_server *srv, struct sockaddr_st
                             opts, MHD_OPTION_END);
 }
 
-transport_server *transport_server_start(const transport_config *cfg, char *err, size_t errlen)
+transport_server *transport_server_start(const transport_config *cfg, transport_answers *answers,
+                                         char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     if (net_listen_addr(cfg->listen_host, cfg->listen_port, &ss, err, errlen) < 0)
@@ -320,6 +369,7 @@ transport_server *transport_server_start(const transport_config *cfg, char *err,
         return NULL;
     }
     srv->cfg = cfg;
+    srv->answers = answers;
     if (cfg->tls && open_tls(cfg, err, errlen) < 0) {
         free(srv);
         return NULL;
@@ -341,6 +391,7 @@ void transport_server_stop(transport_server *srv)
 {
     if (!srv)
         return;
+    transport_answers_flush_all(srv->answers); /* no connection stays suspended */
     MHD_stop_daemon(srv->d); /* joins its threads; completed() frees requests */
     if (srv->cfg->tls)
         tls_close(TLS_SLOT_PEER);

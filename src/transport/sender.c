@@ -1,18 +1,24 @@
-/* sender: the one thread that pushes Raft messages and snapshots to peers
- * with a libcurl multi handle.
+/* sender: pushes Raft messages and snapshots to peers with a libcurl
+ * multi handle — from the node loop itself (cfg.loop_driven: a message
+ * leaves in the turn that produced it, and the loop's one wait covers the
+ * peers' sockets and its inbox) or from a thread of its own.
  *
  * Per peer: a bounded queue (full => the new message is dropped; Raft
  * retransmits), at most one message request in flight (so a peer sees our
  * messages in order), everything queued sent as one batch, one reused easy
  * handle (keep-alive), and an exponential backoff after a failure. Beside
- * it, at most one snapshot upload.
+ * it, at most one snapshot upload. Every batch asks to be answered in its
+ * response (Raftkv-Answer): the peer's messages back to us arrive there,
+ * checked like the listener checks a request, and go to on_messages.
  *
  * Locking: `mu` guards the peer list, every queue, url, removed and
- * snap_busy. Fields marked "thread" are touched only by the sender thread,
- * which is also the only one that frees a peer, so it may keep peer pointers
- * across an unlock. Callbacks run with no lock held.
+ * snap_busy. Fields marked "thread" are touched only by the driving thread
+ * (the sender's, or the node loop), which is also the only one that frees
+ * a peer, so it may keep peer pointers across an unlock. Callbacks run with
+ * no lock held.
  *
- * Must never block a caller: transport_send only copies into a queue. */
+ * Must never block a caller: transport_send only copies into a queue (and,
+ * loop-driven, moves what the sockets take without waiting). */
 #include "transport/transport_int.h"
 
 #include <pthread.h>
@@ -25,6 +31,7 @@
 #define BACKOFF_MAX_MS 1000u
 #define BATCH_MAX_BYTES (16u << 20) /* well below the listener's 64 MiB cap */
 #define IDLE_POLL_MS 1000
+#define ANSWER_MAX_BYTES (64u << 20) /* the listener's cap on a batch */
 
 typedef struct peer {
     struct peer *next;
@@ -41,6 +48,8 @@ typedef struct peer {
     raft_msg *batch;
     size_t batch_n;
     buf body;
+    buf answer;             /* the response body: the peer's messages to us */
+    bool answer_too_large;
     transport_snap_job *snap_active;
     bool start_msg, start_snap, snap_armed;
     uint32_t backoff_ms;
@@ -55,7 +64,9 @@ struct transport_sender {
     bool stop;   /* mu */
     CURLM *multi;
     struct curl_slist *msg_headers;
+    bool threaded;
     pthread_t thread;
+    uint64_t requests; /* message requests started (atomic: read by /metrics) */
 };
 
 static peer *find_peer(transport_sender *s, raft_id id)
@@ -83,6 +94,7 @@ static void peer_free(transport_sender *s, peer *p, bool report)
     transport_free_msgs(p->batch, p->batch_n);
     transport_free_msgs(p->q, p->q_len);
     buf_free(&p->body);
+    buf_free(&p->answer);
     transport_snap_job *jobs[2] = {p->snap_pending, p->snap_active};
     for (int i = 0; i < 2; i++) {
         if (!jobs[i])
@@ -121,6 +133,7 @@ int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url)
     p->id = id;
     p->url = u;
     buf_init(&p->body);
+    buf_init(&p->answer);
     p->next = s->peers;
     s->peers = p;
     pthread_mutex_unlock(&s->mu);
@@ -150,6 +163,8 @@ static void enqueue(transport_sender *s, peer *p, const raft_msg *m)
         p->q_len++;
 }
 
+static int sender_pass(transport_sender *s);
+
 void transport_sender_send(transport_sender *s, const raft_msg *msgs, size_t n)
 {
     pthread_mutex_lock(&s->mu);
@@ -159,7 +174,12 @@ void transport_sender_send(transport_sender *s, const raft_msg *msgs, size_t n)
             enqueue(s, p, &msgs[i]);
     }
     pthread_mutex_unlock(&s->mu);
-    curl_multi_wakeup(s->multi);
+    if (s->threaded) {
+        handoff_count(HANDOFF_SENDER);
+        curl_multi_wakeup(s->multi);
+    } else {
+        sender_pass(s); /* out now: before the caller's fsync */
+    }
 }
 
 void transport_sender_snapshot(transport_sender *s, const raft_msg *msg, const char *path,
@@ -207,6 +227,16 @@ static int take_batch(peer *p)
     return 0;
 }
 
+static size_t keep_answer(char *data, size_t size, size_t nmemb, void *ud)
+{
+    peer *p = ud;
+    size_t n = size * nmemb;
+    if (p->answer_too_large || n > ANSWER_MAX_BYTES - p->answer.len ||
+        buf_append(&p->answer, data, n) < 0)
+        p->answer_too_large = true; /* read on, deliver nothing */
+    return n;
+}
+
 static int arm_easy(transport_sender *s, peer *p)
 {
     if (!p->easy) {
@@ -218,6 +248,8 @@ static int arm_easy(transport_sender *s, peer *p)
         curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
         curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, s->msg_headers);
         curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
+        curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, keep_answer);
+        curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
     }
     char *url = transport_url_join(p->url, "/raft/message");
     if (!url)
@@ -282,11 +314,37 @@ static void drop_batch(peer *p)
     p->batch = NULL;
     p->batch_n = 0;
     buf_reset(&p->body);
+    buf_reset(&p->answer);
+    p->answer_too_large = false;
     p->busy = false;
 }
 
-static void msg_done(transport_sender *s, peer *p, bool ok)
+/* The peer's messages to us in its answer: held to what its listener
+ * would accept from it as a request (our cluster, from that peer, to us). */
+static void take_answer(transport_sender *s, peer *p)
 {
+    raft_msg *msgs;
+    size_t n;
+    const char *err = NULL;
+    if (p->answer_too_large)
+        err = "too large";
+    else if (transport_decode(p->answer.data, p->answer.len, s->cfg.cluster_id, &msgs, &n, &err) == 0) {
+        for (size_t i = 0; i < n && !err; i++)
+            if (msgs[i].from != p->id || (s->cfg.self && msgs[i].to != s->cfg.self))
+                err = "a message not from that peer to us";
+        if (err || !s->cfg.cb.on_messages)
+            transport_free_msgs(msgs, n);
+        else
+            s->cfg.cb.on_messages(s->cfg.cb.ud, msgs, n, NULL);
+    }
+    if (err)
+        log_warn("transport: answer from peer %llu dropped: %s", (unsigned long long)p->id, err);
+}
+
+static void msg_done(transport_sender *s, peer *p, bool ok, long code)
+{
+    if (ok && code == 200)
+        take_answer(s, p);
     drop_batch(p);
     if (ok) {
         p->backoff_ms = 0;
@@ -325,8 +383,9 @@ static void start_msg(transport_sender *s, peer *p)
     curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, p->body.data);
     curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body.len);
     p->busy = true;
+    __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
     if (curl_multi_add_handle(s->multi, p->easy) != CURLM_OK)
-        msg_done(s, p, false);
+        msg_done(s, p, false, 0);
 }
 
 static void start_ready(transport_sender *s, peer *ready)
@@ -363,7 +422,7 @@ static int finish_done(transport_sender *s)
         if (!p)
             continue;
         if (e == p->easy)
-            msg_done(s, p, ok);
+            msg_done(s, p, ok, code);
         else if (p->snap_active && e == p->snap_active->easy)
             snap_done(s, p, ok);
     }
@@ -379,9 +438,11 @@ static void bury(transport_sender *s, peer *dead, bool report)
     }
 }
 
-static void *sender_main(void *arg)
+/* Starts what may start, moves what the sockets take, finishes what is
+ * done — without waiting; returns how long the caller may wait as far as
+ * queued work is concerned, or -1 once stopping. */
+static int sender_pass(transport_sender *s)
 {
-    transport_sender *s = arg;
     for (;;) {
         peer *dead = NULL, *ready = NULL;
         pthread_mutex_lock(&s->mu);
@@ -389,7 +450,7 @@ static void *sender_main(void *arg)
         int timeout = stop ? 0 : collect(s, &dead, &ready);
         pthread_mutex_unlock(&s->mu);
         if (stop)
-            break;
+            return -1;
         bury(s, dead, true);
         start_ready(s, ready);
         int running;
@@ -397,9 +458,33 @@ static void *sender_main(void *arg)
         /* a finished request frees its peer: what was queued behind it must
          * go now, not after the next wake-up (up to a heartbeat later) */
         if (finish_done(s) == 0)
-            curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
+            return timeout;
     }
+}
+
+static void *sender_main(void *arg)
+{
+    transport_sender *s = arg;
+    int timeout;
+    while ((timeout = sender_pass(s)) >= 0)
+        curl_multi_poll(s->multi, NULL, 0, timeout, NULL);
     return NULL;
+}
+
+void transport_sender_poll(transport_sender *s, int wake_fd, int timeout_ms)
+{
+    int t = sender_pass(s);
+    if (t < 0)
+        return;
+    struct curl_waitfd w = {.fd = wake_fd, .events = CURL_WAIT_POLLIN};
+    curl_multi_poll(s->multi, wake_fd >= 0 ? &w : NULL, wake_fd >= 0 ? 1 : 0,
+                    t < timeout_ms ? t : timeout_ms, NULL);
+    sender_pass(s);
+}
+
+uint64_t transport_sender_requests(const transport_sender *s)
+{
+    return __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
 }
 
 /* ---- lifecycle ---- */
@@ -418,8 +503,12 @@ transport_sender *transport_sender_start(const transport_config *cfg)
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
     /* no "Expect: 100-continue" round trip before big batches */
     struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL;
-    s->msg_headers = h2 ? h2 : h;
-    if (!s->multi || !h2 || pthread_create(&s->thread, NULL, sender_main, s) != 0) {
+    struct curl_slist *h3 = h2 ? curl_slist_append(h2, TRANSPORT_HDR_ANSWER ": 1") : NULL;
+    s->msg_headers = h3 ? h3 : h2 ? h2 : h;
+    h2 = h3;
+    s->threaded = !cfg->loop_driven;
+    if (!s->multi || !h2 ||
+        (s->threaded && pthread_create(&s->thread, NULL, sender_main, s) != 0)) {
         curl_slist_free_all(s->msg_headers);
         if (s->multi)
             curl_multi_cleanup(s->multi);
@@ -440,8 +529,10 @@ void transport_sender_stop(transport_sender *s)
     peer *all = s->peers;
     s->peers = NULL;
     pthread_mutex_unlock(&s->mu);
-    curl_multi_wakeup(s->multi);
-    pthread_join(s->thread, NULL);
+    if (s->threaded) {
+        curl_multi_wakeup(s->multi);
+        pthread_join(s->thread, NULL);
+    }
     bury(s, all, false);
     curl_multi_cleanup(s->multi);
     curl_slist_free_all(s->msg_headers);

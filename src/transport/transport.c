@@ -1,7 +1,9 @@
 /* transport: the public face of the module. Owns a private copy of the
  * configuration (the strings too, so callers may free theirs) and starts
- * and stops the two halves: the sender thread and the peer listener.
- * Must never do work of its own: it only routes calls to those halves. */
+ * and stops the three parts: the sender, the peer listener and the answers
+ * riding the listener's responses (a message for a peer whose request
+ * waits for one goes there, the rest to the sender).
+ * Must never do work of its own: it only routes calls to those parts. */
 #include "transport/transport_int.h"
 
 #include <stdlib.h>
@@ -13,10 +15,12 @@ struct transport {
     char *data_dir;
     transport_sender *sender;
     transport_server *server;
+    transport_answers *answers;
 };
 
 static void transport_free(transport *t)
 {
+    transport_answers_free(t->answers);
     free(t->listen_host);
     free(t->data_dir);
     free(t);
@@ -40,13 +44,19 @@ transport *transport_start(const transport_config *cfg, char *err, size_t errlen
     }
     t->cfg.listen_host = t->listen_host;
     t->cfg.data_dir = t->data_dir;
+    t->answers = transport_answers_new(cfg->cluster_id);
+    if (!t->answers) {
+        snprintf(err, errlen, "out of memory");
+        transport_free(t);
+        return NULL;
+    }
     t->sender = transport_sender_start(&t->cfg);
     if (!t->sender) {
         snprintf(err, errlen, "cannot start the transport sender thread");
         transport_free(t);
         return NULL;
     }
-    t->server = transport_server_start(&t->cfg, err, errlen);
+    t->server = transport_server_start(&t->cfg, t->answers, err, errlen);
     if (!t->server) {
         transport_sender_stop(t->sender);
         transport_free(t);
@@ -78,8 +88,35 @@ void transport_remove_peer(transport *t, raft_id id) { transport_sender_remove_p
 
 void transport_send(transport *t, const raft_msg *msgs, size_t n)
 {
-    transport_sender_send(t->sender, msgs, n);
+    raft_msg stack[64], *rest = n <= 64 ? stack : malloc(n * sizeof *rest);
+    if (!rest) { /* short of memory: the sender alone still works */
+        transport_sender_send(t->sender, msgs, n);
+        return;
+    }
+    size_t left = transport_answers_take(t->answers, msgs, n, rest);
+    if (left)
+        transport_sender_send(t->sender, rest, left);
+    if (rest != stack)
+        free(rest);
 }
+
+void transport_answer_handled(transport *t, transport_answer *answer)
+{
+    transport_answers_handled(t->answers, answer);
+}
+
+void transport_flush_answers(transport *t)
+{
+    if (t)
+        transport_answers_flush(t->answers);
+}
+
+void transport_poll(transport *t, int wake_fd, int timeout_ms)
+{
+    transport_sender_poll(t->sender, wake_fd, timeout_ms);
+}
+
+uint64_t transport_requests(const transport *t) { return transport_sender_requests(t->sender); }
 
 void transport_send_snapshot(transport *t, const raft_msg *msg, const char *path,
                              uint64_t size, uint32_t crc)

@@ -68,11 +68,17 @@ typedef struct {
 int transport_fetch_hash(const char *peer_url, int64_t rev, int timeout_ms, transport_hash *out);
 
 /* ---- callbacks into the node (called on transport threads) ---- */
+/* A peer's request waiting for our messages back to it (answers.c). */
+typedef struct transport_answer transport_answer;
+
 typedef struct {
     void *ud;
     /* A batch of messages arrived; ownership of msgs passes to the callee
-     * (free with transport_free_msgs). */
-    void (*on_messages)(void *ud, raft_msg *msgs, size_t n);
+     * (free with transport_free_msgs). With `answer` (the peer asked to be
+     * answered in its request), the callee must call
+     * transport_answer_handled once it stepped the batch, or return false
+     * if it dropped it (then nobody may). */
+    bool (*on_messages)(void *ud, raft_msg *msgs, size_t n, transport_answer *answer);
     /* A snapshot arrived, verified, staged at `path` (ownership of the file
      * and of msg passes to the callee). msg is the RAFT_MSG_SNAP to step;
      * msg and path are malloc'd: free with transport_free_msgs(msg, 1) and
@@ -106,6 +112,10 @@ typedef struct {
     const char *data_dir;    /* received snapshots are staged under data_dir/snap/ */
     size_t queue_cap;        /* messages per peer queue (e.g. 4096) */
     uint64_t max_snapshot_bytes; /* refuse larger snapshots */
+    /* no sender thread: the caller's loop drives peer I/O (transport_poll)
+     * and is the only thread that calls transport_send and the peer
+     * setters; callbacks from the sending side then run on that loop */
+    bool loop_driven;
     transport_callbacks cb;
 } transport_config;
 
@@ -133,6 +143,18 @@ int transport_set_peer(transport *t, raft_id id, const char *url);
 void transport_remove_peer(transport *t, raft_id id);
 /* Enqueues copies of the messages (grouped by destination). Never blocks. */
 void transport_send(transport *t, const raft_msg *msgs, size_t n);
+/* loop_driven: waits at most timeout_ms for a peer socket or wake_fd
+ * (e.g. the loop's inbox eventfd; -1 for none) to be ready, then moves
+ * what is ready and runs the callbacks it brings. Returns at once when
+ * wake_fd is already readable. */
+void transport_poll(transport *t, int wake_fd, int timeout_ms);
+/* Message requests this node started (one per batch sent to a peer). */
+uint64_t transport_requests(const transport *t);
+/* The loop stepped the batch that came with `answer`: from now on its
+ * messages to that peer ride the answer (transport_send). */
+void transport_answer_handled(transport *t, transport_answer *answer);
+/* End of the loop's turn: every handled answer goes back to its peer. */
+void transport_flush_answers(transport *t);
 /* Streams the snapshot file to msg->to, with msg (a RAFT_MSG_SNAP) as its
  * header; on_snapshot_sent reports the outcome. Wire form: POST
  * /raft/snapshot, body = the raw file; headers X-Raftkv-Snapshot-Msg (hex of

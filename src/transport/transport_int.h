@@ -7,7 +7,10 @@
 #include "transport/transport.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
+
+struct MHD_Connection;
 
 /* ---- msg_copy.c: deep copies owned by the transport (no link dependency
  * on the raft core). ---- */
@@ -61,12 +64,44 @@ void transport_sender_stop(transport_sender *s);
 int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url);
 void transport_sender_remove_peer(transport_sender *s, raft_id id);
 void transport_sender_send(transport_sender *s, const raft_msg *msgs, size_t n);
+/* loop-driven: transport_poll */
+void transport_sender_poll(transport_sender *s, int wake_fd, int timeout_ms);
+uint64_t transport_sender_requests(const transport_sender *s);
 void transport_sender_snapshot(transport_sender *s, const raft_msg *msg,
                                const char *path, uint64_t size, uint32_t crc);
 
+/* ---- answers.c: a peer's POST answered with our messages to it ---- */
+#define TRANSPORT_HDR_ANSWER "Raftkv-Answer"
+typedef struct {
+    pthread_mutex_t mu;
+    transport_answer *slots; /* mu */
+    bool closed;             /* mu: stopping, no new slot */
+    uint64_t cluster_id;
+} transport_answers;
+transport_answers *transport_answers_new(uint64_t cluster_id);
+void transport_answers_free(transport_answers *a); /* after flush_all */
+/* The listener: a slot for a suspended connection from `peer`, listed. */
+transport_answer *transport_answer_open(transport_answers *a, struct MHD_Connection *conn,
+                                        raft_id peer);
+/* The listener, after suspending the connection, when the loop dropped
+ * the batch: unlisted and resumed with an empty answer. */
+void transport_answer_cancel(transport_answers *a, transport_answer *s);
+/* The listener, once resumed: the answer is in the body (empty: 204). */
+bool transport_answer_ready(const transport_answer *s);
+const buf *transport_answer_body(const transport_answer *s);
+void transport_answer_free(transport_answer *s); /* off the list: by its request */
+/* The loop: the slot's batch was stepped; copies into slots of the
+ * messages for their peers, the others left in rest (returns how many);
+ * handled slots encoded and resumed (all: every slot, when stopping). */
+void transport_answers_handled(transport_answers *a, transport_answer *s);
+size_t transport_answers_take(transport_answers *a, const raft_msg *msgs, size_t n, raft_msg *rest);
+void transport_answers_flush(transport_answers *a);
+void transport_answers_flush_all(transport_answers *a);
+
 /* ---- peer_server.c / snap_recv.c: the peer listener ---- */
 typedef struct transport_server transport_server;
-transport_server *transport_server_start(const transport_config *cfg, char *err, size_t errlen);
+transport_server *transport_server_start(const transport_config *cfg, transport_answers *answers,
+                                         char *err, size_t errlen);
 void transport_server_stop(transport_server *srv);
 uint16_t transport_server_port(const transport_server *srv);
 

@@ -99,6 +99,18 @@ char *xstrdup(const char *s);
  * allocation failure or overflow, the array then left as it was. */
 int xgrow(void *arrayp, size_t *cap, size_t n, size_t size);
 
+/* ---- handoff.c: thread hand-offs on the request path, counted ---- */
+enum handoff_kind {
+    HANDOFF_LOOP,        /* an event pushed into the node loop's inbox */
+    HANDOFF_CLIENT,      /* a client connection resumed with its answer */
+    HANDOFF_PEER_ANSWER, /* a peer's request resumed with our answer */
+    HANDOFF_SENDER,      /* the sender thread woken (not loop-driven) */
+    HANDOFF_KINDS
+};
+void handoff_count(int kind);
+uint64_t handoff_total(int kind);
+const char *handoff_name(int kind);
+
 /* ---- FNV-1a 64, for IDs derived from strings (cluster ID) ---- */
 uint64_t fnv64(const void *data, size_t len);
 /* FNV-1a continued over more bytes, from FNV64_INIT or an earlier hash. */

@@ -34,6 +34,11 @@ typedef struct {
     int snaps;
     int unreachable[16]; /* by peer id */
     int snap_ok, snap_fail;
+    /* a peer asking for an answer: answered at once (as a loop that sends
+     * nothing back would), or held for the test to answer */
+    transport *t;
+    bool hold;
+    transport_answer *held;
 } sink;
 
 static void sink_init(sink *s)
@@ -57,10 +62,16 @@ static void sink_free(sink *s)
     pthread_mutex_destroy(&s->mu);
 }
 
-static void on_messages(void *ud, raft_msg *msgs, size_t n)
+static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *answer)
 {
     sink *s = ud;
+    if (answer && !s->hold) {
+        transport_answer_handled(s->t, answer);
+        transport_flush_answers(s->t);
+    }
     pthread_mutex_lock(&s->mu);
+    if (answer && s->hold)
+        s->held = answer;
     if (s->n_msgs + n > s->cap) {
         size_t cap = (s->n_msgs + n) * 2;
         raft_msg *p = realloc(s->msgs, cap * sizeof *p);
@@ -75,6 +86,7 @@ static void on_messages(void *ud, raft_msg *msgs, size_t n)
     free(msgs);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    return true;
 }
 
 static void on_snapshot(void *ud, raft_msg *msg, char *path)
@@ -159,6 +171,7 @@ static void node_start(node *n, raft_id id, uint64_t max_snap)
     CHECK_MSG(n->t != NULL, "transport_start: %s", err);
     if (!n->t)
         exit(1);
+    n->sk.t = n->t;
     snprintf(n->url, sizeof n->url, "http://127.0.0.1:%u", (unsigned)transport_listen_port(n->t));
 }
 
@@ -338,6 +351,45 @@ static void test_batch_exchange(void)
     CHECK(A.sk.n_msgs == 1 && A.sk.msgs[0].index == 77);
     CHECK(A.sk.unreachable[2] == 0);
     pthread_mutex_unlock(&A.sk.mu);
+}
+
+/* B's message to A rides the answer to A's request: it arrives at A,
+ * checked, without B starting a request of its own — and only once B
+ * flushes (after its "fsync"), not when the batch was handed over. */
+static void test_answer_rides_the_request(void)
+{
+    pthread_mutex_lock(&B.sk.mu);
+    B.sk.hold = true;
+    size_t before = B.sk.n_msgs;
+    pthread_mutex_unlock(&B.sk.mu);
+    uint64_t b_requests = transport_requests(B.t);
+    raft_msg m = make_msg(1, 2, 5, NULL, 0);
+    transport_send(A.t, &m, 1);
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_msgs(&B.sk, before + 1));
+    transport_answer *held = B.sk.held;
+    B.sk.held = NULL;
+    B.sk.hold = false;
+    pthread_mutex_unlock(&B.sk.mu);
+    CHECK(held != NULL);
+    if (!held)
+        return;
+    pthread_mutex_lock(&A.sk.mu);
+    size_t a_before = A.sk.n_msgs;
+    pthread_mutex_unlock(&A.sk.mu);
+    transport_answer_handled(B.t, held);
+    raft_msg back = make_msg(2, 1, 88, NULL, 0);
+    transport_send(B.t, &back, 1); /* into the answer, not a request */
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(A.sk.n_msgs == a_before); /* nothing before the flush */
+    pthread_mutex_unlock(&A.sk.mu);
+    transport_flush_answers(B.t);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(wait_msgs(&A.sk, a_before + 1));
+    CHECK(A.sk.n_msgs == a_before + 1 && A.sk.msgs[a_before].index == 88 &&
+          A.sk.msgs[a_before].from == 2);
+    pthread_mutex_unlock(&A.sk.mu);
+    CHECK(transport_requests(B.t) == b_requests);
 }
 
 static void test_snapshot_stream(void)
@@ -573,6 +625,7 @@ int main(void)
     CHECK(transport_set_peer(B.t, 1, A.url) == 0);
 
     RUN(test_batch_exchange);
+    RUN(test_answer_rides_the_request);
     RUN(test_snapshot_stream);
     RUN(test_dead_peer_unreachable);
     RUN(test_snapshot_one_in_flight);
