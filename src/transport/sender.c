@@ -503,7 +503,10 @@ transport_sender *transport_sender_start(const transport_config *cfg)
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
     /* no "Expect: 100-continue" round trip before big batches */
     struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL;
-    struct curl_slist *h3 = h2 ? curl_slist_append(h2, TRANSPORT_HDR_ANSWER ": 1") : NULL;
+    const char *ans = getenv("RAFTKV_PEER_ANSWERS"); /* "0": measure without (PERFORMANCE.md) */
+    struct curl_slist *h3 = !h2 ? NULL
+                            : ans && strcmp(ans, "0") == 0 ? h2
+                                                           : curl_slist_append(h2, TRANSPORT_HDR_ANSWER ": 1");
     s->msg_headers = h3 ? h3 : h2 ? h2 : h;
     h2 = h3;
     s->threaded = !cfg->loop_driven;
