@@ -8,7 +8,7 @@ libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
 	src/server/corrupt_check.h src/server/corrupt_check.c \
 	src/server/inbox.h src/server/inbox.c src/server/waiters.h src/server/waiters.c \
 	src/server/envelope.h src/server/envelope.c src/server/backup_cli.h src/server/backup_cli.c \
-	src/server/failover.h src/server/failover.c \
+	src/server/failover.h src/server/failover.c src/server/reserve.c \
 	src/server/recovery.c src/server/removed.c src/server/lease_clock.h src/server/lease_clock.c src/server/lease_expiry.c
 
 check_PROGRAMS += tests/unit/config_test tests/unit/inbox_test tests/unit/waiters_test \

@@ -199,6 +199,8 @@ static void handle_ready(node *n)
          * that reads are answered while our own disk is full. */
         bool applied = !rd.has_snapshot &&
                        node_apply_committed(n, rd.committed, rd.n_committed) == NODE_APPLY_OK;
+        if (!applied && rd.n_committed)
+            node_reserve_release(n);
         hold_ready(n, &rd, sent_early, "raft.db");
         raft_advance_held(n->r, applied);
         return;
@@ -207,6 +209,7 @@ static void handle_ready(node *n)
         return; /* never acknowledge what may not be durable */
     raft_id snap_failed = sent_early ? 0 : send_messages(n, rd.messages, rd.n_messages);
     if (node_apply_committed(n, rd.committed, rd.n_committed) == NODE_APPLY_NOSPACE) {
+        node_reserve_release(n); /* committed entries must apply: the next turn retries */
         hold_ready(n, &rd, true, "kv.db"); /* its messages are out already */
         raft_advance_held(n->r, false);
         return;
@@ -214,8 +217,10 @@ static void handle_ready(node *n)
     for (size_t i = 0; i < rd.n_reads; i++)
         node_confirm_reads(n, &rd.reads[i]);
     raft_advance(n->r, &rd);
-    if (atomic_exchange(&n->disk_full, false))
+    if (atomic_exchange(&n->disk_full, false)) {
         log_info("disk has space again: writes go on");
+        node_reserve_make(n);
+    }
     if (snap_failed)
         raft_report_snapshot(n->r, snap_failed, false);
     node_answer_reads(n);
@@ -326,6 +331,7 @@ int node_create(const config *cfg, node **out)
         !(n->hub = watch_hub_create(n->kv)) || node_start_transport(n) < 0 ||
         corrupt_check_start(n) < 0)
         return -1;
+    node_reserve_make(n);
     node_publish_info(n, now_ms());
     node_update_db_size(n);
     return 0;

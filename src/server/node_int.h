@@ -57,6 +57,7 @@ struct node {
      * held (not advanced) and offered again next turn; read by api threads
      * to refuse writes that add data at once. */
     atomic_bool disk_full;
+    bool reserve_held; /* node thread: <data-dir>/space.reserve is ours (reserve.c) */
     bool ready_held;   /* this turn's Ready could not be written: stop for now */
     raft_hard_state durable_hs; /* the last hard state written (term, vote) */
     uint64_t next_alarm_check_ms;
@@ -78,6 +79,9 @@ struct node {
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */
 int node_recover(node *n);
+/* reserve.c: the disk space held back for committed entries */
+void node_reserve_make(node *n);
+bool node_reserve_release(node *n); /* true if space was given back */
 /* lease_expiry.c, each tick: extend all on becoming leader, then propose
  * due revokes. */
 void node_lease_tick(node *n, uint64_t now);

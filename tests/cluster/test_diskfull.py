@@ -103,6 +103,10 @@ def test_full_disk_keeps_serving_reads_and_refuses_writes(env):
                      what="%s to read the write after the disk emptied" % n)
             for key, val in list(acked.items())[::25]:
                 check(n.get(key, timeout=8) == (200, val), "acknowledged %s lost on %s" % (key, n))
+            # the space reserve given up for committed entries is back
+            reserve = os.path.join(n.data_dir, "space.reserve")
+            wait_for(lambda: os.path.exists(reserve) and os.path.getsize(reserve) == 4 << 20,
+                     timeout=30, what="%s to make its space reserve again" % n)
     finally:
         env.stop_all()
         subprocess.run(["umount", "-l", mnt], capture_output=True)
