@@ -30,10 +30,11 @@ import cluster as fcluster  # noqa: E402
 import net  # noqa: E402
 import nemesis as fnemesis  # noqa: E402
 import workloads  # noqa: E402
+import appends  # noqa: E402
 import leases  # noqa: E402
 from history import History, call  # noqa: E402
 
-WORKLOADS = ("register", "set", "watch", "lock", "lease")
+WORKLOADS = ("register", "set", "watch", "lock", "lease", "append")
 
 
 def parse_args(argv=None):
@@ -126,6 +127,8 @@ class Run:
             self.workloads.append(leases.Lock(self.cluster, self.history, seed, n))
         if "lease" in self.a.workload:
             self.workloads.append(leases.LeaseExpiry(self.cluster, self.history, seed, n))
+        if "append" in self.a.workload:
+            self.workloads.append(appends.Appends(self.cluster, self.history, seed, n))
         self.nemesis = fnemesis.Nemesis(self.cluster, self.fw, self.a.nemesis, self.rng,
                                         self.unavailable)
 

@@ -12,6 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import appends  # noqa: E402
 import cases  # noqa: E402
 import checkers  # noqa: E402
 import wgl  # noqa: E402
@@ -151,6 +152,60 @@ def test_set_failed_element_present():
 
 def test_set_unreadable_node_is_not_valid():
     assert checkers.check_set(adds((1, "ok")), {"n1": {1}, "n2": None})["valid"] is False
+
+
+# ---- append (non-idempotent) ----
+
+def appended(*items):
+    """(key, value, type) -> append operations."""
+    return [{"id": i, "f": "append", "key": k, "value": v, "type": t}
+            for i, (k, v, t) in enumerate(items)]
+
+
+def test_appends_valid_with_info_either_way():
+    ops = appended(("a/0", "x", "ok"), ("a/0", "y", "info"), ("a/0", "z", "info"),
+                   ("a/1", "w", "fail"))
+    r = appends.check_appends(ops, {"a/0": ["x", "z"], "a/1": []}, {"a/0": 2, "a/1": 0})
+    assert r["valid"] is True and r["acknowledged"] == 1, r
+
+
+def test_appends_duplicate_is_caught():
+    # the injected fault: an acknowledged append applied twice
+    ops = appended(("a/0", "x", "ok"), ("a/0", "y", "ok"))
+    r = appends.check_appends(ops, {"a/0": ["x", "y", "x"]}, {"a/0": 3})
+    assert r["valid"] is False and "applied twice" in r["reason"], r
+
+
+def test_appends_indeterminate_twice_is_caught():
+    ops = appended(("a/0", "x", "info"))
+    r = appends.check_appends(ops, {"a/0": ["x", "x"]}, {"a/0": 2})
+    assert r["valid"] is False and "applied twice" in r["reason"], r
+
+
+def test_appends_lost_acknowledged_is_caught():
+    # the injected fault: an acknowledged append missing
+    ops = appended(("a/0", "x", "ok"), ("a/0", "y", "ok"))
+    r = appends.check_appends(ops, {"a/0": ["x"]}, {"a/0": 1})
+    assert r["valid"] is False and "lost" in r["reason"], r
+
+
+def test_appends_failed_present_or_phantom_is_caught():
+    ops = appended(("a/0", "x", "fail"))
+    r = appends.check_appends(ops, {"a/0": ["x"]}, {"a/0": 1})
+    assert r["valid"] is False and "failed" in r["reason"], r
+    r = appends.check_appends(appended(("a/0", "x", "ok")), {"a/0": ["x", "q"]}, {"a/0": 2})
+    assert r["valid"] is False and "never sent" in r["reason"], r
+
+
+def test_appends_version_must_match_history():
+    ops = appended(("a/0", "x", "ok"))
+    r = appends.check_appends(ops, {"a/0": ["x"]}, {"a/0": 2})
+    assert r["valid"] is False and "version" in r["reason"], r
+
+
+def test_appends_unreadable_history_is_not_valid():
+    r = appends.check_appends(appended(("a/0", "x", "ok")), {"a/0": None}, {"a/0": None})
+    assert r["valid"] is None, r
 
 
 # ---- watch ----
