@@ -3,7 +3,7 @@
 proofs, the end-to-end proofs, SEEDS runs of SECONDS each (the last with
 TLS on both ports; 3 nodes,
 kill,pause,partition, every workload: register, set, watch, lock, lease,
-append — all required; they share each run's window, so the schedule stays
+append, counter — all required; they share each run's window, so the schedule stays
 3 x 60 s), then one 30 s run of the corrupt and kill nemeses (register, set).
 Prints PASS/FAIL per item and, last, "N passed, N failed"; exit code 1 if
 anything failed.
@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--time", default="60")
     ap.add_argument("--nemesis", default="kill,pause,partition")
-    ap.add_argument("--workload", default="register,set,watch,lock,lease,append")
+    ap.add_argument("--workload", default="register,set,watch,lock,lease,append,counter")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     binargs = ["--bin", a.bin] if a.bin else []

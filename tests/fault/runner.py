@@ -34,7 +34,7 @@ import appends  # noqa: E402
 import leases  # noqa: E402
 from history import History, call  # noqa: E402
 
-WORKLOADS = ("register", "set", "watch", "lock", "lease", "append")
+WORKLOADS = ("register", "set", "watch", "lock", "lease", "append", "counter")
 
 
 def parse_args(argv=None):
@@ -129,6 +129,8 @@ class Run:
             self.workloads.append(leases.LeaseExpiry(self.cluster, self.history, seed, n))
         if "append" in self.a.workload:
             self.workloads.append(appends.Appends(self.cluster, self.history, seed, n))
+        if "counter" in self.a.workload:
+            self.workloads.append(appends.Counter(self.cluster, self.history, seed, n))
         self.nemesis = fnemesis.Nemesis(self.cluster, self.fw, self.a.nemesis, self.rng,
                                         self.unavailable)
 

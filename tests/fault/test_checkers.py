@@ -3,7 +3,9 @@
 non-linearizable register histories (stale read, lost write, bad cas, info
 operations both ways), set histories (lost / resurrected elements) and watch
 histories (duplicate, gap, reordering, disagreement, wrong final state,
-events outside a watcher's range, nodes' stored histories that differ).
+events outside a watcher's range, nodes' stored histories that differ),
+append and counter histories (an operation applied twice, an acknowledged
+one lost, a refused one applied, a lost update, a phantom, a version off).
 Prints PASS/FAIL per case and, last, "N passed, N failed".
 Must never: start a process or touch the network (pure input -> verdict).
 """
@@ -207,6 +209,71 @@ def test_appends_unreadable_history_is_not_valid():
     r = appends.check_appends(appended(("a/0", "x", "ok")), {"a/0": None}, {"a/0": None})
     assert r["valid"] is None, r
 
+
+
+# ---- counter (non-idempotent increments by read-modify-write txn) ----
+
+def incremented(*items):
+    """(key, tag, type[, succeeded]) -> increment operations."""
+    return [{"id": i, "f": "incr", "key": it[0], "value": it[1], "type": it[2],
+             "succeeded": it[3] if len(it) > 3 else it[2] == "ok"}
+            for i, it in enumerate(items)]
+
+
+def test_counters_valid_with_info_either_way():
+    ops = incremented(("c/0", "p", "ok"), ("c/0", "q", "info"), ("c/0", "r", "info"),
+                      ("c/0", "s", "ok", False), ("c/1", "t", "fail"))
+    r = appends.check_counters(ops, {"c/0": ["1 p", "2 r"], "c/1": []}, {"c/0": 2, "c/1": 0})
+    assert r["valid"] is True and r["acknowledged"] == 1 and r["increments"] == 2, r
+    assert r["refused"] == 2 and r["indeterminate"] == 2, r
+
+
+def test_counters_duplicate_is_caught():
+    # the injected fault: an acknowledged increment applied twice
+    ops = incremented(("c/0", "p", "ok"), ("c/0", "q", "ok"))
+    r = appends.check_counters(ops, {"c/0": ["1 p", "2 q", "3 p"]}, {"c/0": 3})
+    assert r["valid"] is False and "applied twice" in r["reason"], r
+
+
+def test_counters_refused_but_applied_is_caught():
+    # a duplicate run answering the client: its compare fails, yet the
+    # first run's increment is there
+    ops = incremented(("c/0", "p", "ok", False))
+    r = appends.check_counters(ops, {"c/0": ["1 p"]}, {"c/0": 1})
+    assert r["valid"] is False and "refused but" in r["reason"], r
+    r = appends.check_counters(incremented(("c/0", "p", "fail")), {"c/0": ["1 p"]}, {"c/0": 1})
+    assert r["valid"] is False and "refused but" in r["reason"], r
+
+
+def test_counters_lost_acknowledged_is_caught():
+    # the injected fault: an acknowledged increment missing
+    ops = incremented(("c/0", "p", "ok"), ("c/0", "q", "ok"))
+    r = appends.check_counters(ops, {"c/0": ["1 p"]}, {"c/0": 1})
+    assert r["valid"] is False and "lost" in r["reason"], r
+
+
+def test_counters_lost_update_is_caught():
+    # both read 1 and both were let through: q's increment is lost
+    ops = incremented(("c/0", "p", "ok"), ("c/0", "q", "ok"), ("c/0", "s", "ok"))
+    r = appends.check_counters(ops, {"c/0": ["1 p", "2 q", "2 s"]}, {"c/0": 3})
+    assert r["valid"] is False and "an increment lost" in r["reason"], r
+    r = appends.check_counters(ops, {"c/0": ["1 p", "3 q"]}, {"c/0": 2})
+    assert r["valid"] is False and "counted twice" in r["reason"], r
+
+
+def test_counters_phantom_garbage_and_version_are_caught():
+    ops = incremented(("c/0", "p", "ok"))
+    r = appends.check_counters(ops, {"c/0": ["1 p", "2 z"]}, {"c/0": 2})
+    assert r["valid"] is False and "never sent" in r["reason"], r
+    r = appends.check_counters(ops, {"c/0": ["CORRUPT-MARKER-1"]}, {"c/0": 1})
+    assert r["valid"] is False and "no increment writes" in r["reason"], r
+    r = appends.check_counters(ops, {"c/0": ["1 p"]}, {"c/0": 2})
+    assert r["valid"] is False and "version" in r["reason"], r
+
+
+def test_counters_unreadable_history_is_not_valid():
+    r = appends.check_counters(incremented(("c/0", "p", "ok")), {"c/0": None}, {"c/0": None})
+    assert r["valid"] is None, r
 
 # ---- watch ----
 def ev(rev, key, value, typ="PUT"):

@@ -7,7 +7,12 @@
     probe with linearizable reads stays valid;
   * the watch workload, with a watched node killed and restarted under it,
     is valid, and the same data with one event lost, duplicated or
-    reordered in one watcher is INVALID.
+    reordered in one watcher is INVALID;
+  * the append and counter workloads, with the leader killed and restarted
+    under them, are valid; an acknowledged append and an acknowledged
+    increment then written a second time into the real store, and an
+    acknowledgement recorded for an append that never ran, are each
+    INVALID through the real reading path.
 Prints PASS/FAIL per case and, last, "N passed, N failed".
 Must never: leave a node or an iptables rule behind (finally), or sleep in
 place of a condition (every wait polls with a deadline).
@@ -244,6 +249,53 @@ def test_watch_live_check_is_real():
                           lambda e: e[:mid] + [e[mid + 1], e[mid]] + e[mid + 2:])
         assert swap["valid"] is False and "out of order" in swap["reason"], swap
 
+
+
+def test_non_idempotent_live_check_is_real():
+    import appends
+    with World(firewall=False) as world:
+        c = world.c
+        hist = History()
+        app, cnt = appends.Appends(c, hist, 5, 3), appends.Counter(c, hist, 5, 3)
+        stop = threading.Event()
+        try:
+            app.start(stop)
+            cnt.start(stop)
+            _grows(hist, 200, "200 appends and increments")
+            x = c.leader(timeout=30)   # its followers' forwarded writes are re-proposed
+            x.kill9()
+            _grows(hist, 200, "200 appends and increments while %s is down" % x)
+            c.restart(x)
+            c.wait_healthy(30, [x])
+            _grows(hist, 100, "100 appends and increments after %s restarted" % x)
+        finally:
+            stop.set()
+        app.join()
+        cnt.join()
+        lead = c.converge(60)
+        for load in (app, cnt):
+            r = load.check(lead)
+            assert r["valid"] is True, r
+            assert r["acknowledged"] >= 20, r
+        # lost: an acknowledgement for an append the store never got
+        done = next(o for o in reversed(app.ops()) if o["type"] == "ok")
+        ghost = dict(done, id=len(hist.ops), value=done["value"] + "-never-sent")
+        hist.ops.append(ghost)
+        r = app.check(lead)
+        hist.ops.remove(ghost)
+        assert r["valid"] is False and "lost" in r["reason"], r
+        # duplicates: an acknowledged append, and an acknowledged increment
+        # on top of the counter's count, written again into the store
+        put_ok(lead, done["key"], done["value"])
+        r = app.check(lead)
+        assert r["valid"] is False and "applied twice" in r["reason"], r
+        inc = next(o for o in reversed(cnt.ops()) if o["type"] == "ok" and o["succeeded"])
+        a = call(lead.port, "GET", "/kv/" + inc["key"], timeout=5)
+        now = int(a.json()["kvs"][0]["value"].split(" ")[0])
+        put_ok(lead, inc["key"], "%d %s" % (now + 1, inc["value"]))
+        r = cnt.check(lead)
+        assert r["valid"] is False and "applied twice" in r["reason"], r
+        print("  caught: " + r["reason"])
 
 if __name__ == "__main__":
     sys.exit(cases.main(globals()))
