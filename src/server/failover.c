@@ -11,6 +11,7 @@
  * change (those are answered by their own rules).
  */
 #include "server/failover.h"
+#include "server/status.h"
 
 #include "server/requests.h"
 
@@ -117,6 +118,8 @@ void node_handle_move(node *n, event *ev)
 void node_move_turn(node *n, uint64_t now)
 {
     raft_id lead = raft_leader(n->r);
+    if (n->moves)
+        node_publish_info(n, now); /* an answer reads /status's leader: this turn's */
     move_waiter **pp = &n->moves;
     while (*pp) {
         move_waiter *m = *pp;
