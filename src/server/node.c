@@ -217,10 +217,10 @@ static void handle_ready(node *n)
     for (size_t i = 0; i < rd.n_reads; i++)
         node_confirm_reads(n, &rd.reads[i]);
     raft_advance(n->r, &rd);
-    if (atomic_exchange(&n->disk_full, false)) {
+    /* writes again only with the space reserve back (reserve.c) */
+    if (atomic_load(&n->disk_full) && node_reserve_ready(n) &&
+        atomic_exchange(&n->disk_full, false))
         log_info("disk has space again: writes go on");
-        node_reserve_make(n);
-    }
     if (snap_failed)
         raft_report_snapshot(n->r, snap_failed, false);
     node_answer_reads(n);
@@ -242,6 +242,7 @@ static void on_tick(node *n, uint64_t now)
     node_lease_tick(n, now);
     node_update_db_size(n);
     node_alarm_tick(n, now);
+    node_reserve_tick(n, now);
     if (now >= n->next_trim_ms) { /* a few ms at most, every 10 s */
         n->next_trim_ms = now + 10000;
         size_t freed = mem_release_free(32u << 20);

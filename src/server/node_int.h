@@ -58,6 +58,8 @@ struct node {
      * to refuse writes that add data at once. */
     atomic_bool disk_full;
     bool reserve_held; /* node thread: <data-dir>/space.reserve is ours (reserve.c) */
+    bool reserve_warned;
+    uint64_t next_reserve_ms;
     bool ready_held;   /* this turn's Ready could not be written: stop for now */
     raft_hard_state durable_hs; /* the last hard state written (term, vote) */
     uint64_t next_alarm_check_ms;
@@ -80,8 +82,10 @@ struct node {
 /* recovery.c: opens the data dir and builds the Raft core from it. */
 int node_recover(node *n);
 /* reserve.c: the disk space held back for committed entries */
-void node_reserve_make(node *n);
+bool node_reserve_make(node *n); /* false: no space for it */
+bool node_reserve_ready(node *n);  /* held, or made now */
 bool node_reserve_release(node *n); /* true if space was given back */
+void node_reserve_tick(node *n, uint64_t now); /* tries again while it is missing */
 /* lease_expiry.c, each tick: extend all on becoming leader, then propose
  * due revokes. */
 void node_lease_tick(node *n, uint64_t now);
