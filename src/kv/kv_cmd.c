@@ -365,10 +365,11 @@ int kv_encode_idem(const char *key, uint64_t fingerprint, uint64_t time_ms,
 {
     if (!idem_key_valid(key) || len < 2 || len > UINT32_MAX || inner[1] == KV_CMD_IDEM)
         return KV_ERR_INVALID;
+    /* the head a membership change's stamp shares, then the command */
     size_t start = out->len;
     if (buf_put_u8(out, KV_CMD_VERSION) < 0 || buf_put_u8(out, KV_CMD_IDEM) < 0 ||
-        put_str(out, key) < 0 || buf_put_u64(out, fingerprint) < 0 ||
-        buf_put_u64(out, time_ms) < 0 || buf_put_bytes(out, inner, (uint32_t)len) < 0) {
+        kv_encode_idem_stamp(key, fingerprint, time_ms, out) != KV_OK ||
+        buf_put_bytes(out, inner, (uint32_t)len) < 0) {
         out->len = start;
         return KV_ERR_INTERNAL;
     }
