@@ -84,19 +84,6 @@ void transport_answer_free(transport_answer *s)
 
 bool transport_answer_ready(const transport_answer *s) { return s && s->ready; }
 
-void transport_answer_cancel(transport_answers *a, transport_answer *s)
-{
-    pthread_mutex_lock(&a->mu);
-    for (transport_answer **pp = &a->slots; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    pthread_mutex_unlock(&a->mu);
-    s->ready = true; /* empty */
-    MHD_resume_connection(s->conn);
-}
-
 const buf *transport_answer_body(const transport_answer *s) { return &s->body; }
 
 void transport_answers_handled(transport_answers *a, transport_answer *s)
@@ -168,6 +155,18 @@ static void flush(transport_answers *a, bool all)
         resume(a, out);
         out = next;
     }
+}
+
+void transport_answer_cancel(transport_answers *a, transport_answer *s)
+{
+    pthread_mutex_lock(&a->mu);
+    for (transport_answer **pp = &a->slots; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&a->mu);
+    resume(a, s); /* nothing was added: an empty answer, 204 */
 }
 
 void transport_answers_flush(transport_answers *a) { flush(a, false); }

@@ -39,6 +39,8 @@ typedef struct {
     transport *t;
     bool hold;
     transport_answer *held;
+    int refuse; /* batches to drop, as a full inbox does (on_messages false) */
+    int refused;
 } sink;
 
 static void sink_init(sink *s)
@@ -65,6 +67,18 @@ static void sink_free(sink *s)
 static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *answer)
 {
     sink *s = ud;
+    pthread_mutex_lock(&s->mu);
+    bool drop = s->refuse > 0;
+    if (drop) {
+        s->refuse--;
+        s->refused++;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (drop) {
+        transport_free_msgs(msgs, n);
+        return false;
+    }
     if (answer && !s->hold) {
         transport_answer_handled(s->t, answer);
         transport_flush_answers(s->t);
@@ -392,6 +406,34 @@ static void test_answer_rides_the_request(void)
     CHECK(transport_requests(B.t) == b_requests);
 }
 
+/* B drops a batch that asked for an answer (its inbox full): the leader's
+ * request is answered empty at once, not left suspended, so A's next
+ * message arrives and A never sees B as unreachable. */
+static void test_dropped_batch_answers_at_once(void)
+{
+    pthread_mutex_lock(&B.sk.mu);
+    B.sk.refuse = 1;
+    size_t before = B.sk.n_msgs;
+    pthread_mutex_unlock(&B.sk.mu);
+    pthread_mutex_lock(&A.sk.mu);
+    int unreachable = A.sk.unreachable[2];
+    pthread_mutex_unlock(&A.sk.mu);
+    raft_msg m = make_msg(1, 2, 6, NULL, 0);
+    transport_send(A.t, &m, 1);
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_for(&B.sk, &B.sk.refused, 1));
+    pthread_mutex_unlock(&B.sk.mu);
+    raft_msg next = make_msg(1, 2, 7, NULL, 0);
+    transport_send(A.t, &next, 1);
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_msgs(&B.sk, before + 1));
+    CHECK(B.sk.n_msgs == before + 1 && B.sk.msgs[before].index == 7);
+    pthread_mutex_unlock(&B.sk.mu);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(A.sk.unreachable[2] == unreachable);
+    pthread_mutex_unlock(&A.sk.mu);
+}
+
 static void test_snapshot_stream(void)
 {
     char src[128];
@@ -626,6 +668,7 @@ int main(void)
 
     RUN(test_batch_exchange);
     RUN(test_answer_rides_the_request);
+    RUN(test_dropped_batch_answers_at_once);
     RUN(test_snapshot_stream);
     RUN(test_dead_peer_unreachable);
     RUN(test_snapshot_one_in_flight);
