@@ -106,15 +106,29 @@ def check_appends(ops, histories, versions):
             "indeterminate": counts["info"], "failed": counts["fail"]}
 
 
-class Appends(Workload):
-    name = "append"
+class _KeyHistories(Workload):
+    """What both workloads share: KEYS keys under `prefix`, operations
+    named `f`, and a check of each key's history read back from `lead`."""
+    prefix = f = None
 
-    def __init__(self, cluster, history, seed, clients):
-        super().__init__(cluster, history, seed, clients)
-        self.start_rev = None
+    def ops(self):
+        return [o for o in self.history.ops if o["f"] == self.f]
+
+    def check(self, lead):
+        deadline = time.monotonic() + 60
+        histories, versions = {}, {}
+        for i in range(KEYS):
+            key = "%s/%d" % (self.prefix, i)
+            histories[key], versions[key] = key_history(lead, key, deadline)
+        return self.checker(self.ops(), histories, versions)
+
+
+class Appends(_KeyHistories):
+    name, prefix, f = "append", "a", "append"
+    checker = staticmethod(check_appends)
 
     def one_op(self, process, node, rng):
-        key = "a/%d" % rng.randrange(KEYS)
+        key = "%s/%d" % (self.prefix, rng.randrange(KEYS))
         value = "%s-%d" % (process, rng.getrandbits(48))
         via_txn = rng.random() < 0.5
         op = self.history.invoke(process, "append", key, value, node=node.id, txn=via_txn)
@@ -125,16 +139,6 @@ class Appends(Workload):
             a = call(node.port, "PUT", "/kv/" + key, value, timeout=CLIENT_TIMEOUT)
         self.history.complete(op, a.outcome(), status=a.status)
 
-    def ops(self):
-        return [o for o in self.history.ops if o["f"] == "append"]
-
-    def check(self, lead):
-        deadline = time.monotonic() + 60
-        histories, versions = {}, {}
-        for i in range(KEYS):
-            key = "a/%d" % i
-            histories[key], versions[key] = key_history(lead, key, deadline)
-        return check_appends(self.ops(), histories, versions)
 
 
 def _parse_count(value):
@@ -198,11 +202,12 @@ def check_counters(ops, histories, versions):
     return dict(valid=True, reason="", **counts)
 
 
-class Counter(Workload):
-    name = "counter"
+class Counter(_KeyHistories):
+    name, prefix, f = "counter", "c", "incr"
+    checker = staticmethod(check_counters)
 
     def one_op(self, process, node, rng):
-        key = "c/%d" % rng.randrange(KEYS)
+        key = "%s/%d" % (self.prefix, rng.randrange(KEYS))
         a = call(node.port, "GET", "/kv/" + key, timeout=CLIENT_TIMEOUT)
         body = a.json() if a.status in (200, 404) else None
         if body is None or (a.status == 404 and body.get("reason") != "key_not_found"):
@@ -231,14 +236,3 @@ class Counter(Workload):
             except (KeyError, IndexError, TypeError):
                 pass
         self.history.complete(op, "ok", **fields)
-
-    def ops(self):
-        return [o for o in self.history.ops if o["f"] == "incr"]
-
-    def check(self, lead):
-        deadline = time.monotonic() + 60
-        histories, versions = {}, {}
-        for i in range(KEYS):
-            key = "c/%d" % i
-            histories[key], versions[key] = key_history(lead, key, deadline)
-        return check_counters(self.ops(), histories, versions)
