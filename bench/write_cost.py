@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """write_cost: what a write costs a cluster, measured around a load.
 
-  write_cost.py snap PID:PORT ... > FILE   the members' CPU time (/proc), their
+  write_cost.py snap PID:PORT ... > FILE   the members' CPU time and bytes
+                                            written to disk (/proc), their
                                             thread hand-offs and peer requests
                                             (/metrics) and node 1's revision
-  write_cost.py diff BEFORE AFTER          "cpu_us handoffs requests" per write:
-                                            CPU µs summed over the members,
+  write_cost.py diff BEFORE AFTER          "cpu_us handoffs requests disk_kb" per
+                                            write: CPU µs summed over the members,
                                             hand-offs and peer requests summed
                                             over the members, each divided by
-                                            the revisions the load made
+                                            the revisions the load made, and the
+                                            KB the members wrote to disk (fsynced
+                                            or not: /proc/PID/io write_bytes)
 
 Owns this arithmetic only; it never signals or changes a node."""
 import json
@@ -22,6 +25,14 @@ def cpu_ticks(pid):
     with open("/proc/%s/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def disk_bytes(pid):
+    with open("/proc/%s/io" % pid) as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    return 0
 
 
 def metrics(port):
@@ -40,6 +51,7 @@ def snap(members):
         pid, port = m.split(":")
         row = metrics(port)
         row["ticks"] = cpu_ticks(pid)
+        row["disk"] = disk_bytes(pid)
         out.append(row)
     return out
 
@@ -47,11 +59,11 @@ def snap(members):
 def diff(before, after):
     writes = after[0]["revision"] - before[0]["revision"]
     if writes <= 0:
-        return "n/a n/a n/a"
+        return "n/a n/a n/a n/a"
     hz = os.sysconf("SC_CLK_TCK")
-    d = {k: sum(a[k] - b[k] for a, b in zip(after, before)) for k in ("ticks", "handoffs", "requests")}
-    return "%.0f %.1f %.2f" % (d["ticks"] * 1e6 / hz / writes, d["handoffs"] / writes,
-                               d["requests"] / writes)
+    d = {k: sum(a[k] - b[k] for a, b in zip(after, before)) for k in ("ticks", "handoffs", "requests", "disk")}
+    return "%.0f %.1f %.2f %.1f" % (d["ticks"] * 1e6 / hz / writes, d["handoffs"] / writes,
+                                    d["requests"] / writes, d["disk"] / 1024 / writes)
 
 
 def main():

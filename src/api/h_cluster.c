@@ -305,6 +305,8 @@ void api_h_metrics(api_req *r)
     metric(&b, &failed, "raftkv_applied_total", "counter", i.applied_total);
     metric(&b, &failed, "raftkv_reads_total", "counter", i.reads_total);
     metric(&b, &failed, "raftkv_read_rounds_total", "counter", i.read_rounds_total);
+    metric(&b, &failed, "raftkv_peer_batches_held_total", "counter", i.peer_batches_held_total);
+    metric(&b, &failed, "raftkv_peer_order_gaps_total", "counter", i.peer_gaps_total);
     watch_hub *hub = r->a->hub;
     metric(&b, &failed, "raftkv_watchers", "gauge", hub ? watch_count(hub) : 0);
     static const char hand[] = "# TYPE raftkv_handoffs_total counter\n";

@@ -24,7 +24,7 @@ static const char usage[] =
     "  --initial-cluster-token T  mixed into the id of a new cluster (default raftkv)\n"
     "  --join                 join an existing cluster instead of bootstrapping one\n"
     "  --data-dir DIR         where the Raft log, snapshots and data live (default raftkv-<id>)\n"
-    "  --snapshot-count N     applied entries between snapshots (default 10000)\n"
+    "  --snapshot-count N     applied entries between snapshots (default 100000)\n"
     "  --heartbeat-ms MS      leader heartbeat interval (default 100)\n"
     "  --election-ms MS       base election timeout (default 1000)\n"
     "  --max-request-bytes N  largest client request body (default 1572864)\n"
@@ -138,7 +138,7 @@ fail:
 static void set_defaults(config *c)
 {
     memset(c, 0, sizeof *c);
-    c->snapshot_count = 10000;
+    c->snapshot_count = 100000;
     c->heartbeat_ms = 100;
     c->election_ms = 1000;
     c->max_request_bytes = 1572864;

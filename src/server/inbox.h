@@ -21,6 +21,8 @@ typedef struct event {
     int kind;
     raft_msg *msgs; /* EV_MSGS (n), EV_SNAP_RECV (1) */
     transport_answer *answer; /* EV_MSGS: the sender waits for our answer */
+    bool has_seq;             /* EV_MSGS: numbered by its sender (peer_order.h) */
+    transport_seq seq;
     size_t n;
     char *path;     /* EV_SNAP_RECV */
     raft_id peer;   /* EV_UNREACHABLE, EV_SNAP_SENT */

@@ -13,11 +13,13 @@
 #include "server/corrupt_check.h"
 #include "server/failover.h"
 #include "server/membership.h"
+#include "server/peer_order.h"
 #include "server/peers.h"
 #include "server/reads.h"
 #include "server/requests.h"
 #include "server/snapshot.h"
 #include "server/status.h"
+#include "server/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,8 +171,10 @@ static int persist(node *n, const raft_ready *rd)
 {
     if (!rd->has_hard_state && !rd->n_entries)
         return 0;
+    TRACE_MARK(t0);
     int rc = storage_append(n->st, rd->has_hard_state ? &rd->hs : NULL, rd->entries,
                             rd->n_entries);
+    TRACE_ADD(TRACE_PERSIST, t0);
     if (rc == STORAGE_ERR_NOSPACE)
         return -1;
     if (rc < 0) {
@@ -208,7 +212,14 @@ static void handle_ready(node *n)
     if (atomic_load(&n->stop))
         return; /* never acknowledge what may not be durable */
     raft_id snap_failed = sent_early ? 0 : send_messages(n, rd.messages, rd.n_messages);
-    if (node_apply_committed(n, rd.committed, rd.n_committed) == NODE_APPLY_NOSPACE) {
+    /* The answers are true now (what they answer is stepped and durable):
+     * they leave before the apply, which no peer waits for. */
+    transport_flush_answers(n->tp);
+    TRACE_MARK(t0);
+    int applied = node_apply_committed(n, rd.committed, rd.n_committed);
+    TRACE_ADD(TRACE_APPLY, t0);
+    TRACE_ENTRIES(rd.n_entries, rd.n_committed);
+    if (applied == NODE_APPLY_NOSPACE) {
         node_reserve_release(n); /* committed entries must apply: the next turn retries */
         hold_ready(n, &rd, true, "kv.db"); /* its messages are out already */
         raft_advance_held(n->r, false);
@@ -255,16 +266,43 @@ static void on_tick(node *n, uint64_t now)
  * is loop-driven: answers and sends move here) or the next tick. */
 static event *wait_for_work(node *n)
 {
-    uint64_t now = now_ms();
-    if (n->tp && now < n->next_tick_ms)
-        transport_poll(n->tp, inbox_wait_fd(&n->in), (int)(n->next_tick_ms - now));
-    return inbox_take_all(&n->in, n->tp ? 0 : n->next_tick_ms);
+    uint64_t now = now_ms(), until = n->next_tick_ms;
+    uint64_t held = peer_order_deadline(&n->order); /* a held batch given up on */
+    if (held && held < until)
+        until = held;
+    if (n->tp && now < until)
+        transport_poll(n->tp, inbox_wait_fd(&n->in), (int)(until - now));
+    return inbox_take_all(&n->in, n->tp ? 0 : until);
+}
+
+/* Numbered peer batches go through the peer order (peer_order.h) and come
+ * after the rest, which keeps its order. */
+static event *in_order(node *n, event *evs, uint64_t now)
+{
+    event *out = NULL, **tail = &out;
+    while (evs) {
+        event *next = evs->next;
+        if (evs->kind == EV_MSGS && evs->has_seq) {
+            peer_order_add(&n->order, evs, now);
+        } else {
+            evs->next = NULL;
+            *tail = evs;
+            tail = &evs->next;
+        }
+        evs = next;
+    }
+    *tail = peer_order_take(&n->order, now);
+    return out;
 }
 
 static void run_turn(node *n)
 {
+    TRACE_MARK(t0);
     event *evs = wait_for_work(n);
+    TRACE_ADD(TRACE_WAIT, t0);
+    TRACE_MARK(t1);
     uint64_t now = now_ms();
+    evs = in_order(n, evs, now);
     while (evs) {
         event *next = evs->next;
         handle_event(n, evs);
@@ -274,19 +312,24 @@ static void run_turn(node *n)
     if (now >= n->next_tick_ms)
         on_tick(n, now);
     node_ask_read_index(n, now);
+    TRACE_ADD(TRACE_EVENTS, t1);
+    TRACE_MARK(t2);
     n->ready_held = false;
     while (raft_has_ready(n->r) && !atomic_load(&n->stop) && !n->ready_held)
         handle_ready(n);
+    TRACE_ADD(TRACE_READY, t2);
     transport_flush_answers(n->tp); /* after the fsync: answers may say "durable" */
     node_watch_leader(n);
     node_move_turn(n, now);
     node_stop_turn(n, now);
     node_publish_info(n, now);
+    TRACE_TURN();
 }
 
 static void shut_down_requests(node *n)
 {
     event *evs = inbox_close(&n->in);
+    peer_order_free(&n->order); /* their senders are answered by transport_stop */
     while (evs) {
         event *next = evs->next;
         event_fail(evs, NODE_ERR_STOPPING);

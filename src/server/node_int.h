@@ -11,6 +11,7 @@
 #include "server/inbox.h"
 #include "server/lease_clock.h"
 #include "server/node.h"
+#include "server/peer_order.h"
 #include "server/waiters.h"
 #include "storage/storage.h"
 #include "transport/transport.h"
@@ -49,6 +50,7 @@ struct node {
     node_info info;
     uint64_t last_leader_ms;
     uint64_t proposals_total, applied_total, reads_total, read_rounds_total;
+    peer_order order; /* pipelined peer batches put back in order */
     lease_clock leases;
     bool lease_leader; /* was leader at the last lease tick */
     watch_hub *hub;    /* told each applied revision; outlives the api */

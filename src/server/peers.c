@@ -20,7 +20,8 @@ static bool push_or_drop(node *n, event *ev)
     return false;
 }
 
-static bool on_messages(void *ud, raft_msg *msgs, size_t cnt, transport_answer *answer)
+static bool on_messages(void *ud, raft_msg *msgs, size_t cnt, transport_answer *answer,
+                        const transport_seq *seq)
 {
     node *n = ud;
     event *ev = calloc(1, sizeof *ev);
@@ -32,6 +33,10 @@ static bool on_messages(void *ud, raft_msg *msgs, size_t cnt, transport_answer *
     ev->msgs = msgs;
     ev->n = cnt;
     ev->answer = answer;
+    /* only a batch whose sender waits for our answer may be held back */
+    ev->has_seq = seq && answer;
+    if (ev->has_seq)
+        ev->seq = *seq;
     return push_or_drop(n, ev);
 }
 

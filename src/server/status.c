@@ -39,6 +39,8 @@ void node_publish_info(node *n, uint64_t now)
     i->proposals_total = n->proposals_total;
     i->applied_total = n->applied_total;
     i->read_rounds_total = n->read_rounds_total;
+    i->peer_batches_held_total = n->order.held_total;
+    i->peer_gaps_total = n->order.gaps_total;
     i->reads_total = n->reads_total;
     pthread_mutex_unlock(&n->info_mu);
 }

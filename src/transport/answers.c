@@ -93,12 +93,14 @@ void transport_answers_handled(transport_answers *a, transport_answer *s)
     pthread_mutex_unlock(&a->mu);
 }
 
-/* mu held: a copy of m into the peer's oldest slot; false if it has none
- * (or no room: then the message goes out as a request of our own). */
+/* mu held: a copy of m into the peer's oldest slot whose batch the loop
+ * stepped; false if it has none (or no room: then the message goes out as
+ * a request of our own). A slot not stepped yet — its batch waits in the
+ * inbox, or for an earlier one (peer_order.h) — is not answered before. */
 static bool add_locked(transport_answers *a, const raft_msg *m)
 {
     for (transport_answer *s = a->slots; s; s = s->next) {
-        if (s->peer != m->to)
+        if (s->peer != m->to || !s->handled)
             continue;
         if (s->n >= SLOT_MAX_MSGS || xgrow(&s->msgs, &s->cap, s->n, sizeof *s->msgs) < 0 ||
             transport_msg_copy(m, &s->msgs[s->n]) < 0)

@@ -112,3 +112,11 @@ bool transport_curl_ok(CURL *e, CURLcode rc)
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     return code >= 200 && code < 300;
 }
+
+struct curl_slist *transport_slist_add(struct curl_slist *l, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(l, line);
+    if (!n)
+        curl_slist_free_all(l);
+    return n;
+}

@@ -157,7 +157,7 @@ static enum MHD_Result respond_hash(transport_server *srv, struct MHD_Connection
  * (suspended before the loop can see the batch, so that its resume always
  * finds it suspended). Returns false to deliver without one. */
 static bool deliver_awaiting_answer(transport_server *srv, struct MHD_Connection *c, request *q,
-                                    raft_msg *msgs, size_t n)
+                                    raft_msg *msgs, size_t n, const transport_seq *seq)
 {
     const transport_callbacks *cb = &srv->cfg->cb;
     if (!MHD_lookup_connection_value(c, MHD_HEADER_KIND, TRANSPORT_HDR_ANSWER))
@@ -169,9 +169,30 @@ static bool deliver_awaiting_answer(transport_server *srv, struct MHD_Connection
     if (!q->answer)
         return false;
     MHD_suspend_connection(c);
-    if (!cb->on_messages(cb->ud, msgs, n, q->answer))
+    if (!cb->on_messages(cb->ud, msgs, n, q->answer, seq))
         transport_answer_cancel(srv->answers, q->answer);
     return true;
+}
+
+/* Raftkv-Seq: "<epoch>.<seq>", both decimal, seq from 1; absent is fine
+ * (an unnumbered batch is stepped when it arrives). */
+static int parse_seq(struct MHD_Connection *c, transport_seq *out, bool *has)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, TRANSPORT_HDR_SEQ);
+    *has = v != NULL;
+    if (!v)
+        return 0;
+    const char *dot = strchr(v, '.');
+    char epoch[24];
+    size_t len = dot ? (size_t)(dot - v) : 0;
+    if (!dot || len == 0 || len >= sizeof epoch)
+        return -1;
+    memcpy(epoch, v, len);
+    epoch[len] = '\0';
+    if (transport_parse_u64(epoch, &out->epoch) < 0 || transport_parse_u64(dot + 1, &out->seq) < 0 ||
+        out->seq == 0)
+        return -1;
+    return 0;
 }
 
 static unsigned deliver_batch(transport_server *srv, struct MHD_Connection *c, request *q,
@@ -179,9 +200,15 @@ static unsigned deliver_batch(transport_server *srv, struct MHD_Connection *c, r
 {
     raft_msg *msgs;
     size_t n;
+    transport_seq seq;
+    bool has_seq;
     if (q->too_large) {
         *err = "message batch too large";
         return 413;
+    }
+    if (parse_seq(c, &seq, &has_seq) < 0) {
+        *err = TRANSPORT_HDR_SEQ ": expected <epoch>.<seq>, seq from 1";
+        return 400;
     }
     if (transport_decode(q->body.data, q->body.len, srv->cfg->cluster_id, &msgs, &n, err) < 0)
         return 400;
@@ -199,10 +226,10 @@ static unsigned deliver_batch(transport_server *srv, struct MHD_Connection *c, r
     }
     if (!n || !srv->cfg->cb.on_messages)
         transport_free_msgs(msgs, n);
-    else if (deliver_awaiting_answer(srv, c, q, msgs, n))
+    else if (deliver_awaiting_answer(srv, c, q, msgs, n, has_seq ? &seq : NULL))
         return 0; /* answered once resumed */
-    else
-        srv->cfg->cb.on_messages(srv->cfg->cb.ud, msgs, n, NULL);
+    else /* nobody waits for it: stepped as it comes */
+        srv->cfg->cb.on_messages(srv->cfg->cb.ud, msgs, n, NULL, NULL);
     return 204;
 }
 

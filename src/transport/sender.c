@@ -4,10 +4,15 @@
  * peers' sockets and its inbox) or from a thread of its own.
  *
  * Per peer: a bounded queue (full => the new message is dropped; Raft
- * retransmits), at most one message request in flight (so a peer sees our
- * messages in order), everything queued sent as one batch, one reused easy
- * handle (keep-alive), and an exponential backoff after a failure. Beside
- * it, at most one snapshot upload. Every batch asks to be answered in its
+ * retransmits), up to LANES message requests in flight, each on a lane of
+ * its own (an easy handle and its keep-alive connection), everything
+ * queued when a lane frees sent as one batch numbered in the peer's order
+ * (Raftkv-Seq: the peer steps its batches in that order, peer_order.c),
+ * and an exponential backoff after a failure. Pipelining: a follower
+ * answers a batch only once it is durable (answers.c), so with one lane
+ * the leader could not send the next batch until then; with two the next
+ * one is in the follower's inbox when its fsync ends. Beside the lanes, at
+ * most one snapshot upload. Every batch asks to be answered in its
  * response (Raftkv-Answer): the peer's messages back to us arrive there,
  * checked like the listener checks a request, and go to on_messages.
  *
@@ -22,8 +27,10 @@
 #include "transport/transport_int.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MSG_CONNECT_MS 1000L
 #define MSG_TIMEOUT_MS 5000L
@@ -32,8 +39,30 @@
 #define BATCH_MAX_BYTES (16u << 20) /* well below the listener's 64 MiB cap */
 #define IDLE_POLL_MS 1000
 #define ANSWER_MAX_BYTES (64u << 20) /* the listener's cap on a batch */
+#define LANES_MAX 4
+
+struct peer;
+
+/* One request in flight at a time; thread-only. */
+/* What a handle's CURLOPT_PRIVATE points at: a lane, or (a snapshot
+ * upload) its peer; both begin with the tag. */
+enum { TAG_LANE = 1, TAG_PEER };
+
+typedef struct lane {
+    int tag;
+    struct peer *p;
+    CURL *easy;
+    struct curl_slist *headers; /* the sender's, plus this batch's Raftkv-Seq */
+    bool busy, start;
+    raft_msg *batch;
+    size_t batch_n;
+    buf body;
+    buf answer;             /* the response body: the peer's messages to us */
+    bool answer_too_large;
+} lane;
 
 typedef struct peer {
+    int tag;
     struct peer *next;
     raft_id id;
     char *url;              /* mu */
@@ -43,13 +72,8 @@ typedef struct peer {
     transport_snap_job *snap_pending; /* mu: handed to the thread */
     bool snap_busy;         /* mu: pending or active */
     /* thread */
-    CURL *easy;
-    bool busy;
-    raft_msg *batch;
-    size_t batch_n;
-    buf body;
-    buf answer;             /* the response body: the peer's messages to us */
-    bool answer_too_large;
+    lane lanes[LANES_MAX];
+    uint64_t seq;           /* batches numbered so far */
     transport_snap_job *snap_active;
     bool start_msg, start_snap, snap_armed;
     uint32_t backoff_ms;
@@ -65,6 +89,8 @@ struct transport_sender {
     CURLM *multi;
     struct curl_slist *msg_headers;
     bool threaded;
+    unsigned lanes; /* per peer, 1..LANES_MAX */
+    uint64_t epoch; /* this sender's start: a peer orders batches per epoch */
     pthread_t thread;
     uint64_t requests; /* message requests started (atomic: read by /metrics) */
 };
@@ -84,17 +110,24 @@ static void snap_report(transport_sender *s, raft_id id, bool ok)
 }
 
 /* Thread, after the peer left the list: nothing else can reach it. */
+static void lane_free(transport_sender *s, lane *l)
+{
+    if (l->easy) {
+        if (l->busy)
+            curl_multi_remove_handle(s->multi, l->easy);
+        curl_easy_cleanup(l->easy);
+    }
+    curl_slist_free_all(l->headers);
+    transport_free_msgs(l->batch, l->batch_n);
+    buf_free(&l->body);
+    buf_free(&l->answer);
+}
+
 static void peer_free(transport_sender *s, peer *p, bool report)
 {
-    if (p->easy) {
-        if (p->busy)
-            curl_multi_remove_handle(s->multi, p->easy);
-        curl_easy_cleanup(p->easy);
-    }
-    transport_free_msgs(p->batch, p->batch_n);
+    for (unsigned i = 0; i < LANES_MAX; i++)
+        lane_free(s, &p->lanes[i]);
     transport_free_msgs(p->q, p->q_len);
-    buf_free(&p->body);
-    buf_free(&p->answer);
     transport_snap_job *jobs[2] = {p->snap_pending, p->snap_active};
     for (int i = 0; i < 2; i++) {
         if (!jobs[i])
@@ -130,10 +163,15 @@ int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url)
         free(u);
         return -1;
     }
+    p->tag = TAG_PEER;
     p->id = id;
     p->url = u;
-    buf_init(&p->body);
-    buf_init(&p->answer);
+    for (unsigned i = 0; i < LANES_MAX; i++) {
+        p->lanes[i].tag = TAG_LANE;
+        p->lanes[i].p = p;
+        buf_init(&p->lanes[i].body);
+        buf_init(&p->lanes[i].answer);
+    }
     p->next = s->peers;
     s->peers = p;
     pthread_mutex_unlock(&s->mu);
@@ -207,8 +245,8 @@ void transport_sender_snapshot(transport_sender *s, const raft_msg *msg, const c
 
 /* ---- the thread: picking work (mu held) ---- */
 
-/* Moves the head of the queue, up to BATCH_MAX_BYTES, into p->batch. */
-static int take_batch(peer *p)
+/* Moves the head of the queue, up to BATCH_MAX_BYTES, into l->batch. */
+static int take_batch(peer *p, lane *l)
 {
     size_t n = 0, bytes = 0;
     for (; n < p->q_len; n++) {
@@ -217,46 +255,71 @@ static int take_batch(peer *p)
             break;
         bytes += sz;
     }
-    p->batch = malloc(n * sizeof *p->batch);
-    if (!p->batch)
+    l->batch = malloc(n * sizeof *l->batch);
+    if (!l->batch)
         return -1;
-    memcpy(p->batch, p->q, n * sizeof *p->batch);
+    memcpy(l->batch, p->q, n * sizeof *l->batch);
     memmove(p->q, p->q + n, (p->q_len - n) * sizeof *p->q);
-    p->batch_n = n;
+    l->batch_n = n;
     p->q_len -= n;
     return 0;
 }
 
 static size_t keep_answer(char *data, size_t size, size_t nmemb, void *ud)
 {
-    peer *p = ud;
+    lane *l = ud;
     size_t n = size * nmemb;
-    if (p->answer_too_large || n > ANSWER_MAX_BYTES - p->answer.len ||
-        buf_append(&p->answer, data, n) < 0)
-        p->answer_too_large = true; /* read on, deliver nothing */
+    if (l->answer_too_large || n > ANSWER_MAX_BYTES - l->answer.len ||
+        buf_append(&l->answer, data, n) < 0)
+        l->answer_too_large = true; /* read on, deliver nothing */
     return n;
 }
 
-static int arm_easy(transport_sender *s, peer *p)
+/* The sender's headers and this batch's number (epoch, sequence): the
+ * peer steps a sender's batches in that order. */
+static int set_headers(transport_sender *s, lane *l, uint64_t seq)
 {
-    if (!p->easy) {
-        p->easy = curl_easy_init();
-        if (!p->easy)
+    char line[80];
+    snprintf(line, sizeof line, TRANSPORT_HDR_SEQ ": %llu.%llu", (unsigned long long)s->epoch,
+             (unsigned long long)seq);
+    struct curl_slist *h = NULL;
+    for (const struct curl_slist *b = s->msg_headers; b; b = b->next)
+        if (!(h = transport_slist_add(h, b->data)))
             return -1;
-        transport_curl_common(p->easy, MSG_CONNECT_MS);
-        curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, MSG_TIMEOUT_MS);
-        curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, s->msg_headers);
-        curl_easy_setopt(p->easy, CURLOPT_PRIVATE, p);
-        curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, keep_answer);
-        curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+    if (!(h = transport_slist_add(h, line)))
+        return -1;
+    curl_slist_free_all(l->headers);
+    l->headers = h;
+    return curl_easy_setopt(l->easy, CURLOPT_HTTPHEADER, h) == CURLE_OK ? 0 : -1;
+}
+
+static int arm_easy(transport_sender *s, peer *p, lane *l)
+{
+    if (!l->easy) {
+        l->easy = curl_easy_init();
+        if (!l->easy)
+            return -1;
+        transport_curl_common(l->easy, MSG_CONNECT_MS);
+        curl_easy_setopt(l->easy, CURLOPT_TIMEOUT_MS, MSG_TIMEOUT_MS);
+        curl_easy_setopt(l->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(l->easy, CURLOPT_PRIVATE, l);
+        curl_easy_setopt(l->easy, CURLOPT_WRITEFUNCTION, keep_answer);
+        curl_easy_setopt(l->easy, CURLOPT_WRITEDATA, l);
     }
     char *url = transport_url_join(p->url, "/raft/message");
     if (!url)
         return -1;
-    CURLcode rc = curl_easy_setopt(p->easy, CURLOPT_URL, url);
+    CURLcode rc = curl_easy_setopt(l->easy, CURLOPT_URL, url);
     free(url);
-    return rc == CURLE_OK ? 0 : -1;
+    return rc == CURLE_OK ? set_headers(s, l, p->seq + 1) : -1;
+}
+
+static lane *free_lane(transport_sender *s, peer *p)
+{
+    for (unsigned i = 0; i < s->lanes; i++)
+        if (!p->lanes[i].busy && !p->lanes[i].start)
+            return &p->lanes[i];
+    return NULL;
 }
 
 /* mu held: decides what this peer starts now; returns how long the thread
@@ -272,11 +335,16 @@ static int pick_work(transport_sender *s, peer *p, uint64_t now, peer **ready)
         curl_easy_setopt(p->snap_active->easy, CURLOPT_PRIVATE, p);
         p->start_snap = true;
     }
-    if (!p->busy && p->q_len > 0) {
-        if (now < p->retry_at)
+    lane *l;
+    while (p->q_len > 0 && (l = free_lane(s, p))) {
+        if (now < p->retry_at) {
             timeout = (int)(p->retry_at - now);
-        else if (arm_easy(s, p) == 0 && take_batch(p) == 0)
-            p->start_msg = true;
+            break;
+        }
+        if (arm_easy(s, p, l) < 0 || take_batch(p, l) < 0)
+            break;
+        p->seq++;
+        l->start = p->start_msg = true;
     }
     if (p->start_msg || p->start_snap) {
         p->ready_next = *ready;
@@ -308,44 +376,45 @@ static int collect(transport_sender *s, peer **dead, peer **ready)
 
 /* ---- the thread: starting and finishing requests (no lock) ---- */
 
-static void drop_batch(peer *p)
+static void drop_batch(lane *l)
 {
-    transport_free_msgs(p->batch, p->batch_n);
-    p->batch = NULL;
-    p->batch_n = 0;
-    buf_reset(&p->body);
-    buf_reset(&p->answer);
-    p->answer_too_large = false;
-    p->busy = false;
+    transport_free_msgs(l->batch, l->batch_n);
+    l->batch = NULL;
+    l->batch_n = 0;
+    buf_reset(&l->body);
+    buf_reset(&l->answer);
+    l->answer_too_large = false;
+    l->busy = l->start = false;
 }
 
 /* The peer's messages to us in its answer: held to what its listener
  * would accept from it as a request (our cluster, from that peer, to us). */
-static void take_answer(transport_sender *s, peer *p)
+static void take_answer(transport_sender *s, peer *p, lane *l)
 {
     raft_msg *msgs;
     size_t n;
     const char *err = NULL;
-    if (p->answer_too_large)
+    if (l->answer_too_large)
         err = "too large";
-    else if (transport_decode(p->answer.data, p->answer.len, s->cfg.cluster_id, &msgs, &n, &err) == 0) {
+    else if (transport_decode(l->answer.data, l->answer.len, s->cfg.cluster_id, &msgs, &n, &err) == 0) {
         for (size_t i = 0; i < n && !err; i++)
             if (msgs[i].from != p->id || (s->cfg.self && msgs[i].to != s->cfg.self))
                 err = "a message not from that peer to us";
         if (err || !s->cfg.cb.on_messages)
             transport_free_msgs(msgs, n);
         else
-            s->cfg.cb.on_messages(s->cfg.cb.ud, msgs, n, NULL);
+            s->cfg.cb.on_messages(s->cfg.cb.ud, msgs, n, NULL, NULL);
     }
     if (err)
         log_warn("transport: answer from peer %llu dropped: %s", (unsigned long long)p->id, err);
 }
 
-static void msg_done(transport_sender *s, peer *p, bool ok, long code)
+static void msg_done(transport_sender *s, lane *l, bool ok, long code)
 {
+    peer *p = l->p;
     if (ok && code == 200)
-        take_answer(s, p);
-    drop_batch(p);
+        take_answer(s, p, l);
+    drop_batch(l);
     if (ok) {
         p->backoff_ms = 0;
         p->retry_at = 0;
@@ -371,21 +440,22 @@ static void snap_done(transport_sender *s, peer *p, bool ok)
     snap_report(s, p->id, ok);
 }
 
-static void start_msg(transport_sender *s, peer *p)
+static void start_msg(transport_sender *s, lane *l)
 {
-    buf_reset(&p->body);
-    if (transport_encode(s->cfg.cluster_id, p->batch, p->batch_n, &p->body) < 0) {
-        log_warn("transport: cannot encode %zu messages for peer %llu", p->batch_n,
-                 (unsigned long long)p->id);
-        drop_batch(p); /* not the peer's fault: no backoff */
+    l->start = false;
+    buf_reset(&l->body);
+    if (transport_encode(s->cfg.cluster_id, l->batch, l->batch_n, &l->body) < 0) {
+        log_warn("transport: cannot encode %zu messages for peer %llu", l->batch_n,
+                 (unsigned long long)l->p->id);
+        drop_batch(l); /* not the peer's fault: no backoff */
         return;
     }
-    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, p->body.data);
-    curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body.len);
-    p->busy = true;
+    curl_easy_setopt(l->easy, CURLOPT_POSTFIELDS, l->body.data);
+    curl_easy_setopt(l->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)l->body.len);
+    l->busy = true;
     __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
-    if (curl_multi_add_handle(s->multi, p->easy) != CURLM_OK)
-        msg_done(s, p, false, 0);
+    if (curl_multi_add_handle(s->multi, l->easy) != CURLM_OK)
+        msg_done(s, l, false, 0);
 }
 
 static void start_ready(transport_sender *s, peer *ready)
@@ -395,8 +465,9 @@ static void start_ready(transport_sender *s, peer *ready)
             if (!p->snap_armed || curl_multi_add_handle(s->multi, p->snap_active->easy) != CURLM_OK)
                 snap_done(s, p, false);
         }
-        if (p->start_msg)
-            start_msg(s, p);
+        for (unsigned i = 0; p->start_msg && i < s->lanes; i++)
+            if (p->lanes[i].start)
+                start_msg(s, &p->lanes[i]);
     }
 }
 
@@ -415,15 +486,17 @@ static int finish_done(transport_sender *s)
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
         if (code == 410 && s->cfg.cb.on_removed)
             s->cfg.cb.on_removed(s->cfg.cb.ud);
-        char *priv = NULL; /* both our handles point back at their peer */
+        char *priv = NULL; /* a lane's handle points at the lane, a snapshot's at its peer */
         curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-        peer *p = (peer *)priv;
         curl_multi_remove_handle(s->multi, e);
-        if (!p)
+        if (!priv)
             continue;
-        if (e == p->easy)
-            msg_done(s, p, ok, code);
-        else if (p->snap_active && e == p->snap_active->easy)
+        if (*(int *)priv == TAG_LANE) {
+            msg_done(s, (lane *)priv, ok, code);
+            continue;
+        }
+        peer *p = (peer *)priv;
+        if (p->snap_active && e == p->snap_active->easy)
             snap_done(s, p, ok);
     }
     return done;
@@ -489,6 +562,28 @@ uint64_t transport_sender_requests(const transport_sender *s)
 
 /* ---- lifecycle ---- */
 
+/* Lanes per peer: RAFTKV_PEER_LANES (1..4) to measure with, else 2 —
+ * pipelining needs answers (without them a request ends at once). */
+static unsigned sender_lanes(void)
+{
+    const char *v = getenv("RAFTKV_PEER_LANES");
+    const char *ans = getenv("RAFTKV_PEER_ANSWERS");
+    if (ans && strcmp(ans, "0") == 0)
+        return 1;
+    if (v && v[0] >= '1' && v[0] <= '0' + LANES_MAX && !v[1])
+        return (unsigned)(v[0] - '0');
+    return 2;
+}
+
+/* Different for every start of this process's sender, as far as a peer
+ * can tell: wall-clock nanoseconds. */
+static uint64_t sender_epoch(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 transport_sender *transport_sender_start(const transport_config *cfg)
 {
     transport_curl_global_init();
@@ -510,6 +605,8 @@ transport_sender *transport_sender_start(const transport_config *cfg)
     s->msg_headers = h3 ? h3 : h2 ? h2 : h;
     h2 = h3;
     s->threaded = !cfg->loop_driven;
+    s->lanes = sender_lanes();
+    s->epoch = sender_epoch();
     if (!s->multi || !h2 ||
         (s->threaded && pthread_create(&s->thread, NULL, sender_main, s) != 0)) {
         curl_slist_free_all(s->msg_headers);

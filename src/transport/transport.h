@@ -71,14 +71,22 @@ int transport_fetch_hash(const char *peer_url, int64_t rev, int timeout_ms, tran
 /* A peer's request waiting for our messages back to it (answers.c). */
 typedef struct transport_answer transport_answer;
 
+/* A pipelined batch's place in its sender's order (Raftkv-Seq): batches
+ * with the same epoch are to be stepped by increasing seq (from 1). */
+typedef struct {
+    uint64_t epoch, seq;
+} transport_seq;
+
 typedef struct {
     void *ud;
     /* A batch of messages arrived; ownership of msgs passes to the callee
      * (free with transport_free_msgs). With `answer` (the peer asked to be
      * answered in its request), the callee must call
      * transport_answer_handled once it stepped the batch, or return false
-     * if it dropped it (then nobody may). */
-    bool (*on_messages)(void *ud, raft_msg *msgs, size_t n, transport_answer *answer);
+     * if it dropped it (then nobody may). `seq` (NULL if the sender did
+     * not number it) is the batch's place in the sender's order. */
+    bool (*on_messages)(void *ud, raft_msg *msgs, size_t n, transport_answer *answer,
+                        const transport_seq *seq);
     /* A snapshot arrived, verified, staged at `path` (ownership of the file
      * and of msg passes to the callee). msg is the RAFT_MSG_SNAP to step;
      * msg and path are malloc'd: free with transport_free_msgs(msg, 1) and

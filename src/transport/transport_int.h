@@ -43,6 +43,8 @@ void transport_curl_common(CURL *e, long connect_ms);
 char *transport_url_join(const char *base, const char *path);
 /* 2xx answer and no transport error? */
 bool transport_curl_ok(CURL *e, CURLcode rc);
+/* Appends a copy of line; on failure frees the whole list and returns NULL. */
+struct curl_slist *transport_slist_add(struct curl_slist *l, const char *line);
 
 /* ---- snap_send.c: one streamed snapshot upload ---- */
 typedef struct {
@@ -72,6 +74,9 @@ void transport_sender_snapshot(transport_sender *s, const raft_msg *msg,
 
 /* ---- answers.c: a peer's POST answered with our messages to it ---- */
 #define TRANSPORT_HDR_ANSWER "Raftkv-Answer"
+/* "<epoch>.<seq>": the sender's numbering of its batches to this peer,
+ * which steps them in that order (peer_order.c) */
+#define TRANSPORT_HDR_SEQ "Raftkv-Seq"
 typedef struct {
     pthread_mutex_t mu;
     transport_answer *slots; /* mu */

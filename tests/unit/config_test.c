@@ -137,7 +137,7 @@ static void test_defaults(void)
     parsed p;
     parse(&p, "--id", "3", "--cluster", "http://a:1,http://b:2,http://c:3", "--port", "9", NULL);
     CHECK_MSG(p.rc == 0, "rc %d: %s", p.rc, p.err);
-    CHECK(!p.c.join && p.c.snapshot_count == 10000 && p.c.heartbeat_ms == 100);
+    CHECK(!p.c.join && p.c.snapshot_count == 100000 && p.c.heartbeat_ms == 100);
     CHECK(p.c.election_ms == 1000 && p.c.max_request_bytes == 1572864);
     CHECK(p.c.log_level == LOG_INFO);
     CHECK(p.c.quota_bytes == 2ull << 30 && p.c.corrupt_check_ms == 300000);

@@ -64,7 +64,8 @@ static void sink_free(sink *s)
     pthread_mutex_destroy(&s->mu);
 }
 
-static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *answer)
+static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *answer,
+                        const transport_seq *seq)
 {
     sink *s = ud;
     pthread_mutex_lock(&s->mu);
