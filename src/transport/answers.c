@@ -93,14 +93,15 @@ void transport_answers_handled(transport_answers *a, transport_answer *s)
     pthread_mutex_unlock(&a->mu);
 }
 
-/* mu held: a copy of m into the peer's oldest slot whose batch the loop
- * stepped; false if it has none (or no room: then the message goes out as
- * a request of our own). A slot not stepped yet — its batch waits in the
- * inbox, or for an earlier one (peer_order.h) — is not answered before. */
+/* mu held: a copy of m into the peer's oldest slot; false if it has none
+ * (or no room: then the message goes out as a request of our own). A slot
+ * whose batch is not stepped yet (in the inbox, or held for an earlier one,
+ * peer_order.h) carries it when that batch is: the same or the next turn,
+ * and one request fewer per write at 1 connection than sending it alone. */
 static bool add_locked(transport_answers *a, const raft_msg *m)
 {
     for (transport_answer *s = a->slots; s; s = s->next) {
-        if (s->peer != m->to || !s->handled)
+        if (s->peer != m->to)
             continue;
         if (s->n >= SLOT_MAX_MSGS || xgrow(&s->msgs, &s->cap, s->n, sizeof *s->msgs) < 0 ||
             transport_msg_copy(m, &s->msgs[s->n]) < 0)
