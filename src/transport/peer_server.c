@@ -2,7 +2,9 @@
  * address. Routes:
  *   POST /raft/message   body = transport_encode() batch  -> 204, or with
  *        Raftkv-Answer: 1 -> 200 and our messages back to that peer once
- *        the loop stepped the batch (answers.c), 204 when there are none
+ *        the loop stepped the batch (answers.c), 204 when there are none;
+ *        Raftkv-Seq: <epoch>.<seq> numbers a pipelined batch (sender.c),
+ *        handed to the callback for the loop to keep the sender's order
  *   POST /raft/snapshot  streamed body, see snap_header.c  -> 204
  *   GET  /raft/info      {"cluster_id":"<decimal>"}         -> 200
  *   GET  /raft/hash?revision=R {"hash","revision","compact_revision"} -> 200

@@ -1,6 +1,8 @@
 /* transport_test: two real transports on loopback exchange message batches
- * and a streamed snapshot; a dead peer is reported unreachable; garbage
- * posted to the peer endpoints is answered 400/413 and reaches no callback.
+ * (answers riding the request, two requests in flight, numbered) and a
+ * streamed snapshot; a dead peer is reported unreachable; garbage posted
+ * to the peer endpoints (a malformed Raftkv-Seq too) is answered 400/413
+ * and reaches no callback.
  * Waits are condition waits with deadlines, never sleeps. */
 #include "../test.h"
 #include "transport/transport.h"
@@ -38,7 +40,9 @@ typedef struct {
      * nothing back would), or held for the test to answer */
     transport *t;
     bool hold;
-    transport_answer *held;
+    transport_answer *held, *held2; /* the first two held */
+    transport_seq seqs[64];         /* the numbers batches came with */
+    int n_seqs;
     int refuse; /* batches to drop, as a full inbox does (on_messages false) */
     int refused;
 } sink;
@@ -86,7 +90,9 @@ static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *an
     }
     pthread_mutex_lock(&s->mu);
     if (answer && s->hold)
-        s->held = answer;
+        *(s->held ? &s->held2 : &s->held) = answer;
+    if (seq && s->n_seqs < 64)
+        s->seqs[s->n_seqs++] = *seq;
     if (s->n_msgs + n > s->cap) {
         size_t cap = (s->n_msgs + n) * 2;
         raft_msg *p = realloc(s->msgs, cap * sizeof *p);
@@ -407,6 +413,40 @@ static void test_answer_rides_the_request(void)
     CHECK(transport_requests(B.t) == b_requests);
 }
 
+/* Pipelining: while B holds the answer to A's batch (its "fsync" not done),
+ * A's next batch still reaches B on a second request, and the two carry
+ * consecutive numbers of one epoch, for B to step them in that order. */
+static void test_second_batch_in_flight_while_first_waits(void)
+{
+    pthread_mutex_lock(&B.sk.mu);
+    B.sk.hold = true;
+    size_t before = B.sk.n_msgs;
+    int seq0 = B.sk.n_seqs;
+    pthread_mutex_unlock(&B.sk.mu);
+    raft_msg m = make_msg(1, 2, 9, NULL, 0), next = make_msg(1, 2, 10, NULL, 0);
+    transport_send(A.t, &m, 1);
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_msgs(&B.sk, before + 1));
+    pthread_mutex_unlock(&B.sk.mu);
+    transport_send(A.t, &next, 1);
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_msgs(&B.sk, before + 2)); /* the first is still unanswered */
+    transport_answer *held[2] = {B.sk.held, B.sk.held2};
+    CHECK(held[0] && held[1]);
+    CHECK(B.sk.n_msgs == before + 2 && B.sk.msgs[before + 1].index == 10);
+    CHECK(B.sk.n_seqs == seq0 + 2);
+    if (B.sk.n_seqs == seq0 + 2)
+        CHECK(B.sk.seqs[seq0].epoch == B.sk.seqs[seq0 + 1].epoch &&
+              B.sk.seqs[seq0 + 1].seq == B.sk.seqs[seq0].seq + 1);
+    B.sk.held = B.sk.held2 = NULL;
+    B.sk.hold = false;
+    pthread_mutex_unlock(&B.sk.mu);
+    for (int i = 0; i < 2; i++)
+        if (held[i])
+            transport_answer_handled(B.t, held[i]);
+    transport_flush_answers(B.t);
+}
+
 /* B drops a batch that asked for an answer (its inbox full): the leader's
  * request is answered empty at once, not left suspended, so A's next
  * message arrives and A never sees B as unreachable. */
@@ -598,6 +638,18 @@ static void test_garbage_rejected(void)
     m.to = 5;
     CHECK(transport_encode(CLUSTER, &m, 1, &b) == 0);
     post_expect("/raft/message", b.data, b.len, NULL, 400, "another node");
+    buf_reset(&b); /* well-formed, for us, under a malformed batch number */
+    m.to = 2;
+    CHECK(transport_encode(CLUSTER, &m, 1, &b) == 0);
+    static const char *const bad_seq[] = {"7", "7.0", ".3", "7.", "x.1", "7.1x",
+                                          "123456789012345678901234.1"};
+    for (size_t i = 0; i < sizeof bad_seq / sizeof bad_seq[0]; i++) {
+        char line[80];
+        snprintf(line, sizeof line, TRANSPORT_HDR_SEQ ": %s", bad_seq[i]);
+        struct curl_slist *h = curl_slist_append(NULL, line);
+        post_expect("/raft/message", b.data, b.len, h, 400, TRANSPORT_HDR_SEQ);
+        curl_slist_free_all(h);
+    }
     buf_free(&b);
 
     post_expect("/raft/snapshot", junk, sizeof junk, NULL, 400, "bad_message");
@@ -670,6 +722,7 @@ int main(void)
     RUN(test_batch_exchange);
     RUN(test_answer_rides_the_request);
     RUN(test_dropped_batch_answers_at_once);
+    RUN(test_second_batch_in_flight_while_first_waits);
     RUN(test_snapshot_stream);
     RUN(test_dead_peer_unreachable);
     RUN(test_snapshot_one_in_flight);
