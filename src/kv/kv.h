@@ -210,6 +210,12 @@ void kv_result_free(kv_result *r);
  * with a message in err. */
 int kv_open(const char *path, kv **out, char *err, size_t errlen);
 void kv_close(kv *k);
+/* Starts writing kv.db's log out in the background as batches commit
+ * (kv_flusher.c), until kv_close; for the node, not for one-shot tools.
+ * -1 if the thread cannot start (the node runs on without it). */
+int kv_start_wal_flusher(kv *k);
+/* Background write-outs started so far (0 without a flusher). */
+uint64_t kv_wal_flushes(const kv *k);
 
 /* Applied Raft index and term as committed with the last batch. */
 void kv_applied(kv *k, uint64_t *index, uint64_t *term);

@@ -236,6 +236,7 @@ int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
     k->in_batch = false;
     k->applied_index = index;
     k->applied_term = term;
+    kv_flusher_note(k->flusher);
     return KV_OK;
 }
 

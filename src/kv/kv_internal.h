@@ -75,6 +75,13 @@ struct kv_conn {
     bool in_use;
 };
 
+/* kv_flusher.c: writes kv.db's log out as batches commit, off the node thread */
+typedef struct kv_flusher kv_flusher;
+kv_flusher *kv_flusher_start(const char *db_path);
+void kv_flusher_note(kv_flusher *f);
+uint64_t kv_flusher_passes(const kv_flusher *f);
+void kv_flusher_stop(kv_flusher *f);
+
 struct kv {
     kv_db w; /* the writer: apply, snapshot, restore (node thread) */
     int64_t rev, compact;
@@ -89,6 +96,7 @@ struct kv {
     atomic_bool corrupt_seen;
     char corrupt_msg[256]; /* the first corruption found (under pool_mu) */
     char *path;
+    kv_flusher *flusher; /* NULL unless kv_start_wal_flusher */
     pthread_mutex_t pool_mu;
     kv_conn *pool[KV_POOL_MAX];
     size_t n_pool;

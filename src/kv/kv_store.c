@@ -86,12 +86,22 @@ void kv_close(kv *k)
     if (!k)
         return;
     kv_apply_rollback(k);
+    kv_flusher_stop(k->flusher);
     kv_pool_close(k);
     kv_db_close(&k->w);
     pthread_mutex_destroy(&k->pool_mu);
     free(k->path);
     free(k);
 }
+
+int kv_start_wal_flusher(kv *k)
+{
+    if (!k->flusher)
+        k->flusher = kv_flusher_start(k->path);
+    return k->flusher ? 0 : -1;
+}
+
+uint64_t kv_wal_flushes(const kv *k) { return kv_flusher_passes(k->flusher); }
 
 void kv_applied(kv *k, uint64_t *index, uint64_t *term)
 {

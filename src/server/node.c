@@ -375,6 +375,8 @@ int node_create(const config *cfg, node **out)
         !(n->hub = watch_hub_create(n->kv)) || node_start_transport(n) < 0 ||
         corrupt_check_start(n) < 0)
         return -1;
+    if (kv_start_wal_flusher(n->kv) < 0) /* only the tail latency depends on it */
+        log_warn("kv: cannot start the log flusher thread; going on without it");
     node_reserve_make(n);
     node_publish_info(n, now_ms());
     node_update_db_size(n);

@@ -6,6 +6,8 @@
 #include "../test.h"
 #include "kv_fixture.h"
 
+#include <sched.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -674,6 +676,34 @@ static void test_applied_persists(void)
     store_close(&s);
 }
 
+/* The log flusher starts a write-out after commits (a real thread, waited
+ * for with a deadline), does nothing without commits, and goes with
+ * kv_close; the data it wrote out reads back after a reopen. */
+static void test_wal_flusher(void)
+{
+    store s;
+    store_open(&s);
+    CHECK(kv_wal_flushes(s.k) == 0); /* none started yet */
+    CHECK(kv_start_wal_flusher(s.k) == 0);
+    CHECK(kv_start_wal_flusher(s.k) == 0); /* a second start keeps the first */
+    put(&s, "f", "1");
+    uint64_t deadline = now_ms() + 10000;
+    while (kv_wal_flushes(s.k) == 0 && now_ms() < deadline)
+        sched_yield();
+    CHECK(kv_wal_flushes(s.k) >= 1);
+    uint64_t before = kv_wal_flushes(s.k); /* one commit, so one pass at most... */
+    CHECK(before == 1);
+    put(&s, "f", "2"); /* ...until this one: idle or pausing, the thread comes back */
+    deadline = now_ms() + 10000;
+    while (kv_wal_flushes(s.k) == before && now_ms() < deadline)
+        sched_yield();
+    CHECK(kv_wal_flushes(s.k) == before + 1);
+    kv_close(s.k); /* joins the thread: ASan/valgrind see nothing left */
+    CHECK(kvfx_reopen(&s));
+    CHECK(check_get(&s, "f", 0, "2", 2, 3, 2));
+    store_close(&s);
+}
+
 static void add_members(store *s)
 {
     CHECK(kv_apply_begin(s->k) == KV_OK);
@@ -998,5 +1028,6 @@ int main(void)
     RUN(test_damaged_open);
     RUN(test_reader_pool);
     RUN(test_concurrent_readers);
+    RUN(test_wal_flusher);
     TEST_MAIN_END();
 }
