@@ -43,11 +43,11 @@
 
 struct peer;
 
-/* One request in flight at a time; thread-only. */
 /* What a handle's CURLOPT_PRIVATE points at: a lane, or (a snapshot
  * upload) its peer; both begin with the tag. */
 enum { TAG_LANE = 1, TAG_PEER };
 
+/* One request in flight at a time; thread-only. */
 typedef struct lane {
     int tag;
     struct peer *p;
