@@ -52,7 +52,8 @@ typedef struct lane {
     int tag;
     struct peer *p;
     CURL *easy;
-    struct curl_slist *headers; /* the sender's, plus this batch's Raftkv-Seq */
+    struct curl_slist *headers; /* the sender's, then this batch's Raftkv-Seq: */
+    struct curl_slist *seq_hdr; /* its last node, rewritten per batch */
     bool busy, start;
     raft_msg *batch;
     size_t batch_n;
@@ -73,6 +74,7 @@ typedef struct peer {
     bool snap_busy;         /* mu: pending or active */
     /* thread */
     lane lanes[LANES_MAX];
+    uint64_t epoch;         /* this peer object's numbering (peer_order.h) */
     uint64_t seq;           /* batches numbered so far */
     transport_snap_job *snap_active;
     bool start_msg, start_snap, snap_armed;
@@ -90,7 +92,7 @@ struct transport_sender {
     struct curl_slist *msg_headers;
     bool threaded;
     unsigned lanes; /* per peer, 1..LANES_MAX */
-    uint64_t epoch; /* this sender's start: a peer orders batches per epoch */
+    uint64_t last_epoch; /* mu: the last peer object's epoch */
     pthread_t thread;
     uint64_t requests; /* message requests started (atomic: read by /metrics) */
 };
@@ -142,6 +144,15 @@ static void peer_free(transport_sender *s, peer *p, bool report)
     free(p);
 }
 
+/* Wall-clock nanoseconds: a peer object made after a restart numbers in
+ * a later epoch than any of the last life's. */
+static uint64_t sender_epoch(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- the caller side ---- */
 
 int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url)
@@ -164,6 +175,10 @@ int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url)
         return -1;
     }
     p->tag = TAG_PEER;
+    /* a new peer object numbers from 1 in an epoch of its own, above any
+     * earlier one's (a peer removed and added again) */
+    uint64_t now = sender_epoch();
+    p->epoch = s->last_epoch = now > s->last_epoch ? now : s->last_epoch + 1;
     p->id = id;
     p->url = u;
     for (unsigned i = 0; i < LANES_MAX; i++) {
@@ -275,22 +290,35 @@ static size_t keep_answer(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* The sender's headers and this batch's number (epoch, sequence): the
- * peer steps a sender's batches in that order. */
-static int set_headers(transport_sender *s, lane *l, uint64_t seq)
+/* The lane's header list, made once: the sender's headers and a last
+ * node for the batch number. */
+static int make_headers(transport_sender *s, lane *l)
 {
-    char line[80];
-    snprintf(line, sizeof line, TRANSPORT_HDR_SEQ ": %llu.%llu", (unsigned long long)s->epoch,
-             (unsigned long long)seq);
     struct curl_slist *h = NULL;
     for (const struct curl_slist *b = s->msg_headers; b; b = b->next)
         if (!(h = transport_slist_add(h, b->data)))
             return -1;
-    if (!(h = transport_slist_add(h, line)))
+    if (!(h = transport_slist_add(h, TRANSPORT_HDR_SEQ ": 0.0")))
         return -1;
-    curl_slist_free_all(l->headers);
+    for (l->seq_hdr = h; l->seq_hdr->next;)
+        l->seq_hdr = l->seq_hdr->next;
     l->headers = h;
     return curl_easy_setopt(l->easy, CURLOPT_HTTPHEADER, h) == CURLE_OK ? 0 : -1;
+}
+
+/* This batch's number (the peer object's epoch, its sequence): the peer
+ * steps our batches in that order. One string per batch, in place. */
+static int number_batch(peer *p, lane *l, uint64_t seq)
+{
+    char line[80];
+    snprintf(line, sizeof line, TRANSPORT_HDR_SEQ ": %llu.%llu", (unsigned long long)p->epoch,
+             (unsigned long long)seq);
+    char *d = xstrdup(line);
+    if (!d)
+        return -1;
+    free(l->seq_hdr->data); /* libcurl's list strings are malloc'd: its free */
+    l->seq_hdr->data = d;
+    return 0;
 }
 
 static int arm_easy(transport_sender *s, peer *p, lane *l)
@@ -306,12 +334,14 @@ static int arm_easy(transport_sender *s, peer *p, lane *l)
         curl_easy_setopt(l->easy, CURLOPT_WRITEFUNCTION, keep_answer);
         curl_easy_setopt(l->easy, CURLOPT_WRITEDATA, l);
     }
+    if (!l->headers && make_headers(s, l) < 0)
+        return -1;
     char *url = transport_url_join(p->url, "/raft/message");
     if (!url)
         return -1;
     CURLcode rc = curl_easy_setopt(l->easy, CURLOPT_URL, url);
     free(url);
-    return rc == CURLE_OK ? set_headers(s, l, p->seq + 1) : -1;
+    return rc == CURLE_OK ? number_batch(p, l, p->seq + 1) : -1;
 }
 
 static lane *free_lane(transport_sender *s, peer *p)
@@ -575,15 +605,6 @@ static unsigned sender_lanes(void)
     return 2;
 }
 
-/* Different for every start of this process's sender, as far as a peer
- * can tell: wall-clock nanoseconds. */
-static uint64_t sender_epoch(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 transport_sender *transport_sender_start(const transport_config *cfg)
 {
     transport_curl_global_init();
@@ -606,7 +627,6 @@ transport_sender *transport_sender_start(const transport_config *cfg)
     h2 = h3;
     s->threaded = !cfg->loop_driven;
     s->lanes = sender_lanes();
-    s->epoch = sender_epoch();
     if (!s->multi || !h2 ||
         (s->threaded && pthread_create(&s->thread, NULL, sender_main, s) != 0)) {
         curl_slist_free_all(s->msg_headers);
