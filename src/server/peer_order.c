@@ -17,9 +17,10 @@ static peer_seq *find_or_add(peer_order *o, raft_id id)
     for (peer_seq *p = o->peers; p; p = p->next)
         if (p->id == id)
             return p;
-    peer_seq *p = calloc(1, sizeof *p);
+    peer_seq *p = o->n_peers < PEER_ORDER_PEERS_MAX ? calloc(1, sizeof *p) : NULL;
     if (!p)
         return NULL;
+    o->n_peers++;
     p->id = id;
     p->next = o->peers;
     o->peers = p;
@@ -72,7 +73,7 @@ void peer_order_add(peer_order *o, event *ev, uint64_t now)
 {
     raft_id from = ev->n ? ev->msgs[0].from : 0;
     peer_seq *p = find_or_add(o, from);
-    if (!p) { /* no memory to order it: stepped as it comes */
+    if (!p) { /* too many senders, or no memory: stepped as it comes */
         append(o, ev);
         return;
     }
@@ -130,4 +131,5 @@ void peer_order_free(peer_order *o)
         o->peers = p->next;
         free(p);
     }
+    o->n_peers = 0;
 }

@@ -22,11 +22,16 @@
 
 #define PEER_ORDER_HOLD_MS 20
 #define PEER_ORDER_HOLD_MAX 16
+/* Senders ordered at most: a batch's sender id is whatever the peer wrote
+ * (Raft refuses a non-member's messages only when it steps them), so
+ * beyond this many ids a batch is stepped as it comes. */
+#define PEER_ORDER_PEERS_MAX 64
 
 typedef struct peer_seq peer_seq;
 
 typedef struct {
     peer_seq *peers;
+    size_t n_peers;
     event *ready, **ready_tail; /* to step at the next take */
     uint64_t held_total; /* batches that arrived ahead of an earlier one */
     uint64_t gaps_total; /* gaps given up on (HOLD_MS or HOLD_MAX) */

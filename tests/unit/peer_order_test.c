@@ -133,6 +133,27 @@ static void test_peers_ordered_apart(void)
     peer_order_free(&o);
 }
 
+/* Sender ids come from the peer: beyond PEER_ORDER_PEERS_MAX of them a
+ * batch is not held (nothing grows for a peer that makes ids up), and the
+ * senders already known are still ordered. */
+static void test_sender_ids_bounded(void)
+{
+    peer_order o = {0};
+    uint64_t got[4];
+    for (raft_id id = 1; id <= PEER_ORDER_PEERS_MAX; id++) {
+        peer_order_add(&o, batch(id, 7, 1), 100);
+        CHECK(take(&o, 100, got, 4) == 1);
+    }
+    CHECK(o.n_peers == PEER_ORDER_PEERS_MAX);
+    peer_order_add(&o, batch(PEER_ORDER_PEERS_MAX + 1, 7, 5), 100); /* ahead of a gap */
+    CHECK(take(&o, 100, got, 4) == 1); /* not held */
+    CHECK(o.n_peers == PEER_ORDER_PEERS_MAX && o.held_total == 0);
+    peer_order_add(&o, batch(2, 7, 3), 101); /* a known sender still waits for its 2 */
+    CHECK(take(&o, 101, got, 4) == 0 && o.held_total == 1);
+    peer_order_free(&o);
+    CHECK(o.n_peers == 0);
+}
+
 static void test_free_gives_back_held(void)
 {
     peer_order o = {0};
@@ -151,6 +172,7 @@ int main(void)
     RUN(test_gap_given_up_beyond_hold_max);
     RUN(test_new_epoch_starts_again);
     RUN(test_peers_ordered_apart);
+    RUN(test_sender_ids_bounded);
     RUN(test_free_gives_back_held);
     TEST_MAIN_END();
 }
