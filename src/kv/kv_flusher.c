@@ -118,10 +118,7 @@ void kv_flusher_note(kv_flusher *f)
     }
 }
 
-uint64_t kv_flusher_passes(const kv_flusher *f)
-{
-    return f ? (uint64_t)atomic_load(&((kv_flusher *)f)->passes) : 0;
-}
+uint64_t kv_flusher_passes(kv_flusher *f) { return f ? (uint64_t)atomic_load(&f->passes) : 0; }
 
 void kv_flusher_stop(kv_flusher *f)
 {

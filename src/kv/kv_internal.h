@@ -79,7 +79,7 @@ struct kv_conn {
 typedef struct kv_flusher kv_flusher;
 kv_flusher *kv_flusher_start(const char *db_path);
 void kv_flusher_note(kv_flusher *f);
-uint64_t kv_flusher_passes(const kv_flusher *f);
+uint64_t kv_flusher_passes(kv_flusher *f);
 void kv_flusher_stop(kv_flusher *f);
 
 struct kv {
