@@ -265,6 +265,22 @@ int kv_apply_once(kv *k, uint64_t origin, uint64_t seq, bool *seen);
  * the batch is rolled back and the applied index stays where it was —
  * also when a command of the batch failed internally. */
 int kv_apply_commit(kv *k, uint64_t index, uint64_t term);
+/* kv_apply_commit without the commit: the batch ends (a savepoint) inside
+ * the writer's open transaction, which kv_apply_flush commits later
+ * (kv_visible.c). Readers see a batch only once it is flushed, and a
+ * reader waits for what was applied when it asked (kv_reader_acquire). */
+int kv_apply_end(kv *k, uint64_t index, uint64_t term);
+/* Commits every ended batch. KV_OK (also with nothing to commit), or an
+ * internal error: then those batches are rolled back, the cached state is
+ * kv.db's again, and kv_take_lost says so — they must be applied again. */
+int kv_apply_flush(kv *k);
+bool kv_unflushed(const kv *k);
+/* Whether ended batches were lost by a rollback since the last call. */
+bool kv_take_lost(kv *k);
+/* Called (from a reader's thread) when a reader waits for a flush. */
+void kv_set_flush_hook(kv *k, void (*want_flush)(void *ud), void *ud);
+/* open: readers do not wait for flushes (the node cannot flush now). */
+void kv_gate_open(kv *k, bool open);
 void kv_apply_rollback(kv *k);
 
 /* ---- snapshots (node thread) ---- */

@@ -46,15 +46,27 @@ static int classify(kv *k, int rc)
     return rc;
 }
 
+/* A batch is a savepoint inside the writer's transaction, which stays
+ * open across batches until kv_apply_flush (kv_visible.c) commits it: a
+ * failed batch is undone alone, the ones before it stand. */
 int kv_apply_begin(kv *k)
 {
     if (k->in_batch) {
         log_error("kv: apply batch already open");
         return KV_ERR_INTERNAL;
     }
+    if (!atomic_load(&k->writer_set)) {
+        k->writer = pthread_self();
+        atomic_store(&k->writer_set, true);
+    }
     k->w.fail_code = 0;
-    if (kv_exec(&k->w, KV_ST_BEGIN_IMMEDIATE) < 0)
+    if (!k->tx_open && kv_exec(&k->w, KV_ST_BEGIN_IMMEDIATE) < 0)
         return kv_fail_code(k->w.fail_code);
+    k->tx_open = true;
+    if (kv_exec(&k->w, KV_ST_BATCH_SAVEPOINT) < 0) {
+        kv_apply_rollback(k);
+        return kv_fail_code(k->w.fail_code);
+    }
     k->in_batch = true;
     k->batch_err = KV_OK;
     k->batch_rev = k->rev;
@@ -202,8 +214,8 @@ int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res)
     return rc == KV_ERR_INVALID ? KV_OK : rc;
 }
 
-/* Commits the open batch unless it is poisoned or a failpoint fires. */
-static int commit_batch(kv *k, uint64_t index, uint64_t term)
+/* Ends the open batch unless it is poisoned or a failpoint fires. */
+static int end_batch(kv *k, uint64_t index, uint64_t term)
 {
     if (k->batch_err != KV_OK)
         return k->batch_err;
@@ -212,12 +224,12 @@ static int commit_batch(kv *k, uint64_t index, uint64_t term)
         return rc;
     if (kv_meta_set(&k->w, "applied_index", (int64_t)index) < 0 ||
         kv_meta_set(&k->w, "applied_term", (int64_t)term) < 0 ||
-        kv_exec(&k->w, KV_ST_COMMIT) < 0)
+        kv_exec(&k->w, KV_ST_BATCH_RELEASE) < 0)
         return kv_fail_code(k->w.fail_code);
     return KV_OK;
 }
 
-int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
+int kv_apply_end(kv *k, uint64_t index, uint64_t term)
 {
     /* An entry that carries no command still moves the applied index. */
     if (!k->in_batch) {
@@ -226,9 +238,9 @@ int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
             return rc;
     }
     k->w.fail_code = 0;
-    int rc = commit_batch(k, index, term);
+    int rc = end_batch(k, index, term);
     if (rc != KV_OK) {
-        log_error("kv: batch up to index %llu not committed: %s", (unsigned long long)index,
+        log_error("kv: batch up to index %llu not applied: %s", (unsigned long long)index,
                   k->w.msg);
         kv_apply_rollback(k);
         return rc;
@@ -236,22 +248,47 @@ int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
     k->in_batch = false;
     k->applied_index = index;
     k->applied_term = term;
-    kv_flusher_note(k->flusher);
+    kv_note_applied(k);
     return KV_OK;
+}
+
+int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
+{
+    int rc = kv_apply_end(k, index, term);
+    return rc == KV_OK ? kv_apply_flush(k) : rc;
+}
+
+/* The cached values as the database holds them after the transaction was
+ * rolled back as a whole (by SQLite, on a full disk or an I/O error). */
+static void lose_transaction(kv *k)
+{
+    k->tx_open = false;
+    if (k->applied_index != k->flushed_index)
+        k->lost = true;
+    if (kv_load_state(k) < 0)
+        log_error("kv: cannot reload the state after a rollback");
 }
 
 void kv_apply_rollback(kv *k)
 {
     if (!k->in_batch)
         return;
-    /* SQLite already rolled back a transaction whose COMMIT met a full
-     * disk or an I/O error: nothing is left to undo. */
-    if (!sqlite3_get_autocommit(k->w.db) && kv_exec(&k->w, KV_ST_ROLLBACK) < 0)
-        log_error("kv: rollback failed");
     k->rev = k->batch_rev;
     k->compact = k->batch_compact;
     atomic_store_explicit(&k->alarms, k->batch_alarms, memory_order_relaxed);
     atomic_store_explicit(&k->auth_on, k->batch_auth, memory_order_relaxed);
     k->in_batch = false;
     k->batch_err = KV_OK;
+    /* SQLite may have rolled the whole transaction back already (a full
+     * disk or an I/O error): then the batches before this one went too. */
+    if (sqlite3_get_autocommit(k->w.db)) {
+        lose_transaction(k);
+        return;
+    }
+    if (kv_exec(&k->w, KV_ST_BATCH_ROLLBACK_TO) < 0 || kv_exec(&k->w, KV_ST_BATCH_RELEASE) < 0) {
+        log_error("kv: rollback of a batch failed; rolling back everything not flushed");
+        if (!sqlite3_get_autocommit(k->w.db))
+            kv_exec(&k->w, KV_ST_ROLLBACK);
+        lose_transaction(k);
+    }
 }

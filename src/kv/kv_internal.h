@@ -25,6 +25,9 @@ enum kv_stmt_id {
     KV_ST_SAVEPOINT,
     KV_ST_RELEASE,
     KV_ST_ROLLBACK_TO,
+    KV_ST_BATCH_SAVEPOINT,
+    KV_ST_BATCH_RELEASE,
+    KV_ST_BATCH_ROLLBACK_TO,
     KV_ST_META_GET,
     KV_ST_META_SET,
     KV_ST_CUR_GET,
@@ -87,6 +90,20 @@ struct kv {
     int64_t rev, compact;
     uint64_t applied_index, applied_term;
     bool in_batch;
+    /* kv_visible.c: the writer's transaction stays open across batches
+     * until kv_apply_flush commits it; readers see only what is flushed */
+    bool tx_open;
+    bool lost; /* batches applied since the last flush were rolled back */
+    uint64_t flushed_index, flushed_term;
+    atomic_uint_fast64_t applied_seen; /* applied index, for the readers' gate */
+    atomic_uint_fast64_t visible;      /* applied index readers can see */
+    atomic_bool gate_off;              /* kv_gate_open: readers do not wait */
+    pthread_mutex_t vis_mu;
+    pthread_cond_t vis_cv;
+    void (*want_flush)(void *ud);
+    void *want_ud;
+    pthread_t writer; /* the thread that applies (set by kv_apply_begin) */
+    atomic_bool writer_set;
     int64_t batch_rev, batch_compact; /* cache values to restore on rollback */
     uint32_t batch_alarms;
     int batch_err; /* an internal error in this batch: it must not commit */
@@ -206,6 +223,11 @@ int kv_decode_idem_stamp(const uint8_t *p, size_t len, kv_cmd *c);
 
 /* kv_store.c: reloads the cached revisions and applied state */
 int kv_load_state(kv *k);
+/* kv_visible.c */
+void kv_visible_init(kv *k);
+void kv_visible_destroy(kv *k);
+void kv_wait_visible(kv *k);
+void kv_note_applied(kv *k);
 
 /* kv_row.c: row checksums. kv_row_crc over a row's key, value and
  * metadata (mod = the revision of a kv_hist row, tomb 0 for kv_cur);

@@ -1,6 +1,8 @@
 /* kv_pool: read-only connections for reader threads, opened on demand up
  * to KV_POOL_MAX and reused. Must never hand one connection to two threads
- * at once, and never block: when all are busy, acquire fails (NULL). */
+ * at once, and never block on the pool: when all are busy, acquire fails
+ * (NULL). The one wait is kv_visible.c's, for applied batches to be
+ * flushed (a loop turn, bounded). */
 #include "kv/kv_internal.h"
 
 #include <stdlib.h>
@@ -22,6 +24,7 @@ static kv_conn *conn_open(kv *k)
 
 kv_conn *kv_reader_acquire(kv *k)
 {
+    kv_wait_visible(k); /* what this node answered as applied is readable */
     kv_conn *c = NULL;
     pthread_mutex_lock(&k->pool_mu);
     for (size_t i = 0; i < k->n_pool && !c; i++)

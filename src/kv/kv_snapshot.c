@@ -208,6 +208,10 @@ int kv_restore(kv *k, const char *path, char *err, size_t errlen)
         kv_errf(err, errlen, "restore inside an apply batch");
         return KV_ERR_INTERNAL;
     }
+    if (kv_apply_flush(k) != KV_OK) { /* a copy cannot land in an open transaction */
+        kv_errf(err, errlen, "restore: cannot commit the applied batches first");
+        return KV_ERR_INTERNAL;
+    }
     kv_db src;
     if (kv_db_open(&src, path, SQLITE_OPEN_READONLY, err, errlen) < 0)
         return KV_ERR_INVALID;

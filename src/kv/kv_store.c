@@ -15,8 +15,9 @@ int kv_load_state(kv *k)
         kv_meta_get(&k->w, "applied_term", &term) < 0 || kv_alarm_load(k) < 0 ||
         kv_auth_load(k) < 0)
         return -1;
-    k->applied_index = (uint64_t)idx;
-    k->applied_term = (uint64_t)term;
+    k->applied_index = k->flushed_index = (uint64_t)idx;
+    k->applied_term = k->flushed_term = (uint64_t)term;
+    kv_note_applied(k);
     return 0;
 }
 
@@ -73,6 +74,7 @@ int kv_open(const char *path, kv **out, char *err, size_t errlen)
         free(k);
         return KV_ERR_INTERNAL;
     }
+    kv_visible_init(k);
     if (open_checked(k, path, err, errlen) < 0) {
         kv_close(k);
         return KV_ERR_INTERNAL;
@@ -86,10 +88,13 @@ void kv_close(kv *k)
     if (!k)
         return;
     kv_apply_rollback(k);
+    if (kv_apply_flush(k) != KV_OK) /* what was applied is in the Raft log too */
+        log_warn("kv: closing without the last applied batches; the log has them");
     kv_flusher_stop(k->flusher);
     kv_pool_close(k);
     kv_db_close(&k->w);
     pthread_mutex_destroy(&k->pool_mu);
+    kv_visible_destroy(k);
     free(k->path);
     free(k);
 }

@@ -3,7 +3,8 @@ libraftkv_a_SOURCES += src/kv/kv.h src/kv/kv_internal.h src/kv/kv_db.c src/kv/kv
 	src/kv/kv_span.c src/kv/kv_cmd.c src/kv/kv_lists.c src/kv/kv_read.c src/kv/kv_txn.c \
 	src/kv/kv_compact.c src/kv/kv_err.c src/kv/kv_apply.c src/kv/kv_members.c src/kv/kv_history.c \
 	src/kv/kv_pool.c src/kv/kv_store.c src/kv/kv_flusher.c src/kv/kv_snapshot.c \
-	src/kv/lease_apply.c src/kv/lease_read.c src/kv/kv_row.c src/kv/kv_alarm.c src/kv/kv_auth.c src/kv/kv_backup.c src/kv/kv_defrag.c src/kv/kv_once.c src/kv/kv_idem.c
+	src/kv/lease_apply.c src/kv/lease_read.c src/kv/kv_row.c src/kv/kv_alarm.c src/kv/kv_auth.c src/kv/kv_backup.c src/kv/kv_defrag.c src/kv/kv_once.c src/kv/kv_idem.c \
+	src/kv/kv_visible.c
 check_PROGRAMS += tests/unit/kv_test
 tests_unit_kv_test_SOURCES = tests/unit/kv_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/kv_test

@@ -1,0 +1,136 @@
+/* kv_visible: what readers see. The writer's transaction stays open across
+ * applied batches (kv_apply.c) and kv_apply_flush commits them together —
+ * one SQLite commit, one set of log pages, for many writes; the Raft log,
+ * not kv.db, is what makes a write durable, and kv.db's applied index says
+ * where a restart replays from. Readers (the pool's connections) see only
+ * what is flushed, so a reader first waits, briefly, until everything the
+ * node applied when it asked is flushed: a client that was answered a
+ * write then reads it on the same member (kv_wait_visible).
+ *
+ * Must never let a reader wait on the writer's own thread (it is the one
+ * that flushes), never wait without bound, and never mark an index
+ * visible before its commit returned. */
+#include "kv/kv_internal.h"
+#include "util/failpoint.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* How long a reader waits for a flush at most: the node flushes in the
+ * turn after a reader asks, so this is only met when the node cannot
+ * (its disk is full); the reader then reads what is there. */
+#define KV_VISIBLE_WAIT_MS 1000
+
+void kv_visible_init(kv *k)
+{
+    pthread_condattr_t ca;
+    pthread_mutex_init(&k->vis_mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->vis_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&k->applied_seen, 0);
+    atomic_init(&k->visible, 0);
+    atomic_init(&k->gate_off, false);
+    atomic_init(&k->writer_set, false);
+}
+
+void kv_visible_destroy(kv *k)
+{
+    pthread_cond_destroy(&k->vis_cv);
+    pthread_mutex_destroy(&k->vis_mu);
+}
+
+static void set_visible(kv *k, uint64_t index)
+{
+    pthread_mutex_lock(&k->vis_mu);
+    atomic_store(&k->visible, index);
+    pthread_cond_broadcast(&k->vis_cv);
+    pthread_mutex_unlock(&k->vis_mu);
+}
+
+/* The applied index moved (a batch ended, or the state was loaded). */
+void kv_note_applied(kv *k)
+{
+    atomic_store(&k->applied_seen, k->applied_index);
+    if (!k->tx_open)
+        set_visible(k, k->applied_index);
+}
+
+void kv_set_flush_hook(kv *k, void (*want_flush)(void *ud), void *ud)
+{
+    k->want_flush = want_flush;
+    k->want_ud = ud;
+}
+
+bool kv_unflushed(const kv *k) { return k->tx_open; }
+
+bool kv_take_lost(kv *k)
+{
+    bool lost = k->lost;
+    k->lost = false;
+    return lost;
+}
+
+void kv_gate_open(kv *k, bool open)
+{
+    atomic_store(&k->gate_off, open);
+    if (open) { /* wake whoever waits: they read what is there */
+        pthread_mutex_lock(&k->vis_mu);
+        pthread_cond_broadcast(&k->vis_cv);
+        pthread_mutex_unlock(&k->vis_mu);
+    }
+}
+
+int kv_apply_flush(kv *k)
+{
+    if (!k->tx_open || k->in_batch)
+        return KV_OK;
+    k->w.fail_code = 0;
+    int e = failpoint_hit("kv.flush");
+    if (e) {
+        snprintf(k->w.msg, sizeof k->w.msg, "failpoint kv.flush: %s", strerror(e));
+        k->w.fail_code = e == ENOSPC || e == EDQUOT ? SQLITE_FULL : SQLITE_IOERR;
+        kv_exec(&k->w, KV_ST_ROLLBACK);
+    } else if (kv_exec(&k->w, KV_ST_COMMIT) == 0) {
+        k->tx_open = false;
+        k->flushed_index = k->applied_index;
+        k->flushed_term = k->applied_term;
+        set_visible(k, k->applied_index);
+        kv_flusher_note(k->flusher);
+        return KV_OK;
+    }
+    log_error("kv: batches up to index %llu not committed: %s",
+              (unsigned long long)k->applied_index, k->w.msg);
+    /* a failed COMMIT leaves the transaction rolled back, or to be */
+    if (!sqlite3_get_autocommit(k->w.db))
+        kv_exec(&k->w, KV_ST_ROLLBACK);
+    k->tx_open = false;
+    k->lost = k->applied_index != k->flushed_index;
+    if (kv_load_state(k) < 0)
+        return KV_ERR_INTERNAL;
+    return kv_fail_code(k->w.fail_code);
+}
+
+static bool on_writer(kv *k)
+{
+    return atomic_load(&k->writer_set) && pthread_equal(pthread_self(), k->writer);
+}
+
+void kv_wait_visible(kv *k)
+{
+    uint64_t want = atomic_load(&k->applied_seen);
+    if (want <= atomic_load(&k->visible) || !k->want_flush || on_writer(k) ||
+        atomic_load(&k->gate_off))
+        return;
+    struct timespec ts;
+    monotonic_after(KV_VISIBLE_WAIT_MS, &ts);
+    pthread_mutex_lock(&k->vis_mu);
+    k->want_flush(k->want_ud);
+    while (atomic_load(&k->visible) < want && !atomic_load(&k->gate_off))
+        if (pthread_cond_timedwait(&k->vis_cv, &k->vis_mu, &ts) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&k->vis_mu);
+}
