@@ -46,9 +46,8 @@ static int classify(kv *k, int rc)
     return rc;
 }
 
-/* A batch is a savepoint inside the writer's transaction, which stays
- * open across batches until kv_apply_flush (kv_visible.c) commits it: a
- * failed batch is undone alone, the ones before it stand. */
+/* The writer's transaction stays open across batches until
+ * kv_apply_flush (kv_visible.c) commits it. */
 int kv_apply_begin(kv *k)
 {
     if (k->in_batch) {
@@ -63,10 +62,6 @@ int kv_apply_begin(kv *k)
     if (!k->tx_open && kv_exec(&k->w, KV_ST_BEGIN_IMMEDIATE) < 0)
         return kv_fail_code(k->w.fail_code);
     k->tx_open = true;
-    if (kv_exec(&k->w, KV_ST_BATCH_SAVEPOINT) < 0) {
-        kv_apply_rollback(k);
-        return kv_fail_code(k->w.fail_code);
-    }
     k->in_batch = true;
     k->batch_err = KV_OK;
     k->batch_rev = k->rev;
@@ -223,8 +218,7 @@ static int end_batch(kv *k, uint64_t index, uint64_t term)
     if (rc != KV_OK)
         return rc;
     if (kv_meta_set(&k->w, "applied_index", (int64_t)index) < 0 ||
-        kv_meta_set(&k->w, "applied_term", (int64_t)term) < 0 ||
-        kv_exec(&k->w, KV_ST_BATCH_RELEASE) < 0)
+        kv_meta_set(&k->w, "applied_term", (int64_t)term) < 0)
         return kv_fail_code(k->w.fail_code);
     return KV_OK;
 }
@@ -258,37 +252,29 @@ int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
     return rc == KV_OK ? kv_apply_flush(k) : rc;
 }
 
-/* The cached values as the database holds them after the transaction was
- * rolled back as a whole (by SQLite, on a full disk or an I/O error). */
-static void lose_transaction(kv *k)
-{
-    k->tx_open = false;
-    if (k->applied_index != k->flushed_index)
-        k->lost = true;
-    if (kv_load_state(k) < 0)
-        log_error("kv: cannot reload the state after a rollback");
-}
-
+/* A failed batch rolls the whole transaction back — the batches before
+ * it that were not flushed too (kv_take_lost says so; the node applies
+ * them again). A savepoint per batch would spare them, but costs every
+ * batch a statement journal: a failed batch is rare (a full disk), and
+ * anything but a full disk stops the node anyway. */
 void kv_apply_rollback(kv *k)
 {
     if (!k->in_batch)
         return;
-    k->rev = k->batch_rev;
-    k->compact = k->batch_compact;
-    atomic_store_explicit(&k->alarms, k->batch_alarms, memory_order_relaxed);
-    atomic_store_explicit(&k->auth_on, k->batch_auth, memory_order_relaxed);
     k->in_batch = false;
     k->batch_err = KV_OK;
-    /* SQLite may have rolled the whole transaction back already (a full
-     * disk or an I/O error): then the batches before this one went too. */
-    if (sqlite3_get_autocommit(k->w.db)) {
-        lose_transaction(k);
-        return;
-    }
-    if (kv_exec(&k->w, KV_ST_BATCH_ROLLBACK_TO) < 0 || kv_exec(&k->w, KV_ST_BATCH_RELEASE) < 0) {
-        log_error("kv: rollback of a batch failed; rolling back everything not flushed");
-        if (!sqlite3_get_autocommit(k->w.db))
-            kv_exec(&k->w, KV_ST_ROLLBACK);
-        lose_transaction(k);
+    /* SQLite already rolled back a transaction whose statement met a full
+     * disk or an I/O error: nothing is left to undo. */
+    if (!sqlite3_get_autocommit(k->w.db) && kv_exec(&k->w, KV_ST_ROLLBACK) < 0)
+        log_error("kv: rollback failed");
+    k->tx_open = false;
+    if (k->applied_index != k->flushed_index)
+        k->lost = true;
+    if (kv_load_state(k) < 0) { /* the cached values as kv.db holds them */
+        log_error("kv: cannot reload the state after a rollback");
+        k->rev = k->batch_rev;
+        k->compact = k->batch_compact;
+        atomic_store_explicit(&k->alarms, k->batch_alarms, memory_order_relaxed);
+        atomic_store_explicit(&k->auth_on, k->batch_auth, memory_order_relaxed);
     }
 }

@@ -16,9 +16,6 @@ static const char *const stmt_sql[KV_ST_COUNT] = {
     [KV_ST_SAVEPOINT] = "SAVEPOINT kv_cmd",
     [KV_ST_RELEASE] = "RELEASE kv_cmd",
     [KV_ST_ROLLBACK_TO] = "ROLLBACK TO kv_cmd",
-    [KV_ST_BATCH_SAVEPOINT] = "SAVEPOINT kv_batch",
-    [KV_ST_BATCH_RELEASE] = "RELEASE kv_batch",
-    [KV_ST_BATCH_ROLLBACK_TO] = "ROLLBACK TO kv_batch",
     [KV_ST_META_GET] = "SELECT value FROM kv_meta WHERE name = ?1",
     [KV_ST_META_SET] = "INSERT OR REPLACE INTO kv_meta(name, value) VALUES(?1, ?2)",
     [KV_ST_CUR_GET] = "SELECT key, create_rev, mod_rev, version, lease, value, 0, crc"

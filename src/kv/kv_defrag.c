@@ -33,6 +33,7 @@ static int db_bytes(kv_db *d, uint64_t *bytes, int64_t *free_pages)
 int kv_defrag(kv *k, uint64_t *before, uint64_t *after, char *msg, size_t msglen)
 {
     kv_db d;
+    kv_wait_visible(k); /* the writer's open transaction ends: its lock is free */
     if (kv_db_open(&d, k->path, SQLITE_OPEN_READWRITE, msg, msglen) < 0)
         return KV_ERR_INTERNAL;
     int64_t mode = 0, free_pages = 0;

@@ -88,6 +88,7 @@ static int file_applied(const char *path, uint64_t *index, uint64_t *term)
 /* The copy a backup streams (kv_backup.c frames it). */
 int kv_backup_take(kv *k, kv_backup *out, char *msg, size_t msglen)
 {
+    kv_wait_visible(k); /* the copy is of kv.db: what this node applied is in it */
     static atomic_uint seq;
     char path[4200];
     snprintf(path, sizeof path, "%s.backup-%ld-%u", k->path, (long)getpid(),

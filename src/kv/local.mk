@@ -21,3 +21,7 @@ TESTS += tests/unit/watch_test
 check_PROGRAMS += tests/unit/kv_integrity_test
 tests_unit_kv_integrity_test_SOURCES = tests/unit/kv_integrity_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
 TESTS += tests/unit/kv_integrity_test
+# readers and the writer's open transaction (kv_visible.c)
+check_PROGRAMS += tests/unit/kv_visible_test
+tests_unit_kv_visible_test_SOURCES = tests/unit/kv_visible_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
+TESTS += tests/unit/kv_visible_test

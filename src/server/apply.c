@@ -138,7 +138,8 @@ static int apply_normal(const node_apply_env *env, const raft_entry *e, done_lis
             return NODE_APPLY_NOSPACE;
         return fail(env, NODE_EXIT_APPLY, "kv: cannot apply entry", e);
     }
-    lease_clock_on_apply(env->leases, &res, now_ms());
+    if (env->leases)
+        lease_clock_on_apply(env->leases, &res, now_ms());
     if (res.member_id && res.member_url) {
         /* a member's new peer URL: Raft's membership is unchanged (ids),
          * the transport dials the new address from now on */
@@ -222,7 +223,8 @@ static int apply_all(const node_apply_env *env, const raft_entry *ents, size_t c
             return rc;
     }
     const raft_entry *last = &ents[cnt - 1];
-    int rc = kv_apply_commit(env->kv, last->index, last->term);
+    int rc = env->defer ? kv_apply_end(env->kv, last->index, last->term)
+                        : kv_apply_commit(env->kv, last->index, last->term);
     if (rc == KV_ERR_NO_SPACE_DISK)
         return NODE_APPLY_NOSPACE;
     if (rc != KV_OK) {
@@ -268,6 +270,7 @@ static void bind_conf_applied(void *ud, const raft_conf_change *cc, const char *
 {
     node *n = ud;
     bool add = cc->op == RAFT_CONF_ADD_VOTER || cc->op == RAFT_CONF_ADD_LEARNER;
+    n->must_flush = true; /* membership is never among batches to apply again */
     if (url && cc->id != n->cfg->id && add)
         transport_set_peer(n->tp, cc->id, url);
     if (cc->op == RAFT_CONF_REMOVE) {
@@ -283,6 +286,8 @@ static void bind_batch_applied(void *ud, size_t cnt)
 {
     node *n = ud;
     n->applied_total += cnt;
+    /* the hub reads the new events through a reader, which waits for
+     * them to be flushed (kv_visible.c) */
     watch_notify(n->hub, kv_revision(n->kv));
     /* before the answers: a client that saw its write acknowledged must
      * not then read an older revision or applied index in /status */
@@ -296,7 +301,17 @@ int node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
     node_apply_env env = {
         .kv = n->kv, .self = n->cfg->id, .w = &n->w, .leases = &n->leases, .ud = n,
         .conf_applied = bind_conf_applied, .batch_applied = bind_batch_applied,
-        .fatal = bind_fatal,
+        .fatal = bind_fatal, .defer = true,
     };
-    return node_apply_batch(&env, ents, cnt);
+    if (cnt && node_flush_before_apply(n) < 0)
+        return NODE_APPLY_NOSPACE; /* lost batches first: the disk is still full */
+    n->must_flush = false;
+    int rc = node_apply_batch(&env, ents, cnt);
+    if (rc == NODE_APPLY_NOSPACE && kv_take_lost(n->kv)) {
+        n->replay_due = true; /* SQLite rolled back the batches before it too */
+        kv_gate_open(n->kv, true);
+    }
+    if (rc == NODE_APPLY_OK && cnt)
+        node_flush_after_apply(n, ents, cnt, n->must_flush);
+    return rc;
 }

@@ -20,7 +20,7 @@ typedef struct {
     kv *kv;
     uint64_t self;       /* entries proposed by this id have their waiter in w */
     waiters *w;
-    lease_clock *leases; /* moved by every applied lease command */
+    lease_clock *leases; /* moved by every applied lease command (NULL: not) */
     void *ud;            /* passed to the hooks */
     /* a membership change is in kv (this batch, not yet committed); url is
      * NULL when it could not be copied */
@@ -31,6 +31,9 @@ typedef struct {
     /* the batch cannot be applied: the node must stop with code (enum
      * node_exit); the node's binding never returns */
     void (*fatal)(void *ud, int code, const char *what);
+    /* the batch ends inside kv's open transaction, committed later by
+     * kv_apply_flush (flush.c); false: committed before any answer */
+    bool defer;
 } node_apply_env;
 
 enum node_apply_result {

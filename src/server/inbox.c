@@ -74,6 +74,17 @@ int inbox_push(inbox *q, event *ev)
     return 0;
 }
 
+void inbox_wake(inbox *q)
+{
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_signal(&q->cond);
+    uint64_t one = 1;
+    if (write(q->wake_fd, &one, sizeof one) < 0) {
+        /* the counter is non-zero already: the loop wakes anyway */
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
 static event *take_locked(inbox *q)
 {
     uint64_t drained;

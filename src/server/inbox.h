@@ -59,6 +59,8 @@ event *inbox_take_all(inbox *q, uint64_t deadline_ms);
 /* Readable while events wait (or a wake-up is pending): a loop that waits
  * on other descriptors too polls it, then takes with deadline 0. */
 int inbox_wait_fd(const inbox *q);
+/* Wakes the loop with no event (its turn then looks at its flags). */
+void inbox_wake(inbox *q);
 /* Closes the inbox and returns what was still queued. */
 event *inbox_close(inbox *q);
 /* Frees ev and all it carries; a staged snapshot file (path) is removed. */

@@ -2,7 +2,7 @@
 libraftkv_a_SOURCES += src/server/config.h src/server/config.c \
 	src/server/node.h src/server/node_int.h src/server/node.c \
 	src/server/requests.h src/server/requests.c src/server/membership.h src/server/membership.c \
-	src/server/reads.h src/server/reads.c src/server/apply.h src/server/apply.c \
+	src/server/reads.h src/server/reads.c src/server/apply.h src/server/apply.c src/server/flush.c \
 	src/server/snapshot.h src/server/snapshot.c src/server/peers.h src/server/peers.c \
 	src/server/status.h src/server/status.c src/server/node_err.c src/server/alarms.h src/server/alarms.c \
 	src/server/corrupt_check.h src/server/corrupt_check.c \

@@ -264,6 +264,8 @@ static void on_tick(node *n, uint64_t now)
     node_update_db_size(n);
     node_alarm_tick(n, now);
     node_reserve_tick(n, now);
+    if (n->replay_due) /* batches a full disk lost: again, once it has room */
+        node_flush_before_apply(n);
     if (now >= n->next_trim_ms) { /* a few ms at most, every 10 s */
         n->next_trim_ms = now + 10000;
         size_t freed = mem_release_free(32u << 20);
@@ -280,6 +282,9 @@ static event *wait_for_work(node *n)
     uint64_t held = peer_order_deadline(&n->order); /* a held batch given up on */
     if (held && held < until)
         until = held;
+    uint64_t flush = node_flush_deadline(n); /* applied batches to commit */
+    if (flush && flush < until)
+        until = flush;
     if (n->tp && now < until)
         transport_poll(n->tp, inbox_wait_fd(&n->in), (int)(until - now));
     return inbox_take_all(&n->in, n->tp ? 0 : until);
@@ -329,6 +334,7 @@ static void run_turn(node *n)
         handle_ready(n);
     TRACE_ADD(TRACE_READY, t2);
     transport_flush_answers(n->tp); /* after the fsync: answers may say "durable" */
+    node_flush_turn(n, now_ms());
     node_watch_leader(n);
     node_move_turn(n, now);
     node_stop_turn(n, now);
@@ -356,6 +362,8 @@ int node_run(node *n)
         run_turn(n);
     if (n->removed || atomic_load(&n->told_removed))
         log_info("this node was removed from the cluster; shutting down");
+    node_flush(n);
+    kv_gate_open(n->kv, true); /* nobody flushes from now on: readers read what is there */
     shut_down_requests(n);
     return NODE_EXIT_OK;
 }
@@ -385,6 +393,7 @@ int node_create(const config *cfg, node **out)
         !(n->hub = watch_hub_create(n->kv)) || node_start_transport(n) < 0 ||
         corrupt_check_start(n) < 0)
         return -1;
+    kv_set_flush_hook(n->kv, node_want_flush, n);
     if (kv_start_wal_flusher(n->kv) < 0) /* only the tail latency depends on it */
         log_warn("kv: cannot start the log flusher thread; going on without it");
     node_reserve_make(n);
@@ -412,6 +421,7 @@ void node_destroy(node *n)
     inbox_destroy(&n->in);
     lease_clock_destroy(&n->leases);
     removed_free(n);
+    node_flush_free(n);
     pthread_mutex_destroy(&n->removed_mu);
     pthread_mutex_destroy(&n->info_mu);
     free(n);

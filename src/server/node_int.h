@@ -79,6 +79,14 @@ struct node {
     bool handing_off;
     uint64_t handoff_deadline;
     struct move_waiter *moves; /* move-leader requests waiting */
+    /* flush.c: kv.db's applied batches not committed yet */
+    atomic_bool flush_wanted;    /* a reader waits for them (kv_visible.c) */
+    bool must_flush;             /* membership moved in this batch */
+    uint64_t unflushed_since_ms; /* 0: everything applied is committed */
+    raft_entry *kept;            /* their entries, in case the commit is lost */
+    size_t n_kept, cap_kept, kept_bytes;
+    bool replay_due;             /* a commit was lost: apply kept again first */
+    uint64_t kv_flushes_total;
 };
 
 /* recovery.c: opens the data dir and builds the Raft core from it. */
@@ -91,6 +99,14 @@ void node_reserve_tick(node *n, uint64_t now); /* tries again while it is missin
 /* lease_expiry.c, each tick: extend all on becoming leader, then propose
  * due revokes. */
 void node_lease_tick(node *n, uint64_t now);
+/* flush.c: committing kv.db's applied batches (see there) */
+int node_flush(node *n);                  /* 0, or -1 on a full disk */
+int node_flush_before_apply(node *n);     /* lost batches applied again: 0, or -1 */
+void node_flush_after_apply(node *n, const raft_entry *ents, size_t cnt, bool must);
+void node_flush_turn(node *n, uint64_t now);
+uint64_t node_flush_deadline(const node *n); /* 0: nothing to flush */
+void node_want_flush(void *ud);
+void node_flush_free(node *n);
 /* removed.c: the set of removed member ids */
 int removed_load(node *n);
 int removed_add(node *n, uint64_t id);

@@ -62,9 +62,22 @@ void node_confirm_reads(node *n, const raft_read_state *rs)
     }
 }
 
+/* The index a read may be answered at: what kv applied (behind Raft's
+ * only while batches a full disk lost wait, flush.c), flushed first so
+ * the reader sees it. */
+static raft_index readable_index(node *n)
+{
+    uint64_t applied, term;
+    if (n->w.reads)
+        node_flush(n);
+    kv_applied(n->kv, &applied, &term);
+    raft_index r = raft_applied_index(n->r);
+    return n->replay_due && applied < r ? applied : r;
+}
+
 void node_answer_reads(node *n)
 {
-    raft_index applied = raft_applied_index(n->r);
+    raft_index applied = readable_index(n);
     read_waiter **pp = &n->w.reads;
     while (*pp) {
         read_waiter *rw = *pp;

@@ -85,6 +85,9 @@ void node_maybe_snapshot(node *n)
     raft_index applied = raft_applied_index(n->r);
     if (applied < n->last_snapshot_index + n->cfg->snapshot_count)
         return;
+    /* the copy is of what kv.db has committed: all that is applied */
+    if (n->replay_due || node_flush(n) < 0)
+        return;
     char *staged = storage_staging_path(n->st);
     n->snapjob = staged ? kv_snapjob_start(n->kv, staged) : NULL;
     if (!n->snapjob)

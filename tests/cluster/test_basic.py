@@ -91,3 +91,28 @@ def test_reads_waiting_together_share_one_round(env):
     # One round was out when the followers stopped, one more serves every
     # read queued behind it. A round per arrival would be up to 16.
     check(1 <= rounds <= 2, "16 reads that waited together took %d rounds" % rounds)
+
+
+def test_a_member_reads_the_writes_it_answered(env):
+    """A member answers a write once it is applied, before kv.db commits it
+    (docs/ARCHITECTURE.md, flush.c): every read on that member after the
+    answer — serializable, /status, a watch from an older revision, a
+    backup — still sees it, with no sleep and no retry."""
+    nodes = env.cluster(3)
+    leader = env.leader(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    for i in range(40):
+        writer = leader if i % 2 else follower
+        key = "ryw-%d" % i
+        r = writer.request("PUT", "/kv/" + key, ("v%d" % i).encode())
+        check(r.status == 200, "PUT %s on %s: %r" % (key, writer, r))
+        rev = r.json()["header"]["revision"]
+        g = writer.request("GET", "/kv/%s?serializable=true&raw=true" % key)
+        check((g.status, g.body) == (200, ("v%d" % i).encode()),
+              "serializable GET of %s on %s right after its PUT: %r" % (key, writer, g))
+        st = writer.status()
+        check(st["revision"] >= rev, "/status on %s says revision %s after a write at %s"
+              % (writer, st["revision"], rev))
+        w = writer.request("GET", "/watch/%s?start_revision=%d&timeout=5" % (key, rev), timeout=10)
+        check(w.status == 200 and ("v%d" % i) in w.body.decode(),
+              "a watch from the write's revision on %s: %r" % (writer, w))
