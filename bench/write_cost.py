@@ -5,13 +5,15 @@
                                             written to disk (/proc), their
                                             thread hand-offs and peer requests
                                             (/metrics) and node 1's revision
-  write_cost.py diff BEFORE AFTER          "cpu_us handoffs requests disk_kb" per
+  write_cost.py diff BEFORE AFTER          "cpu_us handoffs requests disk_kb commits" per
                                             write: CPU µs summed over the members,
                                             hand-offs and peer requests summed
                                             over the members, each divided by
                                             the revisions the load made, and the
                                             KB the members wrote to disk (fsynced
-                                            or not: /proc/PID/io write_bytes)
+                                            or not: /proc/PID/io write_bytes), and
+                                            the kv.db commits, summed over the
+                                            members, per write
 
 Owns this arithmetic only; it never signals or changes a node."""
 import json
@@ -42,6 +44,7 @@ def metrics(port):
         return sum(int(m.group(1)) for m in re.finditer(pattern + r" (\d+)", text))
     return {"handoffs": total(r'raftkv_handoffs_total\{to="[a-z_]+"\}'),
             "requests": total(r"raftkv_peer_requests_total"),
+            "commits": total(r"raftkv_kv_commits_total"),
             "revision": total(r"raftkv_revision")}
 
 
@@ -59,11 +62,13 @@ def snap(members):
 def diff(before, after):
     writes = after[0]["revision"] - before[0]["revision"]
     if writes <= 0:
-        return "n/a n/a n/a n/a"
+        return "n/a n/a n/a n/a n/a"
     hz = os.sysconf("SC_CLK_TCK")
-    d = {k: sum(a[k] - b[k] for a, b in zip(after, before)) for k in ("ticks", "handoffs", "requests", "disk")}
-    return "%.0f %.1f %.2f %.1f" % (d["ticks"] * 1e6 / hz / writes, d["handoffs"] / writes,
-                                    d["requests"] / writes, d["disk"] / 1024 / writes)
+    d = {k: sum(a[k] - b[k] for a, b in zip(after, before))
+         for k in ("ticks", "handoffs", "requests", "disk", "commits")}
+    return "%.0f %.1f %.2f %.1f %.3f" % (d["ticks"] * 1e6 / hz / writes, d["handoffs"] / writes,
+                                         d["requests"] / writes, d["disk"] / 1024 / writes,
+                                         d["commits"] / writes)
 
 
 def main():

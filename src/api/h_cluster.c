@@ -307,6 +307,7 @@ void api_h_metrics(api_req *r)
     metric(&b, &failed, "raftkv_read_rounds_total", "counter", i.read_rounds_total);
     metric(&b, &failed, "raftkv_peer_batches_held_total", "counter", i.peer_batches_held_total);
     metric(&b, &failed, "raftkv_peer_order_gaps_total", "counter", i.peer_gaps_total);
+    metric(&b, &failed, "raftkv_kv_commits_total", "counter", i.kv_commits_total);
     watch_hub *hub = r->a->hub;
     metric(&b, &failed, "raftkv_watchers", "gauge", hub ? watch_count(hub) : 0);
     static const char hand[] = "# TYPE raftkv_handoffs_total counter\n";

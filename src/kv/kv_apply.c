@@ -1,7 +1,8 @@
-/* kv_apply: batches of committed commands in one SQLite transaction, one
- * savepoint per command so a refused or failing command changes nothing
- * while the rest of the batch stands; the applied index and term commit in
- * the same transaction. Also where refusals and internal failures part
+/* kv_apply: batches of committed commands in the writer's SQLite
+ * transaction, one savepoint per command so a refused or failing command
+ * changes nothing while the rest of the batch stands; the applied index
+ * and term are written with the batch, and commit with it (kv_apply_commit,
+ * or later with the next ones: kv_apply_end, then kv_visible.c's flush). Also where refusals and internal failures part
  * ways (kv.h, "Error classes"): a refusal is res->err with KV_OK, decided
  * by the command and the replicated state alone (the NOSPACE alarm
  * included); a local failure is the return value, disk full told apart,

@@ -1,12 +1,14 @@
-/* apply: applies committed entries to kv in one transaction per Ready and
- * answers their waiters — only after the batch reached kv.db, and only
- * after the published info shows it. Normal entries carry a kv command in
- * an envelope; conf entries a membership change whose envelope carries the
- * peer URL. Must never fail a node over an unreadable entry (the same
- * bytes on every replica: a no-op everywhere), never go on past an
- * internal error (fail-stop: the fatal hook, then nothing of the batch is
- * committed or answered as applied), and never answer a waiter before its
- * batch is committed to kv.db. */
+/* apply: applies committed entries to kv as one batch per Ready and
+ * answers their waiters — only after the whole batch is applied in kv's
+ * transaction (committed at once, or with the next batches by flush.c:
+ * the Raft log holds them either way, and readers wait for the commit),
+ * and only after the published info shows it. Normal entries carry a kv
+ * command in an envelope; conf entries a membership change whose envelope
+ * carries the peer URL. Must never fail a node over an unreadable entry
+ * (the same bytes on every replica: a no-op everywhere), never go on past
+ * an internal error (fail-stop: the fatal hook, then nothing of the batch
+ * is committed or answered as applied), and never answer a waiter before
+ * its batch is applied. */
 #include "server/apply.h"
 
 #include "server/envelope.h"

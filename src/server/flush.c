@@ -37,6 +37,15 @@ static void kept_clear(node *n)
     n->kept_bytes = 0;
 }
 
+/* kv.db was replaced by a snapshot's copy: the kept entries are older. */
+void node_flush_forget(node *n)
+{
+    kept_clear(n);
+    n->replay_due = false;
+    n->unflushed_since_ms = 0;
+    kv_gate_open(n->kv, false);
+}
+
 void node_flush_free(node *n)
 {
     kept_clear(n);
@@ -132,6 +141,10 @@ int node_flush_before_apply(node *n)
 {
     if (!n->replay_due)
         return 0;
+    uint64_t now = now_ms();
+    if (now < n->next_replay_ms) /* a full disk: once a second at most */
+        return -1;
+    n->next_replay_ms = now + 1000;
     return replay(n);
 }
 

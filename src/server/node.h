@@ -80,6 +80,7 @@ typedef struct {
     uint64_t proposals_total, applied_total, reads_total;
     uint64_t read_rounds_total; /* ReadIndex rounds this node asked for */
     uint64_t peer_batches_held_total, peer_gaps_total; /* peer_order.h */
+    uint64_t kv_commits_total; /* kv.db commits of applied batches (flush.c) */
 } node_info;
 void node_get_info(node *n, node_info *out);
 kv *node_kv(node *n);

@@ -86,6 +86,7 @@ struct node {
     raft_entry *kept;            /* their entries, in case the commit is lost */
     size_t n_kept, cap_kept, kept_bytes;
     bool replay_due;             /* a commit was lost: apply kept again first */
+    uint64_t next_replay_ms;
     uint64_t kv_flushes_total;
 };
 
@@ -106,6 +107,7 @@ void node_flush_after_apply(node *n, const raft_entry *ents, size_t cnt, bool mu
 void node_flush_turn(node *n, uint64_t now);
 uint64_t node_flush_deadline(const node *n); /* 0: nothing to flush */
 void node_want_flush(void *ud);
+void node_flush_forget(node *n); /* kv.db replaced by a snapshot */
 void node_flush_free(node *n);
 /* removed.c: the set of removed member ids */
 int removed_load(node *n);

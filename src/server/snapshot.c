@@ -24,6 +24,7 @@ void node_install_snapshot(node *n, const raft_snapshot_meta *meta)
         node_fatal(n, NODE_EXIT_STORAGE, "installing snapshot");
     } else {
         n->last_snapshot_index = meta->index;
+        node_flush_forget(n); /* what it kept to apply again is older */
         node_sync_peers(n);
         removed_load(n);
         if (lease_clock_reload(&n->leases, n->kv, now_ms()) < 0)

@@ -41,6 +41,7 @@ void node_publish_info(node *n, uint64_t now)
     i->read_rounds_total = n->read_rounds_total;
     i->peer_batches_held_total = n->order.held_total;
     i->peer_gaps_total = n->order.gaps_total;
+    i->kv_commits_total = n->kv_flushes_total;
     i->reads_total = n->reads_total;
     pthread_mutex_unlock(&n->info_mu);
 }

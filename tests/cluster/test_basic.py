@@ -96,8 +96,9 @@ def test_reads_waiting_together_share_one_round(env):
 def test_a_member_reads_the_writes_it_answered(env):
     """A member answers a write once it is applied, before kv.db commits it
     (docs/ARCHITECTURE.md, flush.c): every read on that member after the
-    answer — serializable, /status, a watch from an older revision, a
-    backup — still sees it, with no sleep and no retry."""
+    answer — serializable, /status, a watch from the write's revision —
+    still sees it, with no sleep and no retry (a backup too:
+    test_backup.py's gateway snapshot counts every key just written)."""
     nodes = env.cluster(3)
     leader = env.leader(nodes)
     follower = [n for n in nodes if n is not leader][0]

@@ -174,3 +174,61 @@ def test_damaged_snapshot_file_refuses_to_start(env):
     check(follower.wait_exit(30) == 1, "a damaged snapshot file is refused with exit 1")
     check(snap in follower.log_text() and "damaged" in follower.log_text(),
           "the log names %s" % snap)
+
+
+def _write_until_down(node, prefix, n=400):
+    """Sequential writes until the node stops answering; the acknowledged."""
+    acked = []
+    for i in range(n):
+        key = "%s-%d" % (prefix, i)
+        try:
+            r = node.request("PUT", "/kv/" + key, b"v", timeout=5)
+        except OSError:
+            break
+        if r.status != 200:
+            break
+        acked.append(key)
+    return acked
+
+
+def test_failed_kv_commit_stops_node_and_keeps_acknowledged_writes(env):
+    """A write is answered once applied, before kv.db commits it with the
+    next ones (flush.c): a commit that fails (failpoint kv.flush) stops the
+    node with exit 3, and the restart applies again from the Raft log every
+    write it had answered."""
+    node = env.new_node()
+    node.env_vars["RAFTKV_FAILPOINTS"] = "kv.flush=EIO@20"
+    node.start([node.peer_url])
+    env.wait_healthy([node])
+    acked = _write_until_down(node, "fl")
+    check(node.wait_exit(30) == 3, "a failed kv.db commit is exit 3")
+    check("kv: cannot commit applied batches" in node.log_text(), "the log names the commit")
+    check(len(acked) >= 10, "only %d writes answered before the failure" % len(acked))
+    node.env_vars.clear()
+    node.restart()
+    env.wait_healthy([node])
+    for key in acked:
+        check(node.get(key) == (200, b"v"), "%s was answered, then lost" % key)
+
+
+def test_full_disk_at_kv_commit_keeps_the_node(env):
+    """The same commit on a full disk (kv.flush=ENOSPC) does not stop the
+    node: what it lost waits to be applied again, writes that add data get
+    507, reads are answered, and nothing answered is lost."""
+    node = env.new_node()
+    node.env_vars["RAFTKV_FAILPOINTS"] = "kv.flush=ENOSPC@20"
+    node.start([node.peer_url])
+    env.wait_healthy([node])
+    acked = _write_until_down(node, "fs")
+    check(node.alive(), "the node stopped on a full disk")
+    check(len(acked) >= 10, "only %d writes answered before the failure" % len(acked))
+    wait_for(lambda: node.request("PUT", "/kv/more", b"x", timeout=8).status == 507,
+             timeout=30, what="writes to answer 507")
+    r = node.request("GET", "/kv/%s?serializable=true&raw=true" % acked[0])
+    check((r.status, r.body) == (200, b"v"), "a serializable read on a full disk: %r" % r)
+    check(node.stop() == 0, "clean stop")
+    node.env_vars.clear()
+    node.restart()
+    env.wait_healthy([node])
+    for key in acked:
+        check(node.get(key) == (200, b"v"), "%s was answered, then lost" % key)
