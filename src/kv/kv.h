@@ -275,6 +275,9 @@ int kv_apply_end(kv *k, uint64_t index, uint64_t term);
  * kv.db's again, and kv_take_lost says so — they must be applied again. */
 int kv_apply_flush(kv *k);
 bool kv_unflushed(const kv *k);
+/* False while another connection writes kv.db (defrag): then the node
+ * commits every batch at once, as the lock must not stay taken. */
+bool kv_defer_ok(kv *k);
 /* Whether ended batches were lost by a rollback since the last call. */
 bool kv_take_lost(kv *k);
 /* Called (from a reader's thread) when a reader waits for a flush. */

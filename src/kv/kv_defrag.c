@@ -33,9 +33,12 @@ static int db_bytes(kv_db *d, uint64_t *bytes, int64_t *free_pages)
 int kv_defrag(kv *k, uint64_t *before, uint64_t *after, char *msg, size_t msglen)
 {
     kv_db d;
-    kv_wait_visible(k); /* the writer's open transaction ends: its lock is free */
-    if (kv_db_open(&d, k->path, SQLITE_OPEN_READWRITE, msg, msglen) < 0)
+    kv_other_writer(k, true); /* the node commits each batch: the lock is free between */
+    kv_wait_visible(k);       /* and its open transaction ends now */
+    if (kv_db_open(&d, k->path, SQLITE_OPEN_READWRITE, msg, msglen) < 0) {
+        kv_other_writer(k, false);
         return KV_ERR_INTERNAL;
+    }
     int64_t mode = 0, free_pages = 0;
     int rc = KV_ERR_INTERNAL;
     if (pragma_int(&d, "PRAGMA auto_vacuum", &mode) < 0 || db_bytes(&d, before, &free_pages) < 0) {
@@ -63,5 +66,6 @@ int kv_defrag(kv *k, uint64_t *before, uint64_t *after, char *msg, size_t msglen
             rc = KV_ERR_INTERNAL;
     }
     kv_db_close(&d);
+    kv_other_writer(k, false);
     return rc;
 }

@@ -95,6 +95,7 @@ struct kv {
     atomic_uint_fast64_t applied_seen; /* applied index, for the readers' gate */
     atomic_uint_fast64_t visible;      /* applied index readers can see */
     atomic_bool gate_off;              /* kv_gate_open: readers do not wait */
+    atomic_int other_writers;          /* kv_defrag running: commit every batch */
     pthread_mutex_t vis_mu;
     pthread_cond_t vis_cv;
     void (*want_flush)(void *ud);
@@ -225,6 +226,7 @@ void kv_visible_init(kv *k);
 void kv_visible_destroy(kv *k);
 void kv_wait_visible(kv *k);
 void kv_note_applied(kv *k);
+void kv_other_writer(kv *k, bool on);
 
 /* kv_row.c: row checksums. kv_row_crc over a row's key, value and
  * metadata (mod = the revision of a kv_hist row, tomb 0 for kv_cur);

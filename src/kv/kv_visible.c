@@ -34,6 +34,7 @@ void kv_visible_init(kv *k)
     atomic_init(&k->applied_seen, 0);
     atomic_init(&k->visible, 0);
     atomic_init(&k->gate_off, false);
+    atomic_init(&k->other_writers, 0);
     atomic_init(&k->writer_set, false);
 }
 
@@ -66,6 +67,12 @@ void kv_set_flush_hook(kv *k, void (*want_flush)(void *ud), void *ud)
 }
 
 bool kv_unflushed(const kv *k) { return k->tx_open; }
+
+/* Another connection writes kv.db (defrag's steps): holding the write
+ * lock across batches would starve it. */
+bool kv_defer_ok(kv *k) { return atomic_load(&k->other_writers) == 0; }
+
+void kv_other_writer(kv *k, bool on) { atomic_fetch_add(&k->other_writers, on ? 1 : -1); }
 
 bool kv_take_lost(kv *k)
 {

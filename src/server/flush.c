@@ -6,7 +6,9 @@
  * flushes at the end of a turn when a reader waits for it (kv_visible.c
  * wakes the loop), when a read barrier is answered, when the oldest
  * unflushed batch is NODE_FLUSH_MS old, when the kept entries grow large,
- * after a membership change, before a snapshot, and at stop.
+ * after a membership change, while defrag writes kv.db on a connection of
+ * its own (the write lock must not stay taken), before a snapshot, and at
+ * stop.
  *
  * A commit that fails on a full disk loses the batches since the last
  * one; their entries are kept here (copies) and applied again, before
@@ -154,6 +156,7 @@ void node_flush_after_apply(node *n, const raft_entry *ents, size_t cnt, bool mu
         return;
     if (!n->unflushed_since_ms)
         n->unflushed_since_ms = now_ms();
+    must |= !kv_defer_ok(n->kv);
     if (!must && keep(n, ents, cnt) < 0)
         node_fatal(n, NODE_EXIT_INTERNAL, "out of memory keeping applied entries");
     if (must || n->n_kept >= NODE_FLUSH_ENTRIES || n->kept_bytes >= NODE_FLUSH_BYTES)
