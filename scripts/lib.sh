@@ -7,7 +7,8 @@
 RKV_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RKV_DEPS=(build-essential autoconf automake pkg-config libmicrohttpd-dev
           libjansson-dev libcurl4-openssl-dev libsqlite3-dev libgnutls28-dev libcrypt-dev python3 curl jq
-          iptables openssl etcd-server python3-etcd3gw python3-tooz python3-testtools)
+          iptables openssl etcd-server python3-etcd3gw python3-tooz python3-testtools
+          python3-oslotest)
 RKV_APT_UPDATED=0
 
 rkv_say() { printf '%s\n' "$*" >&2; }
