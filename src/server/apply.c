@@ -272,7 +272,7 @@ static void bind_conf_applied(void *ud, const raft_conf_change *cc, const char *
 {
     node *n = ud;
     bool add = cc->op == RAFT_CONF_ADD_VOTER || cc->op == RAFT_CONF_ADD_LEARNER;
-    n->must_flush = true; /* membership is never among batches to apply again */
+    n->must_flush = true; /* membership changes are committed at once (flush.c) */
     if (url && cc->id != n->cfg->id && add)
         transport_set_peer(n->tp, cc->id, url);
     if (cc->op == RAFT_CONF_REMOVE) {

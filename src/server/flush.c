@@ -128,6 +128,7 @@ static int replay(node *n)
         .kv = n->kv, .self = 0, .w = &n->w, .leases = NULL, .ud = n,
         .conf_applied = no_conf, .batch_applied = no_batch, .fatal = replay_fatal,
     };
+    (void)kv_take_lost(n->kv); /* this attempt's own loss is all that counts now */
     if (node_apply_batch(&env, n->kept, n->n_kept) != NODE_APPLY_OK)
         return -1;
     int rc = kv_apply_flush(n->kv);
@@ -157,7 +158,8 @@ void node_flush_after_apply(node *n, const raft_entry *ents, size_t cnt, bool mu
     if (!n->unflushed_since_ms)
         n->unflushed_since_ms = now_ms();
     must |= !kv_defer_ok(n->kv);
-    if (!must && keep(n, ents, cnt) < 0)
+    /* kept even when flushed at once: a full disk may lose this commit too */
+    if (keep(n, ents, cnt) < 0)
         node_fatal(n, NODE_EXIT_INTERNAL, "out of memory keeping applied entries");
     if (must || n->n_kept >= NODE_FLUSH_ENTRIES || n->kept_bytes >= NODE_FLUSH_BYTES)
         node_flush(n);
