@@ -20,6 +20,7 @@
 #include "server/apply.h"
 #include "server/node_int.h"
 #include "server/status.h"
+#include "server/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,9 @@ int node_flush(node *n)
 {
     if (!kv_unflushed(n->kv))
         return 0;
+    TRACE_MARK(t0);
     int rc = kv_apply_flush(n->kv);
+    TRACE_ADD(TRACE_FLUSH, t0);
     if (rc != KV_OK)
         return flush_failed(n, rc);
     flushed(n);

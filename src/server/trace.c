@@ -36,13 +36,14 @@ void trace_turn(void)
     if (now - started_us < TRACE_EVERY_US)
         return;
     log_warn("trace: %.1f s, %llu turns, ms in wait %llu events %llu persist %llu apply %llu "
-             "ready %llu; entries persisted %llu applied %llu",
+             "ready %llu flush %llu; entries persisted %llu applied %llu",
              (double)(now - started_us) / 1e6, (unsigned long long)turns,
              (unsigned long long)sum_us[TRACE_WAIT] / 1000,
              (unsigned long long)sum_us[TRACE_EVENTS] / 1000,
              (unsigned long long)sum_us[TRACE_PERSIST] / 1000,
              (unsigned long long)sum_us[TRACE_APPLY] / 1000,
-             (unsigned long long)sum_us[TRACE_READY] / 1000, (unsigned long long)persisted,
+             (unsigned long long)sum_us[TRACE_READY] / 1000,
+             (unsigned long long)sum_us[TRACE_FLUSH] / 1000, (unsigned long long)persisted,
              (unsigned long long)applied);
     memset(sum_us, 0, sizeof sum_us);
     turns = persisted = applied = 0;

@@ -11,7 +11,8 @@
 
 #include <stdint.h>
 
-enum trace_phase { TRACE_WAIT, TRACE_EVENTS, TRACE_PERSIST, TRACE_APPLY, TRACE_READY, TRACE_PHASES };
+enum trace_phase { TRACE_WAIT, TRACE_EVENTS, TRACE_PERSIST, TRACE_APPLY, TRACE_READY, TRACE_FLUSH,
+                   TRACE_PHASES };
 
 #ifdef RAFTKV_TRACE
 uint64_t trace_now_us(void);
