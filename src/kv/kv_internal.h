@@ -68,6 +68,12 @@ typedef struct {
     kv *owner;     /* told of corruption found through this connection */
     int fail_code; /* SQLite code of the last failed write (SQLITE_FULL: disk full) */
     char msg[256]; /* the last corruption or failure, for kv_errmsg */
+    /* a pool connection keeps its read transaction between reads while
+     * nothing commits (kv_pool.c): the view, and its revisions, as of
+     * commit generation held_gen */
+    bool reuse, held, revs_cached;
+    uint64_t held_gen;
+    int64_t cached_rev, cached_compact;
 } kv_db;
 
 struct kv_conn {
@@ -96,6 +102,7 @@ struct kv {
     atomic_uint_fast64_t visible;      /* applied index readers can see */
     atomic_bool gate_off;              /* kv_gate_open: readers do not wait */
     atomic_int other_writers;          /* kv_defrag running: commit every batch */
+    atomic_uint_fast64_t commit_gen;   /* writer commits so far (kv_pool.c's held views) */
     pthread_mutex_t vis_mu;
     pthread_cond_t vis_cv;
     void (*want_flush)(void *ud);
@@ -227,6 +234,8 @@ void kv_visible_destroy(kv *k);
 void kv_wait_visible(kv *k);
 void kv_note_applied(kv *k);
 void kv_other_writer(kv *k, bool on);
+/* kv_pool.c: the writer committed: held read views are old now */
+void kv_pool_committed(kv *k);
 
 /* kv_row.c: row checksums. kv_row_crc over a row's key, value and
  * metadata (mod = the revision of a kv_hist row, tomb 0 for kv_cur);

@@ -225,6 +225,7 @@ int kv_restore(kv *k, const char *path, char *err, size_t errlen)
     }
     int rc = copy_into(k, &src, err, errlen);
     kv_db_close(&src);
+    kv_pool_committed(k); /* the readers' views are of the old database */
     if (rc < 0)
         return KV_ERR_INTERNAL;
     if (kv_schema_upgrade(&k->w) < 0 || kv_load_state(k) < 0) {

@@ -35,6 +35,7 @@ void kv_visible_init(kv *k)
     atomic_init(&k->visible, 0);
     atomic_init(&k->gate_off, false);
     atomic_init(&k->other_writers, 0);
+    atomic_init(&k->commit_gen, 0);
     atomic_init(&k->writer_set, false);
 }
 
@@ -105,6 +106,7 @@ int kv_apply_flush(kv *k)
         k->tx_open = false;
         k->flushed_index = k->applied_index;
         k->flushed_term = k->applied_term;
+        kv_pool_committed(k); /* before readers pass: no one reads an older view */
         set_visible(k, k->applied_index);
         kv_flusher_note(k->flusher);
         return KV_OK;
