@@ -284,7 +284,8 @@ bool kv_take_lost(kv *k);
 void kv_set_flush_hook(kv *k, void (*want_flush)(void *ud), void *ud);
 /* open: readers do not wait for flushes (the node cannot flush now). */
 void kv_gate_open(kv *k, bool open);
-void kv_apply_rollback(kv *k);
+/* 0, or -1 when kv.db's state cannot be read back (the node must stop). */
+int kv_apply_rollback(kv *k);
 
 /* ---- snapshots (node thread) ---- */
 

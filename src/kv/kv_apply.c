@@ -1,8 +1,9 @@
 /* kv_apply: batches of committed commands in the writer's SQLite
  * transaction, one savepoint per command so a refused or failing command
  * changes nothing while the rest of the batch stands; the applied index
- * and term are written with the batch, and commit with it (kv_apply_commit,
- * or later with the next ones: kv_apply_end, then kv_visible.c's flush). Also where refusals and internal failures part
+ * and term are written with the batch, and commit with it
+ * (kv_apply_commit), or later with the next ones (kv_apply_end, then
+ * kv_visible.c's flush). Also where refusals and internal failures part
  * ways (kv.h, "Error classes"): a refusal is res->err with KV_OK, decided
  * by the command and the replicated state alone (the NOSPACE alarm
  * included); a local failure is the return value, disk full told apart,
@@ -26,7 +27,7 @@ int kv_fail_code(int err)
 }
 
 /* A failpoint that fired: its errno as the writer's failure. */
-static int failpoint_error(kv *k, const char *name)
+int kv_failpoint_error(kv *k, const char *name)
 {
     int e = failpoint_hit(name);
     if (!e)
@@ -65,10 +66,6 @@ int kv_apply_begin(kv *k)
     k->tx_open = true;
     k->in_batch = true;
     k->batch_err = KV_OK;
-    k->batch_rev = k->rev;
-    k->batch_compact = k->compact;
-    k->batch_alarms = kv_alarms_active(k);
-    k->batch_auth = kv_auth_enabled(k);
     return KV_OK;
 }
 
@@ -192,7 +189,7 @@ int kv_apply_cmd(kv *k, const uint8_t *cmd, size_t len, kv_result *res)
         return res->err = KV_ERR_INTERNAL;
     }
     k->w.fail_code = 0;
-    int rc = failpoint_error(k, "kv.apply");
+    int rc = kv_failpoint_error(k, "kv.apply");
     kv_cmd c;
     if (rc == KV_OK) {
         rc = kv_cmd_decode(cmd, len, &c);
@@ -215,7 +212,7 @@ static int end_batch(kv *k, uint64_t index, uint64_t term)
 {
     if (k->batch_err != KV_OK)
         return k->batch_err;
-    int rc = failpoint_error(k, "kv.commit");
+    int rc = kv_failpoint_error(k, "kv.commit");
     if (rc != KV_OK)
         return rc;
     if (kv_meta_set(&k->w, "applied_index", (int64_t)index) < 0 ||
@@ -237,8 +234,7 @@ int kv_apply_end(kv *k, uint64_t index, uint64_t term)
     if (rc != KV_OK) {
         log_error("kv: batch up to index %llu not applied: %s", (unsigned long long)index,
                   k->w.msg);
-        kv_apply_rollback(k);
-        return rc;
+        return kv_apply_rollback(k) < 0 ? KV_ERR_INTERNAL : rc;
     }
     k->in_batch = false;
     k->applied_index = index;
@@ -258,24 +254,11 @@ int kv_apply_commit(kv *k, uint64_t index, uint64_t term)
  * them again). A savepoint per batch would spare them, but costs every
  * batch a statement journal: a failed batch is rare (a full disk), and
  * anything but a full disk stops the node anyway. */
-void kv_apply_rollback(kv *k)
+int kv_apply_rollback(kv *k)
 {
     if (!k->in_batch)
-        return;
+        return 0;
     k->in_batch = false;
     k->batch_err = KV_OK;
-    /* SQLite already rolled back a transaction whose statement met a full
-     * disk or an I/O error: nothing is left to undo. */
-    if (!sqlite3_get_autocommit(k->w.db) && kv_exec(&k->w, KV_ST_ROLLBACK) < 0)
-        log_error("kv: rollback failed");
-    k->tx_open = false;
-    if (k->applied_index != k->flushed_index)
-        k->lost = true;
-    if (kv_load_state(k) < 0) { /* the cached values as kv.db holds them */
-        log_error("kv: cannot reload the state after a rollback");
-        k->rev = k->batch_rev;
-        k->compact = k->batch_compact;
-        atomic_store_explicit(&k->alarms, k->batch_alarms, memory_order_relaxed);
-        atomic_store_explicit(&k->auth_on, k->batch_auth, memory_order_relaxed);
-    }
+    return kv_lose_uncommitted(k);
 }

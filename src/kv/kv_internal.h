@@ -109,12 +109,9 @@ struct kv {
     void *want_ud;
     pthread_t writer; /* the thread that applies (set by kv_apply_begin) */
     atomic_bool writer_set;
-    int64_t batch_rev, batch_compact; /* cache values to restore on rollback */
-    uint32_t batch_alarms;
     int batch_err; /* an internal error in this batch: it must not commit */
     atomic_uint alarms; /* active alarm types (1u << type), as applied so far */
     atomic_bool auth_on; /* auth enabled, as applied so far */
-    bool batch_auth;
     atomic_bool corrupt_seen;
     char corrupt_msg[256]; /* the first corruption found (under pool_mu) */
     char *path;
@@ -234,6 +231,12 @@ void kv_visible_destroy(kv *k);
 void kv_wait_visible(kv *k);
 void kv_note_applied(kv *k);
 void kv_other_writer(kv *k, bool on);
+/* The writer's transaction is rolled back with every batch not flushed
+ * (k->lost says if any was): the cached state is kv.db's again. -1 if it
+ * cannot be read back: the node must stop. Failpoint kv.reload. */
+int kv_lose_uncommitted(kv *k);
+/* kv_apply.c: a failpoint that fired, as the writer's failure (KV_OK if not) */
+int kv_failpoint_error(kv *k, const char *name);
 /* kv_pool.c: the writer committed: held read views are old now */
 void kv_pool_committed(kv *k);
 

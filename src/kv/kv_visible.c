@@ -11,11 +11,8 @@
  * that flushes), never wait without bound, and never mark an index
  * visible before its commit returned. */
 #include "kv/kv_internal.h"
-#include "util/failpoint.h"
 
 #include <errno.h>
-#include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 /* How long a reader waits for a flush at most: the node flushes in the
@@ -97,12 +94,7 @@ int kv_apply_flush(kv *k)
     if (!k->tx_open || k->in_batch)
         return KV_OK;
     k->w.fail_code = 0;
-    int e = failpoint_hit("kv.flush");
-    if (e) {
-        snprintf(k->w.msg, sizeof k->w.msg, "failpoint kv.flush: %s", strerror(e));
-        k->w.fail_code = e == ENOSPC || e == EDQUOT ? SQLITE_FULL : SQLITE_IOERR;
-        kv_exec(&k->w, KV_ST_ROLLBACK);
-    } else if (kv_exec(&k->w, KV_ST_COMMIT) == 0) {
+    if (kv_failpoint_error(k, "kv.flush") == KV_OK && kv_exec(&k->w, KV_ST_COMMIT) == 0) {
         k->tx_open = false;
         k->flushed_index = k->applied_index;
         k->flushed_term = k->applied_term;
@@ -113,14 +105,22 @@ int kv_apply_flush(kv *k)
     }
     log_error("kv: batches up to index %llu not committed: %s",
               (unsigned long long)k->applied_index, k->w.msg);
-    /* a failed COMMIT leaves the transaction rolled back, or to be */
-    if (!sqlite3_get_autocommit(k->w.db))
-        kv_exec(&k->w, KV_ST_ROLLBACK);
+    int rc = kv_fail_code(k->w.fail_code);
+    return kv_lose_uncommitted(k) < 0 ? KV_ERR_INTERNAL : rc;
+}
+
+int kv_lose_uncommitted(kv *k)
+{
+    /* a failed statement or COMMIT may have rolled it back already */
+    bool undone = sqlite3_get_autocommit(k->w.db) || kv_exec(&k->w, KV_ST_ROLLBACK) == 0;
     k->tx_open = false;
-    k->lost = k->applied_index != k->flushed_index;
-    if (kv_load_state(k) < 0)
-        return KV_ERR_INTERNAL;
-    return kv_fail_code(k->w.fail_code);
+    if (k->applied_index != k->flushed_index)
+        k->lost = true;
+    if (!undone || kv_failpoint_error(k, "kv.reload") != KV_OK || kv_load_state(k) < 0) {
+        log_error("kv: cannot read kv.db's state back after a rollback");
+        return -1;
+    }
+    return 0;
 }
 
 static bool on_writer(kv *k)

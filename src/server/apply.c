@@ -254,7 +254,10 @@ int node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t c
         done_fire(&done, true);
         return NODE_APPLY_OK;
     }
-    kv_apply_rollback(env->kv);
+    if (kv_apply_rollback(env->kv) < 0) {
+        env->fatal(env->ud, NODE_EXIT_STORAGE, "kv: cannot read its state back after a rollback");
+        rc = -1;
+    }
     if (rc == NODE_APPLY_NOSPACE) {
         done_requeue(&done, env->w);
         return NODE_APPLY_NOSPACE;
@@ -309,10 +312,8 @@ int node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
         return NODE_APPLY_NOSPACE; /* lost batches first: the disk is still full */
     n->must_flush = false;
     int rc = node_apply_batch(&env, ents, cnt);
-    if (rc == NODE_APPLY_NOSPACE && kv_take_lost(n->kv)) {
-        n->replay_due = true; /* SQLite rolled back the batches before it too */
-        kv_gate_open(n->kv, true);
-    }
+    if (rc == NODE_APPLY_NOSPACE) /* its rollback took the batches before it too */
+        node_flush_note_lost(n);
     if (rc == NODE_APPLY_OK && cnt)
         node_flush_after_apply(n, ents, cnt, n->must_flush);
     return rc;

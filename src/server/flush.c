@@ -87,15 +87,23 @@ static void flushed(node *n)
     kv_gate_open(n->kv, false);
 }
 
+/* A rollback lost batches kv had applied: they wait to be applied again,
+ * and readers read what kv.db has meanwhile. */
+void node_flush_note_lost(node *n)
+{
+    if (!kv_take_lost(n->kv))
+        return;
+    n->replay_due = true;
+    kv_gate_open(n->kv, true);
+}
+
 /* The commit failed: on a full disk the lost batches wait to be applied
- * again (readers read what kv.db has meanwhile); anything else stops. */
+ * again; anything else stops. */
 static int flush_failed(node *n, int rc)
 {
     if (rc != KV_ERR_NO_SPACE_DISK)
         node_fatal(n, NODE_EXIT_STORAGE, "kv: cannot commit applied batches");
-    if (kv_take_lost(n->kv))
-        n->replay_due = true;
-    kv_gate_open(n->kv, true);
+    node_flush_note_lost(n);
     if (!atomic_exchange(&n->disk_full, true))
         log_warn("disk full committing kv.db: applied batches wait to be applied again "
                  "(writes that add data get 507); reads go on");

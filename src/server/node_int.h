@@ -105,6 +105,7 @@ int node_flush(node *n);                  /* 0, or -1 on a full disk */
 int node_flush_before_apply(node *n);     /* lost batches applied again: 0, or -1 */
 void node_flush_after_apply(node *n, const raft_entry *ents, size_t cnt, bool must);
 void node_flush_turn(node *n, uint64_t now);
+void node_flush_note_lost(node *n); /* after a kv rollback */
 uint64_t node_flush_deadline(const node *n); /* 0: nothing to flush */
 void node_want_flush(void *ud);
 void node_flush_forget(node *n); /* kv.db replaced by a snapshot */

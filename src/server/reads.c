@@ -63,21 +63,32 @@ void node_confirm_reads(node *n, const raft_read_state *rs)
 }
 
 /* The index a read may be answered at: what kv applied (behind Raft's
- * only while batches a full disk lost wait, flush.c), flushed first so
- * the reader sees it. */
+ * only while batches a full disk lost wait, flush.c). */
 static raft_index readable_index(node *n)
 {
     uint64_t applied, term;
-    if (n->w.reads)
-        node_flush(n);
     kv_applied(n->kv, &applied, &term);
     raft_index r = raft_applied_index(n->r);
     return n->replay_due && applied < r ? applied : r;
 }
 
+/* Reads answered now are committed first, so their readers do not wait
+ * for it (kv_visible.c); reads still waiting for their round cost no
+ * commit. */
+static void flush_for_reads(node *n, raft_index applied)
+{
+    for (read_waiter *rw = n->w.reads; rw; rw = rw->next) {
+        if (rw->confirmed && rw->index <= applied) {
+            node_flush(n);
+            return;
+        }
+    }
+}
+
 void node_answer_reads(node *n)
 {
     raft_index applied = readable_index(n);
+    flush_for_reads(n, applied);
     read_waiter **pp = &n->w.reads;
     while (*pp) {
         read_waiter *rw = *pp;

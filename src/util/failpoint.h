@@ -8,8 +8,9 @@
  * Example: "kv.commit=EIO@3,kv.write=ENOSPC".
  *
  * Points: kv.apply (each command applied), kv.commit (each batch's end),
- * kv.flush (each commit of the applied batches, kv_visible.c), kv.write
- * (each row kv writes). Storage adds its own.
+ * kv.flush (each commit of the applied batches, kv_visible.c), kv.reload
+ * (reading kv.db's state back after a rollback), kv.write (each row kv
+ * writes). Storage adds its own.
  *
  * Must never cost more than one relaxed atomic load when nothing is armed,
  * and never allocate or lock on a hit. */

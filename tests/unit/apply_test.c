@@ -451,6 +451,26 @@ static void test_full_disk_holds_the_batch(void)
     fx_close(&f);
 }
 
+/* A full disk whose rollback leaves kv.db's state unreadable (failpoint
+ * kv.reload) is no longer only a full disk: the node must stop; the
+ * waiter stays for shutdown to answer (the next life applies its entry). */
+static void test_full_disk_with_unreadable_state_is_fatal(void)
+{
+    fixture f;
+    fx_open(&f);
+    answer a = {0};
+    wait_for(&f, 60, &a, true);
+    raft_entry e = put_entry(&f, 1, SELF, 60, "k", "v");
+    CHECK(failpoint_init("kv.write=ENOSPC,kv.reload=EIO") == 0);
+    CHECK(node_apply_batch(&f.env, &e, 1) == NODE_APPLY_OK);
+    CHECK(failpoint_init(NULL) == 0);
+    CHECK(f.fatals == 1 && f.fatal_code == NODE_EXIT_STORAGE);
+    CHECK(f.batches == 0 && a.calls == 0); /* waiting for shutdown's answer */
+    waiters_expire(f.w, 0, true, NODE_ERR_STOPPING);
+    CHECK(a.calls == 1 && a.status == NODE_ERR_STOPPING);
+    fx_close(&f);
+}
+
 static void test_empty_batch_does_nothing(void)
 {
     fixture f;
@@ -468,6 +488,7 @@ int main(void)
     RUN(test_conf_entries);
     RUN(test_lease_grant_moves_clock);
     RUN(test_unreadable_entries_skipped);
+    RUN(test_full_disk_with_unreadable_state_is_fatal);
     RUN(test_begin_failure_is_fatal);
     RUN(test_full_disk_holds_the_batch);
     RUN(test_empty_batch_does_nothing);

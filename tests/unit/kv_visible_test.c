@@ -183,6 +183,23 @@ static void test_failed_flush_loses_batches(void)
     kvfx_close(&f);
 }
 
+/* A rollback after which kv.db's state cannot be read back (failpoint
+ * kv.reload) is an internal error, whatever the failure before it: the
+ * node must stop, not hold the batch as on a full disk. */
+static void test_unreadable_state_after_rollback_is_internal(void)
+{
+    kvfx f;
+    kvfx_open(&f, "kv_visible");
+    put_ended(&f, "a", "1");
+    CHECK(failpoint_init("kv.flush=ENOSPC,kv.reload=EIO") == 0);
+    CHECK(kv_apply_flush(f.k) == KV_ERR_INTERNAL);
+    CHECK(failpoint_init("kv.commit=ENOSPC,kv.reload=EIO") == 0);
+    CHECK(kv_apply_begin(f.k) == KV_OK);
+    CHECK(kv_apply_end(f.k, 2, 1) == KV_ERR_INTERNAL);
+    failpoint_init(NULL);
+    kvfx_close(&f);
+}
+
 static void test_failed_batch_loses_earlier_ones(void)
 {
     kvfx f;
@@ -263,6 +280,7 @@ int main(void)
     RUN(test_reader_waits_for_flush);
     RUN(test_failed_flush_loses_batches);
     RUN(test_failed_batch_loses_earlier_ones);
+    RUN(test_unreadable_state_after_rollback_is_internal);
     RUN(test_kept_views_follow_commits);
     TEST_MAIN_END();
 }
