@@ -62,7 +62,8 @@ int inbox_push(inbox *q, event *ev)
         q->head = ev;
     q->tail = ev;
     q->count++;
-    handoff_count(HANDOFF_LOOP);
+    if (!q->taker_known || !pthread_equal(q->taker, pthread_self()))
+        handoff_count(HANDOFF_LOOP);
     pthread_cond_signal(&q->cond);
     if (was_empty) { /* one wake-up per batch the loop takes */
         uint64_t one = 1;
@@ -100,6 +101,8 @@ static event *take_locked(inbox *q)
 event *inbox_take_all(inbox *q, uint64_t deadline_ms)
 {
     pthread_mutex_lock(&q->mu);
+    q->taker = pthread_self();
+    q->taker_known = true;
     while (!q->head) {
         uint64_t now = now_ms();
         if (now >= deadline_ms)

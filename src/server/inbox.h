@@ -47,6 +47,8 @@ typedef struct {
     size_t count;
     bool closed; /* the loop has stopped: requests are refused at once */
     int wake_fd; /* eventfd, readable while events wait: the loop polls it */
+    pthread_t taker;  /* the loop's thread, once it took: its own pushes */
+    bool taker_known; /* (the peer listener runs on it) are no hand-off */
 } inbox;
 
 int inbox_init(inbox *q);

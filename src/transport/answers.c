@@ -133,7 +133,8 @@ static void resume(transport_answers *a, transport_answer *s)
     s->msgs = NULL;
     s->n = s->cap = 0;
     s->ready = true;
-    handoff_count(HANDOFF_PEER_ANSWER);
+    if (!a->in_loop)
+        handoff_count(HANDOFF_PEER_ANSWER);
     MHD_resume_connection(s->conn);
 }
 

@@ -2,7 +2,7 @@
 libraftkv_a_SOURCES += src/transport/transport.h src/transport/transport_int.h \
 	src/transport/codec.c src/transport/msg_copy.c src/transport/snap_header.c \
 	src/transport/curl_util.c src/transport/snap_send.c src/transport/sender.c \
-	src/transport/answers.c \
+	src/transport/answers.c src/transport/peer_work.c \
 	src/transport/snap_recv.c src/transport/peer_server.c src/transport/info_client.c \
 	src/transport/transport.c
 

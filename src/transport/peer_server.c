@@ -8,7 +8,12 @@
  *   POST /raft/snapshot  streamed body, see snap_header.c  -> 204
  *   GET  /raft/info      {"cluster_id":"<decimal>"}         -> 200
  *   GET  /raft/hash?revision=R {"hash","revision","compact_revision"} -> 200
- *        (410 compacted, 400 future_revision, 503 corrupt)
+ *        (410 compacted, 400 future_revision, 503 corrupt or busy)
+ * With cfg->loop_driven the listener has no thread: the node loop runs it
+ * (transport_server_run), so a batch is decoded and handed over on the
+ * thread that steps it, and an answer leaves in the turn that resumed it.
+ * What could block that loop — a hash of the store, a snapshot's fsync —
+ * is done on the peer_work thread, its connection suspended meanwhile.
  * Errors are JSON {"error","reason"}: 400 bad_message, 413 too_large,
  * 404 not_found, 405 method_not_allowed (with Allow).
  * Must never call a callback for anything malformed, foreign or addressed
@@ -18,6 +23,7 @@
 #include "util/tls.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -32,19 +38,33 @@
 struct transport_server {
     const transport_config *cfg;
     transport_answers *answers;
+    peer_work *work;
     struct MHD_Daemon *d;
+    bool in_loop; /* no thread of its own: the loop runs it */
+    bool running; /* in MHD_run: a callback's flush must not run it again */
     uint16_t port;
 };
 
-enum route { ROUTE_MESSAGE = 1, ROUTE_SNAPSHOT = 2 };
+enum route { ROUTE_MESSAGE = 1, ROUTE_SNAPSHOT = 2, ROUTE_HASH = 3 };
+enum job_state { JOB_NONE, JOB_QUEUED, JOB_DONE };
 
-/* One POST in progress. */
+/* One request in progress (all but the one-shot GET /raft/info). */
 typedef struct {
     enum route route;
+    transport_server *srv;
+    struct MHD_Connection *conn;
     buf body;                  /* ROUTE_MESSAGE */
     bool too_large;            /* ROUTE_MESSAGE: drained, answered 413 */
     transport_snap_recv *snap; /* ROUTE_SNAPSHOT */
     transport_answer *answer;  /* ROUTE_MESSAGE: suspended for our answer */
+    /* work on the peer_work thread (hash, snapshot finish): written there
+     * before the resume, read here after it */
+    enum job_state job;
+    unsigned status; /* the snapshot's answer; 503 when refused or cancelled */
+    const char *err;
+    int64_t rev;      /* ROUTE_HASH */
+    int hash_rc;
+    transport_hash hash;
 } request;
 
 /* ---- responses ---- */
@@ -90,6 +110,7 @@ static const char *reason_of(unsigned status)
     case 405: return "method_not_allowed";
     case 410: return "removed_member";
     case 413: return "too_large";
+    case 503: return "busy";
     default: return "internal";
     }
 }
@@ -126,17 +147,12 @@ static enum MHD_Result respond_reason(struct MHD_Connection *c, unsigned status,
     return respond(c, status, body, "application/json", NULL);
 }
 
-static enum MHD_Result respond_hash(transport_server *srv, struct MHD_Connection *c)
+static enum MHD_Result respond_hash(struct MHD_Connection *c, const request *q)
 {
-    const transport_callbacks *cb = &srv->cfg->cb;
-    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "revision");
-    uint64_t rev = 0;
-    if (!cb->hash)
-        return respond_error(c, 404, "no such peer endpoint", NULL);
-    if (v && (transport_parse_u64(v, &rev) < 0 || rev > INT64_MAX))
-        return respond_error(c, 400, "revision: expected a number", NULL);
-    transport_hash h;
-    switch (cb->hash(cb->ud, (int64_t)rev, &h)) {
+    const transport_hash *h = &q->hash;
+    if (q->status)
+        return respond_reason(c, q->status, "busy", q->err);
+    switch (q->hash_rc) {
     case TRANSPORT_HASH_OK: break;
     case TRANSPORT_HASH_COMPACTED: return respond_reason(c, 410, "compacted", "revision compacted");
     case TRANSPORT_HASH_FUTURE:
@@ -148,9 +164,65 @@ static enum MHD_Result respond_hash(transport_server *srv, struct MHD_Connection
     char *body = malloc(128);
     if (!body)
         return MHD_NO;
-    snprintf(body, 128, "{\"hash\":%u,\"revision\":%lld,\"compact_revision\":%lld}", h.hash,
-             (long long)h.revision, (long long)h.compact_revision);
+    snprintf(body, 128, "{\"hash\":%u,\"revision\":%lld,\"compact_revision\":%lld}", h->hash,
+             (long long)h->revision, (long long)h->compact_revision);
     return respond(c, 200, body, "application/json", NULL);
+}
+
+/* ---- work on the peer_work thread ---- */
+
+/* The end of every job: its result is in, the connection goes back to
+ * the listener (which wakes the loop). */
+static void job_end(request *q, bool ran)
+{
+    if (!ran) {
+        q->status = 503;
+        q->err = "peer listener stopping";
+    }
+    q->job = JOB_DONE;
+    MHD_resume_connection(q->conn);
+}
+
+static void hash_job(void *arg, bool run)
+{
+    request *q = arg;
+    const transport_callbacks *cb = &q->srv->cfg->cb;
+    if (run)
+        q->hash_rc = cb->hash(cb->ud, q->rev, &q->hash);
+    job_end(q, run);
+}
+
+static void snap_job(void *arg, bool run)
+{
+    request *q = arg;
+    if (run)
+        q->status = (unsigned)transport_snap_recv_finish(q->snap, &q->err);
+    job_end(q, run);
+}
+
+/* Suspends c (before the thread can resume it) and queues fn; a full
+ * queue resumes it at once with a 503 for the handler to send. */
+static enum MHD_Result queue_work(struct MHD_Connection *c, request *q, peer_work_fn fn)
+{
+    q->job = JOB_QUEUED;
+    q->conn = c;
+    MHD_suspend_connection(c);
+    if (!peer_work_submit(q->srv->work, fn, q)) {
+        q->status = 503;
+        q->err = "peer listener busy";
+        job_end(q, true);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result respond_work(struct MHD_Connection *c, const request *q, const char *url)
+{
+    if (q->route == ROUTE_HASH)
+        return respond_hash(c, q);
+    if (q->status == 204)
+        return respond(c, 204, NULL, NULL, NULL);
+    log_warn("transport: rejected %s from peer: %s", url, q->err ? q->err : "bad request");
+    return respond_error(c, q->status, q->err ? q->err : "bad request", NULL);
 }
 
 /* ---- POST /raft/message ---- */
@@ -247,14 +319,31 @@ static void message_data(request *q, const char *data, size_t n)
 
 /* ---- routing ---- */
 
-static request *request_new(enum route route)
+static request *request_new(transport_server *srv, enum route route)
 {
     request *q = calloc(1, sizeof *q);
     if (q) {
         q->route = route;
+        q->srv = srv;
         buf_init(&q->body);
     }
     return q;
+}
+
+static enum MHD_Result begin_hash(transport_server *srv, struct MHD_Connection *c, void **ctx)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "revision");
+    uint64_t rev = 0;
+    if (!srv->cfg->cb.hash)
+        return respond_error(c, 404, "no such peer endpoint", NULL);
+    if (v && (transport_parse_u64(v, &rev) < 0 || rev > INT64_MAX))
+        return respond_error(c, 400, "revision: expected a number", NULL);
+    request *q = request_new(srv, ROUTE_HASH);
+    if (!q)
+        return MHD_NO;
+    q->rev = (int64_t)rev;
+    *ctx = q;
+    return queue_work(c, q, hash_job);
 }
 
 /* First call for a request: headers only. Either answers at once or
@@ -267,7 +356,7 @@ static enum MHD_Result begin(transport_server *srv, struct MHD_Connection *c, co
     if (strcmp(url, "/raft/info") == 0)
         return get ? respond_info(srv, c) : respond_error(c, 405, "use GET", "GET, HEAD");
     if (strcmp(url, "/raft/hash") == 0)
-        return get ? respond_hash(srv, c) : respond_error(c, 405, "use GET", "GET, HEAD");
+        return get ? begin_hash(srv, c, ctx) : respond_error(c, 405, "use GET", "GET, HEAD");
     bool msg = strcmp(url, "/raft/message") == 0, snap = strcmp(url, "/raft/snapshot") == 0;
     if (!msg && !snap)
         return respond_error(c, 404, "no such peer endpoint", NULL);
@@ -277,7 +366,7 @@ static enum MHD_Result begin(transport_server *srv, struct MHD_Connection *c, co
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (msg && transport_parse_u64(cl, &clen) == 0 && clen > MAX_BATCH_BYTES)
         return respond_error(c, 413, "message batch too large", NULL); /* before the body */
-    request *q = request_new(msg ? ROUTE_MESSAGE : ROUTE_SNAPSHOT);
+    request *q = request_new(srv, msg ? ROUTE_MESSAGE : ROUTE_SNAPSHOT);
     if (!q)
         return MHD_NO;
     if (snap) {
@@ -309,6 +398,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (q->answer) /* resumed: the loop's answer is in */
         return transport_answer_ready(q->answer) ? respond_answer(c, transport_answer_body(q->answer))
                                                  : MHD_YES;
+    if (q->job != JOB_NONE) /* resumed: the work thread's result is in */
+        return q->job == JOB_DONE ? respond_work(c, q, url) : MHD_YES;
     if (*data_size) {
         if (q->route == ROUTE_MESSAGE)
             message_data(q, data, *data_size);
@@ -317,10 +408,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *data_size = 0;
         return MHD_YES;
     }
+    if (q->route == ROUTE_SNAPSHOT) /* fsync and rename: not on the loop */
+        return queue_work(c, q, snap_job);
     const char *err = "bad request";
-    unsigned status = q->route == ROUTE_MESSAGE
-        ? deliver_batch(srv, c, q, &err)
-        : (unsigned)transport_snap_recv_finish(q->snap, &err);
+    unsigned status = deliver_batch(srv, c, q, &err);
     if (status == 0)
         return MHD_YES; /* suspended */
     if (status == 204)
@@ -363,25 +454,32 @@ static int open_tls(const transport_config *cfg, char *err, size_t errlen)
 
 int transport_reload_tls(char *err, size_t errlen) { return tls_reload(TLS_SLOT_PEER, err, errlen); }
 
+/* In the loop: epoll, so that the loop waits for one fd; MHD's own
+ * inter-thread channel is in that epoll set, so a resume from another
+ * thread (peer_work) wakes the loop. */
 static struct MHD_Daemon *start_daemon(transport_server *srv, struct sockaddr_storage *ss)
 {
     const transport_config *cfg = srv->cfg;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned flags = MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    flags |= srv->in_loop ? MHD_USE_EPOLL : MHD_USE_AUTO_INTERNAL_THREAD;
     if (ss->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cfg->tls)
         flags |= MHD_USE_TLS;
     /* the logger must come first to catch messages about later options */
-    struct MHD_OptionItem opts[] = {
+    struct MHD_OptionItem opts[8] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, srv},
-        {MHD_OPTION_THREAD_POOL_SIZE, SERVER_THREADS, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
-        {cfg->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
-         (void *)tls_cert_callback(TLS_SLOT_PEER)},
-        {MHD_OPTION_END, 0, NULL},
     };
+    size_t k = 4;
+    if (cfg->tls)
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                            (void *)tls_cert_callback(TLS_SLOT_PEER)};
+    if (!srv->in_loop)
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, SERVER_THREADS, NULL};
+    opts[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     return MHD_start_daemon(flags, cfg->listen_port, NULL, NULL, handle, srv, MHD_OPTION_ARRAY,
                             opts, MHD_OPTION_END);
 }
@@ -399,7 +497,14 @@ transport_server *transport_server_start(const transport_config *cfg, transport_
     }
     srv->cfg = cfg;
     srv->answers = answers;
+    srv->in_loop = cfg->loop_driven && MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES;
+    if (!(srv->work = peer_work_start())) {
+        snprintf(err, errlen, "cannot start the peer listener's work thread");
+        free(srv);
+        return NULL;
+    }
     if (cfg->tls && open_tls(cfg, err, errlen) < 0) {
+        peer_work_stop(srv->work);
         free(srv);
         return NULL;
     }
@@ -408,6 +513,7 @@ transport_server *transport_server_start(const transport_config *cfg, transport_
                  (unsigned)cfg->listen_port);
         if (cfg->tls)
             tls_close(TLS_SLOT_PEER);
+        peer_work_stop(srv->work);
         free(srv);
         return NULL;
     }
@@ -421,6 +527,7 @@ void transport_server_stop(transport_server *srv)
     if (!srv)
         return;
     transport_answers_flush_all(srv->answers); /* no connection stays suspended */
+    peer_work_stop(srv->work);                 /* nor one waiting for work */
     MHD_stop_daemon(srv->d); /* joins its threads; completed() frees requests */
     if (srv->cfg->tls)
         tls_close(TLS_SLOT_PEER);
@@ -428,3 +535,27 @@ void transport_server_stop(transport_server *srv)
 }
 
 uint16_t transport_server_port(const transport_server *srv) { return srv->port; }
+
+int transport_server_poll_fd(const transport_server *srv)
+{
+    const union MHD_DaemonInfo *i =
+        srv->in_loop ? MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    return i ? i->epoll_fd : -1;
+}
+
+int transport_server_timeout_ms(const transport_server *srv)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (!srv->in_loop || MHD_get_timeout(srv->d, &ms) != MHD_YES)
+        return -1;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+void transport_server_run(transport_server *srv)
+{
+    if (!srv->in_loop || srv->running)
+        return;
+    srv->running = true;
+    MHD_run(srv->d);
+    srv->running = false;
+}

@@ -574,14 +574,18 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-void transport_sender_poll(transport_sender *s, int wake_fd, int timeout_ms)
+void transport_sender_poll(transport_sender *s, int wake_fd, int listen_fd, int timeout_ms)
 {
     int t = sender_pass(s);
     if (t < 0)
         return;
-    struct curl_waitfd w = {.fd = wake_fd, .events = CURL_WAIT_POLLIN};
-    curl_multi_poll(s->multi, wake_fd >= 0 ? &w : NULL, wake_fd >= 0 ? 1 : 0,
-                    t < timeout_ms ? t : timeout_ms, NULL);
+    struct curl_waitfd w[2];
+    unsigned n = 0;
+    if (wake_fd >= 0)
+        w[n++] = (struct curl_waitfd){.fd = wake_fd, .events = CURL_WAIT_POLLIN};
+    if (listen_fd >= 0)
+        w[n++] = (struct curl_waitfd){.fd = listen_fd, .events = CURL_WAIT_POLLIN};
+    curl_multi_poll(s->multi, n ? w : NULL, n, t < timeout_ms ? t : timeout_ms, NULL);
     sender_pass(s);
 }
 

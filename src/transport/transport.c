@@ -62,6 +62,7 @@ transport *transport_start(const transport_config *cfg, char *err, size_t errlen
         transport_free(t);
         return NULL;
     }
+    t->answers->in_loop = transport_server_poll_fd(t->server) >= 0;
     return t;
 }
 
@@ -107,13 +108,19 @@ void transport_answer_handled(transport *t, transport_answer *answer)
 
 void transport_flush_answers(transport *t)
 {
-    if (t)
-        transport_answers_flush(t->answers);
+    if (!t)
+        return;
+    transport_answers_flush(t->answers);
+    transport_server_run(t->server); /* the resumed answers leave now */
 }
 
 void transport_poll(transport *t, int wake_fd, int timeout_ms)
 {
-    transport_sender_poll(t->sender, wake_fd, timeout_ms);
+    int server_ms = transport_server_timeout_ms(t->server);
+    if (server_ms >= 0 && server_ms < timeout_ms)
+        timeout_ms = server_ms;
+    transport_sender_poll(t->sender, wake_fd, transport_server_poll_fd(t->server), timeout_ms);
+    transport_server_run(t->server);
 }
 
 uint64_t transport_requests(const transport *t) { return transport_sender_requests(t->sender); }

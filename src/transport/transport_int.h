@@ -66,8 +66,8 @@ void transport_sender_stop(transport_sender *s);
 int transport_sender_set_peer(transport_sender *s, raft_id id, const char *url);
 void transport_sender_remove_peer(transport_sender *s, raft_id id);
 void transport_sender_send(transport_sender *s, const raft_msg *msgs, size_t n);
-/* loop-driven: transport_poll */
-void transport_sender_poll(transport_sender *s, int wake_fd, int timeout_ms);
+/* loop-driven (transport_poll): waits for a peer socket, wake_fd or listen_fd (-1: none). */
+void transport_sender_poll(transport_sender *s, int wake_fd, int listen_fd, int timeout_ms);
 uint64_t transport_sender_requests(const transport_sender *s);
 void transport_sender_snapshot(transport_sender *s, const raft_msg *msg,
                                const char *path, uint64_t size, uint32_t crc);
@@ -82,6 +82,7 @@ typedef struct {
     transport_answer *slots; /* mu */
     bool closed;             /* mu: stopping, no new slot */
     uint64_t cluster_id;
+    bool in_loop; /* the listener runs on the loop: a resume is no hand-off */
 } transport_answers;
 transport_answers *transport_answers_new(uint64_t cluster_id);
 void transport_answers_free(transport_answers *a); /* after flush_all */
@@ -109,6 +110,27 @@ transport_server *transport_server_start(const transport_config *cfg, transport_
                                          char *err, size_t errlen);
 void transport_server_stop(transport_server *srv);
 uint16_t transport_server_port(const transport_server *srv);
+/* cfg->loop_driven: the listener has no thread; the loop waits for this
+ * fd (readable: work for transport_server_run) at most
+ * transport_server_timeout_ms (-1: no limit) and runs it after each wait
+ * and after resuming connections. -1 when the listener has threads. */
+int transport_server_poll_fd(const transport_server *srv);
+int transport_server_timeout_ms(const transport_server *srv);
+void transport_server_run(transport_server *srv);
+
+/* ---- peer_work.c: the listener's slow requests on a thread ---- */
+#define PEER_WORK_MAX 8 /* jobs queued, besides the one running */
+typedef struct peer_work peer_work;
+/* run: false when stop cancelled the job before it ran; either way the
+ * job ends by resuming its connection. */
+typedef void (*peer_work_fn)(void *arg, bool run);
+peer_work *peer_work_start(void);
+/* Queues fn(arg) for the thread; false (nothing queued) when full or
+ * stopping. */
+bool peer_work_submit(peer_work *w, peer_work_fn fn, void *arg);
+/* Joins the thread once its running job returns; queued jobs are called
+ * with run = false, on the caller's thread. */
+void peer_work_stop(peer_work *w);
 
 /* The state of one POST /raft/snapshot upload, driven by the listener. */
 typedef struct transport_snap_recv transport_snap_recv;

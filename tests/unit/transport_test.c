@@ -2,7 +2,11 @@
  * (answers riding the request, two requests in flight, numbered) and a
  * streamed snapshot; a dead peer is reported unreachable; garbage posted
  * to the peer endpoints (a malformed Raftkv-Seq too) is answered 400/413
- * and reaches no callback.
+ * and reaches no callback. A third, loop-driven transport (its listener
+ * run by a poll loop, as the node runs it) takes batches and answers
+ * them on that loop, and keeps serving while a hash is computed on the
+ * peer work thread; that thread's queue refuses when full and cancels
+ * what is queued at stop.
  * Waits are condition waits with deadlines, never sleeps. */
 #include "../test.h"
 #include "transport/transport.h"
@@ -14,6 +18,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,6 +50,9 @@ typedef struct {
     int n_seqs;
     int refuse; /* batches to drop, as a full inbox does (on_messages false) */
     int refused;
+    bool loop_driven; /* its node's poll loop flushes the answers */
+    bool hold_hash; /* GET /raft/hash blocks until cleared */
+    int hashing;    /* hash callbacks entered */
 } sink;
 
 static void sink_init(sink *s)
@@ -86,7 +94,8 @@ static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *an
     }
     if (answer && !s->hold) {
         transport_answer_handled(s->t, answer);
-        transport_flush_answers(s->t);
+        if (!s->loop_driven) /* a loop flushes at the end of its turn */
+            transport_flush_answers(s->t);
     }
     pthread_mutex_lock(&s->mu);
     if (answer && s->hold)
@@ -146,6 +155,21 @@ static void on_snapshot_sent(void *ud, raft_id peer, bool ok)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* A fixed hash at any revision; while hold_hash, it waits (as a hash of
+ * a large store takes long). */
+static int on_hash(void *ud, int64_t rev, transport_hash *out)
+{
+    sink *s = ud;
+    pthread_mutex_lock(&s->mu);
+    s->hashing++;
+    pthread_cond_broadcast(&s->cv);
+    while (s->hold_hash)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    *out = (transport_hash){.hash = 4242, .revision = rev, .compact_revision = 1};
+    return TRANSPORT_HASH_OK;
+}
+
 /* Waits (mutex held by caller) until *counter >= want or the deadline. */
 static bool wait_for(sink *s, const int *counter, int want)
 {
@@ -175,7 +199,20 @@ typedef struct {
     sink sk;
     transport *t;
     char url[64];
+    bool loop_driven; /* then `loop` polls it until `stop` */
+    pthread_t loop;
+    atomic_bool stop;
 } node;
+
+static void *poll_loop(void *arg)
+{
+    node *n = arg;
+    while (!atomic_load(&n->stop)) { /* a turn of the node's loop, without Raft */
+        transport_poll(n->t, -1, 20);
+        transport_flush_answers(n->t);
+    }
+    return NULL;
+}
 
 static void node_start(node *n, raft_id id, uint64_t max_snap)
 {
@@ -185,7 +222,9 @@ static void node_start(node *n, raft_id id, uint64_t max_snap)
     transport_config cfg = {
         .cluster_id = CLUSTER, .self = id, .listen_host = "127.0.0.1", .listen_port = 0,
         .data_dir = n->dir, .queue_cap = 4096, .max_snapshot_bytes = max_snap,
-        .cb = {&n->sk, on_messages, on_snapshot, on_unreachable, on_snapshot_sent},
+        .loop_driven = n->loop_driven,
+        .cb = {&n->sk, on_messages, on_snapshot, on_unreachable, on_snapshot_sent,
+               .hash = on_hash},
     };
     char err[256] = "";
     n->t = transport_start(&cfg, err, sizeof err);
@@ -193,7 +232,11 @@ static void node_start(node *n, raft_id id, uint64_t max_snap)
     if (!n->t)
         exit(1);
     n->sk.t = n->t;
+    n->sk.loop_driven = n->loop_driven;
     snprintf(n->url, sizeof n->url, "http://127.0.0.1:%u", (unsigned)transport_listen_port(n->t));
+    atomic_init(&n->stop, false);
+    if (n->loop_driven)
+        CHECK(pthread_create(&n->loop, NULL, poll_loop, n) == 0);
 }
 
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
@@ -203,12 +246,16 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 
 static void node_stop(node *n)
 {
+    if (n->loop_driven) { /* a loop-driven transport stops on its loop's thread, after it */
+        atomic_store(&n->stop, true);
+        pthread_join(n->loop, NULL);
+    }
     transport_stop(n->t);
     sink_free(&n->sk);
     nftw(n->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static node A, B;
+static node A, B, C; /* C is loop-driven */
 
 /* ---- helpers ---- */
 
@@ -712,12 +759,197 @@ static void test_bind_conflict_reported(void)
     transport_stop(t);
 }
 
+/* ---- the loop-driven listener and its work thread ---- */
+
+/* C's listener runs on its poll loop: A's batches arrive in order, each
+ * answered on that loop (an empty answer here), with no request of C's. */
+static void test_loop_driven_listener_takes_batches(void)
+{
+    enum { N = 200 };
+    raft_msg m[N];
+    for (uint64_t i = 0; i < N; i++)
+        m[i] = make_msg(1, 7, i, NULL, 0);
+    for (int i = 0; i < N; i += 20)
+        transport_send(A.t, m + i, 20);
+    pthread_mutex_lock(&C.sk.mu);
+    CHECK(wait_msgs(&C.sk, N));
+    for (size_t i = 0; i < C.sk.n_msgs && i < N; i++)
+        CHECK_MSG(C.sk.msgs[i].index == i && C.sk.msgs[i].from == 1, "message %zu", i);
+    pthread_mutex_unlock(&C.sk.mu);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(A.sk.unreachable[7] == 0);
+    pthread_mutex_unlock(&A.sk.mu);
+    CHECK(transport_requests(C.t) == 0);
+}
+
+typedef struct {
+    const char *url;
+    int rc;
+    transport_hash h;
+} hash_call;
+
+static void *fetch_hash(void *arg)
+{
+    hash_call *c = arg;
+    c->rc = transport_fetch_hash(c->url, 17, DEADLINE_MS, &c->h);
+    return NULL;
+}
+
+/* A hash that takes long runs on the work thread: meanwhile C's loop
+ * still answers GET /raft/info and takes A's batches; then the hash is
+ * answered. */
+static void test_slow_hash_leaves_the_listener_free(void)
+{
+    pthread_mutex_lock(&C.sk.mu);
+    C.sk.hold_hash = true;
+    int entered = C.sk.hashing;
+    size_t before = C.sk.n_msgs;
+    pthread_mutex_unlock(&C.sk.mu);
+    hash_call call = {.url = C.url, .rc = -1};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, fetch_hash, &call) == 0);
+    pthread_mutex_lock(&C.sk.mu);
+    CHECK(wait_for(&C.sk, &C.sk.hashing, entered + 1));
+    pthread_mutex_unlock(&C.sk.mu);
+
+    uint64_t id = 0;
+    CHECK(transport_fetch_cluster_id(C.url, &id, 2000) == 0 && id == CLUSTER);
+    raft_msg m = make_msg(1, 7, 999, NULL, 0);
+    transport_send(A.t, &m, 1);
+    pthread_mutex_lock(&C.sk.mu);
+    CHECK(wait_msgs(&C.sk, before + 1));
+    CHECK(C.sk.n_msgs == before + 1 && C.sk.msgs[before].index == 999);
+    C.sk.hold_hash = false;
+    pthread_cond_broadcast(&C.sk.cv);
+    pthread_mutex_unlock(&C.sk.mu);
+    pthread_join(th, NULL);
+    CHECK(call.rc == TRANSPORT_HASH_OK && call.h.hash == 4242 && call.h.revision == 17);
+}
+
+/* peer_work alone: one job runs, PEER_WORK_MAX wait, the next is refused;
+ * they run in order; at stop, what is queued is called with run = false. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool gate_open;
+    int started;
+    int order[PEER_WORK_MAX + 2];
+    int n_ran, n_cancelled;
+} work_log;
+
+typedef struct {
+    work_log *log;
+    int id;
+} work_item;
+
+static void work_job(void *arg, bool run)
+{
+    work_item *it = arg;
+    work_log *l = it->log;
+    pthread_mutex_lock(&l->mu);
+    l->started++;
+    pthread_cond_broadcast(&l->cv);
+    while (run && !l->gate_open)
+        pthread_cond_wait(&l->cv, &l->mu);
+    if (run)
+        l->order[l->n_ran++] = it->id;
+    else
+        l->n_cancelled++;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static bool work_wait(work_log *l, const int *counter, int want)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += DEADLINE_MS / 1000;
+    pthread_mutex_lock(&l->mu);
+    while (*counter < want && pthread_cond_timedwait(&l->cv, &l->mu, &dl) != ETIMEDOUT) {
+    }
+    bool ok = *counter >= want;
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+static void work_log_init(work_log *l, work_item *items, int n)
+{
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &a);
+    pthread_condattr_destroy(&a);
+    for (int i = 0; i < n; i++)
+        items[i] = (work_item){l, i};
+}
+
+static void open_gate(work_log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->gate_open = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void test_work_queue_is_bounded(void)
+{
+    work_log l;
+    work_item items[PEER_WORK_MAX + 2];
+    work_log_init(&l, items, PEER_WORK_MAX + 2);
+    peer_work *w = peer_work_start();
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    CHECK(peer_work_submit(w, work_job, &items[0]));
+    CHECK(work_wait(&l, &l.started, 1)); /* running, off the queue */
+    for (int i = 1; i <= PEER_WORK_MAX; i++)
+        CHECK(peer_work_submit(w, work_job, &items[i]));
+    CHECK(!peer_work_submit(w, work_job, &items[PEER_WORK_MAX + 1]));
+    open_gate(&l);
+    CHECK(work_wait(&l, &l.n_ran, PEER_WORK_MAX + 1));
+    for (int i = 0; i < l.n_ran; i++)
+        CHECK(l.order[i] == i);
+    peer_work_stop(w);
+    CHECK(l.n_cancelled == 0 && l.n_ran == PEER_WORK_MAX + 1);
+}
+
+static void *stop_work(void *arg)
+{
+    peer_work_stop(arg);
+    return NULL;
+}
+
+static void test_work_stop_cancels_the_queued(void)
+{
+    work_log l;
+    work_item items[4];
+    work_log_init(&l, items, 4);
+    peer_work *w = peer_work_start();
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    for (int i = 0; i < 4; i++)
+        CHECK(peer_work_submit(w, work_job, &items[i]));
+    CHECK(work_wait(&l, &l.started, 1));
+    pthread_t th; /* stop waits for the running job */
+    CHECK(pthread_create(&th, NULL, stop_work, w) == 0);
+    open_gate(&l);
+    pthread_join(th, NULL);
+    CHECK(l.n_ran >= 1 && l.n_ran + l.n_cancelled == 4);
+    CHECK(l.order[0] == 0);
+}
+
 int main(void)
 {
     node_start(&A, 1, 0);
     node_start(&B, 2, 64u << 20);
+    C.loop_driven = true;
+    node_start(&C, 7, 0);
     CHECK(transport_set_peer(A.t, 2, B.url) == 0);
     CHECK(transport_set_peer(B.t, 1, A.url) == 0);
+    CHECK(transport_set_peer(A.t, 7, C.url) == 0); /* 3 and 4 are other tests' */
 
     RUN(test_batch_exchange);
     RUN(test_answer_rides_the_request);
@@ -730,8 +962,13 @@ int main(void)
     RUN(test_garbage_rejected);
     RUN(test_fetch_cluster_id);
     RUN(test_bind_conflict_reported);
+    RUN(test_loop_driven_listener_takes_batches);
+    RUN(test_slow_hash_leaves_the_listener_free);
+    RUN(test_work_queue_is_bounded);
+    RUN(test_work_stop_cancels_the_queued);
 
     node_stop(&A);
     node_stop(&B);
+    node_stop(&C);
     TEST_MAIN_END();
 }
