@@ -224,6 +224,9 @@ static void leader_step_prop(raft *r, const raft_msg *m)
         if (leader_accept(r, e) == 0)
             any = true;
     }
+    raft_progress *p = raft_pr_get(r, m->from);
+    if (any && p) /* it waits to apply them: it is told their commit at once */
+        p->proposed_to = raft_log_last(&r->log);
     if (any)
         leader_replicate(r);
 }

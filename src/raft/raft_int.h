@@ -56,6 +56,8 @@ typedef struct {
     raft_index match, next;
     raft_index pending_snapshot;
     uint64_t read_ack;     /* highest read-index round acknowledged */
+    raft_index commit_told; /* the commit index last sent to it */
+    raft_index proposed_to; /* its forwarded proposals end here (0: none) */
     raft_index infl[RAFT_INFLIGHT_CAP]; /* last index of each in-flight APPEND */
     uint32_t infl_start, infl_count;
 } raft_progress;

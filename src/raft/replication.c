@@ -86,7 +86,7 @@ bool raft_send_append(raft *r, raft_progress *p, bool allow_empty)
     raft_msg_init(r, &m, RAFT_MSG_APPEND, p->id);
     m.index = prev;
     m.log_term = prev_term;
-    m.commit = r->commit;
+    m.commit = p->commit_told = r->commit;
     /* The span lies inside the log, whose entries are contiguous. */
     if (raft_msg_set_entries(&m, raft_log_at(&r->log, p->next), (uint32_t)n) != 0)
         return false;
@@ -96,10 +96,53 @@ bool raft_send_append(raft *r, raft_progress *p, bool allow_empty)
     return n > 0;
 }
 
+/* A follower could use commits up to its match; one that cannot take an
+ * APPEND now (paused) hears it with the next one. */
+static bool commit_untold(const raft *r, const raft_progress *p)
+{
+    raft_index usable = p->match < r->commit ? p->match : r->commit;
+    return usable > p->commit_told && !raft_pr_paused(p, r->cfg.max_inflight);
+}
+
+/* defer_commit_notice: a follower whose forwarded proposals are now
+ * committed has clients waiting for it to apply them; it is told at once,
+ * the others with the next APPEND or raft_send_commit. */
+static void tell_proposers(raft *r)
+{
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        raft_progress *p = &r->prs[i];
+        if (!p->proposed_to || p->proposed_to > r->commit)
+            continue;
+        p->proposed_to = 0;
+        if (commit_untold(r, p))
+            raft_send_append(r, p, true);
+    }
+}
+
 void raft_broadcast_append(raft *r)
 {
     for (uint32_t i = 0; i < r->n_prs; i++)
         raft_send_append(r, &r->prs[i], true);
+}
+
+
+bool raft_commit_untold(const raft *r)
+{
+    if (r->role != RAFT_LEADER)
+        return false;
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        if (commit_untold(r, &r->prs[i]))
+            return true;
+    return false;
+}
+
+void raft_send_commit(raft *r)
+{
+    if (r->role != RAFT_LEADER)
+        return;
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        if (commit_untold(r, &r->prs[i]))
+            raft_send_append(r, &r->prs[i], true);
 }
 
 void raft_broadcast_heartbeat(raft *r)
@@ -109,7 +152,7 @@ void raft_broadcast_heartbeat(raft *r)
         raft_msg m;
         raft_msg_init(r, &m, RAFT_MSG_HEARTBEAT, p->id);
         /* Only what the follower provably shares with us may be committed. */
-        m.commit = p->match < r->commit ? p->match : r->commit;
+        m.commit = p->commit_told = p->match < r->commit ? p->match : r->commit;
         m.context = r->read_seq;
         raft_send(r, &m);
     }
@@ -256,10 +299,14 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
         raft_pr_become_replicate(p);
     else if (p->state == RAFT_PR_REPLICATE)
         raft_pr_free_to(p, m->index);
-    if (raft_maybe_commit(r))
-        raft_broadcast_append(r);
-    else if (was_paused)
+    if (raft_maybe_commit(r)) {
+        if (r->cfg.defer_commit_notice)
+            tell_proposers(r);
+        else
+            raft_broadcast_append(r);
+    } else if (was_paused) {
         raft_send_append(r, p, true);
+    }
     while (raft_send_append(r, p, false)) {
     }
     raft_transfer_on_progress(r, p);

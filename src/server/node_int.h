@@ -33,6 +33,7 @@ struct node {
     uint64_t next_read_ctx;
     uint64_t request_timeout_ms;
     uint64_t next_tick_ms;
+    uint64_t commit_due_ms; /* leader: when an untold commit goes out alone (0: none) */
     uint64_t next_trim_ms; /* next look at the heap's free memory */
     raft_index last_snapshot_index;
     kv_snapjob *snapjob;       /* a snapshot being written in the background */

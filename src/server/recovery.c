@@ -246,7 +246,8 @@ static int start_raft(node *n)
     raft_config rc_cfg = {.id = c->id, .election_tick = election_tick, .heartbeat_tick = 1,
                           .pre_vote = true, .check_quorum = true, .max_inflight = 256,
                           .max_msg_bytes = 1u << 20, .seed = now_ms() ^ (c->id << 32),
-                          .checksum = entry_checksum};
+                          .checksum = entry_checksum,
+                          .defer_commit_notice = true /* node.c commit_notice_turn */};
     if (raft_new(&rc_cfg, &init, &n->r) != RAFT_OK) {
         log_error("cannot start the raft core");
         goto out;

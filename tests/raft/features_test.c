@@ -327,6 +327,101 @@ static void test_replication_and_commit(void)
     fx_free(f);
 }
 
+/* A three-voter leader (node 1) on the raw API, its term-1 no-op
+ * acknowledged by node 2, so committed. */
+static raft *raw_leader(bool defer)
+{
+    raft_init_state init;
+    init_voters(&init, 3);
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .max_inflight = 8,
+                       .seed = 5, .defer_commit_notice = defer};
+    raft *r = NULL;
+    CHECK(raft_new(&cfg, &init, &r) == 0);
+    if (!r)
+        return NULL;
+    tick_to_candidate(r);
+    grant_vote(r, 2, raft_term_get(r));
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1,
+                    .term = raft_term_get(r), .index = raft_last_index(r)};
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_commit_index(r) == raft_last_index(r));
+    return r;
+}
+
+/* Proposes one entry (from node 2, forwarded, if `forwarded`), node 2
+ * acknowledges it; returns the APPENDs the leader sends in answer to that
+ * acknowledgement, to node 2 or node 3. */
+static size_t commit_one(raft *r, bool forwarded, raft_msg *out, size_t cap)
+{
+    raft_entry e = {.type = RAFT_ENTRY_NORMAL, .len = 1, .data = (uint8_t *)"f"};
+    raft_msg prop = {.type = RAFT_MSG_PROP, .from = 2, .to = 1, .n_entries = 1, .entries = &e};
+    if (forwarded)
+        step_and_drain(r, prop, NULL);
+    else
+        CHECK(raft_propose(r, (const uint8_t *)"w", 1) == 0);
+    drain(r);
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1,
+                    .term = raft_term_get(r), .index = raft_last_index(r)};
+    CHECK(raft_step(r, &ack) == 0);
+    size_t n = 0;
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        for (size_t i = 0; i < rd.n_messages && n < cap; i++)
+            if (rd.messages[i].type == RAFT_MSG_APPEND)
+                out[n++] = rd.messages[i]; /* shallow: only header fields are read */
+        raft_advance(r, &rd);
+    }
+    CHECK(raft_commit_index(r) == raft_last_index(r));
+    return n;
+}
+
+/* defer_commit_notice: a new commit sends no empty APPENDs; the follower
+ * that could use it is untold until raft_send_commit (or the next APPEND)
+ * tells it; one that has not the entries yet is not waited for. Without
+ * the option the commit goes out at once. */
+static void test_deferred_commit_notice(void)
+{
+    raft_msg m[8];
+    raft *plain = raw_leader(false);
+    if (plain) {
+        size_t n = commit_one(plain, false, m, 8); /* node 3, probed, is paused */
+        CHECK(n == 1 && m[0].to == 2 && m[0].n_entries == 0 &&
+              m[0].commit == raft_commit_index(plain));
+        CHECK(!raft_commit_untold(plain));
+        raft_free(plain);
+    }
+    raft *r = raw_leader(true);
+    if (!r)
+        return;
+    CHECK(commit_one(r, false, m, 8) == 0);
+    CHECK(raft_commit_untold(r)); /* node 2 has the entry, not the commit */
+    raft_send_commit(r);
+    raft_ready rd;
+    CHECK(raft_ready_get(r, &rd) == 0);
+    CHECK(rd.n_messages == 1 && rd.messages[0].type == RAFT_MSG_APPEND &&
+          rd.messages[0].to == 2 && rd.messages[0].n_entries == 0 &&
+          rd.messages[0].commit == raft_commit_index(r));
+    raft_advance(r, &rd);
+    CHECK(!raft_commit_untold(r));
+    /* node 2's own forwarded proposal: its clients wait, it is told at once */
+    CHECK(commit_one(r, true, m, 8) == 1);
+    CHECK(m[0].to == 2 && m[0].n_entries == 0 && m[0].commit == raft_commit_index(r));
+    CHECK(!raft_commit_untold(r));
+    /* the next write's APPEND carries the last commit: nothing untold */
+    CHECK(commit_one(r, false, m, 8) == 0);
+    CHECK(raft_propose(r, (const uint8_t *)"v", 1) == 0);
+    CHECK(raft_ready_get(r, &rd) == 0);
+    bool told = false;
+    for (size_t i = 0; i < rd.n_messages; i++)
+        told |= rd.messages[i].to == 2 && rd.messages[i].commit == raft_commit_index(r);
+    CHECK(told);
+    raft_advance(r, &rd);
+    CHECK(!raft_commit_untold(r));
+    raft_free(r);
+}
+
 /* Figure 8: a leader of term 3 holding an entry of term 2 replicated on a
  * majority must not commit it by counting; it commits only when its own
  * term-3 entry reaches a majority. */
@@ -817,6 +912,7 @@ int main(void)
     RUN(test_check_quorum_steps_down);
     RUN(test_replication_and_commit);
     RUN(test_no_commit_of_old_term_by_counting);
+    RUN(test_deferred_commit_notice);
     RUN(test_follower_rejects_forged_append);
     RUN(test_read_index);
     RUN(test_read_index_answer_from_previous_life);

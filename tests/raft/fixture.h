@@ -68,6 +68,10 @@ typedef struct {
      * hostile message from a non-member (fx_byzantine.c), which must not
      * change its term, role, commit or log. */
     double byzantine;
+    /* raft_config.defer_commit_notice on every node: a leader tells the
+     * commit with raft_send_commit on each tick and, in random mode, at
+     * random steps (as node.c's short timer does). */
+    bool defer_commit_notice;
 } fx_options;
 
 typedef struct fx fx;

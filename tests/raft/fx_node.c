@@ -408,6 +408,7 @@ int fx_node_start(fx *f, fx_node *n)
          * alone (the Figure 8 hazard of the Raft paper) */
         .max_msg_bytes = f->o.seed % 3 == 0 ? 1 : 256,
         .seed = f->o.seed * 1000003ULL + n->id * 7919ULL + n->incarnation,
+        .defer_commit_notice = f->o.defer_commit_notice,
     };
     raft_init_state init;
     memset(&init, 0, sizeof init);
@@ -485,6 +486,8 @@ void fx_node_tick(fx *f, fx_node *n)
     if (!n || !n->up)
         return;
     fx_node_unpark(f, n);
+    if (f->o.defer_commit_notice)
+        raft_send_commit(n->r); /* the embedding's timer, at the latest */
     raft_tick(n->r);
     fx_node_process(f, n);
 }

@@ -215,10 +215,25 @@ static void rand_membership(fx *f)
                (ull)lid, rc);
 }
 
+/* The embedding's short timer for an untold commit (defer_commit_notice):
+ * it fires at any point between steps. */
+static void rand_send_commit(fx *f)
+{
+    fx_node *n = fx_node_get(f, fx_leader(f));
+    if (!n || !n->up || !raft_commit_untold(n->r))
+        return;
+    trace_step(f, "send commit %llu from %llu", (ull)raft_commit_index(n->r), (ull)n->id);
+    fx_node_unpark(f, n);
+    raft_send_commit(n->r);
+    fx_node_process(f, n);
+}
+
 static void rand_deliver(fx *f)
 {
     trace_step(f, "deliver due (%zu queued)", f->n_q);
     fx_net_deliver_due(f, false);
+    if (f->o.defer_commit_notice && fx_rng_chance(f, 0.5))
+        rand_send_commit(f);
 }
 
 /* One random step. Every 200 steps the last 60 are calm (no new faults, no

@@ -67,6 +67,7 @@ static sim_plan plan_for(uint64_t seed)
     p.o.slow_fsync = slow_fsync[(h >> 13) & 3];
     p.o.snapshot_lag = snap_lag[(h >> 15) & 3];
     p.o.byzantine = ((h >> 17) & 3) == 0 ? 0.05 : 0;
+    p.o.defer_commit_notice = (h >> 19) & 1;
     return p;
 }
 
@@ -74,10 +75,11 @@ static void plan_print(const sim_plan *p)
 {
     printf("plan: nodes=%d prevote=%d checkquorum=%d drop=%.2f dup=%.2f delay=%d "
            "snapshot_every=%d keep=%d lag=%d slow_fsync=%.1f inflight=%u membership=%d "
-           "byzantine=%.2f\n",
+           "byzantine=%.2f defer_commit=%d\n",
            p->o.n_nodes, p->o.pre_vote, p->o.check_quorum, p->o.drop, p->o.duplicate,
            p->o.max_delay, p->o.snapshot_every, p->o.snapshot_keep, p->o.snapshot_lag,
-           p->o.slow_fsync, p->o.max_inflight, p->membership, p->o.byzantine);
+           p->o.slow_fsync, p->o.max_inflight, p->membership, p->o.byzantine,
+           p->o.defer_commit_notice);
 }
 
 /* Runs one seed; prints the FAIL line with the replay command on failure. */
