@@ -394,6 +394,10 @@ int kv_encode_alarm(int action, uint64_t member_id, int type, buf *out);
 /* The active alarm types, as KV_ALARM_BIT(type) bits, as applied so far
  * (one relaxed atomic load: cheap enough for every request). Any thread. */
 uint32_t kv_alarms_active(kv *k);
+/* ALARM_DEACTIVATE commands applied since kv_open (a batch rolled back
+ * still counts): whoever judged a member before a disarm knows to judge
+ * it again before raising. Any thread. */
+uint64_t kv_alarm_disarms(kv *k);
 /* Would the NOSPACE alarm refuse this encoded command (a put, a txn with
  * a put in either branch, a lease grant)? Lets a node refuse such a write
  * before proposing it, while the alarm is active or its disk is full. */

@@ -42,6 +42,8 @@ int kv_alarm_apply(kv *k, const kv_cmd *c, kv_result *res)
         kv_alarm_load(k) < 0)
         return KV_ERR_INTERNAL;
     res->alarms = kv_alarms_active(k);
+    if (!on)
+        atomic_fetch_add(&k->disarms, 1);
     return KV_OK;
 }
 
@@ -49,6 +51,8 @@ uint32_t kv_alarms_active(kv *k)
 {
     return atomic_load_explicit(&k->alarms, memory_order_relaxed);
 }
+
+uint64_t kv_alarm_disarms(kv *k) { return atomic_load(&k->disarms); }
 
 static int list_in_txn(kv_db *d, kv_alarm **out, size_t *n)
 {

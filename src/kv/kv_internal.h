@@ -111,6 +111,7 @@ struct kv {
     atomic_bool writer_set;
     int batch_err; /* an internal error in this batch: it must not commit */
     atomic_uint alarms; /* active alarm types (1u << type), as applied so far */
+    atomic_uint_fast64_t disarms; /* ALARM_DEACTIVATE commands applied since open */
     atomic_bool auth_on; /* auth enabled, as applied so far */
     atomic_bool corrupt_seen;
     char corrupt_msg[256]; /* the first corruption found (under pool_mu) */

@@ -8,7 +8,11 @@
  *
  * Must never run on the node loop (it waits for peers over HTTP: a thread
  * of its own, woken to stop), judge hashes taken at different revisions or
- * compact revisions, or raise a member's alarm again while it is active.
+ * compact revisions, raise a member's alarm again while it is active, or
+ * raise one from answers older than a disarm (an operator who repaired a
+ * member and disarmed must not see a round begun before the repair put
+ * the alarm back: that round is dropped and the next one, soon after,
+ * judges the repaired member).
  */
 #include "server/corrupt_check.h"
 
@@ -123,13 +127,14 @@ static bool already_raised(node *n, uint64_t id)
 }
 
 /* One comparison; false when this node could not run one (not leading,
- * nothing applied yet). */
+ * nothing applied yet, a disarm during the round). */
 static bool check_round(node *n)
 {
     node_info info;
     node_get_info(n, &info);
     if (info.role != RAFT_LEADER || info.revision <= 0)
         return false;
+    uint64_t disarms = kv_alarm_disarms(n->kv);
     corrupt_answer a[CONFIG_MAX_PEERS + 1];
     memset(a, 0, sizeof a);
     a[0].id = n->cfg->id;
@@ -137,6 +142,10 @@ static bool check_round(node *n)
     size_t na = ask_members(n, info.revision, a, sizeof a / sizeof a[0]);
     uint64_t odd[CONFIG_MAX_PEERS + 1];
     size_t k = corrupt_odd_members(a, na, odd);
+    if (k > 0 && kv_alarm_disarms(n->kv) != disarms) {
+        log_info("corruption check: an alarm was disarmed during the round: judging again");
+        return false;
+    }
     for (size_t i = 0; i < k; i++) {
         const corrupt_answer *who = NULL;
         for (size_t j = 0; j < na; j++)

@@ -418,12 +418,20 @@ static void test_alarms_replicated_state(void)
     CHECK(kv_alarms_active(g.k) == 0);
     CHECK_MSG(kv_restore(g.k, snap, err, sizeof err) == KV_OK, "%s", err);
     CHECK(kv_alarms_active(g.k) == (NOSPACE_BIT | CORRUPT_BIT) && alarms_are(&g, want, 3));
-    /* deactivate one member's, then every member's */
+    /* deactivate one member's, then every member's; each disarm counts
+     * (the corruption check drops a round a disarm overtook), an
+     * activation does not */
+    uint64_t disarms = kv_alarm_disarms(f.k);
     CHECK(cmd(&f, enc_alarm_off, 1, KV_ALARM_NOSPACE, NULL) == KV_OK);
+    CHECK(kv_alarm_disarms(f.k) == disarms + 1);
     CHECK(kv_alarms_active(f.k) == (NOSPACE_BIT | CORRUPT_BIT) && alarms_are(&f, want + 1, 2));
     CHECK(cmd(&f, enc_alarm_off, 0, KV_ALARM_NOSPACE, &r) == KV_OK && r.alarms == CORRUPT_BIT);
     CHECK(kv_alarms_active(f.k) == CORRUPT_BIT && alarms_are(&f, want + 2, 1));
     CHECK(cmd(&f, enc_alarm_off, 0, KV_ALARM_CORRUPT, NULL) == KV_OK && kv_alarms_active(f.k) == 0);
+    CHECK(kv_alarm_disarms(f.k) == disarms + 3);
+    CHECK(cmd(&f, enc_alarm_on, 3, KV_ALARM_CORRUPT, NULL) == KV_OK);
+    CHECK(kv_alarm_disarms(f.k) == disarms + 3);
+    CHECK(cmd(&f, enc_alarm_off, 0, KV_ALARM_CORRUPT, NULL) == KV_OK);
     /* a restored snapshot replaces the alarms too */
     CHECK(kvfx_snapshot(&f, snap, NULL) == KV_OK);
     CHECK_MSG(kv_restore(g.k, snap, err, sizeof err) == KV_OK, "%s", err);
