@@ -138,7 +138,8 @@ static void resume(transport_answers *a, transport_answer *s)
     MHD_resume_connection(s->conn);
 }
 
-static void flush(transport_answers *a, bool all)
+/* Returns how many connections it resumed. */
+static size_t flush(transport_answers *a, bool all)
 {
     transport_answer *out = NULL;
     pthread_mutex_lock(&a->mu);
@@ -154,11 +155,13 @@ static void flush(transport_answers *a, bool all)
         }
     }
     pthread_mutex_unlock(&a->mu);
-    while (out) {
+    size_t n = 0;
+    for (; out; n++) {
         transport_answer *next = out->next;
         resume(a, out);
         out = next;
     }
+    return n;
 }
 
 void transport_answer_cancel(transport_answers *a, transport_answer *s)
@@ -173,6 +176,6 @@ void transport_answer_cancel(transport_answers *a, transport_answer *s)
     resume(a, s); /* nothing was added: an empty answer, 204 */
 }
 
-void transport_answers_flush(transport_answers *a) { flush(a, false); }
+size_t transport_answers_flush(transport_answers *a) { return flush(a, false); }
 
 void transport_answers_flush_all(transport_answers *a) { flush(a, true); }

@@ -110,8 +110,8 @@ void transport_flush_answers(transport *t)
 {
     if (!t)
         return;
-    transport_answers_flush(t->answers);
-    transport_server_run(t->server); /* the resumed answers leave now */
+    if (transport_answers_flush(t->answers) > 0)
+        transport_server_run(t->server); /* the resumed answers leave now */
 }
 
 void transport_poll(transport *t, int wake_fd, int timeout_ms)

@@ -101,7 +101,7 @@ void transport_answer_free(transport_answer *s); /* off the list: by its request
  * handled slots encoded and resumed (all: every slot, when stopping). */
 void transport_answers_handled(transport_answers *a, transport_answer *s);
 size_t transport_answers_take(transport_answers *a, const raft_msg *msgs, size_t n, raft_msg *rest);
-void transport_answers_flush(transport_answers *a);
+size_t transport_answers_flush(transport_answers *a); /* how many resumed */
 void transport_answers_flush_all(transport_answers *a);
 
 /* ---- peer_server.c / snap_recv.c: the peer listener ---- */
