@@ -79,6 +79,14 @@ bool peer_work_submit(peer_work *w, peer_work_fn fn, void *arg)
     return ok;
 }
 
+bool peer_work_stopping(peer_work *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool stopping = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    return stopping;
+}
+
 void peer_work_stop(peer_work *w)
 {
     if (!w)

@@ -131,6 +131,9 @@ bool peer_work_submit(peer_work *w, peer_work_fn fn, void *arg);
 /* Joins the thread once its running job returns; queued jobs are called
  * with run = false, on the caller's thread. */
 void peer_work_stop(peer_work *w);
+/* True once peer_work_stop has begun (it refuses new jobs from then on):
+ * lets a test order its steps against a stop running on another thread. */
+bool peer_work_stopping(peer_work *w);
 
 /* The state of one POST /raft/snapshot upload, driven by the listener. */
 typedef struct transport_snap_recv transport_snap_recv;
