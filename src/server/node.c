@@ -293,6 +293,8 @@ static event *wait_for_work(node *n)
         until = n->commit_due_ms;
     if (n->tp && now < until)
         transport_poll(n->tp, inbox_wait_fd(&n->in), (int)(until - now));
+    if (transport_broken(n->tp))
+        node_fatal(n, NODE_EXIT_INTERNAL, "the peer listener failed");
     return inbox_take_all(&n->in, n->tp ? 0 : until);
 }
 

@@ -20,6 +20,7 @@
  * to another node, and never buffer more than MAX_BATCH_BYTES per request. */
 #include "transport/transport_int.h"
 
+#include "util/failpoint.h"
 #include "util/tls.h"
 
 #include <jansson.h>
@@ -42,6 +43,7 @@ struct transport_server {
     struct MHD_Daemon *d;
     bool in_loop; /* no thread of its own: the loop runs it */
     bool running; /* in MHD_run: a callback's flush must not run it again */
+    bool broken;  /* MHD_run failed: no peer is served any more */
     uint16_t port;
 };
 
@@ -556,6 +558,11 @@ void transport_server_run(transport_server *srv)
     if (!srv->in_loop || srv->running)
         return;
     srv->running = true;
-    MHD_run(srv->d);
+    /* MHD_NO here is an internal error (its epoll set failed): the node
+     * must stop rather than go on deaf to its peers */
+    if (MHD_run(srv->d) != MHD_YES || failpoint_hit("peer.run"))
+        srv->broken = true;
     srv->running = false;
 }
+
+bool transport_server_broken(const transport_server *srv) { return srv && srv->broken; }

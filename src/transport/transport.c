@@ -123,6 +123,8 @@ void transport_poll(transport *t, int wake_fd, int timeout_ms)
     transport_server_run(t->server);
 }
 
+bool transport_broken(const transport *t) { return t && transport_server_broken(t->server); }
+
 uint64_t transport_requests(const transport *t) { return transport_sender_requests(t->sender); }
 
 void transport_send_snapshot(transport *t, const raft_msg *msg, const char *path,

@@ -156,6 +156,9 @@ void transport_send(transport *t, const raft_msg *msgs, size_t n);
  * what is ready and runs the callbacks it brings. Returns at once when
  * wake_fd is already readable. */
 void transport_poll(transport *t, int wake_fd, int timeout_ms);
+/* loop_driven: true once the peer listener failed to run (an internal
+ * error: the caller must stop the node). */
+bool transport_broken(const transport *t);
 /* Message requests this node started (one per batch sent to a peer). */
 uint64_t transport_requests(const transport *t);
 /* The loop stepped the batch that came with `answer`: from now on its

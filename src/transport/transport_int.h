@@ -117,6 +117,8 @@ uint16_t transport_server_port(const transport_server *srv);
 int transport_server_poll_fd(const transport_server *srv);
 int transport_server_timeout_ms(const transport_server *srv);
 void transport_server_run(transport_server *srv);
+/* True once a run of the loop-driven listener failed (failpoint peer.run). */
+bool transport_server_broken(const transport_server *srv);
 
 /* ---- peer_work.c: the listener's slow requests on a thread ---- */
 #define PEER_WORK_MAX 8 /* jobs queued, besides the one running */

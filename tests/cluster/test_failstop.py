@@ -119,6 +119,24 @@ def test_apply_error_stops_node_and_restart_converges(env):
     check(len(set(hashes.values())) == 1, "hashes differ after the restart: %r" % hashes)
 
 
+def test_failed_peer_listener_stops_node(env):
+    """The node loop runs the peer listener; a run that fails (failpoint
+    peer.run, standing for libmicrohttpd's MHD_NO) stops the node with exit
+    6 instead of leaving a member that no peer can reach. The others keep
+    serving writes."""
+    nodes = env.cluster(3)
+    victim = nodes[2]
+    check(victim.stop() == 0, "clean stop")
+    victim.env_vars["RAFTKV_FAILPOINTS"] = "peer.run=EIO@50"
+    victim.restart()
+    code = victim.wait_exit(30)
+    check(code == 6, "peer listener failure exit code %r, want 6" % code)
+    check("the peer listener failed" in victim.log_text(), "the log names the failure")
+    env.put_retry(nodes[0], "after-listener", "v")
+    check(nodes[1].get("after-listener") == (200, b"v"),
+          "the other two still commit")
+
+
 def test_bad_failpoint_spec_is_a_usage_error(env):
     node = env.new_node()
     node.env_vars["RAFTKV_FAILPOINTS"] = "kv.apply=NOPE"
