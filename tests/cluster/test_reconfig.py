@@ -1,7 +1,9 @@
 """Dynamic reconfiguration, as in raftexample's README: POST /4 adds a node
 that then starts with --join; DELETE /3 removes node 3, which stops itself."""
 
-from harness import check
+import json
+
+from harness import check, free_port, scheme, wait_for
 
 
 def test_add_node4_then_remove_node3(env):
@@ -45,3 +47,42 @@ def test_join_node_survives_restart(env):
     n4.restart()
     env.wait_healthy([n4])
     check(n4.get("k") == (200, b"v2"), "restarted joined node reads the new value")
+
+
+def test_member_unknown_to_a_node_behind_is_503_not_404(env):
+    """A node that knows of committed entries it has not applied may not
+    have applied the one that added a member: to removing or promoting that
+    member it answers 503 (try again), not a 404 its stale view would give.
+    The node kept behind here is a follower that cannot apply a write on a
+    full disk (kv.apply=ENOSPC): it stays up, keeps receiving the log and
+    applies nothing from that write on until it has space."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    behind = next(n for n in nodes if n is not leader)
+    check(behind.stop() == 0, "clean stop")
+    behind.env_vars["RAFTKV_FAILPOINTS"] = "kv.apply=ENOSPC@1"
+    behind.restart()
+    env.wait_healthy([behind])
+    check(leader.put("before-the-add", "v") == 204, "a write the follower cannot apply")
+    url = "%s://127.0.0.1:%d" % (scheme(), free_port())
+    r = leader.request("POST", "/members", json.dumps({"peer_urls": [url], "is_learner": True}))
+    check(r.status == 201, "add through the leader: %r" % r)
+    new_id = r.json()["member"]["id"]
+
+    def lag():
+        st = behind.request("GET", "/status").json()
+        return st["raft_applied_index"], behind.metric("raftkv_raft_commit_index")
+    # it knows the addition committed (the next heartbeat tells it at the
+    # latest) and has not applied it
+    wait_for(lambda: lag()[1] >= leader.metric("raftkv_raft_commit_index"),
+             what="%s to learn the addition's commit" % behind)
+    applied, commit = lag()
+    check(applied < commit, "%s applied all it knows committed: %d >= %d" % (behind, applied, commit))
+    for method, path in [("DELETE", "/members/%d" % new_id),
+                         ("POST", "/members/%d/promote" % new_id)]:
+        r = behind.request(method, path)
+        check(r.status == 503, "%s %s on a node behind: %r" % (method, path, r))
+    r = leader.request("DELETE", "/members/%d" % new_id)
+    check(r.status == 200, "the leader, up to date, removes it: %r" % r)
+    r = leader.request("DELETE", "/members/%d" % new_id)
+    check(r.status == 404, "and then does not know it: %r" % r)
