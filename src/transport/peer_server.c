@@ -17,7 +17,8 @@
  * Errors are JSON {"error","reason"}: 400 bad_message, 413 too_large,
  * 404 not_found, 405 method_not_allowed (with Allow).
  * Must never call a callback for anything malformed, foreign or addressed
- * to another node, and never buffer more than MAX_BATCH_BYTES per request. */
+ * to another node, buffer more than MAX_BATCH_BYTES per request, or hold
+ * more than PEER_CONN_MAX connections. */
 #include "transport/transport_int.h"
 
 #include "util/failpoint.h"
@@ -28,6 +29,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,6 +37,12 @@
 #define MAX_BATCH_BYTES (64u << 20)
 #define SERVER_THREADS 4
 #define IDLE_TIMEOUT_S 120
+/* Open peer connections: the members' senders, snapshot streams and probes
+ * need a few each (at most 32 members); past this cap a new connection is
+ * closed at once, so a flood of them cannot take the fds SQLite needs or
+ * pile up work on the loop that runs this listener. */
+#define PEER_CONN_MAX 256
+#define LOG_EVERY_MS 1000
 
 struct transport_server {
     const transport_config *cfg;
@@ -435,12 +443,25 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
     *ctx = NULL;
 }
 
+/* At most one line a second: a flood of refused connections must not
+ * become a flood of log lines (the ones left out are counted). */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    static _Atomic uint64_t next_ms;
+    static _Atomic unsigned skipped;
+    uint64_t now = now_ms(), due = atomic_load(&next_ms);
+    if (now < due || !atomic_compare_exchange_strong(&next_ms, &due, now + LOG_EVERY_MS)) {
+        atomic_fetch_add(&skipped, 1);
+        return;
+    }
     char line[256];
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
-    log_warn("transport: peer listener: %s", line);
+    unsigned n = atomic_exchange(&skipped, 0);
+    if (n)
+        log_warn("transport: peer listener: %s (and %u more messages)", line, n);
+    else
+        log_warn("transport: peer listener: %s", line);
 }
 
 /* ---- lifecycle ---- */
@@ -469,13 +490,14 @@ static struct MHD_Daemon *start_daemon(transport_server *srv, struct sockaddr_st
     if (cfg->tls)
         flags |= MHD_USE_TLS;
     /* the logger must come first to catch messages about later options */
-    struct MHD_OptionItem opts[8] = {
+    struct MHD_OptionItem opts[9] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, srv},
         {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, PEER_CONN_MAX, NULL},
     };
-    size_t k = 4;
+    size_t k = 5;
     if (cfg->tls)
         opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
                                             (void *)tls_cert_callback(TLS_SLOT_PEER)};

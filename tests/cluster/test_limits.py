@@ -249,3 +249,36 @@ def test_initial_cluster_token_changes_cluster_id(env):
     check(other != plain, "--initial-cluster-token left the cluster id at %s" % plain)
     for n in nodes:
         check(n.status()["header"]["cluster_id"] == other, "%s disagrees on the id" % n)
+
+
+def test_peer_port_connection_flood_is_capped(env):
+    """The peer listener (run by the node loop) holds at most 256
+    connections: past the cap it stops accepting until some close, so a
+    flood of idle connections cannot take the node's fds or load its loop
+    (the kernel's backlog keeps the rest). The members' own connections
+    keep the cluster committing."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    target = next(n for n in nodes if n is not leader)
+    fd_dir = "/proc/%d/fd" % target.proc.pid
+    before = len(os.listdir(fd_dir))
+    socks = []
+    try:
+        for _ in range(400):
+            socks.append(socket.create_connection(("127.0.0.1", target.peer_port), timeout=5))
+        # the listener takes connections until the cap, then no more
+        wait_for(lambda: len(os.listdir(fd_dir)) >= before + 200, 10,
+                 "the listener to take the first connections")
+        for i in range(5):
+            env.put_retry(leader, "flood-%d" % i, "v")
+        check(target.get("flood-4") == (200, b"v"), "the flooded member still commits")
+        during = len(os.listdir(fd_dir))
+        # the cap, and a few fds the node's own senders may open meanwhile
+        check(during <= before + 256 + 8, "the node holds %d fds under the flood, %d before"
+              % (during, before))
+    finally:
+        for s in socks:
+            s.close()
+    for i in range(5, 10):
+        env.put_retry(leader, "flood-%d" % i, "v")
+    check(target.get("flood-9") == (200, b"v"), "the member commits after the flood")
