@@ -158,6 +158,15 @@ static int open_db(storage *s)
                              NULL);
     if (rc != SQLITE_OK)
         return storage_fail(s, "%s: cannot open: %s", s->db_path, sqlite3_errstr(rc));
+    /* Only this connection ever opens raft.db while the node runs (the
+     * data dir's LOCK keeps other processes out): holding SQLite's locks
+     * for good, set before the first read so the WAL index lives in this
+     * process's heap, spares every transaction its lock and unlock calls
+     * and the shared-memory file. */
+    char mode[32];
+    if (query_text(s, "PRAGMA locking_mode=EXCLUSIVE", "set exclusive locking", mode,
+                   sizeof mode) < 0)
+        return -1;
     bool fresh;
     if (is_empty_db(s, &fresh) < 0)
         return -1;

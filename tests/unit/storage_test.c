@@ -228,7 +228,11 @@ static void test_fresh_dir_and_identity(void)
     char snapdir[512];
     snprintf(snapdir, sizeof snapdir, "%s/snap", dir);
     CHECK(exists(snapdir));
+    /* raft.db's locks are held for as long as it is open (locking_mode
+     * EXCLUSIVE): another connection cannot even read it meanwhile */
+    CHECK(raw_sql(dir, "SELECT count(*) FROM meta") == -1);
     storage_close(s);
+    CHECK(raw_sql(dir, "SELECT count(*) FROM meta") > 0);
     /* WAL is a property of the file: a fresh raft.db must have it. */
     CHECK(raw_sql(dir, "SELECT journal_mode = 'wal' FROM pragma_journal_mode") == 1);
     remove_root();
@@ -463,10 +467,10 @@ static void test_snapshot_saved_compacts(void)
     storage_snapshot out = save_snapshot(s, 15, term_for(15), 12, body, sizeof body);
     CHECK(out.meta.index == 15 && out.meta.term == term_for(15));
     CHECK(out.size == sizeof body && out.crc == crc32c(0, body, sizeof body));
+    storage_close(s); /* it holds raft.db's locks while open */
     /* Entries 13..20 stay on disk (kept for slow followers), 1..12 are gone. */
     CHECK(raw_sql(dir, "SELECT count(*) FROM entries WHERE idx <= 12") == 0);
     CHECK(raw_sql(dir, "SELECT count(*) FROM entries") == 8);
-    storage_close(s);
 
     s = open_ok(dir);
     loaded l;
@@ -520,8 +524,8 @@ static void test_snapshot_adopt_from_staging(void)
               storage_errmsg(s));
     CHECK(!exists(staged) && exists(final));
     CHECK(out.meta.index == 15 && out.size == sizeof body && out.crc == crc32c(0, body, sizeof body));
-    CHECK(raw_sql(dir, "SELECT count(*) FROM entries") == 8);
     storage_close(s);
+    CHECK(raw_sql(dir, "SELECT count(*) FROM entries") == 8);
     s = open_ok(dir);
     loaded l;
     CHECK(load(s, &l) == 0 && l.snap.meta.index == 15 && l.snap.crc == out.crc);
