@@ -236,6 +236,27 @@ static void test_cursor_positions(void)
     fx_close(&f);
 }
 
+/* With nobody parked, watch_notify marks each revision matched itself
+ * (no wake of the hub's thread): a watcher parking at or before the last
+ * one is woken inside watch_park, on the spot; one parking past it waits
+ * for the next write. */
+static void test_unwatched_revisions_matched_at_once(void)
+{
+    fixture f;
+    fx_open(&f);
+    probe p;
+    probe_add(&f, &p, key_span("k"), 0);
+    put(&f, "k", "1");
+    int64_t rev = put(&f, "k", "2");
+    watch_park(f.h, p.w, rev, 0);
+    CHECK(atomic_load(&p.wakes) == 1); /* no waiting: already matched */
+    watch_park(f.h, p.w, rev + 1, 0);
+    CHECK(atomic_load(&p.wakes) == 1);
+    put(&f, "k", "3");
+    CHECK(wait_wakes(&p, 2));
+    fx_close(&f);
+}
+
 static int64_t drain(fixture *f, probe *p, int64_t cursor, size_t max, char *seen, size_t cap,
                      int *calls)
 {
@@ -525,6 +546,7 @@ int main(void)
 {
     RUN(test_match_kinds);
     RUN(test_cursor_positions);
+    RUN(test_unwatched_revisions_matched_at_once);
     RUN(test_catch_up_then_live);
     RUN(test_whole_revisions);
     RUN(test_filters_and_prev);
