@@ -241,20 +241,31 @@ static void change_member(api_req *r, int op, uint64_t id, const buf *stamp, api
         node_change_member(r->a->node, op, id, r->url, stamp, &r->chosen_id, on_done, r);
 }
 
-/* A membership change is a conf entry, which an IDEM command cannot
- * wrap: after a read barrier, a key kept by an applied change answers as
- * that change did (its member's id); otherwise the change is proposed
- * with the key's stamp, kept when it applies. A retry that overlaps the
- * first attempt finds it pending (409 membership_change_in_progress). */
+/* A membership change is checked against the node's own view of the
+ * members (404 for an unknown one, 400 for an id in use), so it waits for
+ * a read barrier first: then that view has every change committed before
+ * the request came, and a node behind or cut off from the leader cannot
+ * answer 404 for a member it has not heard of yet (it answers 503 when
+ * the barrier cannot complete).
+ * A conf entry cannot be wrapped in an IDEM command either: after the
+ * barrier, a key kept by an applied change answers as that change did
+ * (its member's id); otherwise the change is proposed with the key's
+ * stamp, kept when it applies. A retry that overlaps the first attempt
+ * finds it pending (409 membership_change_in_progress). */
 static void member_after_barrier(api_req *r)
 {
     if (r->status != NODE_OK) {
         r->member_then(r);
         return;
     }
+    const char *key = idem_key(r);
+    if (!key) {
+        change_member(r, r->member_op, r->member_id, NULL, r->member_then);
+        return;
+    }
     uint64_t member = 0;
     kv_conn *c = kv_reader_acquire(r->a->kv);
-    int rc = c ? kv_idem_find_member(c, idem_key(r), r->idem_fp, now_wall_ms(), &member)
+    int rc = c ? kv_idem_find_member(c, key, r->idem_fp, now_wall_ms(), &member)
                : KV_ERR_INTERNAL;
     if (c)
         kv_reader_release(r->a->kv, c);
@@ -271,14 +282,12 @@ static void member_after_barrier(api_req *r)
 void api_wait_member(api_req *r, int op, uint64_t id, api_handler_fn then)
 {
     const char *key = idem_key(r);
-    if (!key) {
-        change_member(r, op, id, NULL, then);
-        return;
-    }
-    r->idem_fp = fingerprint(r);
-    if (kv_encode_idem_stamp(key, r->idem_fp, now_wall_ms(), &r->idem_stamp) != KV_OK) {
-        reply_bad_idem_key(r);
-        return;
+    if (key) {
+        r->idem_fp = fingerprint(r);
+        if (kv_encode_idem_stamp(key, r->idem_fp, now_wall_ms(), &r->idem_stamp) != KV_OK) {
+            reply_bad_idem_key(r);
+            return;
+        }
     }
     r->member_op = op;
     r->member_id = id;
