@@ -2,8 +2,9 @@
  * tells the hub each applied revision (watch_notify); the hub's thread
  * reads the new events' keys from history once, finds the parked watchers
  * whose span contains each key (interval tree) and whose cursor is at or
- * before the event, and wakes them. It also wakes watchers at their
- * deadlines. Watchers behind the store are never parked here: whoever
+ * before the event, and wakes them (with nobody parked, watch_notify
+ * marks the revision matched itself and wakes no thread). It also wakes
+ * watchers at their deadlines. Watchers behind the store are never parked here: whoever
  * serves them reads history in bounded chunks (watch_fetch) until caught
  * up, and only then parks — etcd's unsynced and synced watchers.
  *

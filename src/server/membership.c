@@ -34,18 +34,10 @@ static raft_id next_free_id(node *n, const raft_conf *conf)
     return max + 1;
 }
 
-/* "No such member" only from a node that has applied every entry it
- * knows to be committed: one still catching up (after a restart, a
- * snapshot, a partition) may not have applied the change that added it,
- * and says 503 (try again) instead of a 404 that is not true. */
-static int unknown_member(node *n)
-{
-    return raft_applied_index(n->r) >= raft_commit_index(n->r) ? NODE_ERR_NOT_FOUND
-                                                                : NODE_ERR_BUSY;
-}
-
 /* Refuses what cannot be applied, so the client gets 400/404 at once
- * rather than a change that applies as a no-op. */
+ * rather than a change that applies as a no-op. The API asks only after a
+ * read barrier (api_wait_member), so this node's view of the members has
+ * every change committed before the request: a 404 here is the cluster's. */
 static int check_member_change(node *n, uint8_t op, raft_id id)
 {
     const raft_conf *conf = raft_conf_get(n->r);
@@ -55,10 +47,10 @@ static int check_member_change(node *n, uint8_t op, raft_id id)
     case RAFT_CONF_ADD_LEARNER:
         /* ids are never reused: the old removal is still in the log */
         return member || removed_has(n, id) ? NODE_ERR_INVALID : NODE_OK;
-    case RAFT_CONF_REMOVE: return member ? NODE_OK : unknown_member(n);
+    case RAFT_CONF_REMOVE: return member ? NODE_OK : NODE_ERR_NOT_FOUND;
     case RAFT_CONF_PROMOTE:
         if (!member)
-            return unknown_member(n);
+            return NODE_ERR_NOT_FOUND;
         return raft_is_learner(n->r, id) ? NODE_OK : NODE_ERR_INVALID;
     default: return NODE_ERR_INVALID;
     }

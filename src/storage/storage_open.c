@@ -167,6 +167,8 @@ static int open_db(storage *s)
     if (query_text(s, "PRAGMA locking_mode=EXCLUSIVE", "set exclusive locking", mode,
                    sizeof mode) < 0)
         return -1;
+    if (strcmp(mode, "exclusive") != 0)
+        return storage_fail(s, "%s: cannot hold exclusive locks (got %s)", s->db_path, mode);
     bool fresh;
     if (is_empty_db(s, &fresh) < 0)
         return -1;

@@ -38,9 +38,10 @@
 #define SERVER_THREADS 4
 #define IDLE_TIMEOUT_S 120
 /* Open peer connections: the members' senders, snapshot streams and probes
- * need a few each (at most 32 members); past this cap a new connection is
- * closed at once, so a flood of them cannot take the fds SQLite needs or
- * pile up work on the loop that runs this listener. */
+ * need a few each (at most 32 members); at this cap libmicrohttpd stops
+ * accepting until some close (the kernel's backlog holds the rest), so a
+ * flood of them cannot take the fds SQLite needs or pile up work on the
+ * loop that runs this listener. */
 #define PEER_CONN_MAX 256
 #define LOG_EVERY_MS 1000
 
