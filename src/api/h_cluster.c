@@ -254,6 +254,11 @@ void api_h_health(api_req *r)
                       : i.ms_since_apply_or_heartbeat >= HEALTH_MAX_SILENCE_MS ? "stale"
                                                                                 : NULL;
     uint32_t alarms = kv_alarms_active(r->a->kv);
+    /* A member that found a bad row of its own is unhealthy now, not once
+     * the CORRUPT alarm it proposed has come back through Raft: the leader
+     * applies it first, and this member may be the last to. */
+    if (kv_corruption_seen(r->a->kv, NULL, 0))
+        alarms |= KV_ALARM_BIT(KV_ALARM_CORRUPT);
     if (!why && alarms) {
         /* etcd's "ALARM NOSPACE": the alarm names itself */
         bool nospace = alarms & KV_ALARM_BIT(KV_ALARM_NOSPACE);

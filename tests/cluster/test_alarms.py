@@ -112,9 +112,11 @@ def test_flipped_value_never_served_and_raises_corrupt(env):
         r = victim.request("GET", path)
         check(bad not in r.body, "%s served the flipped bytes" % path)
         check(r.status == 503 and r.json()["reason"] == "corrupt", "%s on %s: %r" % (path, victim, r))
-    wait_for(lambda: (victim.id, "CORRUPT") in _alarms(leader), what="CORRUPT raised for the victim")
+    # The victim knows at once, before its alarm has gone through Raft.
     r = victim.request("GET", "/health")
     check(r.status == 503 and r.json().get("alarm") == "CORRUPT", "/health names CORRUPT: %r" % r)
+    wait_for(lambda: (victim.id, "CORRUPT") in _alarms(leader), what="CORRUPT raised for the victim")
+    wait_for(lambda: (victim.id, "CORRUPT") in _alarms(victim), what="the victim applies CORRUPT")
     for n in nodes:
         if n is not victim:
             check(n.get("precious") == (200, b"the-real-value"), "%s serves the real value" % n)
