@@ -129,8 +129,9 @@ def test_leader_compares_replicas_and_names_the_odd_one(env):
     leader = env.leader()
     victim = next(n for n in nodes if n is not leader)
     check(leader.request("PUT", "/kv/quiet", b"original-bytes").status == 200, "write")
-    wait_for(lambda: victim.request("GET", "/kv/quiet?serializable=true").status == 200,
-             what="the victim has the key")
+    for n in nodes:  # every member, not only the victim, hashes that revision
+        wait_for(lambda n=n: n.request("GET", "/kv/quiet?serializable=true").status == 200,
+                 what="%s has the key" % n)
     hashes = set()
     for n in nodes:
         r = n.peer_request("GET", "/raft/hash?revision=%d" % leader.status()["revision"])

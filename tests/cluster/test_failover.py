@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 
+import kvclient
 from harness import check, free_port, scheme, wait_for
 
 
@@ -35,7 +36,10 @@ def _writers(nodes, key, stop, results):
 
 
 def _history(node, key):
-    """Every value the key ever had, in revision order (its watch history)."""
+    """Every value the key ever had, in revision order (its watch history).
+    A watch reads the node's own applied state: a linearizable read first
+    brings it up to every write acknowledged by any member."""
+    kvclient.revision(node)
     values, start = [], 1
     while True:
         r = node.request("GET", "/watch/%s?start_revision=%d&timeout=0" % (key, start), timeout=30)

@@ -110,6 +110,11 @@ def test_lease_survives_leader_kill(env):
     others = [n for n in nodes if n is not leader]
     lid, ttl = grant(others[0], 2)
     check(put(others[0], "fo/k", "v", lease=lid)[0] == 200, "PUT with lease")
+    # others[1] may hold the entry without knowing it is committed when the
+    # leader dies, and a serializable read need not see it until the new
+    # leader commits in its term: the loop below checks the lease, not that.
+    wait_for(lambda: others[1].request("GET", "/kv/fo/k?serializable=true").status == 200,
+             what="%s applied the PUT" % others[1])
     ka = KeepAlive(others, lid, 0.3)
     try:
         leader.kill()
