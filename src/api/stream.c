@@ -135,6 +135,8 @@ static enum fill render_batch(stream *c, const watch_batch *b, int64_t from)
 /* Nothing to read: a progress line when due, else park until then. */
 static enum fill stream_idle(stream *c)
 {
+    if (!c->progress_ms) /* a protocol without progress lines */
+        return stream_park(c, 0) ? FILL_PARKED : FILL_END;
     uint64_t due = c->last_sent + c->progress_ms;
     if (now_ms() < due)
         return stream_park(c, due) ? FILL_PARKED : FILL_END;
@@ -260,8 +262,11 @@ static stream *stream_new(api_req *r, watch_hub *hub, const api_stream_spec *sp)
 {
     stream *c = calloc(1, sizeof *c);
     if (c) {
+        /* The progress clock starts now, first line or not (an observe in
+         * etcd's shape has none while nobody leads): else the first idle
+         * turn would count from the clock's zero and send one at once. */
         *c = (stream){.a = r->a, .hub = hub, .cursor = sp->start, .progress_ms = sp->progress_ms,
-                      .render = sp->render, .share_tag = sp->share_tag,
+                      .last_sent = now_ms(), .render = sp->render, .share_tag = sp->share_tag,
                       .progress = sp->progress, .canceled = sp->canceled,
                       .content_type = sp->content_type};
         buf_init(&c->out);

@@ -27,7 +27,7 @@ typedef struct {
     unsigned filters;        /* enum watch_filter */
     bool prev_kv;
     int64_t start;           /* the first revision to deliver */
-    uint64_t progress_ms;    /* a progress line after this long idle */
+    uint64_t progress_ms;    /* a progress line after this long idle; 0: never */
     json_t *first;           /* the first line (taken; NULL: none) */
     api_stream_render_fn render;
     /* Non-NULL when render's lines depend on the batch alone: streams

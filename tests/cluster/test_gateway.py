@@ -499,6 +499,32 @@ def test_gateway_watch_resumes_across_a_restart(env):
           "events across the restart: %s %s, want %s" % (got, values, revs))
 
 
+def test_gateway_observe_of_an_unled_election_sends_leaders_only(env):
+    """An observe that starts while nobody leads sends nothing until a
+    leader comes, then that leader's {"result"} line: never a progress
+    line of the native stream (the code before sent one at once on a host
+    up for more than an hour: its progress clock started at zero)."""
+    nodes = env.cluster(1)
+    n = nodes[0]
+    st, js = _gw(n.port, "/v3/lease/grant", {"TTL": "60", "ID": "8101"})
+    check(st == 200, "grant: %s %s" % (st, js))
+    conn = harness.http_connection(n.port, timeout=30)
+    try:
+        conn.request("POST", "/v3/election/observe", json.dumps({"name": b64("unled")}))
+        r = conn.getresponse()
+        check(r.status == 200, "observe answered %d" % r.status)
+        # the stream is parked with nothing to say; a campaign wakes it
+        st, camp = _gw(n.port, "/v3/election/campaign",
+                       {"name": b64("unled"), "lease": "8101", "value": b64("first")})
+        check(st == 200, "campaign: %s %s" % (st, camp))
+        line = json.loads(r.readline())
+        check(set(line) == {"result"}, "the first line is a leader's: %s" % line)
+        check(base64.b64decode(line["result"]["kv"]["value"]) == b"first",
+              "the campaigner leads: %s" % line)
+    finally:
+        conn.close()
+
+
 def test_gateway_election_observe_follows_the_leader(env):
     """election/observe through the gateway: one {"result": {header, kv}}
     line per leader — the current one first, then each proclaim and each

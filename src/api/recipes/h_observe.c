@@ -276,8 +276,8 @@ static void observe_stream(api_req *r, const wl *s, int64_t progress_ms,
 void api_observe_stream(api_req *r, api_observe_line_fn shape, const char *ctype)
 {
     wl *s = api_wl_new(r, 0, -1);
-    if (s)
-        observe_stream(r, s, API_PROGRESS_MS_MAX, shape, ctype);
+    if (s) /* etcd's observe sends leaders only: no progress lines */
+        observe_stream(r, s, 0, shape, ctype);
 }
 
 /* ---- the route ---- */
