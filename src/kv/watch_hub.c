@@ -4,9 +4,10 @@
  * whose span contains each key (interval tree) and whose cursor is at or
  * before the event, and wakes them (with nobody parked, watch_notify
  * marks the revision matched itself and wakes no thread). It also wakes
- * watchers at their deadlines. Watchers behind the store are never parked here: whoever
- * serves them reads history in bounded chunks (watch_fetch) until caught
- * up, and only then parks — etcd's unsynced and synced watchers.
+ * watchers at their deadlines. Watchers behind the store are never
+ * parked here: whoever serves them reads history in bounded chunks
+ * (watch_fetch) until caught up, and only then parks — etcd's unsynced
+ * and synced watchers.
  *
  * Must never: copy events per watcher, read SQLite or call a wake
  * function on the node thread, hold its lock while reading SQLite, or

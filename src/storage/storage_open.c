@@ -6,6 +6,7 @@
  * damaged data dir must refuse to start, not serve wrong data.
  */
 #include "storage/storage_int.h"
+#include "util/failpoint.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -167,8 +168,10 @@ static int open_db(storage *s)
     if (query_text(s, "PRAGMA locking_mode=EXCLUSIVE", "set exclusive locking", mode,
                    sizeof mode) < 0)
         return -1;
-    if (strcmp(mode, "exclusive") != 0)
-        return storage_fail(s, "%s: cannot hold exclusive locks (got %s)", s->db_path, mode);
+    int e = failpoint_hit("storage.lock"); /* stands for SQLite keeping another mode */
+    if (e || strcmp(mode, "exclusive") != 0)
+        return storage_fail(s, "%s: cannot hold exclusive locks (got %s)", s->db_path,
+                            e ? strerror(e) : mode);
     bool fresh;
     if (is_empty_db(s, &fresh) < 0)
         return -1;

@@ -144,6 +144,16 @@ def test_bad_failpoint_spec_is_a_usage_error(env):
     check(node.wait_exit(10) == 2, "a bad RAFTKV_FAILPOINTS is exit 2")
 
 
+def test_raft_db_without_exclusive_locks_refuses_to_start(env):
+    """raft.db is opened holding SQLite's locks for good; a node that cannot
+    (failpoint storage.lock) refuses to start with exit 1 and says why."""
+    node = env.new_node()
+    node.env_vars["RAFTKV_FAILPOINTS"] = "storage.lock=EIO"
+    node.start([node.peer_url])
+    check(node.wait_exit(30) == 1, "exit 1 without exclusive locks")
+    check("cannot hold exclusive locks" in node.log_text(), "the log says why")
+
+
 def test_damaged_log_entry_refuses_to_start(env):
     """Bytes changed inside a log entry's data in raft.db (its checksum
     kept) used to pass the integrity check and be applied and spread."""

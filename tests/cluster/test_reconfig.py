@@ -53,10 +53,10 @@ def test_member_unknown_to_a_node_behind_is_503_not_404(env):
     """A node that knows of committed entries it has not applied may not
     have applied the one that added a member: to removing or promoting that
     member it answers 503 (try again), not a 404 its stale view would give:
-    the change's read barrier cannot complete on it. The node kept behind here is a follower that
-    cannot apply a write on a full disk (kv.apply=ENOSPC): it stays up,
-    keeps receiving the log and applies nothing from that write on until it
-    has space."""
+    the change's read barrier cannot complete on it. The node kept behind
+    here is a follower that cannot apply a write on a full disk
+    (kv.apply=ENOSPC): it stays up, keeps receiving the log and applies
+    nothing from that write on until it has space."""
     nodes = env.cluster(3)
     leader = env.leader()
     behind = next(n for n in nodes if n is not leader)
