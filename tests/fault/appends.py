@@ -33,7 +33,7 @@ import threading
 import time
 import urllib.parse
 
-from history import call
+from history import call, read_until
 from workloads import CLIENT_TIMEOUT, Workload
 
 KEYS = 3
@@ -41,7 +41,7 @@ KEYS = 3
 
 def key_history(node, key, deadline):
     """(values in revision order, version) of key on node, or (None, None)."""
-    a = call(node.port, "GET", "/kv/" + key, timeout=10)
+    a = read_until(node.port, "/kv/" + key, deadline, ok=(200, 404))
     body = a.json() if a.status in (200, 404) else None
     if body is None:
         return None, None
@@ -53,7 +53,7 @@ def key_history(node, key, deadline):
         if time.monotonic() > deadline:
             return None, None
         q = urllib.parse.urlencode({"start_revision": cursor, "timeout": 1})
-        w = call(node.port, "GET", "/watch/%s?%s" % (key, q), timeout=10)
+        w = read_until(node.port, "/watch/%s?%s" % (key, q), deadline)
         wb = w.json() if w.status == 200 else None
         if wb is None:
             return None, None

@@ -14,6 +14,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 
 from cluster import harness
 
@@ -88,6 +89,19 @@ class Answer:
 
     def __repr__(self):
         return "<%s %r %s>" % (self.status, self.body[:80], self.error or "")
+
+
+def read_until(port, path, deadline, ok=(200,), timeout=10.0):
+    """A read (GET) asked again until its answer's status is in ok or the
+    deadline (time.monotonic()) passes; the last answer. For the checks'
+    final reads only: they run once the cluster has converged, but a
+    member may still be finishing an election or catching up, and one
+    refused or timed-out read must not make a whole run uncheckable."""
+    while True:
+        a = call(port, "GET", path, timeout=timeout)
+        if a.status in ok or time.monotonic() >= deadline:
+            return a
+        time.sleep(0.2)  # a retry pause, not a wait for a condition
 
 
 def call(port, method, path, body=None, timeout=3.0, host="127.0.0.1"):

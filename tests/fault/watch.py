@@ -22,7 +22,7 @@ import urllib.parse
 
 import checkers
 from cluster import harness
-from history import call
+from history import call, read_until
 from workloads import CLIENT_TIMEOUT, Workload
 
 PREFIX = "w/"
@@ -129,7 +129,8 @@ class Watch(Workload):
 
     def __init__(self, cluster, history, seed, clients):
         super().__init__(cluster, history, seed, clients)
-        st = cluster.nodes[0].status() or {}
+        a = read_until(cluster.nodes[0].port, "/status", time.monotonic() + 30)
+        st = (a.json() if a.status == 200 else None) or {}
         self.start_rev = st.get("revision", 0) + 1
         self.stop_watchers = threading.Event()
         self.watchers = []
@@ -176,7 +177,7 @@ class Watch(Workload):
         self.history.complete(op, out, status=a.status, **extra)
 
     def check(self, lead, timeout=60):
-        a = call(lead.port, "GET", "/kv/%s?prefix=true" % PREFIX, timeout=10)
+        a = read_until(lead.port, "/kv/%s?prefix=true" % PREFIX, time.monotonic() + 30)
         body = a.json() if a.status == 200 else None
         if body is None:
             return {"valid": None, "reason": "final read of %s answered %s" % (PREFIX, a.status)}

@@ -15,9 +15,10 @@ ends when `stop` is set).
 import json
 import random
 import threading
+import time
 import urllib.parse
 
-from history import call
+from history import call, read_until
 
 CLIENT_TIMEOUT = 2.5
 ROTATE = 120
@@ -148,8 +149,9 @@ class Set(Workload):
 
     def final_reads(self):
         """Each node's local view (the cluster has converged)."""
+        deadline = time.monotonic() + 30
         for node in self.cluster.nodes:
-            a = call(node.port, "GET", "/kv/set/?prefix=true&serializable=true", timeout=10)
+            a = read_until(node.port, "/kv/set/?prefix=true&serializable=true", deadline)
             body = a.json() if a.status == 200 else None
             if body is None or body.get("more"):
                 self.reads[repr(node)] = None
