@@ -158,6 +158,7 @@ void *api_offthread_state(api_req *r, int *rc);
  * hung up, and answers api_reply_gone (which closes the request) if so. */
 #define API_PROBE_MS 1000
 bool api_client_gone(api_req *r);
+bool api_conn_gone(struct MHD_Connection *conn); /* the same, for a stream */
 void api_reply_gone(api_req *r);
 /* Proposes cmd if err (from kv_encode_*) is KV_OK, else answers 400/500. */
 void api_propose_encoded(api_req *r, int err, const buf *cmd, api_handler_fn then);

@@ -302,10 +302,12 @@ bool api_wait_external(api_req *r, api_handler_fn then) { return begin_wait(r, t
  * read): end of stream or a socket error means the client is gone. A
  * client that half-closes its side while still reading counts as gone;
  * HTTP clients do not do that. */
-bool api_client_gone(api_req *r)
+bool api_client_gone(api_req *r) { return api_conn_gone(r->conn); }
+
+bool api_conn_gone(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return false;
     char c;

@@ -132,11 +132,17 @@ static enum fill render_batch(stream *c, const watch_batch *b, int64_t from)
     return stream_park(c, now_ms() + API_PROGRESS_MS_MIN) ? FILL_PARKED : FILL_END;
 }
 
-/* Nothing to read: a progress line when due, else park until then. */
+/* Nothing to read: a progress line when due, else park until then. A
+ * protocol without progress lines (etcd's observe) has no write to find
+ * a client that hung up, so it parks until the next probe of the socket
+ * (API_PROBE_MS) and ends when the client is gone. */
 static enum fill stream_idle(stream *c)
 {
-    if (!c->progress_ms) /* a protocol without progress lines */
-        return stream_park(c, 0) ? FILL_PARKED : FILL_END;
+    if (!c->progress_ms) {
+        if (api_conn_gone(c->conn))
+            return FILL_END;
+        return stream_park(c, now_ms() + API_PROBE_MS) ? FILL_PARKED : FILL_END;
+    }
     uint64_t due = c->last_sent + c->progress_ms;
     if (now_ms() < due)
         return stream_park(c, due) ? FILL_PARKED : FILL_END;

@@ -525,6 +525,47 @@ def test_gateway_observe_of_an_unled_election_sends_leaders_only(env):
         conn.close()
 
 
+def test_gateway_observe_client_hangs_up(env):
+    """An observe in etcd's shape, parked with nothing to say, loses its
+    watcher within about a second of its client hanging up: it has no
+    progress line to write, so its socket is probed (the code before
+    noticed only at the election's next change, here never)."""
+    (n,) = env.cluster(1)
+    base = n.metric("raftkv_watchers")
+    body = json.dumps({"name": b64("hangup")}).encode()
+    sock = harness.connect(n.port)
+    try:
+        sock.sendall(b"POST /v3/election/observe HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        wait_for(lambda: n.metric("raftkv_watchers") == base + 1, 10, "the observe to park")
+        # a write elsewhere moves the store on; the observe stays parked
+        st, _ = _gw(n.port, "/v3/kv/put", {"key": b64("other"), "value": b64("x")})
+        check(st == 200, "put: %s" % st)
+        check(n.metric("raftkv_watchers") == base + 1, "the observe is still parked")
+    finally:
+        sock.close()
+    t0 = time.monotonic()
+    wait_for(lambda: n.metric("raftkv_watchers") == base, 20,
+             "the gauge to drop after the client hung up")
+    print("  the observe went %.2fs after its client hung up" % (time.monotonic() - t0))
+    # the election still serves observers
+    st, _ = _gw(n.port, "/v3/lease/grant", {"TTL": "60", "ID": "8201"})
+    check(st == 200, "grant: %s" % st)
+    st, camp = _gw(n.port, "/v3/election/campaign",
+                   {"name": b64("hangup"), "lease": "8201", "value": b64("v")})
+    check(st == 200, "campaign: %s %s" % (st, camp))
+    conn = harness.http_connection(n.port, timeout=30)
+    try:
+        conn.request("POST", "/v3/election/observe", json.dumps({"name": b64("hangup")}))
+        r = conn.getresponse()
+        check(r.status == 200, "observe answered %d" % r.status)
+        line = json.loads(r.readline())
+        check(base64.b64decode(line["result"]["kv"]["value"]) == b"v", "leader: %s" % line)
+    finally:
+        conn.close()
+
+
 def test_gateway_election_observe_follows_the_leader(env):
     """election/observe through the gateway: one {"result": {header, kv}}
     line per leader — the current one first, then each proclaim and each
