@@ -69,6 +69,26 @@ def wait_for(cond, timeout=START_TIMEOUT, what="condition", interval=0.05):
         time.sleep(interval)
 
 
+
+def hang_up_parked(node, request, write, what):
+    """Sends the raw request, which must park one watcher on node (the
+    raftkv_watchers gauge), checks that write() (a write elsewhere) leaves
+    it parked, hangs up, and waits until the node drops that watcher:
+    a client that hung up must not hold one. Returns the seconds it took."""
+    base = node.metric("raftkv_watchers")
+    sock = connect(node.port)
+    try:
+        sock.sendall(request)
+        wait_for(lambda: node.metric("raftkv_watchers") == base + 1, 10, what + " to park")
+        write()
+        check(node.metric("raftkv_watchers") == base + 1, what + " is still parked")
+    finally:
+        sock.close()
+    t0 = time.monotonic()
+    wait_for(lambda: node.metric("raftkv_watchers") == base, 20,
+             "the gauge to drop after the client of %s hung up" % what)
+    return time.monotonic() - t0
+
 def _port_free(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

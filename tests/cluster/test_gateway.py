@@ -499,30 +499,35 @@ def test_gateway_watch_resumes_across_a_restart(env):
           "events across the restart: %s %s, want %s" % (got, values, revs))
 
 
+def _first_leader_seen(n, name, lease, value):
+    """Observes election name on node n while nobody leads it, then
+    campaigns for it with a new lease: the observe's first line."""
+    st, js = _gw(n.port, "/v3/lease/grant", {"TTL": "60", "ID": str(lease)})
+    check(st == 200, "grant: %s %s" % (st, js))
+    conn = harness.http_connection(n.port, timeout=30)
+    try:
+        conn.request("POST", "/v3/election/observe", json.dumps({"name": b64(name)}))
+        r = conn.getresponse()
+        check(r.status == 200, "observe answered %d" % r.status)
+        # the stream is parked with nothing to say; a campaign wakes it
+        st, camp = _gw(n.port, "/v3/election/campaign",
+                       {"name": b64(name), "lease": str(lease), "value": b64(value)})
+        check(st == 200, "campaign: %s %s" % (st, camp))
+        return json.loads(r.readline())
+    finally:
+        conn.close()
+
+
 def test_gateway_observe_of_an_unled_election_sends_leaders_only(env):
     """An observe that starts while nobody leads sends nothing until a
     leader comes, then that leader's {"result"} line: never a progress
     line of the native stream (the code before sent one at once on a host
     up for more than an hour: its progress clock started at zero)."""
-    nodes = env.cluster(1)
-    n = nodes[0]
-    st, js = _gw(n.port, "/v3/lease/grant", {"TTL": "60", "ID": "8101"})
-    check(st == 200, "grant: %s %s" % (st, js))
-    conn = harness.http_connection(n.port, timeout=30)
-    try:
-        conn.request("POST", "/v3/election/observe", json.dumps({"name": b64("unled")}))
-        r = conn.getresponse()
-        check(r.status == 200, "observe answered %d" % r.status)
-        # the stream is parked with nothing to say; a campaign wakes it
-        st, camp = _gw(n.port, "/v3/election/campaign",
-                       {"name": b64("unled"), "lease": "8101", "value": b64("first")})
-        check(st == 200, "campaign: %s %s" % (st, camp))
-        line = json.loads(r.readline())
-        check(set(line) == {"result"}, "the first line is a leader's: %s" % line)
-        check(base64.b64decode(line["result"]["kv"]["value"]) == b"first",
-              "the campaigner leads: %s" % line)
-    finally:
-        conn.close()
+    (n,) = env.cluster(1)
+    line = _first_leader_seen(n, "unled", 8101, "first")
+    check(set(line) == {"result"}, "the first line is a leader's: %s" % line)
+    check(base64.b64decode(line["result"]["kv"]["value"]) == b"first",
+          "the campaigner leads: %s" % line)
 
 
 def test_gateway_observe_client_hangs_up(env):
@@ -531,39 +536,19 @@ def test_gateway_observe_client_hangs_up(env):
     progress line to write, so its socket is probed (the code before
     noticed only at the election's next change, here never)."""
     (n,) = env.cluster(1)
-    base = n.metric("raftkv_watchers")
     body = json.dumps({"name": b64("hangup")}).encode()
-    sock = harness.connect(n.port)
-    try:
-        sock.sendall(b"POST /v3/election/observe HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                     % (len(body), body))
-        wait_for(lambda: n.metric("raftkv_watchers") == base + 1, 10, "the observe to park")
-        # a write elsewhere moves the store on; the observe stays parked
+    request = (b"POST /v3/election/observe HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+               % (len(body), body))
+
+    def put_elsewhere():
         st, _ = _gw(n.port, "/v3/kv/put", {"key": b64("other"), "value": b64("x")})
         check(st == 200, "put: %s" % st)
-        check(n.metric("raftkv_watchers") == base + 1, "the observe is still parked")
-    finally:
-        sock.close()
-    t0 = time.monotonic()
-    wait_for(lambda: n.metric("raftkv_watchers") == base, 20,
-             "the gauge to drop after the client hung up")
-    print("  the observe went %.2fs after its client hung up" % (time.monotonic() - t0))
+    took = harness.hang_up_parked(n, request, put_elsewhere, "the observe")
+    print("  the observe went %.2fs after its client hung up" % took)
     # the election still serves observers
-    st, _ = _gw(n.port, "/v3/lease/grant", {"TTL": "60", "ID": "8201"})
-    check(st == 200, "grant: %s" % st)
-    st, camp = _gw(n.port, "/v3/election/campaign",
-                   {"name": b64("hangup"), "lease": "8201", "value": b64("v")})
-    check(st == 200, "campaign: %s %s" % (st, camp))
-    conn = harness.http_connection(n.port, timeout=30)
-    try:
-        conn.request("POST", "/v3/election/observe", json.dumps({"name": b64("hangup")}))
-        r = conn.getresponse()
-        check(r.status == 200, "observe answered %d" % r.status)
-        line = json.loads(r.readline())
-        check(base64.b64decode(line["result"]["kv"]["value"]) == b"v", "leader: %s" % line)
-    finally:
-        conn.close()
+    line = _first_leader_seen(n, "hangup", 8201, "v")
+    check(base64.b64decode(line["result"]["kv"]["value"]) == b"v", "leader: %s" % line)
 
 
 def test_gateway_election_observe_follows_the_leader(env):

@@ -210,20 +210,9 @@ def test_watch_longpoll_client_hangs_up(env):
     """A parked long-poll whose client hangs up loses its watcher within
     about a second (its socket is probed), not at its 600 s timeout."""
     (n,) = env.cluster(1)
-    base = n.metric("raftkv_watchers")
-    sock = harness.connect(n.port)
-    try:
-        sock.sendall(b"GET /watch/hang?timeout=600 HTTP/1.1\r\nHost: x\r\n\r\n")
-        wait_for(lambda: n.metric("raftkv_watchers") == base + 1, 10, "the long-poll to park")
-        # a write elsewhere moves the store on; the watcher stays parked
-        put(n, "other", "x")
-        check(n.metric("raftkv_watchers") == base + 1, "the long-poll is still parked")
-    finally:
-        sock.close()
-    t0 = time.monotonic()
-    wait_for(lambda: n.metric("raftkv_watchers") == base, 20,
-             "the gauge to drop after the client hung up")
-    print("  the watcher went %.2fs after its client hung up" % (time.monotonic() - t0))
+    took = harness.hang_up_parked(n, b"GET /watch/hang?timeout=600 HTTP/1.1\r\nHost: x\r\n\r\n",
+                                  lambda: put(n, "other", "x"), "the long-poll")
+    print("  the watcher went %.2fs after its client hung up" % took)
     # the node still serves long-polls
     rev = put(n, "hang", "v")
     body = watch(n, "hang", timeout=5, start_revision=rev).json()
