@@ -47,6 +47,16 @@ class History:
         op["complete"] = self._tick()
         return op
 
+    def close_pending(self):
+        """Marks the operations still in flight when the run is checked
+        (a client thread outlived its join) as info: their outcome is
+        unknown, as a timeout's, never "not sent". Returns how many."""
+        with self._lock:
+            pending = [op for op in self.ops if op["type"] == "invoke"]
+        for op in pending:
+            self.complete(op, "info", pending=True)
+        return len(pending)
+
     def dump(self, path):
         with open(path, "w") as f:
             for op in self.ops:

@@ -155,6 +155,7 @@ class Run:
         except fcluster.TestFailure as e:
             self.problem = "the cluster did not recover after healing: %s" % e
             return
+        self.history.close_pending()
         for w in self.workloads:
             if isinstance(w, workloads.Register):
                 self.verdicts.append(("register", checkers.check_register(w.ops())))
