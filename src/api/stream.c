@@ -2,8 +2,9 @@
  * /election/{name}/observe?stream=true (see stream.h). A stream reads its
  * events from kv history from its cursor on, in bounded chunks, on the
  * MHD thread that serves it; when it has read everything it suspends its
- * connection and parks in the hub, which resumes it on a matching event
- * or at its next progress tick.
+ * connection and parks in the hub, which resumes it on a matching event,
+ * at its next progress tick or, for a protocol without progress lines,
+ * at its next probe of the client's socket.
  *
  * Must never: block an MHD thread, move a cursor past an event it did not
  * deliver, or hold more than one chunk of events (a client that stops
