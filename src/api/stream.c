@@ -3,8 +3,7 @@
  * events from kv history from its cursor on, in bounded chunks, on the
  * MHD thread that serves it; when it has read everything it suspends its
  * connection and parks in the hub, which resumes it on a matching event,
- * at its next progress tick or, for a protocol without progress lines,
- * at its next probe of the client's socket.
+ * at its next progress tick or at its next probe of the client's socket.
  *
  * Must never: block an MHD thread, move a cursor past an event it did not
  * deliver, or hold more than one chunk of events (a client that stops
@@ -38,6 +37,7 @@ typedef struct {
     bool ended;           /* nothing more after what is in out */
     bool caught_up;       /* out reached the store's revision when it was read */
     uint64_t progress_ms, last_sent;
+    uint64_t probe_at;    /* when to ask next whether the client hung up */
     buf out;              /* the line(s) being sent */
     size_t off;
     api_stream_render_fn render; /* a batch of events -> lines */
@@ -133,20 +133,23 @@ static enum fill render_batch(stream *c, const watch_batch *b, int64_t from)
     return stream_park(c, now_ms() + API_PROGRESS_MS_MIN) ? FILL_PARKED : FILL_END;
 }
 
-/* Nothing to read: a progress line when due, else park until then. A
- * protocol without progress lines (etcd's observe) has no write to find
- * a client that hung up, so it parks until the next probe of the socket
- * (API_PROBE_MS) and ends when the client is gone. */
+/* Nothing to read: a progress line when due, else park until then, or
+ * until the next probe of the socket if that comes first. A parked
+ * stream writes nothing that would find a client that hung up (for an
+ * hour with progress_ms at its maximum, never in etcd's observe, which
+ * has no progress lines), so every API_PROBE_MS it asks (api_conn_gone)
+ * and ends when the client is gone. */
 static enum fill stream_idle(stream *c)
 {
-    if (!c->progress_ms) {
+    uint64_t now = now_ms();
+    if (now >= c->probe_at) {
         if (api_conn_gone(c->conn))
             return FILL_END;
-        return stream_park(c, now_ms() + API_PROBE_MS) ? FILL_PARKED : FILL_END;
+        c->probe_at = now + API_PROBE_MS;
     }
-    uint64_t due = c->last_sent + c->progress_ms;
-    if (now_ms() < due)
-        return stream_park(c, due) ? FILL_PARKED : FILL_END;
+    uint64_t due = c->progress_ms ? c->last_sent + c->progress_ms : UINT64_MAX;
+    if (now < due)
+        return stream_park(c, due < c->probe_at ? due : c->probe_at) ? FILL_PARKED : FILL_END;
     /* everything up to cursor - 1 is delivered: a resume point */
     json_t *line = c->progress ? c->progress(c->a, c->ud, c->cursor - 1)
                                : json_pack("{s:o,s:[],s:b}", "header",
@@ -273,7 +276,7 @@ static stream *stream_new(api_req *r, watch_hub *hub, const api_stream_spec *sp)
          * etcd's shape has none while nobody leads): else the first idle
          * turn would count from the clock's zero and send one at once. */
         *c = (stream){.a = r->a, .hub = hub, .cursor = sp->start, .progress_ms = sp->progress_ms,
-                      .last_sent = now_ms(), .render = sp->render, .share_tag = sp->share_tag,
+                      .last_sent = now_ms(), .probe_at = now_ms() + API_PROBE_MS, .render = sp->render, .share_tag = sp->share_tag,
                       .progress = sp->progress, .canceled = sp->canceled,
                       .content_type = sp->content_type};
         buf_init(&c->out);

@@ -219,6 +219,17 @@ def test_watch_longpoll_client_hangs_up(env):
     check(sig(body["events"]) == [("PUT", "hang", "v", rev)], "after: %r" % body)
 
 
+def test_watch_stream_client_hangs_up(env):
+    """A parked stream whose client hangs up loses its watcher within about
+    a second (its socket is probed), not at its next progress line, which
+    may be an hour away."""
+    (n,) = env.cluster(1)
+    took = harness.hang_up_parked(
+        n, b"GET /watch/hang?stream=true&progress_ms=3600000 HTTP/1.1\r\nHost: x\r\n\r\n",
+        lambda: put(n, "other", "x"), "the stream")
+    print("  the stream went %.2fs after its client hung up" % took)
+
+
 def test_watch_delete_prev_kv_filters_bad_input(env):
     (n,) = env.cluster(1)
     r1 = put(n, "d/k", "v1")
