@@ -22,16 +22,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Puts key=val as one batch ended (not flushed) at the next index. */
-static void put_ended(kvfx *f, const char *key, const char *val)
+/* Applies t as one batch ended (not flushed) at the next index. */
+static void apply_ended(kvfx *f, const kv_txn *t)
 {
-    kv_op op = {.type = KV_OP_PUT,
-                .span = {(const uint8_t *)key, (uint32_t)strlen(key), false, NULL, 0},
-                .value = (const uint8_t *)val, .value_len = (uint32_t)strlen(val)};
-    kv_txn t = {.n_success = 1, .success = &op};
     buf b;
     buf_init(&b);
-    CHECK(kv_encode_txn(&t, &b) == KV_OK);
+    CHECK(kv_encode_txn(t, &b) == KV_OK);
     kv_result r;
     CHECK(kv_apply_begin(f->k) == KV_OK);
     CHECK(kv_apply_cmd(f->k, b.data, b.len, &r) == KV_OK && r.err == KV_OK);
@@ -40,7 +36,18 @@ static void put_ended(kvfx *f, const char *key, const char *val)
     buf_free(&b);
 }
 
-/* One command putting n keys key<first>..key<first+n-1>, vlen bytes each. */
+/* Puts key=val as one batch ended (not flushed) at the next index. */
+static void put_ended(kvfx *f, const char *key, const char *val)
+{
+    kv_op op = {.type = KV_OP_PUT,
+                .span = {(const uint8_t *)key, (uint32_t)strlen(key), false, NULL, 0},
+                .value = (const uint8_t *)val, .value_len = (uint32_t)strlen(val)};
+    kv_txn t = {.n_success = 1, .success = &op};
+    apply_ended(f, &t);
+}
+
+/* One command (one batch, ended) putting n distinct keys of key000000 ..
+ * key004999, spread over that range from first, vlen bytes each. */
 static void put_many(kvfx *f, int first, int n, size_t vlen)
 {
     kv_op *ops = calloc((size_t)n, sizeof *ops);
@@ -57,15 +64,7 @@ static void put_many(kvfx *f, int first, int n, size_t vlen)
                          .value = (const uint8_t *)val, .value_len = (uint32_t)vlen};
     }
     kv_txn t = {.n_success = (size_t)n, .success = ops};
-    buf b;
-    buf_init(&b);
-    CHECK(kv_encode_txn(&t, &b) == KV_OK);
-    kv_result r;
-    CHECK(kv_apply_begin(f->k) == KV_OK);
-    CHECK(kv_apply_cmd(f->k, b.data, b.len, &r) == KV_OK && r.err == KV_OK);
-    kv_result_free(&r);
-    CHECK(kv_apply_end(f->k, ++f->index, 1) == KV_OK);
-    buf_free(&b);
+    apply_ended(f, &t);
 out:
     free(ops);
     free(keys);
@@ -75,7 +74,7 @@ out:
 /* SQLite's temp directory for this program (main sets it) */
 static char journal_tmp[] = "/tmp/kv_journal_tmp.XXXXXX";
 
-/* Files SQLite creates in journal_tmp while 5 000 keys are written, then one
+/* Files SQLite creates in journal_tmp while 5 000 puts are applied, then one
  * command of 128 puts on keys spread over the store (more than SQLite's
  * default 64 KiB of changed pages) and 200 ordinary writes follow in the same
  * open transaction. With the default, the big command's journal spills
