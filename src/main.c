@@ -5,7 +5,6 @@
  * libcurl's global state belongs to the transport, which sets it up before
  * its first request and cleans it up at exit. */
 #include "api/api.h"
-#include "kv/kv.h"
 #include "server/backup_cli.h"
 #include "server/config.h"
 #include "server/node.h"
@@ -95,8 +94,6 @@ int main(int argc, char **argv)
     }
     log_set_level((enum log_level)cfg.log_level);
     log_set_node(cfg.id);
-    if (kv_sqlite_setup() < 0) /* before the node's first SQLite call */
-        log_warn("cannot keep SQLite's savepoint journals in memory: large batches will be slower");
     install_signals();
     if (start_hup_thread() < 0 ||
         transport_client_tls(cfg.peer_cert_file, cfg.peer_key_file, cfg.peer_trusted_ca_file) < 0) {

@@ -206,11 +206,6 @@ void kv_result_free(kv_result *r);
 
 /* ---- lifecycle ---- */
 
-/* Process-wide SQLite settings kv.db's writer needs; call once, before
- * anything in the process opens an SQLite database (SQLite refuses them
- * afterwards: then -1, and only the speed of large batches suffers). */
-int kv_sqlite_setup(void);
-
 /* Opens (creating if absent) the database at path. Refuses a damaged one
  * with a message in err. */
 int kv_open(const char *path, kv **out, char *err, size_t errlen);

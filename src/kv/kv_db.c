@@ -8,22 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Every command runs in a savepoint inside the writer's open transaction
- * (kv_apply.c), and SQLite keeps the pages a savepoint changes in a
- * journal that lives in memory only up to a size (64 KiB by default).
- * Once one command outgrew it, the journal became a temp file (in
- * /var/tmp) for the rest of the transaction — up to 20 ms of batches — and
- * every later command wrote its pages there: 2.3 pwrite calls per write
- * per member at 64 connections, ~5 % of a write's CPU. At 4 MiB no write
- * of normal size spills; a command larger than that (a compaction, a big
- * range delete) still spills, so memory stays bounded. */
-#define KV_JOURNAL_IN_MEMORY (4 << 20)
-
-int kv_sqlite_setup(void)
-{
-    return sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, KV_JOURNAL_IN_MEMORY) == SQLITE_OK ? 0 : -1;
-}
-
 static const char *const stmt_sql[KV_ST_COUNT] = {
     [KV_ST_BEGIN] = "BEGIN",
     [KV_ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",

@@ -5,9 +5,7 @@
  * (failpoint kv.flush) or a failed later batch (kv.commit) rolls every
  * unflushed batch back, says so (kv_take_lost), and leaves the cached
  * state and applied index as kv.db has them, so applying the same
- * batches again gives the same store. And batches in the open transaction
- * keep their savepoint journals in memory (kv_sqlite_setup): no temp file,
- * even after one command outgrew SQLite's default 64 KiB. */
+ * batches again gives the same store. */
 #include "kv/kv.h"
 #include "../test.h"
 #include "kv_fixture.h"
@@ -16,25 +14,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Applies t as one batch ended (not flushed) at the next index. */
-static void apply_ended(kvfx *f, const kv_txn *t)
-{
-    buf b;
-    buf_init(&b);
-    CHECK(kv_encode_txn(t, &b) == KV_OK);
-    kv_result r;
-    CHECK(kv_apply_begin(f->k) == KV_OK);
-    CHECK(kv_apply_cmd(f->k, b.data, b.len, &r) == KV_OK && r.err == KV_OK);
-    kv_result_free(&r);
-    CHECK(kv_apply_end(f->k, ++f->index, 1) == KV_OK);
-    buf_free(&b);
-}
 
 /* Puts key=val as one batch ended (not flushed) at the next index. */
 static void put_ended(kvfx *f, const char *key, const char *val)
@@ -43,61 +25,15 @@ static void put_ended(kvfx *f, const char *key, const char *val)
                 .span = {(const uint8_t *)key, (uint32_t)strlen(key), false, NULL, 0},
                 .value = (const uint8_t *)val, .value_len = (uint32_t)strlen(val)};
     kv_txn t = {.n_success = 1, .success = &op};
-    apply_ended(f, &t);
-}
-
-/* One command (one batch, ended) putting n distinct keys of key000000 ..
- * key004999, spread over that range from first, vlen bytes each. */
-static void put_many(kvfx *f, int first, int n, size_t vlen)
-{
-    kv_op *ops = calloc((size_t)n, sizeof *ops);
-    char(*keys)[16] = calloc((size_t)n, sizeof *keys);
-    char *val = malloc(vlen);
-    CHECK(ops && keys && val);
-    if (!ops || !keys || !val)
-        goto out;
-    memset(val, 'v', vlen);
-    for (int i = 0; i < n; i++) {
-        int len = snprintf(keys[i], sizeof keys[i], "key%06d", (first + i * 7919) % 5000);
-        ops[i] = (kv_op){.type = KV_OP_PUT,
-                         .span = {(const uint8_t *)keys[i], (uint32_t)len, false, NULL, 0},
-                         .value = (const uint8_t *)val, .value_len = (uint32_t)vlen};
-    }
-    kv_txn t = {.n_success = (size_t)n, .success = ops};
-    apply_ended(f, &t);
-out:
-    free(ops);
-    free(keys);
-    free(val);
-}
-
-/* SQLite's temp directory for this program (main sets it) */
-static char journal_tmp[] = "/tmp/kv_journal_tmp.XXXXXX";
-
-/* Files SQLite creates in journal_tmp while 5 000 puts are applied, then one
- * command of 128 puts on keys spread over the store (more than SQLite's
- * default 64 KiB of changed pages) and 200 ordinary writes follow in the same
- * open transaction. With the default, the big command's journal spills
- * to a temp file and every later command writes there. */
-static void test_batches_journal_in_memory(void)
-{
-    kvfx f;
-    kvfx_open(&f, "kv_journal");
-    for (int i = 0; i < 5000; i += 50) {
-        put_many(&f, i, 50, 100);
-        CHECK(kv_apply_flush(f.k) == KV_OK);
-    }
-    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    CHECK(in >= 0 && inotify_add_watch(in, journal_tmp, IN_CREATE) >= 0);
-    put_many(&f, 3, KV_MAX_TXN_OPS, 1200);
-    for (int i = 0; i < 200; i++)
-        put_many(&f, i * 13, 1, 100);
-    CHECK(kv_apply_flush(f.k) == KV_OK);
-    char ev[4096];
-    ssize_t got = read(in, ev, sizeof ev);
-    CHECK_MSG(got < 0, "SQLite created files in %s (%zd bytes of events)", journal_tmp, got);
-    close(in);
-    kvfx_close(&f);
+    buf b;
+    buf_init(&b);
+    CHECK(kv_encode_txn(&t, &b) == KV_OK);
+    kv_result r;
+    CHECK(kv_apply_begin(f->k) == KV_OK);
+    CHECK(kv_apply_cmd(f->k, b.data, b.len, &r) == KV_OK && r.err == KV_OK);
+    kv_result_free(&r);
+    CHECK(kv_apply_end(f->k, ++f->index, 1) == KV_OK);
+    buf_free(&b);
 }
 
 /* How many keys a reader sees (all keys from ""), or -1. */
@@ -340,15 +276,6 @@ static void test_kept_views_follow_commits(void)
 
 int main(void)
 {
-    /* SQLite's temp files go to a directory of this test's own, watched
-     * by test_batches_journal_in_memory; set before SQLite's first use */
-    if (!mkdtemp(journal_tmp) || setenv("SQLITE_TMPDIR", journal_tmp, 1) != 0 ||
-        kv_sqlite_setup() < 0) {
-        fprintf(stderr, "kv_visible_test: cannot set up SQLite's temp directory\n");
-        return 1;
-    }
-    RUN(test_batches_journal_in_memory);
-    rmdir(journal_tmp);
     RUN(test_readers_see_flushed_only);
     RUN(test_reader_waits_for_flush);
     RUN(test_failed_flush_loses_batches);

@@ -31,6 +31,11 @@
 
 /* ---- what the callbacks saw ---- */
 typedef struct {
+    transport_seq seq; /* first: by_seq compares it */
+    size_t at, n;      /* its messages: msgs[at .. at + n) */
+} got_batch;
+
+typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     raft_msg *msgs;
@@ -48,6 +53,11 @@ typedef struct {
     transport_answer *held, *held2; /* the first two held */
     transport_seq seqs[64];         /* the numbers batches came with */
     int n_seqs;
+    /* every batch: its number and where its messages are in msgs — two
+     * lanes may deliver batches out of order, which the node's peer order
+     * undoes by these numbers (server/peer_order.c) */
+    got_batch got[512];
+    int n_got;
     int refuse; /* batches to drop, as a full inbox does (on_messages false) */
     int refused;
     bool loop_driven; /* its node's poll loop flushes the answers */
@@ -110,6 +120,8 @@ static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *an
         s->msgs = p;
         s->cap = cap;
     }
+    if (s->n_got < 512)
+        s->got[s->n_got++] = (got_batch){seq ? *seq : (transport_seq){0, 0}, s->n_msgs, n};
     memcpy(s->msgs + s->n_msgs, msgs, n * sizeof *msgs); /* entries move too */
     s->n_msgs += n;
     s->batches++;
@@ -379,6 +391,32 @@ static int count_dir(const char *dir)
     return n;
 }
 
+static int by_seq(const void *a, const void *b)
+{
+    const transport_seq *x = &((const got_batch *)a)->seq, *y = &((const got_batch *)b)->seq;
+    if (x->epoch != y->epoch)
+        return x->epoch < y->epoch ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The positions in s->msgs of the messages in the order their batches'
+ * numbers give (as the receiving node steps them); NULL if s holds more
+ * batches than it recorded. Caller holds s->mu and frees the array. */
+static size_t *in_seq_order(sink *s)
+{
+    size_t *pos = calloc(s->n_msgs ? s->n_msgs : 1, sizeof *pos);
+    if (!pos || s->n_got >= 512) {
+        free(pos);
+        return NULL;
+    }
+    qsort(s->got, (size_t)s->n_got, sizeof s->got[0], by_seq);
+    size_t k = 0;
+    for (int b = 0; b < s->n_got; b++)
+        for (size_t i = 0; i < s->got[b].n && k < s->n_msgs; i++)
+            pos[k++] = s->got[b].at + i;
+    return pos;
+}
+
 /* ---- tests ---- */
 
 static void test_batch_exchange(void)
@@ -399,8 +437,10 @@ static void test_batch_exchange(void)
     pthread_mutex_lock(&B.sk.mu);
     CHECK(wait_msgs(&B.sk, N));
     CHECK(B.sk.n_msgs == N);
-    for (size_t i = 0; i < B.sk.n_msgs && i < N; i++) {
-        const raft_msg *g = &B.sk.msgs[i];
+    size_t *pos = in_seq_order(&B.sk);
+    CHECK(pos != NULL);
+    for (size_t i = 0; pos && i < B.sk.n_msgs && i < N; i++) {
+        const raft_msg *g = &B.sk.msgs[pos[i]];
         CHECK_MSG(g->index == i && g->type == m[i].type && g->context == m[i].context &&
                       g->from == 1 && g->to == 2,
                   "message %zu out of order or changed", i);
@@ -409,6 +449,7 @@ static void test_batch_exchange(void)
             CHECK(g->entries[0].len == 5 && memcmp(g->entries[0].data, data, 5) == 0 &&
                   g->entries[1].len == 0);
     }
+    free(pos);
     CHECK(B.sk.batches >= 1 && B.sk.batches <= N);
     pthread_mutex_unlock(&B.sk.mu);
 
