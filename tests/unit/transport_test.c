@@ -51,11 +51,10 @@ typedef struct {
     transport *t;
     bool hold;
     transport_answer *held, *held2; /* the first two held */
-    transport_seq seqs[64];         /* the numbers batches came with */
-    int n_seqs;
-    /* every batch: its number and where its messages are in msgs — two
-     * lanes may deliver batches out of order, which the node's peer order
-     * undoes by these numbers (server/peer_order.c) */
+    /* every batch in arrival order: its number (Raftkv-Seq; 0.0 if it had
+     * none) and where its messages are in msgs — two lanes may deliver
+     * batches out of order, which the node's peer order undoes by these
+     * numbers (server/peer_order.c) */
     got_batch got[512];
     int n_got;
     int refuse; /* batches to drop, as a full inbox does (on_messages false) */
@@ -110,8 +109,6 @@ static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *an
     pthread_mutex_lock(&s->mu);
     if (answer && s->hold)
         *(s->held ? &s->held2 : &s->held) = answer;
-    if (seq && s->n_seqs < 64)
-        s->seqs[s->n_seqs++] = *seq;
     if (s->n_msgs + n > s->cap) {
         size_t cap = (s->n_msgs + n) * 2;
         raft_msg *p = realloc(s->msgs, cap * sizeof *p);
@@ -401,19 +398,24 @@ static int by_seq(const void *a, const void *b)
 
 /* The positions in s->msgs of the messages in the order their batches'
  * numbers give (as the receiving node steps them); NULL if s holds more
- * batches than it recorded. Caller holds s->mu and frees the array. */
-static size_t *in_seq_order(sink *s)
+ * batches than it recorded. s->got keeps its arrival order. Caller holds
+ * s->mu and frees the array. */
+static size_t *in_seq_order(const sink *s)
 {
     size_t *pos = calloc(s->n_msgs ? s->n_msgs : 1, sizeof *pos);
-    if (!pos || s->n_got >= 512) {
+    got_batch *order = malloc(sizeof s->got);
+    if (!pos || !order || s->n_got >= 512) {
         free(pos);
+        free(order);
         return NULL;
     }
-    qsort(s->got, (size_t)s->n_got, sizeof s->got[0], by_seq);
+    memcpy(order, s->got, (size_t)s->n_got * sizeof *order);
+    qsort(order, (size_t)s->n_got, sizeof *order, by_seq);
     size_t k = 0;
     for (int b = 0; b < s->n_got; b++)
-        for (size_t i = 0; i < s->got[b].n && k < s->n_msgs; i++)
-            pos[k++] = s->got[b].at + i;
+        for (size_t i = 0; i < order[b].n && k < s->n_msgs; i++)
+            pos[k++] = order[b].at + i;
+    free(order);
     return pos;
 }
 
@@ -509,7 +511,7 @@ static void test_second_batch_in_flight_while_first_waits(void)
     pthread_mutex_lock(&B.sk.mu);
     B.sk.hold = true;
     size_t before = B.sk.n_msgs;
-    int seq0 = B.sk.n_seqs;
+    int seq0 = B.sk.n_got;
     pthread_mutex_unlock(&B.sk.mu);
     raft_msg m = make_msg(1, 2, 9, NULL, 0), next = make_msg(1, 2, 10, NULL, 0);
     transport_send(A.t, &m, 1);
@@ -522,10 +524,11 @@ static void test_second_batch_in_flight_while_first_waits(void)
     transport_answer *held[2] = {B.sk.held, B.sk.held2};
     CHECK(held[0] && held[1]);
     CHECK(B.sk.n_msgs == before + 2 && B.sk.msgs[before + 1].index == 10);
-    CHECK(B.sk.n_seqs == seq0 + 2);
-    if (B.sk.n_seqs == seq0 + 2)
-        CHECK(B.sk.seqs[seq0].epoch == B.sk.seqs[seq0 + 1].epoch &&
-              B.sk.seqs[seq0 + 1].seq == B.sk.seqs[seq0].seq + 1);
+    CHECK(B.sk.n_got == seq0 + 2);
+    if (B.sk.n_got == seq0 + 2)
+        CHECK(B.sk.got[seq0].seq.seq > 0 &&
+              B.sk.got[seq0].seq.epoch == B.sk.got[seq0 + 1].seq.epoch &&
+              B.sk.got[seq0 + 1].seq.seq == B.sk.got[seq0].seq.seq + 1);
     B.sk.held = B.sk.held2 = NULL;
     B.sk.hold = false;
     pthread_mutex_unlock(&B.sk.mu);
