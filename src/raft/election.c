@@ -240,10 +240,11 @@ bool raft_step_term(raft *r, const raft_msg *m)
     }
     if (m->term < r->term) {
         /* Tell a stale leader about the newer term, so a node that was cut
-         * off with a higher term (which prevote/lease keeps from winning)
-         * does not wait forever. */
-        if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
-            (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT))
+         * off with a higher term does not wait forever: prevote and the
+         * leader's lease keep it from winning an election, and a learner
+         * (or a voter some stranger's campaign lifted, without them) never
+         * runs one. As in the Raft paper, every stale append is answered. */
+        if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)
             reply(r, m, RAFT_MSG_APPEND_RESP, r->term, false);
         else if (m->type == RAFT_MSG_PREVOTE)
             reply(r, m, RAFT_MSG_PREVOTE_RESP, r->term, true);

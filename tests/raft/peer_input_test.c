@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Node 1 of the voters {1, 2, 3}, with entries 1..n_log of term 1. */
-static raft *mk_node(size_t n_log, raft_term term)
+/* Node 1 of the voters {1, 2, 3}, with entries 1..n_log of term 1;
+ * guards: prevote and check-quorum on (as a node runs them). */
+static raft *mk_node_with(size_t n_log, raft_term term, bool guards)
 {
     static raft_entry ents[8];
     static uint8_t payload[] = "x";
@@ -27,13 +28,15 @@ static raft *mk_node(size_t n_log, raft_term term)
         init.conf.voters[v] = v + 1;
     init.n_entries = n_log;
     init.entries = ents;
-    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .pre_vote = true,
-                       .check_quorum = true, .max_inflight = 16, .max_msg_bytes = 1 << 20,
+    raft_config cfg = {.id = 1, .election_tick = 10, .heartbeat_tick = 1, .pre_vote = guards,
+                       .check_quorum = guards, .max_inflight = 16, .max_msg_bytes = 1 << 20,
                        .seed = 7};
     raft *r = NULL;
     CHECK(raft_new(&cfg, &init, &r) == RAFT_OK);
     return r;
 }
+
+static raft *mk_node(size_t n_log, raft_term term) { return mk_node_with(n_log, term, true); }
 
 /* Drains the Ready as a node would (everything "persisted" at once). */
 static void drain(raft *r)
@@ -117,6 +120,36 @@ static void test_every_type_from_non_member_changes_nothing(void)
     raft_free(r);
 }
 
+/* A node whose term a campaign lifted above a live leader's answers that
+ * leader's stale heartbeats and appends with its own term, with or without
+ * prevote and check-quorum, so the leader steps down and an election at
+ * the newer term takes the node back. Without the guards it once kept
+ * silent: a learner (which never campaigns) lifted by a removed member it
+ * still knew waited forever (simulator seed 5820). */
+static void test_stale_leader_hears_newer_term(void)
+{
+    for (int guards = 0; guards < 2; guards++) {
+        raft *r = mk_node_with(2, 5, guards);
+        static const uint8_t stale[] = {RAFT_MSG_APPEND, RAFT_MSG_HEARTBEAT};
+        for (size_t k = 0; k < sizeof stale; k++) {
+            uint8_t type = stale[k];
+            raft_msg m = msg(type, 2, 3);
+            CHECK(raft_step(r, &m) == RAFT_OK);
+            raft_ready rd;
+            CHECK(raft_has_ready(r) && raft_ready_get(r, &rd) == 0);
+            bool told = false;
+            for (size_t i = 0; i < rd.n_messages; i++)
+                told |= rd.messages[i].type == RAFT_MSG_APPEND_RESP &&
+                        rd.messages[i].to == 2 && rd.messages[i].term == 5;
+            CHECK_MSG(told, "%s at term 3 (guards %d) not answered with term 5",
+                      raft_msg_type_name(type), guards);
+            raft_advance(r, &rd);
+            CHECK(raft_term_get(r) == 5 && raft_leader(r) == 0);
+        }
+        raft_free(r);
+    }
+}
+
 static void test_forged_append_from_non_member(void)
 {
     raft *r = mk_node(2, 2);
@@ -195,6 +228,7 @@ int main(void)
     RUN(test_max_term_heartbeat_from_non_member);
     RUN(test_every_type_from_non_member_changes_nothing);
     RUN(test_forged_append_from_non_member);
+    RUN(test_stale_leader_hears_newer_term);
     RUN(test_heartbeat_beyond_log_is_log_lost);
     RUN(test_single_node_refuses_stranger);
     RUN(test_load_refuses_huge_term);
