@@ -210,6 +210,23 @@ static void reply(raft *r, const raft_msg *m, uint8_t type, raft_term term, bool
     raft_send(r, &resp);
 }
 
+/* Refuses a campaign at our term, naming our leader when our own conf
+ * lists it: a campaigner that missed the change adding that leader learns
+ * whom to follow (raft.c takes such a hint from members only). */
+static void refuse_naming_leader(raft *r, const raft_msg *m)
+{
+    raft_msg resp;
+    uint8_t type = m->type == RAFT_MSG_VOTE ? RAFT_MSG_VOTE_RESP : RAFT_MSG_PREVOTE_RESP;
+    raft_msg_init(r, &resp, type, m->from);
+    resp.term = r->term;
+    resp.reject = true;
+    if (r->leader && raft_conf_has(&r->conf, r->leader)) {
+        resp.flags = RAFT_FLAG_LEADER_HINT;
+        resp.context = r->leader;
+    }
+    raft_send(r, &resp);
+}
+
 static bool leader_lease(const raft *r)
 {
     return r->cfg.check_quorum && r->leader != 0 &&
@@ -228,10 +245,12 @@ bool raft_step_term(raft *r, const raft_msg *m)
         return m->type == RAFT_MSG_PROP || m->type == RAFT_MSG_READINDEX ||
                m->type == RAFT_MSG_TRANSFER;
     if (m->term > r->term) {
-        /* A node that heard from a live leader ignores campaigns, so a
+        /* A node that heard from a live leader refuses campaigns, so a
          * partitioned node rejoining cannot depose it; transfers override. */
-        if (campaign && !(m->flags & RAFT_FLAG_TRANSFER) && leader_lease(r))
+        if (campaign && !(m->flags & RAFT_FLAG_TRANSFER) && leader_lease(r)) {
+            refuse_naming_leader(r, m);
             return false;
+        }
         if (m->type == RAFT_MSG_PREVOTE ||
             (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject))
             return true;
@@ -246,8 +265,8 @@ bool raft_step_term(raft *r, const raft_msg *m)
          * runs one. As in the Raft paper, every stale append is answered. */
         if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)
             reply(r, m, RAFT_MSG_APPEND_RESP, r->term, false);
-        else if (m->type == RAFT_MSG_PREVOTE)
-            reply(r, m, RAFT_MSG_PREVOTE_RESP, r->term, true);
+        else if (campaign)
+            refuse_naming_leader(r, m);
         return false;
     }
     return true;

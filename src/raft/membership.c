@@ -189,6 +189,8 @@ void raft_apply_conf_entry(raft *r, const raft_entry *e)
         return;
     if (raft_conf_apply(&r->conf, &cc) != 0)
         return; /* invalid changes are no-ops on every node alike */
+    if (raft_conf_has(&r->conf, r->vouched))
+        r->vouched = 0; /* the conf lists it now, and a removal will count */
     r->conf_index = e->index; /* snapshots before it would carry a stale conf */
     if (r->role == RAFT_LEADER)
         leader_on_change(r, &cc);

@@ -287,18 +287,34 @@ static void step_candidate(raft *r, const raft_msg *m)
  * applied or of a change we hold unapplied. A node that does not find
  * itself in the membership it applied is still catching up as it joins (a
  * removed node stops): it follows whoever leads it, its peers being
- * authenticated by the transport, not here. (A member that missed the
- * change adding the current leader learns it from another leader or a
- * snapshot; taking it from the append that carries it would let anyone
- * claim membership by sending its own addition.) */
+ * authenticated by the transport, not here. A member that missed the
+ * change adding the current leader lets that leader in once another member
+ * names it (take_leader_hint); taking the change from the append that
+ * carries it would let anyone claim membership by sending its own
+ * addition. */
 static bool sender_allowed(const raft *r, const raft_msg *m)
 {
     if (raft_is_member(r, m->from))
         return true;
-    if (!raft_conf_has(&r->conf, r->id))
+    if (!raft_conf_has(&r->conf, r->id) || (r->vouched && m->from == r->vouched))
         return m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
                m->type == RAFT_MSG_SNAP;
     return false;
+}
+
+/* A member that refuses our campaign may name its leader (election.c).
+ * If our conf does not list it, we missed the change adding it, and its
+ * appends, heartbeats and snapshots are let in (sender_allowed) until our
+ * conf changes: else a member whose known peers have all moved on would
+ * refuse the cluster for good. Only a member's word counts, and a member
+ * names only a leader its own conf lists, so no stranger names itself. */
+static void take_leader_hint(raft *r, const raft_msg *m)
+{
+    bool refusal = (m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PREVOTE_RESP) &&
+                   m->reject && (m->flags & RAFT_FLAG_LEADER_HINT);
+    if (refusal && raft_is_member(r, m->from) && m->context != 0 && m->context != r->id &&
+        !raft_is_member(r, m->context))
+        r->vouched = m->context;
 }
 
 static void refuse_stranger(raft *r, const raft_msg *m)
@@ -325,6 +341,7 @@ int raft_step(raft *r, const raft_msg *m)
         refuse_stranger(r, m);
         return RAFT_ERR_INVALID;
     }
+    take_leader_hint(r, m);
     if (!raft_step_term(r, m))
         return 0;
     if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {

@@ -130,6 +130,8 @@ enum raft_msg_type {
 enum raft_msg_flag {
     RAFT_FLAG_TRANSFER = 1, /* on VOTE/PREVOTE: campaign caused by leader transfer,
                                voters must not refuse because of a live leader */
+    RAFT_FLAG_LEADER_HINT = 2, /* on a refusing VOTE_RESP/PREVOTE_RESP: context
+                                  is the refuser's leader */
 };
 
 typedef struct {

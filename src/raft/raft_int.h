@@ -101,6 +101,7 @@ struct raft {
     raft_index commit, applied;
     enum raft_role role;
     raft_id leader;
+    raft_id vouched;           /* a leader a member named that our conf lacks (raft.c) */
     raft_log log;
     raft_conf conf;            /* membership as of the applied index */
     raft_index conf_index;     /* conf was last changed at or below this index */

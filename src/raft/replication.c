@@ -367,6 +367,8 @@ void raft_handle_snap(raft *r, const raft_msg *m)
     r->snap = *s;
     r->snap_pending = true;
     r->conf = s->conf;
+    if (raft_conf_has(&r->conf, r->vouched))
+        r->vouched = 0;
     r->conf_index = s->index;
     respond_append(r, m, s->index);
 }

@@ -168,6 +168,68 @@ static void test_forged_append_from_non_member(void)
     raft_free(r);
 }
 
+/* A refusal of a campaign at the leader's term, as a member refuses a
+ * node that missed the change adding the leader. */
+static raft_msg leader_hint(raft_id from, raft_term term, raft_id leader)
+{
+    raft_msg m = msg(RAFT_MSG_PREVOTE_RESP, from, term);
+    m.reject = true;
+    m.flags = RAFT_FLAG_LEADER_HINT;
+    m.context = leader;
+    return m;
+}
+
+/* A member whose conf lacks the leader (it missed the change adding it)
+ * lets that leader in once a member names it, and only then: a stranger
+ * naming itself, or a hint that is no refusal, changes nothing (simulator
+ * seed 1878 with one-voter read rounds: a node whose conf lacked the
+ * leader refused it to the end). */
+static void test_member_named_leader_let_in(void)
+{
+    raft *r = mk_node(2, 5);
+    raft_msg h = msg(RAFT_MSG_HEARTBEAT, 9, 6);
+    CHECK(raft_step(r, &h) == RAFT_ERR_INVALID);
+    raft_msg self = leader_hint(9, 6, 9); /* the stranger names itself */
+    CHECK(raft_step(r, &self) == RAFT_ERR_INVALID);
+    raft_msg grant = leader_hint(2, 6, 9);
+    grant.reject = false; /* not a refusal */
+    raft_step(r, &grant);
+    drain(r);
+    CHECK(raft_step(r, &h) == RAFT_ERR_INVALID);
+    CHECK(raft_leader(r) == 0);
+    raft_msg hint = leader_hint(2, 6, 9); /* member 2: "9 leads" */
+    CHECK(raft_step(r, &hint) == RAFT_OK);
+    drain(r);
+    CHECK(raft_step(r, &h) == RAFT_OK);
+    CHECK(raft_leader(r) == 9 && raft_term_get(r) == 6);
+    raft_msg vote = msg(RAFT_MSG_VOTE, 9, 7); /* let in as a leader only */
+    CHECK(raft_step(r, &vote) == RAFT_ERR_INVALID);
+    raft_free(r);
+}
+
+/* A leader refusing a campaign under its lease names itself. */
+static void test_refused_campaign_names_leader(void)
+{
+    raft *r = mk_leader();
+    raft_term t = raft_term_get(r);
+    raft_msg v = msg(RAFT_MSG_VOTE, 3, t + 5);
+    v.index = 10;
+    v.log_term = t;
+    CHECK(raft_step(r, &v) == RAFT_OK);
+    raft_ready rd;
+    CHECK(raft_has_ready(r) && raft_ready_get(r, &rd) == 0);
+    bool named = false;
+    for (size_t i = 0; i < rd.n_messages; i++) {
+        const raft_msg *m = &rd.messages[i];
+        named |= m->type == RAFT_MSG_VOTE_RESP && m->to == 3 && m->reject && m->term == t &&
+                 (m->flags & RAFT_FLAG_LEADER_HINT) && m->context == 1;
+    }
+    CHECK(named);
+    raft_advance(r, &rd);
+    CHECK(raft_role_get(r) == RAFT_LEADER && raft_term_get(r) == t);
+    raft_free(r);
+}
+
 static void test_heartbeat_beyond_log_is_log_lost(void)
 {
     raft *r = mk_node(2, 2);
@@ -229,6 +291,8 @@ int main(void)
     RUN(test_every_type_from_non_member_changes_nothing);
     RUN(test_forged_append_from_non_member);
     RUN(test_stale_leader_hears_newer_term);
+    RUN(test_member_named_leader_let_in);
+    RUN(test_refused_campaign_names_leader);
     RUN(test_heartbeat_beyond_log_is_log_lost);
     RUN(test_single_node_refuses_stranger);
     RUN(test_load_refuses_huge_term);
