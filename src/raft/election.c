@@ -126,6 +126,23 @@ static bool count_vote(raft *r, raft_id from, bool granted, bool transfer)
     return false;
 }
 
+/* Sends a campaign's request for votes to every other voter of our conf. */
+static void ask_voters(raft *r, uint8_t type, raft_term term, bool transfer)
+{
+    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+        raft_id to = r->conf.voters[i];
+        if (to == r->id)
+            continue;
+        raft_msg m;
+        raft_msg_init(r, &m, type, to);
+        m.term = term;
+        m.index = raft_log_last(&r->log);
+        m.log_term = raft_log_last_term(&r->log);
+        m.flags = transfer ? RAFT_FLAG_TRANSFER : 0;
+        raft_send(r, &m);
+    }
+}
+
 static void start_election(raft *r, bool pre, bool transfer)
 {
     if (pre) {
@@ -139,18 +156,7 @@ static void start_election(raft *r, bool pre, bool transfer)
     }
     if (count_vote(r, r->id, true, transfer))
         return;
-    for (uint32_t i = 0; i < r->conf.n_voters; i++) {
-        raft_id to = r->conf.voters[i];
-        if (to == r->id)
-            continue;
-        raft_msg m;
-        raft_msg_init(r, &m, pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, to);
-        m.term = pre ? r->term + 1 : r->term;
-        m.index = raft_log_last(&r->log);
-        m.log_term = raft_log_last_term(&r->log);
-        m.flags = transfer ? RAFT_FLAG_TRANSFER : 0;
-        raft_send(r, &m);
-    }
+    ask_voters(r, pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, pre ? r->term + 1 : r->term, transfer);
 }
 
 void raft_campaign(raft *r, bool transfer)
@@ -160,13 +166,20 @@ void raft_campaign(raft *r, bool transfer)
     start_election(r, r->cfg.pre_vote && !transfer, transfer);
 }
 
+/* A learner never campaigns; one that hears from no leader it lets in asks
+ * the voters it knows with the prevote a campaign starts with, keeping its
+ * role and term. A refusal names their leader (raft.c take_leader_hint),
+ * whose addition it may have missed; a grant means nothing to it. */
 void raft_tick_election(raft *r)
 {
     r->election_elapsed++;
-    if (raft_promotable(r) && r->election_elapsed >= r->timeout) {
-        r->election_elapsed = 0;
+    if (r->election_elapsed < r->timeout)
+        return;
+    r->election_elapsed = 0;
+    if (raft_promotable(r))
         raft_campaign(r, false);
-    }
+    else if (raft_conf_has(&r->conf, r->id))
+        ask_voters(r, RAFT_MSG_PREVOTE, r->term + 1, false);
 }
 
 /* Did a quorum of voters answer since the last check? Resets the marks. */
@@ -288,7 +301,7 @@ void raft_handle_vote(raft *r, const raft_msg *m)
         }
         reply(r, m, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->term, false);
     } else {
-        reply(r, m, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, r->term, true);
+        refuse_naming_leader(r, m);
     }
 }
 

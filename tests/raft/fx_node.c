@@ -367,17 +367,21 @@ void fx_node_process(fx *f, fx_node *n)
     fx_observe_leader(f, n);
 }
 
+/* Finishes the parked fsync before the node takes input, and every Ready
+ * it produces meanwhile: one of them may park again, and the node loop
+ * reads its inbox only between Readies (seed 14114 once stepped a vote
+ * into a leader parked a second time, which stepped down mid-fsync). */
 void fx_node_unpark(fx *f, fx_node *n)
 {
-    if (!n || !n->up || !n->parked)
-        return;
-    n->parked = false;
-    if (f->trace)
-        fprintf(f->trace, "    node %llu fsync done (%zu entries)\n", (ull)n->id,
-                n->parked_rd.n_entries);
-    ready_finish(f, n, &n->parked_rd, true);
-    memset(&n->parked_rd, 0, sizeof n->parked_rd);
-    fx_node_process(f, n);
+    while (n && n->up && n->parked && !f->failed) {
+        n->parked = false;
+        if (f->trace)
+            fprintf(f->trace, "    node %llu fsync done (%zu entries)\n", (ull)n->id,
+                    n->parked_rd.n_entries);
+        ready_finish(f, n, &n->parked_rd, true);
+        memset(&n->parked_rd, 0, sizeof n->parked_rd);
+        fx_node_process(f, n);
+    }
 }
 
 /* The persisted log as entries for raft_new (free the array only). */
