@@ -56,6 +56,7 @@ typedef struct {
     raft_index match, next;
     raft_index pending_snapshot;
     uint64_t read_ack;     /* highest read-index round acknowledged */
+    uint64_t read_ack_at;  /* when it did, on the leader's ack clock */
     raft_index commit_told; /* the commit index last sent to it */
     raft_index proposed_to; /* its forwarded proposals end here (0: none) */
     raft_index infl[RAFT_INFLIGHT_CAP]; /* last index of each in-flight APPEND */
@@ -127,6 +128,7 @@ struct raft {
     raft_pending_read *preads;
     size_t n_preads, cap_preads;
     uint64_t read_seq;
+    uint64_t read_ack_clock; /* counts acknowledgements that raised a read_ack */
     /* lowest and highest context this instance forwarded to a leader
      * (lo > hi: none yet); answers outside are dropped (read_index.c) */
     uint64_t asked_lo, asked_hi;
@@ -175,6 +177,7 @@ void raft_prs_remove(raft *r, raft_id id);
 bool raft_send_append(raft *r, raft_progress *p, bool allow_empty);
 void raft_broadcast_append(raft *r);
 void raft_broadcast_heartbeat(raft *r);
+void raft_send_heartbeat(raft *r, raft_progress *p);
 bool raft_maybe_commit(raft *r);
 /* Appends a new entry of the leader's term with proto's type, data and crc. */
 int raft_leader_append(raft *r, const raft_entry *proto);

@@ -4,6 +4,14 @@
  * still leader by a heartbeat round acknowledged by a quorum of voters.
  * Rounds are numbered by the leader (read_seq), not by the callers' ctx,
  * so an acknowledgement of a later round also confirms every earlier one.
+ * A round asks only the members that forwarded its reads and as many
+ * voters as a quorum needs besides the leader: those that answered first
+ * lately. Asking every member cost each extra one a heartbeat, and the
+ * leader a request, per round, for an answer the round no longer waits
+ * for. A round an asked voter leaves unanswered is confirmed by the next
+ * heartbeat of every member (raft_tick_leader sends one each tick,
+ * carrying the latest round), and that answer makes the voters who gave it
+ * the ones asked next.
  *
  * Must never: answer a read before the leader committed an entry of its own
  * term (its commit index could be stale) or before a quorum confirmed the
@@ -18,6 +26,59 @@
  * memory without limit; excess requests are dropped (callers time out). */
 #define MAX_PENDING_READS 65536
 
+/* Does voter a answer read rounds before voter b? The one that has
+ * acknowledged a later round, or the same round sooner. */
+static bool answers_sooner(const raft_progress *a, const raft_progress *b)
+{
+    if (a->read_ack != b->read_ack)
+        return a->read_ack > b->read_ack;
+    return a->read_ack_at < b->read_ack_at;
+}
+
+/* Sends the round's heartbeat to prs[i]; a voter asked counts toward need. */
+static void ask(raft *r, uint32_t i, bool *asked, uint32_t *need)
+{
+    asked[i] = true;
+    if (*need > 0 && raft_is_voter(r, r->prs[i].id))
+        (*need)--;
+    raft_send_heartbeat(r, &r->prs[i]);
+}
+
+/* The voter not yet asked that answers soonest (n_prs if none is left). */
+static uint32_t soonest(const raft *r, const bool *asked)
+{
+    uint32_t best = r->n_prs;
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        if (asked[i] || !raft_is_voter(r, r->prs[i].id))
+            continue;
+        if (best == r->n_prs || answers_sooner(&r->prs[i], &r->prs[best]))
+            best = i;
+    }
+    return best;
+}
+
+/* Asks the members that forwarded this round's reads (the heartbeat tells
+ * each the commit index its read waits for), then as many of the voters
+ * that answer soonest as a quorum still needs (every voter when fewer are
+ * left: the round then needs all of them). */
+static void ask_quorum(raft *r)
+{
+    uint32_t need = raft_quorum(r) - (raft_promotable(r) ? 1 : 0);
+    bool asked[RAFT_MAX_MEMBERS] = {false};
+    for (size_t k = 0; k < r->n_preads; k++) {
+        const raft_pending_read *pr = &r->preads[k];
+        for (uint32_t i = 0; pr->seq == r->read_seq && i < r->n_prs; i++)
+            if (!asked[i] && r->prs[i].id == pr->from)
+                ask(r, i, asked, &need);
+    }
+    while (need > 0) {
+        uint32_t i = soonest(r, asked);
+        if (i == r->n_prs)
+            break;
+        ask(r, i, asked, &need);
+    }
+}
+
 static void start_round(raft *r)
 {
     r->read_seq++;
@@ -27,7 +88,7 @@ static void start_round(raft *r)
             r->preads[i].index = r->commit;
         }
     }
-    raft_broadcast_heartbeat(r);
+    ask_quorum(r);
     raft_reads_check(r);
 }
 

@@ -145,17 +145,20 @@ void raft_send_commit(raft *r)
             raft_send_append(r, &r->prs[i], true);
 }
 
+void raft_send_heartbeat(raft *r, raft_progress *p)
+{
+    raft_msg m;
+    raft_msg_init(r, &m, RAFT_MSG_HEARTBEAT, p->id);
+    /* Only what the follower provably shares with us may be committed. */
+    m.commit = p->commit_told = p->match < r->commit ? p->match : r->commit;
+    m.context = r->read_seq;
+    raft_send(r, &m);
+}
+
 void raft_broadcast_heartbeat(raft *r)
 {
-    for (uint32_t i = 0; i < r->n_prs; i++) {
-        raft_progress *p = &r->prs[i];
-        raft_msg m;
-        raft_msg_init(r, &m, RAFT_MSG_HEARTBEAT, p->id);
-        /* Only what the follower provably shares with us may be committed. */
-        m.commit = p->commit_told = p->match < r->commit ? p->match : r->commit;
-        m.context = r->read_seq;
-        raft_send(r, &m);
-    }
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        raft_send_heartbeat(r, &r->prs[i]);
 }
 
 bool raft_committed_in_term(const raft *r)
@@ -341,8 +344,10 @@ void raft_handle_heartbeat_resp(raft *r, const raft_msg *m)
         raft_pr_free_first(p);
     if (p->match < raft_log_last(&r->log))
         raft_send_append(r, p, true);
-    if (m->context > p->read_ack && raft_is_voter(r, p->id))
+    if (m->context > p->read_ack && raft_is_voter(r, p->id)) {
         p->read_ack = m->context;
+        p->read_ack_at = ++r->read_ack_clock;
+    }
     raft_reads_check(r);
 }
 

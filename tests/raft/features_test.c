@@ -608,6 +608,68 @@ static void test_read_index_waits_for_term_commit(void)
     raft_free(r);
 }
 
+/* Steps m (NULL: none) and drains r; returns the HEARTBEAT targets sent
+ * meanwhile (up to 4) and whether a read state for ctx came out. */
+static size_t heartbeats_after(raft *r, const raft_msg *m, raft_id *to, uint64_t ctx, bool *read)
+{
+    size_t n = 0;
+    if (m)
+        CHECK(raft_step(r, m) == 0);
+    while (raft_has_ready(r)) {
+        raft_ready rd;
+        raft_ready_get(r, &rd);
+        for (size_t i = 0; i < rd.n_messages; i++)
+            if (rd.messages[i].type == RAFT_MSG_HEARTBEAT && n < 4)
+                to[n++] = rd.messages[i].to;
+        for (size_t i = 0; read && i < rd.n_reads; i++)
+            *read |= rd.reads[i].context == ctx;
+        raft_advance(r, &rd);
+    }
+    return n;
+}
+
+/* A read round asks one follower of two (a quorum with the leader): the one
+ * that answered the last round first; and always a follower that forwarded
+ * one of its reads. The others still get every tick's heartbeat, whose
+ * answers confirm a round an asked follower leaves unanswered. */
+static void test_read_round_asks_a_quorum(void)
+{
+    raft_init_state init;
+    init_voters(&init, 3);
+    raft *r = raw_new(1, 0, &init);
+    if (!r)
+        return;
+    tick_to_candidate(r);
+    grant_vote(r, 2, 1);
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    step_and_drain(r, ack, NULL);
+    ack.from = 3;
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_commit_index(r) == 1);
+
+    raft_id to[4];
+    bool read = false;
+    CHECK(raft_read_index(r, 10) == 0);
+    CHECK(heartbeats_after(r, NULL, to, 10, &read) == 1 && to[0] == 2);
+    raft_tick(r); /* the tick's heartbeat goes to both, carrying round 1 */
+    CHECK(heartbeats_after(r, NULL, to, 10, &read) == 2);
+    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 3, .to = 1, .term = 1, .context = 1};
+    heartbeats_after(r, &hb, to, 10, &read);
+    CHECK(read); /* node 2 never answered: node 3's answer to the tick did */
+    hb.from = 2;
+    heartbeats_after(r, &hb, to, 10, NULL);
+
+    CHECK(raft_read_index(r, 11) == 0); /* 3 answered round 1 first */
+    CHECK(heartbeats_after(r, NULL, to, 11, NULL) == 1 && to[0] == 3);
+
+    raft_msg fwd = {.type = RAFT_MSG_READINDEX, .from = 2, .to = 1, .context = 12};
+    hb.context = 2; /* round 2 confirmed, so round 3 starts at once */
+    hb.from = 3;
+    heartbeats_after(r, &hb, to, 11, NULL);
+    CHECK(heartbeats_after(r, &fwd, to, 12, NULL) == 1 && to[0] == 2);
+    raft_free(r);
+}
+
 /* ---- leader transfer ---- */
 
 static void test_leader_transfer(void)
@@ -933,6 +995,7 @@ int main(void)
     RUN(test_read_index);
     RUN(test_read_index_answer_from_previous_life);
     RUN(test_read_index_waits_for_term_commit);
+    RUN(test_read_round_asks_a_quorum);
     RUN(test_leader_transfer);
     RUN(test_add_voter);
     RUN(test_learner);
