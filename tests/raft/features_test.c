@@ -570,17 +570,27 @@ static void test_read_index_answer_from_previous_life(void)
     fx_free(f);
 }
 
-/* A new leader answers only after committing in its term; direct test. */
-static void test_read_index_waits_for_term_commit(void)
+/* Node 1 of voters {1, 2, 3}, elected in term 1 with node 2's vote, its
+ * no-op not yet committed; NULL (a failed CHECK) if refused. */
+static raft *leader_of_three(void)
 {
     raft_init_state init;
     init_voters(&init, 3);
     raft *r = raw_new(1, 0, &init);
     if (!r)
-        return;
+        return NULL;
     tick_to_candidate(r);
     grant_vote(r, 2, 1);
     CHECK(raft_role_get(r) == RAFT_LEADER);
+    return r;
+}
+
+/* A new leader answers only after committing in its term; direct test. */
+static void test_read_index_waits_for_term_commit(void)
+{
+    raft *r = leader_of_three();
+    if (!r)
+        return;
     CHECK(raft_read_index(r, 5) == 0);
     /* Heartbeat acks before the no-op commits must not release it. */
     raft_ready rd;
@@ -634,13 +644,9 @@ static size_t heartbeats_after(raft *r, const raft_msg *m, raft_id *to, uint64_t
  * answers confirm a round an asked follower leaves unanswered. */
 static void test_read_round_asks_a_quorum(void)
 {
-    raft_init_state init;
-    init_voters(&init, 3);
-    raft *r = raw_new(1, 0, &init);
+    raft *r = leader_of_three();
     if (!r)
         return;
-    tick_to_candidate(r);
-    grant_vote(r, 2, 1);
     raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
     step_and_drain(r, ack, NULL);
     ack.from = 3;
