@@ -304,8 +304,8 @@ static bool sender_allowed(const raft *r, const raft_msg *m)
 
 /* A member that refuses our campaign may name its leader (election.c).
  * If our conf does not list it, we missed the change adding it, and its
- * appends, heartbeats and snapshots are let in (sender_allowed) until our
- * conf changes: else a member whose known peers have all moved on would
+ * appends, heartbeats and snapshots are let in (sender_allowed) until a
+ * conf we apply lists it: else a member whose known peers have moved on would
  * refuse the cluster for good. Only a member's word counts, and a member
  * names only a leader its own conf lists, so no stranger names itself. */
 static void take_leader_hint(raft *r, const raft_msg *m)
