@@ -1,10 +1,12 @@
 /* membership.c: single-server membership changes — the conf change wire
  * format, applying a change to a conf, and what the core does when a conf
- * entry is applied (progress added/removed, a removed leader steps down).
+ * entry is applied (progress added/removed, a removed leader steps down),
+ * and when a learner may be promoted.
  *
  * Must never: apply a change when its entry is appended or committed (only
  * when applied, so every node switches at the same log position), allow a
- * second change while one is unapplied, or trust encoded bytes.
+ * second change while one is unapplied, promote a learner that has not
+ * caught up, or trust encoded bytes.
  */
 #include "raft/raft_int.h"
 
@@ -157,6 +159,19 @@ bool raft_is_member(const raft *r, raft_id id)
 bool raft_conf_may_append(const raft *r)
 {
     return r->pending_conf <= r->applied;
+}
+
+/* May the leader promote learner id now? Only once the learner's log
+ * holds the change that made the leader's conf, so the new voter knows
+ * every member whose campaign it must answer (an empty log would refuse
+ * them all as strangers), and 90 % of the committed log, etcd's rule, so
+ * it does not start as a voter that cannot acknowledge for a long while.
+ * Match is what the learner reported durable. The caller has already
+ * checked that id is a learner. */
+bool raft_learner_ready(raft *r, raft_id id)
+{
+    const raft_progress *p = raft_pr_get(r, id);
+    return p && p->match >= r->conf_index && p->match >= r->commit - r->commit / 10;
 }
 
 /* The leader's bookkeeping once a change took effect. */

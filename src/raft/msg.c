@@ -201,6 +201,7 @@ const char *raft_strerror(int code)
     case RAFT_ERR_TOO_MANY: return "too_many_members";
     case RAFT_ERR_COMPACTED: return "compacted";
     case RAFT_ERR_LOG_LOST: return "log_lost";
+    case RAFT_ERR_NOT_READY: return "learner_not_ready";
     default: return "unknown";
     }
 }

@@ -117,6 +117,8 @@ static int leader_accept(raft *r, const raft_entry *e)
         int rc = raft_conf_apply(&trial, &cc);
         if (rc != 0)
             return rc;
+        if (cc.op == RAFT_CONF_PROMOTE && !raft_learner_ready(r, cc.id))
+            return RAFT_ERR_NOT_READY;
     }
     int rc = raft_leader_append(r, e);
     if (rc == 0 && type == RAFT_ENTRY_CONF)

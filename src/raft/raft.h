@@ -43,6 +43,7 @@ enum raft_err {
     RAFT_ERR_COMPACTED = -8,
     RAFT_ERR_LOG_LOST = -9,    /* raft_step: our log lost entries we acknowledged
                                   (the disk was rolled back or truncated): stop */
+    RAFT_ERR_NOT_READY = -10,  /* a learner to promote has not caught up yet */
 };
 
 /* Terms and indexes are below 2^63 everywhere (messages, disk): anything at

@@ -167,6 +167,7 @@ bool raft_step_term(raft *r, const raft_msg *m);
 void raft_handle_vote(raft *r, const raft_msg *m);
 void raft_handle_vote_resp(raft *r, const raft_msg *m);
 bool raft_promotable(const raft *r);
+bool raft_learner_ready(raft *r, raft_id id);
 uint32_t raft_quorum(const raft *r);
 
 /* ---- replication (replication.c) ---- */

@@ -31,6 +31,7 @@ enum node_status {
     NODE_ERR_INVALID = -6,      /* 400: e.g. unknown member, duplicate URL */
     NODE_ERR_INTERNAL = -7,     /* 500 */
     NODE_ERR_NOT_FOUND = -8,    /* 404: unknown member */
+    NODE_ERR_NOT_READY = -9,    /* 409: the learner to promote has not caught up */
 };
 /* The snake_case reason clients see for a status (node_err.c); never NULL. */
 const char *node_strerror(int status);

@@ -15,6 +15,7 @@ const char *node_strerror(int status)
     case NODE_ERR_CONF_PENDING: return "membership_change_in_progress";
     case NODE_ERR_INVALID: return "invalid_argument";
     case NODE_ERR_NOT_FOUND: return "member_not_found";
+    case NODE_ERR_NOT_READY: return "learner_not_ready";
     default: return "internal";
     }
 }

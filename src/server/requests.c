@@ -97,6 +97,7 @@ static int raft_to_node_status(int rc)
     case RAFT_ERR_NO_LEADER:
     case RAFT_ERR_TRANSFERRING: return NODE_ERR_NO_LEADER;
     case RAFT_ERR_CONF_PENDING: return NODE_ERR_CONF_PENDING;
+    case RAFT_ERR_NOT_READY: return NODE_ERR_NOT_READY;
     case RAFT_ERR_INVALID:
     case RAFT_ERR_TOO_MANY: return NODE_ERR_INVALID;
     default: return NODE_ERR_INTERNAL;

@@ -109,3 +109,41 @@ def test_member_removed_through_a_follower_that_missed_its_addition(env):
                                         n.request("GET", "/members").json()["members"]]
                          for n in nodes), what="the removal on every member")
 
+
+
+def test_promote_waits_until_the_learner_caught_up(env):
+    """etcd's rule: a learner is promoted only once it has caught up (its
+    log holds the change that made the leader's conf and 90 % of the
+    committed log). Before, the leader answers 409 learner_not_ready, and
+    the gateway etcd's FailedPrecondition; nothing changes."""
+    env.cluster(3)
+    leader = env.leader()
+    n4 = env.new_node()
+    r = leader.request("POST", "/members",
+                       json.dumps({"peer_urls": [n4.peer_url], "is_learner": True}))
+    check(r.status == 201 and r.json()["member"]["id"] == n4.id, "add the learner: %r" % r)
+    path = "/members/%d/promote" % n4.id
+    r = leader.request("POST", path)
+    check(r.status == 409 and r.json()["reason"] == "learner_not_ready",
+          "promote a learner that has not started: %r" % r)
+    r = leader.request("POST", "/v3/cluster/member/promote", json.dumps({"ID": str(n4.id)}))
+    check(r.status == 412 and r.json()["code"] == 9 and "in sync" in r.json()["message"],
+          "the gateway's promote: %r" % r)
+    # a follower forwards the change; the leader drops it and the
+    # follower, not told why, answers after the request timeout
+    follower = next(n for n in env.nodes[:3] if n is not leader)
+    r = follower.request("POST", path)
+    check(r.status == 503 and r.json()["reason"] == "timeout", "promote through a follower: %r" % r)
+    members = leader.request("GET", "/members").json()["members"]
+    check([m["is_learner"] for m in members if m["id"] == n4.id] == [True],
+          "still a learner: %r" % members)
+    env.join_node(n4)
+    env.wait_healthy([n4])
+
+    def promoted():
+        r = leader.request("POST", path)
+        check(r.status in (200, 409), "promote while it catches up: %r" % r)
+        return r.status == 200
+    wait_for(promoted, what="the promotion of %s once it caught up" % n4)
+    wait_for(lambda: n4.status().get("is_learner") is False, what="%s to know it votes" % n4)
+    check(n4.put("from-the-promoted", "v") == 204, "the cluster writes with four voters")

@@ -746,6 +746,40 @@ static void test_add_voter(void)
     fx_free(f);
 }
 
+/* A learner is promoted only once its log holds the change that made the
+ * leader's conf and 90 % of the committed log (membership.c): a voter with
+ * an empty log would refuse every member's campaign as a stranger's. A
+ * refused promotion appends nothing. */
+static void test_promote_waits_for_learner(void)
+{
+    fx *f = mk(3, true, true, 23);
+    raft_id l = elect(f);
+    CHECK(fx_add_node(f, 4) == 0);
+    fx_isolate(f, 4);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_ADD_LEARNER, 4) == 0);
+    run(f, 5);
+    CHECK(raft_is_learner(fx_raft(f, l), 4));
+    raft_index last = raft_last_index(fx_raft(f, l));
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_PROMOTE, 4) == RAFT_ERR_NOT_READY);
+    CHECK(raft_last_index(fx_raft(f, l)) == last);
+    fx_heal(f);
+    run(f, 10);
+    CHECK(raft_match_index(fx_raft(f, l), 4) == raft_last_index(fx_raft(f, l)));
+    /* Caught up once, then left behind by more than a tenth of the log. */
+    fx_isolate(f, 4);
+    for (int i = 0; i < 20; i++)
+        CHECK(fx_propose(f, l, "behind") == 0);
+    run(f, 5);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_PROMOTE, 4) == RAFT_ERR_NOT_READY);
+    fx_heal(f);
+    run(f, 10);
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_PROMOTE, 4) == 0);
+    run(f, 10);
+    CHECK(raft_is_voter(fx_raft(f, 4), 4));
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
 static void test_learner(void)
 {
     fx *f = mk(3, true, true, 19);
@@ -1005,6 +1039,7 @@ int main(void)
     RUN(test_leader_transfer);
     RUN(test_add_voter);
     RUN(test_learner);
+    RUN(test_promote_waits_for_learner);
     RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);
     RUN(test_conf_change_pending);

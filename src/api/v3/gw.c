@@ -87,6 +87,10 @@ void gw_reply_node_error(api_req *r, int status)
     case NODE_ERR_STOPPING: gw_reply_error(r, GW_UNAVAILABLE, "etcdserver: server stopped"); break;
     case NODE_ERR_BUSY: gw_reply_error(r, GW_UNAVAILABLE, "etcdserver: too many requests"); break;
     case NODE_ERR_NOT_FOUND: gw_reply_error(r, GW_NOT_FOUND, "etcdserver: member not found"); break;
+    case NODE_ERR_NOT_READY:
+        gw_reply_error(r, GW_FAILED_PRECONDITION,
+                       "etcdserver: can only promote a learner member which is in sync with leader");
+        break;
     default: gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error"); break;
     }
 }
