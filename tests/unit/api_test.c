@@ -561,6 +561,9 @@ static void test_node_errors(void)
     CHECK(req_s(&r, "GET", "/ne", NULL) == 503);
     fake_node_fail_next(nd, NODE_ERR_CONF_PENDING);
     CHECK(req_s(&r, "POST", "/7", "http://127.0.0.1:7000") == 409);
+    fake_node_fail_next(nd, NODE_ERR_NOT_READY);
+    CHECK(req_s(&r, "POST", "/members/2/promote", NULL) == 409);
+    CHECK(strcmp(jstr(r.json, "reason", NULL), "learner_not_ready") == 0);
     fake_node_fail_next(nd, NODE_ERR_INTERNAL);
     CHECK(req_s(&r, "POST", "/txn", "{}") == 500);
     CHECK(req_s(&r, "GET", "/kv/ne", NULL) == 404); /* nothing was written */
