@@ -15,6 +15,17 @@
  * could push a node to a term whose successor wraps to 0, install a
  * snapshot at index 2^64-1, or shrink a node's membership to itself
  * (tests/fuzz/regress/raft/). STRICT 0 is the looser mode for bisecting.
+ *
+ * One kind of injected message does come from a member: a refusal of a
+ * vote that names an outsider as the member's leader (raft.c
+ * take_leader_hint). The design trusts members (DESIGN 11), so the named
+ * id's appends, heartbeats and snapshots are then let in and may move the
+ * node anywhere: even elect a second leader in a term (a snapshot's conf
+ * of one), or leave it out of its own conf, where it follows any sender as
+ * a joiner does. The hint, and every message to a node after a named id's
+ * reached it, are checked for what holds under any input (no crash, terms
+ * below 2^63 and never going back, commit never going back); once a named
+ * id's message was stepped, the one-leader-per-term check ends.
  */
 #include "fuzz.h"
 #include "raft/raft.h"
@@ -30,6 +41,7 @@
 #define MAX_QUEUE 256
 #define MAX_OPS 2000
 #define MAX_LEADERS 4096
+#define MAX_NAMED 64
 
 typedef struct {
     const uint8_t *p;
@@ -40,6 +52,7 @@ typedef struct {
     raft *r;
     raft_term term;
     raft_index commit;
+    bool led_by_named; /* a named id's message reached it (see the top) */
 } fnode;
 
 static struct {
@@ -51,6 +64,9 @@ static struct {
         raft_id id;
     } leaders[MAX_LEADERS]; /* who led each term seen so far */
     size_t n_leaders;
+    raft_id named[MAX_NAMED]; /* outsiders a forged member hint named */
+    size_t n_named;
+    bool trusted_forgery; /* a named id's message was stepped (see the top) */
 } w;
 
 /* FUZZ_TRACE=1 in the environment prints every step (to replay a crash). */
@@ -176,7 +192,8 @@ static void check_node(raft_id id)
     f->commit = commit;
     if (raft_role_get(f->r) == RAFT_LEADER) {
         FUZZ_CHECK(raft_leader(f->r) == id);
-        record_leader(term, id);
+        if (!w.trusted_forgery)
+            record_leader(term, id);
     }
 }
 
@@ -194,12 +211,14 @@ static node_state state_of(const fnode *f)
 
 /* Stricter checks, for when the core refuses absurd terms and non-members
  * (see the top of the file): before/after one injected message. */
-static void check_strict(const node_state *before, const fnode *f)
+static void check_strict(const node_state *before, const fnode *f, bool trusted)
 {
     if (!STRICT)
         return;
     node_state after = state_of(f);
     FUZZ_CHECK(after.term < (1ULL << 63));
+    if (trusted)
+        return;
     FUZZ_CHECK(after.term == before->term && after.role == before->role &&
                after.commit == before->commit && after.last == before->last);
 }
@@ -255,11 +274,37 @@ static void shape_entries(input *in, raft_msg *m, raft_entry *es, uint8_t *blob)
     }
 }
 
+/* Bits 1 and 2 of the flags byte on a vote answer: the answer becomes
+ * another member's refusal naming the outsider as its leader. */
+static void forge_member_hint(raft_msg *m, raft_id to, uint8_t flags_byte)
+{
+    if ((flags_byte & 6) != 6 ||
+        (m->type != RAFT_MSG_VOTE_RESP && m->type != RAFT_MSG_PREVOTE_RESP))
+        return;
+    m->flags |= RAFT_FLAG_LEADER_HINT;
+    m->reject = 1;
+    m->context = m->from;
+    m->from = to % N_NODES + 1;
+    if (w.n_named < MAX_NAMED)
+        w.named[w.n_named++] = m->context;
+    else
+        w.trusted_forgery = true; /* cannot tell them apart any more */
+}
+
+static bool is_named(raft_id id)
+{
+    for (size_t i = 0; i < w.n_named; i++)
+        if (w.named[i] == id)
+            return true;
+    return false;
+}
+
 static void shape_msg(input *in, fnode *f, raft_id to, raft_msg *m, raft_entry *es, uint8_t *blob)
 {
     memset(m, 0, sizeof *m);
     m->type = (uint8_t)(1 + u8(in) % 14);
-    m->flags = u8(in) & 1;
+    uint8_t flags_byte = u8(in);
+    m->flags = flags_byte & 1;
     m->reject = u8(in) & 1;
     m->from = outsider(in);
     m->to = to;
@@ -278,6 +323,7 @@ static void shape_msg(input *in, fnode *f, raft_id to, raft_msg *m, raft_entry *
             m->snapshot.conf.voters[i] = i + 1;
     }
     shape_entries(in, m, es, blob);
+    forge_member_hint(m, to, flags_byte);
 }
 
 static void inject(input *in, raft_id to)
@@ -287,10 +333,13 @@ static void inject(input *in, raft_id to)
     raft_entry es[4];
     uint8_t blob[64];
     shape_msg(in, f, to, &m, es, blob);
+    if (is_named(m.from))
+        f->led_by_named = w.trusted_forgery = true;
+    bool trusted = node_of(m.from) || f->led_by_named;
     node_state before = state_of(f);
-    trace_msg("inject", &m);
+    trace_msg(trusted ? "inject (trusted)" : "inject", &m);
     (void)raft_step(f->r, &m);
-    check_strict(&before, f);
+    check_strict(&before, f, trusted);
 }
 
 /* ---- one step ---- */
