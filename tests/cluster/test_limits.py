@@ -115,10 +115,14 @@ def _other_address_served(port):
     print("    127.0.0.2: 20 answers, median %.1f ms, max %.1f ms"
           % (times[10] * 1000, times[-1] * 1000))
     check(times[10] < 0.1, "median answer to 127.0.0.2 took %.0f ms" % (times[10] * 1000))
-    # all but the slowest within a second: under ASan with TLS a single
-    # handshake among 20 000 flooding sockets has been seen at 1.7 s
-    check(times[-2] < 1.0, "the second slowest answer to 127.0.0.2 took %.0f ms"
-          % (times[-2] * 1000))
+    # The tail is the kernel's, not the server's: while the flood fills the
+    # listen queue, a SYN from 127.0.0.2 can be dropped and is sent again
+    # after the kernel's 1 s timeout. Under ASan with TLS answers of 1.2 s
+    # and 1.9 s were seen in one run (median 56 ms). So 18 of 20 within a
+    # second, and none past a second retransmission (1 + 2 s).
+    check(times[-3] < 1.0, "the third slowest answer to 127.0.0.2 took %.0f ms"
+          % (times[-3] * 1000))
+    check(times[-1] < 3.0, "the slowest answer to 127.0.0.2 took %.0f ms" % (times[-1] * 1000))
 
 
 def _connection_flood(env, slow):
