@@ -162,7 +162,8 @@ bool raft_conf_may_append(const raft *r)
 }
 
 /* May the leader promote learner id now? Only once the learner's log
- * holds the change that made the leader's conf, so the new voter knows
+ * reaches conf_index (the change that made the leader's conf; after a
+ * restart the applied index, an upper bound), so the new voter knows
  * every member whose campaign it must answer (an empty log would refuse
  * them all as strangers), and 90 % of the committed log, etcd's rule, so
  * it does not start as a voter that cannot acknowledge for a long while.

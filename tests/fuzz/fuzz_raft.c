@@ -66,6 +66,7 @@ static struct {
     size_t n_leaders;
     raft_id named[MAX_NAMED]; /* outsiders a forged member hint named */
     size_t n_named;
+    bool named_overflow; /* more than MAX_NAMED: every outsider counts as named */
     bool trusted_forgery; /* a named id's message was stepped (see the top) */
 } w;
 
@@ -288,11 +289,13 @@ static void forge_member_hint(raft_msg *m, raft_id to, uint8_t flags_byte)
     if (w.n_named < MAX_NAMED)
         w.named[w.n_named++] = m->context;
     else
-        w.trusted_forgery = true; /* cannot tell them apart any more */
+        w.named_overflow = true;
 }
 
 static bool is_named(raft_id id)
 {
+    if (w.named_overflow)
+        return true; /* the ones not recorded may be let in too */
     for (size_t i = 0; i < w.n_named; i++)
         if (w.named[i] == id)
             return true;

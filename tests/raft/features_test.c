@@ -780,6 +780,39 @@ static void test_promote_waits_for_learner(void)
     fx_free(f);
 }
 
+/* The other half of the rule, alone: a learner within 90 % of the commit
+ * whose log stops short of the index the leader's conf dates from (here a
+ * restart's applied index, 50) is not ready; at or past it, it is. */
+static void test_promote_waits_for_the_conf_change(void)
+{
+    raft_init_state init;
+    init_voters(&init, 3);
+    init.conf.learners[init.conf.n_learners++] = 4;
+    init.snap = (raft_snapshot_meta){.index = 50, .term = 1, .conf = init.conf};
+    init.hs = (raft_hard_state){.term = 1, .commit = 50};
+    raft *r = raw_new(1, 0, &init);
+    if (!r)
+        return;
+    tick_to_candidate(r);
+    grant_vote(r, 2, 2);
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    /* node 2 takes the new term's no-op: committed and applied, so a
+     * conf change may be proposed */
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2, .index = 51};
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_applied_index(r) == 51);
+    raft_conf_change promote = {.op = RAFT_CONF_PROMOTE, .id = 4};
+    ack.from = 4;
+    ack.index = 47;
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_match_index(r, 4) == 47); /* >= 46, 90 % of the commit 51 */
+    CHECK(raft_propose_conf(r, &promote) == RAFT_ERR_NOT_READY);
+    ack.index = 50;
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_propose_conf(r, &promote) == RAFT_OK);
+    raft_free(r);
+}
+
 static void test_learner(void)
 {
     fx *f = mk(3, true, true, 19);
@@ -1040,6 +1073,7 @@ int main(void)
     RUN(test_add_voter);
     RUN(test_learner);
     RUN(test_promote_waits_for_learner);
+    RUN(test_promote_waits_for_the_conf_change);
     RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);
     RUN(test_conf_change_pending);
