@@ -148,7 +148,8 @@ void api_reply_node_error(api_req *r, int status)
     case NODE_ERR_STOPPING:
     case NODE_ERR_BUSY: code = 503; break;
     case NODE_ERR_CONF_PENDING:
-    case NODE_ERR_NOT_READY: code = 409; break;
+    case NODE_ERR_NOT_READY:
+    case NODE_ERR_URL_EXISTS: code = 409; break;
     case NODE_ERR_INVALID: code = 400; break;
     case NODE_ERR_NOT_FOUND: code = 404; break;
     default: code = 500; break;

@@ -9,6 +9,7 @@
 #include "server/envelope.h"
 #include "server/requests.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 static uint8_t member_op_to_raft(int op)
@@ -56,6 +57,38 @@ static int check_member_change(node *n, uint8_t op, raft_id id)
     }
 }
 
+/* Is url some member's peer URL already (etcd refuses such an add too)?
+ * Two ids at one address would have the transport deliver the new id's
+ * messages to the old member, which drops them as not its own: the new
+ * member could never join. Exact string match, as etcd compares. The
+ * member table is empty only before the bootstrap conf applies; the
+ * --cluster list stands in for it then. Sets *busy when no reader. */
+static bool url_in_use(node *n, const char *url, bool *busy)
+{
+    kv_conn *c = kv_reader_acquire(n->kv);
+    kv_member *m = NULL;
+    size_t nm = 0;
+    bool found = false;
+    *busy = !c || kv_members(c, &m, &nm) != KV_OK;
+    for (size_t i = 0; i < nm && !found; i++)
+        found = strcmp(m[i].peer_url, url) == 0;
+    for (size_t i = 0; !*busy && nm == 0 && i < n->cfg->n_peers && !found; i++)
+        found = strcmp(n->cfg->peers[i], url) == 0;
+    kv_members_free(m, nm);
+    if (c)
+        kv_reader_release(n->kv, c);
+    return found;
+}
+
+static int check_new_url(node *n, uint8_t op, const char *url)
+{
+    if ((op != RAFT_CONF_ADD_VOTER && op != RAFT_CONF_ADD_LEARNER) || !url)
+        return NODE_OK;
+    bool busy;
+    bool used = url_in_use(n, url, &busy);
+    return busy ? NODE_ERR_BUSY : used ? NODE_ERR_URL_EXISTS : NODE_OK;
+}
+
 /* The envelope's payload: the peer URL, then, after a NUL (a URL has
  * none), an Idempotency-Key's stamp. */
 static int encode_member_change(node *n, pending *p, uint8_t op, raft_id id, const event *ev)
@@ -92,6 +125,8 @@ void node_handle_member(node *n, event *ev)
     if (id == 0 && (op == RAFT_CONF_ADD_VOTER || op == RAFT_CONF_ADD_LEARNER))
         id = next_free_id(n, raft_conf_get(n->r));
     int st = check_member_change(n, op, id);
+    if (st == NODE_OK)
+        st = check_new_url(n, op, ev->url);
     if (st != NODE_OK) {
         event_fail(ev, st);
         return;

@@ -28,10 +28,11 @@ enum node_status {
     NODE_ERR_STOPPING = -3,     /* 503: shutting down */
     NODE_ERR_BUSY = -4,         /* 503: inbox full; try again */
     NODE_ERR_CONF_PENDING = -5, /* 409: another membership change is in progress */
-    NODE_ERR_INVALID = -6,      /* 400: e.g. unknown member, duplicate URL */
+    NODE_ERR_INVALID = -6,      /* 400: e.g. promoting a voter, an id reused */
     NODE_ERR_INTERNAL = -7,     /* 500 */
     NODE_ERR_NOT_FOUND = -8,    /* 404: unknown member */
     NODE_ERR_NOT_READY = -9,    /* 409: the learner to promote has not caught up */
+    NODE_ERR_URL_EXISTS = -10,  /* 409: a member already has the peer URL to add */
 };
 /* The snake_case reason clients see for a status (node_err.c); never NULL. */
 const char *node_strerror(int status);

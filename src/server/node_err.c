@@ -16,6 +16,7 @@ const char *node_strerror(int status)
     case NODE_ERR_INVALID: return "invalid_argument";
     case NODE_ERR_NOT_FOUND: return "member_not_found";
     case NODE_ERR_NOT_READY: return "learner_not_ready";
+    case NODE_ERR_URL_EXISTS: return "peer_url_exists";
     default: return "internal";
     }
 }

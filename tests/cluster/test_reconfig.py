@@ -147,3 +147,32 @@ def test_promote_waits_until_the_learner_caught_up(env):
     wait_for(promoted, what="the promotion of %s once it caught up" % n4)
     wait_for(lambda: n4.status().get("is_learner") is False, what="%s to know it votes" % n4)
     check(n4.put("from-the-promoted", "v") == 204, "the cluster writes with four voters")
+
+
+def test_add_with_a_members_peer_url_is_refused(env):
+    """etcd's rule: a new member may not take a peer URL a member has (two
+    ids at one address: the new one could never be reached). 409
+    peer_url_exists on the HTTP API, FailedPrecondition on the gateway,
+    nothing changes; once the member holding it is removed, the URL can
+    be added again."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    victim = next(n for n in nodes if n is not leader)
+    before = leader.request("GET", "/members").json()["members"]
+    for url in (victim.peer_url, leader.peer_url):
+        r = leader.request("POST", "/members", json.dumps({"peer_urls": [url]}))
+        check(r.status == 409 and r.json()["reason"] == "peer_url_exists",
+              "add at %s, a member's URL: %r" % (url, r))
+    r = leader.request("POST", "/v3/cluster/member/add",
+                       json.dumps({"peerURLs": [victim.peer_url], "isLearner": True}))
+    check(r.status == 412 and r.json()["code"] == 9 and
+          r.json()["message"] == "etcdserver: Peer URLs already exists",
+          "the gateway's add: %r" % r)
+    after = leader.request("GET", "/members").json()["members"]
+    check(after == before, "the members changed: %r -> %r" % (before, after))
+    r = leader.request("DELETE", "/members/%d" % victim.id)
+    check(r.status == 200, "remove %s: %r" % (victim, r))
+    r = leader.request("POST", "/members",
+                       json.dumps({"peer_urls": [victim.peer_url], "is_learner": True}))
+    check(r.status == 201 and r.json()["member"]["id"] not in [m["id"] for m in before],
+          "add at the removed member's URL, as a new id: %r" % r)

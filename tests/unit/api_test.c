@@ -564,6 +564,9 @@ static void test_node_errors(void)
     fake_node_fail_next(nd, NODE_ERR_NOT_READY);
     CHECK(req_s(&r, "POST", "/members/2/promote", NULL) == 409);
     CHECK(strcmp(jstr(r.json, "reason", NULL), "learner_not_ready") == 0);
+    fake_node_fail_next(nd, NODE_ERR_URL_EXISTS);
+    CHECK(req_s(&r, "POST", "/members", "{\"peer_urls\":[\"http://127.0.0.1:7000\"]}") == 409);
+    CHECK(strcmp(jstr(r.json, "reason", NULL), "peer_url_exists") == 0);
     fake_node_fail_next(nd, NODE_ERR_INTERNAL);
     CHECK(req_s(&r, "POST", "/txn", "{}") == 500);
     CHECK(req_s(&r, "GET", "/kv/ne", NULL) == 404); /* nothing was written */

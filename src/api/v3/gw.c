@@ -91,6 +91,9 @@ void gw_reply_node_error(api_req *r, int status)
         gw_reply_error(r, GW_FAILED_PRECONDITION,
                        "etcdserver: can only promote a learner member which is in sync with leader");
         break;
+    case NODE_ERR_URL_EXISTS:
+        gw_reply_error(r, GW_FAILED_PRECONDITION, "etcdserver: Peer URLs already exists");
+        break;
     default: gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error"); break;
     }
 }
