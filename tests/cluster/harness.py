@@ -139,8 +139,11 @@ def free_port():
 
 def certs():
     """The directory of the run's throwaway CA and certificates
-    (scripts/gen-certs), made on first use and removed at exit."""
+    (scripts/gen-certs), made on first use and removed at exit; or the one
+    $RAFTKV_TEST_CERTS names (the runner's, shared by its test processes)."""
     global _certs_dir
+    if _certs_dir is None and os.environ.get("RAFTKV_TEST_CERTS"):
+        _certs_dir = os.environ["RAFTKV_TEST_CERTS"]  # run.py --jobs: made once, shared
     if _certs_dir is None:
         d = tempfile.mkdtemp(prefix="raftkv-certs-")
         atexit.register(shutil.rmtree, d, True)

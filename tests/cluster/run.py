@@ -2,10 +2,12 @@
 """run: the cluster test runner. Finds test_* functions in tests/cluster/
 test_*.py (in file and definition order), runs each in its own Env (fresh
 ports, fresh temp dir, its own nodes), prints PASS/FAIL per test and, last,
-"N passed, N failed". Must never leave a node running: every Env is cleaned
-up in a finally, and harness.py kills leftovers at exit.
+"N passed, N failed". With --jobs N, N tests run at once, each in its own
+process (jobs.py); a test its module names in SERIAL runs alone. Must
+never leave a node running: every Env is cleaned up in a finally, and
+harness.py kills leftovers at exit.
 
-usage: run.py [-k SUBSTRING]... [--bin PATH] [--list]
+usage: run.py [-k SUBSTRING]... [--bin PATH] [--list] [--jobs N] [--one NAME]
 """
 
 import argparse
@@ -19,18 +21,26 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
+import jobs  # noqa: E402
 
 
-def discover(patterns):
+def discover(patterns, exact=None):
+    """(name, fn, serial) of every test matching, in file and definition
+    order. A module's SERIAL is the set of its tests that must run alone,
+    or True for all of them."""
     tests = []
     for fname in sorted(os.listdir(HERE)):
         if not (fname.startswith("test_") and fname.endswith(".py")):
             continue
         mod = importlib.import_module(fname[:-3])
+        serial = getattr(mod, "SERIAL", ())
         for name, fn in vars(mod).items():
-            if name.startswith("test_") and callable(fn):
-                if not patterns or any(p in name for p in patterns):
-                    tests.append((name, fn))
+            if not (name.startswith("test_") and callable(fn)):
+                continue
+            if exact is not None and name != exact:
+                continue
+            if not patterns or any(p in name for p in patterns):
+                tests.append((name, fn, serial is True or name in serial))
     return tests
 
 
@@ -79,6 +89,21 @@ def run_one(name, fn, verbose):
     return reason
 
 
+def run_in_turn(tests, verbose):
+    """Runs the tests one after another in this process."""
+    passed = failed = 0
+    for name, fn, _ in tests:
+        reason = run_one(name, fn, verbose)
+        if reason is None:
+            passed += 1
+            print("PASS %s" % name, flush=True)
+        else:
+            failed += 1
+            print("FAIL %s (%s)" % (name, reason.splitlines()[0] if reason else "?"),
+                  flush=True)
+    return passed, failed
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -90,13 +115,16 @@ def main():
     ap.add_argument("--bin", help="raftkv binary (default $RAFTKV_BIN or build/raftkv)")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("RAFTKV_TEST_JOBS", "1")),
+                    help="tests at once, each in its own process (default $RAFTKV_TEST_JOBS or 1)")
+    ap.add_argument("--one", metavar="NAME", help="run the one test of exactly this name")
     args = ap.parse_args()
     if args.bin:
         os.environ["RAFTKV_BIN"] = os.path.abspath(args.bin)
-    tests = discover(args.k)
+    tests = discover(args.k, args.one)
     if args.list:
-        for name, _ in tests:
-            print(name)
+        for name, _, serial in tests:
+            print(name + ("  (alone)" if serial else ""))
         return 0
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so finally blocks
     # stop the nodes.
@@ -104,17 +132,12 @@ def main():
     signal.signal(signal.SIGALRM, _on_alarm)
     if not os.access(harness.binary(), os.X_OK):
         print("warning: %s is not an executable" % harness.binary(), flush=True)
-    passed = failed = 0
     suite_start = time.monotonic()
-    for name, fn in tests:
-        reason = run_one(name, fn, args.verbose)
-        if reason is None:
-            passed += 1
-            print("PASS %s" % name, flush=True)
-        else:
-            failed += 1
-            print("FAIL %s (%s)" % (name, reason.splitlines()[0] if reason else "?"),
-                  flush=True)
+    if args.jobs > 1 and args.one is None:
+        passed, failed = jobs.run_all([(name, serial) for name, _, serial in tests],
+                                      args.jobs, TEST_BUDGET, args.verbose)
+    else:
+        passed, failed = run_in_turn(tests, args.verbose)
     if args.verbose:
         print("  (suite took %.0fs)" % (time.monotonic() - suite_start))
     print("%d passed, %d failed" % (passed, failed), flush=True)

@@ -16,6 +16,10 @@ import kvclient
 from harness import check, free_port, scheme, wait_for
 
 
+# run.py --jobs runs these alone: leadership must move within 2 s
+SERIAL = {"test_sigterm_leader_hands_over_without_errors"}
+
+
 def _writers(nodes, key, stop, results):
     """One client per node, each PUTting unique values to `key` in a loop;
     results: (node id, value, status or exception name)."""

@@ -8,6 +8,12 @@ from leaselib import (ELECTION_S, KeepAlive, exists, fast_cluster, grant, jreq,
                       keepalive, monotonic, put, revision)
 
 
+# run.py --jobs runs these alone: a 1 s TTL kept alive every 0.25 s,
+# or an expiry bounded from above, is a time bound a busy machine breaks
+SERIAL = {"test_lease_expiry", "test_keepalive_postpones_expiry",
+          "test_lease_survives_leader_kill"}
+
+
 def _deletes_at(node, prefix, rev):
     """The keys deleted at revision rev under prefix, seen by this node:
     through a watch long-poll from rev, or (until /watch exists) by reading

@@ -49,6 +49,14 @@ while not select.select([sys.stdin], [], [], 0.2)[0]:
 """
 
 
+# run.py --jobs runs these alone: a flood takes the machine, and
+# their answers to the other address are timed
+SERIAL = {"test_idle_connection_flood_leaves_room_for_others",
+          "test_byte_at_a_time_flood_leaves_room_for_others",
+          "test_slowloris_cut_after_total_deadline",
+          "test_peer_port_connection_flood_is_capped"}
+
+
 def _hard_nofile():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
