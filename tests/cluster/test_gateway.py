@@ -613,3 +613,28 @@ def test_gateway_member_update_moves_a_peer_url(env):
              "%s to catch up through its URL again" % f)
     st, js = _gw(leader.port, "/v3/cluster/member/update", {"ID": str(f.id), "peerURLs": []})
     check(st == 400, "no URL: %s %s" % (st, js))
+
+
+def test_gateway_membership_refusals_answer_as_etcd_does(env):
+    """A promote of a voter and an add at a member's own peer URL: etcd and
+    raftkv refuse both with the same status, code and message, and change
+    nothing. Each is asked about its own member (the ids differ)."""
+    etcd = Etcd(env)
+    try:
+        (n,) = env.cluster(1)
+        answers = []
+        for port, plain in ((etcd.port, True), (n.port, False)):
+            st, js = _gw(port, "/v3/cluster/member/list", {}, plain=plain)
+            check(st == 200 and len(js["members"]) == 1, "member list: %s %s" % (st, js))
+            me = js["members"][0]
+            got = [_gw(port, "/v3/cluster/member/promote", {"ID": me["ID"]}, plain=plain),
+                   _gw(port, "/v3/cluster/member/add", {"peerURLs": me["peerURLs"]},
+                       plain=plain)]
+            after = _gw(port, "/v3/cluster/member/list", {}, plain=plain)[1]["members"]
+            check(after == [me], "the members changed: %s -> %s" % (me, after))
+            answers.append([(st, js.get("code"), js.get("message") or js.get("error"))
+                            for st, js in got])
+        check(answers[0] == answers[1], "etcd %s, raftkv %s" % tuple(answers))
+        check(all(a[0] != 200 for a in answers[1]), "refused: %s" % answers[1])
+    finally:
+        etcd.stop()

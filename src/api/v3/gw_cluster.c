@@ -99,11 +99,25 @@ static json_t *members_array(api_req *r, kv_member *m, size_t n, uint64_t self)
     return arr;
 }
 
+/* The refusals of a membership change that etcd words its own way, or
+ * has none for; the rest are every request's (gw_reply_node_error). */
+static void reply_member_error(api_req *r)
+{
+    if (r->status == NODE_ERR_INVALID && r->member_op == KV_MEMBER_PROMOTE)
+        gw_reply_error(r, GW_FAILED_PRECONDITION, "etcdserver: can only promote a learner member");
+    else if (r->status == NODE_ERR_INVALID) /* an add past RAFT_MAX_MEMBERS */
+        gw_reply_error(r, GW_FAILED_PRECONDITION, "raftkv: too many members in cluster");
+    else if (r->status == NODE_ERR_CONF_PENDING) /* etcd's request would time out */
+        gw_reply_error(r, GW_UNAVAILABLE, "raftkv: another membership change is in progress");
+    else
+        gw_reply_node_error(r, r->status);
+}
+
 /* The members as this member applied them, after the change r waited for. */
 static void finish_member_change(api_req *r)
 {
     if (r->status != NODE_OK) {
-        gw_reply_node_error(r, r->status);
+        reply_member_error(r);
         return;
     }
     kv_conn *c = gw_reader(r);
