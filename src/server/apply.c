@@ -14,6 +14,7 @@
 #include "server/envelope.h"
 #include "server/node_int.h"
 #include "server/status.h"
+#include "util/failpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,16 +271,20 @@ int node_apply_batch(const node_apply_env *env, const raft_entry *ents, size_t c
 /* The node's binding                                                  */
 /* ------------------------------------------------------------------ */
 
-/* The transport and the removed set follow membership as it applies. */
+/* The transport and the removed set follow membership as it applies. A
+ * member that cannot (out of memory: failpoint conf.apply) stops: going on
+ * would leave it never sending to a new member, or giving a removed id out
+ * again, while its log says otherwise. */
 static void bind_conf_applied(void *ud, const raft_conf_change *cc, const char *url)
 {
     node *n = ud;
     bool add = cc->op == RAFT_CONF_ADD_VOTER || cc->op == RAFT_CONF_ADD_LEARNER;
     n->must_flush = true; /* membership changes are committed at once (flush.c) */
-    if (url && cc->id != n->cfg->id && add)
-        transport_set_peer(n->tp, cc->id, url);
+    if (failpoint_hit("conf.apply") ||
+        (url && cc->id != n->cfg->id && add && transport_set_peer(n->tp, cc->id, url) < 0) ||
+        (cc->op == RAFT_CONF_REMOVE && removed_add(n, cc->id) < 0))
+        node_fatal(n, NODE_EXIT_APPLY, "cannot follow an applied membership change");
     if (cc->op == RAFT_CONF_REMOVE) {
-        removed_add(n, cc->id);
         if (cc->id == n->cfg->id)
             n->removed = true;
         else

@@ -10,8 +10,9 @@
  * Points: kv.apply (each command applied), kv.commit (each batch's end),
  * kv.flush (each commit of the applied batches, kv_visible.c), kv.reload
  * (reading kv.db's state back after a rollback), kv.write (each row kv
- * writes), peer.run (each run of the loop-driven peer listener). Storage
- * adds its own.
+ * writes), peer.run (each run of the loop-driven peer listener),
+ * conf.apply (each membership change the node follows as it applies).
+ * Storage adds its own.
  *
  * Must never cost more than one relaxed atomic load when nothing is armed,
  * and never allocate or lock on a hit. */

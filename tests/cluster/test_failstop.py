@@ -119,6 +119,40 @@ def test_apply_error_stops_node_and_restart_converges(env):
     check(len(set(hashes.values())) == 1, "hashes differ after the restart: %r" % hashes)
 
 
+def test_membership_change_it_cannot_follow_stops_node(env):
+    """A member that cannot follow an applied membership change (failpoint
+    conf.apply, standing for running out of memory adding the new peer to
+    the transport) stops with exit 4 rather than never sending to the new
+    member. Restarted, it applies the change again and lists the member."""
+    nodes = env.cluster(3)
+    victim = next(n for n in nodes if n is not env.leader(nodes))
+    check(victim.stop() == 0, "clean stop")
+    victim.env_vars["RAFTKV_FAILPOINTS"] = "conf.apply=ENOMEM"
+    victim.restart()
+    env.wait_healthy([victim])
+    leader = env.leader(nodes)
+    if leader is victim:  # the change must commit on a member that can follow it
+        other = next(n for n in nodes if n is not victim)
+        r = victim.request("POST", "/maintenance/move-leader", '{"to": %d}' % other.id)
+        check(r.status == 200, "move leadership off %s: %r" % (victim, r))
+        leader = other
+    new = env.new_node()
+    r = leader.request("POST", "/members",
+                       '{"peer_urls":["%s"],"is_learner":true}' % new.peer_url)
+    check(r.status == 201, "add a learner: %r" % r)
+    code = victim.wait_exit(30)
+    check(code == 4, "exit code %r, want 4" % code)
+    check("cannot follow an applied membership change" in victim.log_text(),
+          "the log names the failure")
+    victim.env_vars.clear()
+    victim.restart()
+    env.wait_healthy([victim])
+    wait_for(lambda: new.id in [m["id"] for m in
+                                victim.request("GET", "/members?serializable=true")
+                                .json()["members"]],
+             30, "%s to list the new member after its restart" % victim)
+
+
 def test_failed_peer_listener_stops_node(env):
     """The node loop runs the peer listener; a run that fails (failpoint
     peer.run, standing for libmicrohttpd's MHD_NO) stops the node with exit
