@@ -125,9 +125,15 @@ static void finish_write(api_req *r)
     } else if (r->cond && !res->succeeded) {
         json_t *extra = json_pack("{s:o}", "header", api_json_header(r->a, res->revision));
         const kv_list *cur = &res->ops[0].kvs;
-        if (extra && cur->n)
-            json_object_set_new(extra, "kv", api_json_kv(&cur->items[0], false));
-        api_reply_error(r, 412, "precondition_failed", extra, "if_mod_revision: does not match");
+        if (extra && cur->n &&
+            json_object_set_new(extra, "kv", api_json_kv(&cur->items[0], false)) < 0) {
+            json_decref(extra); /* the current kv is part of the answer: none, then */
+            extra = NULL;
+        }
+        if (extra)
+            api_reply_error(r, 412, "precondition_failed", extra, "if_mod_revision: does not match");
+        else
+            api_reply_error(r, 500, "internal", NULL, "out of memory");
     } else if (r->root) {
         api_reply_empty(r, 204);
     } else {

@@ -35,9 +35,15 @@ static json_t *alarms_json(api_req *r)
         return NULL;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        json_array_append_new(arr, json_pack("{s:I,s:s}", "member_id", (json_int_t)al[i].member_id,
-                                             "alarm", alarm_name(al[i].type)));
+    for (size_t i = 0; arr && i < n; i++) {
+        /* a list short of an alarm is a wrong answer: none at all, then */
+        if (json_array_append_new(arr, json_pack("{s:I,s:s}", "member_id",
+                                                 (json_int_t)al[i].member_id, "alarm",
+                                                 alarm_name(al[i].type))) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
     free(al);
     if (!arr)
         api_reply_error(r, 500, "internal", NULL, "out of memory");
