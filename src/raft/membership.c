@@ -224,7 +224,7 @@ int raft_propose_conf(raft *r, const raft_conf_change *cc)
     if (!buf)
         return RAFT_ERR_NOMEM;
     raft_conf_change_encode(cc, buf, n);
-    int rc = raft_propose_entry(r, RAFT_ENTRY_CONF, buf, (uint32_t)n);
+    int rc = raft_propose_entry(r, RAFT_ENTRY_CONF, buf, (uint32_t)n, cc->tag);
     free(buf);
     return rc;
 }

@@ -125,6 +125,14 @@ void raft_outbox_drop(raft *r, size_t n_msgs, size_t n_reads)
     }
 }
 
+void raft_refusals_drop(raft *r, size_t n)
+{
+    if (n > r->n_refused)
+        n = r->n_refused;
+    memmove(r->refused, r->refused + n, (r->n_refused - n) * sizeof *r->refused);
+    r->n_refused -= n;
+}
+
 static bool entries_valid(const raft_msg *m)
 {
     if (m->n_entries == 0)

@@ -144,7 +144,7 @@ static int forward(raft *r, raft_msg *m)
     return raft_send(r, m);
 }
 
-int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
+int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len, uint64_t tag)
 {
     if (len && !data)
         return RAFT_ERR_INVALID;
@@ -159,6 +159,7 @@ int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
     }
     raft_msg m;
     raft_msg_init(r, &m, RAFT_MSG_PROP, r->leader);
+    m.context = tag;
     if (raft_msg_set_entries(&m, &e, 1) != 0)
         return RAFT_ERR_NOMEM;
     return forward(r, &m);
@@ -166,7 +167,7 @@ int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len)
 
 int raft_propose(raft *r, const uint8_t *data, uint32_t len)
 {
-    return raft_propose_entry(r, RAFT_ENTRY_NORMAL, data, len);
+    return raft_propose_entry(r, RAFT_ENTRY_NORMAL, data, len, 0);
 }
 
 int raft_read_index(raft *r, uint64_t context)
@@ -213,8 +214,28 @@ void raft_report_snapshot(raft *r, raft_id id, bool ok)
     p->probe_sent = true;
 }
 
+/* Tells the proposer why its forwarded conf change (tagged by the
+ * proposer: PROP's context) will never be appended, so that its client
+ * hears at once what it would hear from the leader. A transfer underway
+ * or a lack of memory passes: the proposer's request then times out. */
+static void refuse_prop(raft *r, const raft_msg *m, const raft_entry *e, int rc)
+{
+    if (e->type != RAFT_ENTRY_CONF || m->context == 0 ||
+        (rc != RAFT_ERR_CONF_PENDING && rc != RAFT_ERR_NOT_READY && rc != RAFT_ERR_INVALID &&
+         rc != RAFT_ERR_TOO_MANY))
+        return;
+    raft_msg resp;
+    raft_msg_init(r, &resp, RAFT_MSG_READINDEX_RESP, m->from);
+    resp.flags = RAFT_FLAG_REFUSED;
+    resp.reject = true;
+    resp.context = m->context;
+    resp.reject_hint = (raft_index)-rc;
+    raft_send(r, &resp);
+}
+
 /* Forwarded proposals: each entry follows the leader's own rules; entries
- * that break them (a second conf change, a transfer underway) are dropped. */
+ * that break them (a second conf change, a transfer underway) are dropped,
+ * a conf change with a word to its proposer (refuse_prop). */
 static void leader_step_prop(raft *r, const raft_msg *m)
 {
     bool any = false;
@@ -223,8 +244,11 @@ static void leader_step_prop(raft *r, const raft_msg *m)
         /* a proposal damaged on its way is dropped: its sender retries */
         if (r->cfg.checksum && r->cfg.checksum(e->data, e->len) != e->crc)
             continue;
-        if (leader_accept(r, e) == 0)
+        int rc = leader_accept(r, e);
+        if (rc == 0)
             any = true;
+        else
+            refuse_prop(r, m, e, rc);
     }
     raft_progress *p = raft_pr_get(r, m->from);
     if (any && p) /* it waits to apply them: it is told their commit at once */
@@ -248,6 +272,20 @@ static void step_leader(raft *r, const raft_msg *m)
     }
 }
 
+/* A refusal counts only from the leader we forward to, with a code a
+ * leader sends; when RAFT_MAX_REFUSALS wait already, the proposer's
+ * request times out instead. */
+static void take_refusal(raft *r, const raft_msg *m)
+{
+    int code = -(int)(m->reject_hint <= 16 ? m->reject_hint : 0);
+    bool known = code == RAFT_ERR_CONF_PENDING || code == RAFT_ERR_NOT_READY ||
+                 code == RAFT_ERR_INVALID || code == RAFT_ERR_TOO_MANY;
+    if (!m->reject || m->from != r->leader || m->context == 0 || !known ||
+        r->n_refused >= RAFT_MAX_REFUSALS)
+        return;
+    r->refused[r->n_refused++] = (raft_refusal){.tag = m->context, .code = code};
+}
+
 static void step_follower(raft *r, const raft_msg *m)
 {
     switch (m->type) {
@@ -263,7 +301,12 @@ static void step_follower(raft *r, const raft_msg *m)
         else
             raft_handle_snap(r, m);
         break;
-    case RAFT_MSG_READINDEX_RESP: raft_handle_readindex_resp(r, m); break;
+    case RAFT_MSG_READINDEX_RESP:
+        if (m->flags & RAFT_FLAG_REFUSED)
+            take_refusal(r, m);
+        else
+            raft_handle_readindex_resp(r, m);
+        break;
     case RAFT_MSG_TIMEOUT_NOW: raft_handle_timeout_now(r, m); break;
     default: break; /* requests sent to a non-leader are dropped */
     }

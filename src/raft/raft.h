@@ -94,6 +94,10 @@ typedef struct {
     raft_id id;
     uint32_t ctx_len;
     const uint8_t *ctx;
+    /* The proposer's own name for this proposal (not in the entry): a
+     * follower forwards it, and a leader that refuses the change sends it
+     * back in a refusal (raft_refusal). 0: no refusal is sent. */
+    uint64_t tag;
 } raft_conf_change;
 
 typedef struct {
@@ -133,6 +137,12 @@ enum raft_msg_flag {
                                voters must not refuse because of a live leader */
     RAFT_FLAG_LEADER_HINT = 2, /* on a refusing VOTE_RESP/PREVOTE_RESP: context
                                   is the refuser's leader */
+    RAFT_FLAG_REFUSED = 4,     /* on a refusing READINDEX_RESP: not a read but a
+                                  forwarded conf change the leader refused;
+                                  context = its tag, reject_hint = -error. A
+                                  flag, not a new type, so that a member of the
+                                  previous version (which drops refused read
+                                  answers) takes it during an upgrade */
 };
 
 typedef struct {
@@ -151,6 +161,15 @@ typedef struct {
     raft_entry *entries;
     raft_snapshot_meta snapshot; /* RAFT_MSG_SNAP only */
 } raft_msg;
+
+/* A conf change this node forwarded and the leader refused: the tag it
+ * was proposed with, and why (RAFT_ERR_CONF_PENDING, RAFT_ERR_NOT_READY,
+ * RAFT_ERR_INVALID, RAFT_ERR_TOO_MANY). */
+typedef struct {
+    uint64_t tag;
+    int code;
+} raft_refusal;
+#define RAFT_MAX_REFUSALS 16 /* held until the Ready; more are dropped */
 
 /* A linearizable read may be served once applied index >= index. */
 typedef struct {
@@ -213,6 +232,9 @@ typedef struct {
     const raft_entry *committed;
     size_t n_reads;
     const raft_read_state *reads;
+    /* 4. fail the forwarded conf changes the leader refused (any time) */
+    size_t n_refused;
+    const raft_refusal *refused;
 } raft_ready;
 
 typedef struct raft raft;

@@ -86,7 +86,7 @@ typedef struct {
  * (or dereference) the caller's copy. */
 typedef struct {
     bool active;
-    size_t n_out, n_reads;
+    size_t n_out, n_reads, n_refused;
     raft_index stable_to;
     raft_term stable_term;
     raft_index applied_to;
@@ -137,6 +137,8 @@ struct raft {
     size_t n_out, cap_out;
     raft_read_state *reads;
     size_t n_reads, cap_reads;
+    raft_refusal refused[RAFT_MAX_REFUSALS];
+    size_t n_refused;
 
     raft_hard_state prev_hs;
     raft_handed rd;
@@ -156,6 +158,8 @@ int raft_send(raft *r, raft_msg *m);
 void raft_msg_init(raft *r, raft_msg *m, uint8_t type, raft_id to);
 int raft_push_read(raft *r, raft_index index, uint64_t ctx);
 void raft_outbox_drop(raft *r, size_t n_msgs, size_t n_reads);
+/* Forgets the first n refusals (handed out and done). */
+void raft_refusals_drop(raft *r, size_t n);
 
 /* ---- roles and elections (election.c) ---- */
 void raft_become_follower(raft *r, raft_term term, raft_id leader);
@@ -208,7 +212,8 @@ void raft_handle_timeout_now(raft *r, const raft_msg *m);
 /* ---- proposals (raft.c) ---- */
 /* Appends on the leader (checking transfer and pending-conf rules) or
  * forwards to the known leader. */
-int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len);
+/* tag: the forwarded PROP's context, for a refusal (raft_conf_change). */
+int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len, uint64_t tag);
 
 /* ---- membership (membership.c) ---- */
 void raft_apply_conf_entry(raft *r, const raft_entry *e);

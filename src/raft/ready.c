@@ -25,7 +25,7 @@ static raft_index apply_from(const raft *r)
 
 bool raft_has_ready(const raft *r)
 {
-    return r->n_out || r->n_reads || hs_changed(r) || r->snap_pending ||
+    return r->n_out || r->n_reads || r->n_refused || hs_changed(r) || r->snap_pending ||
            r->log.stable < raft_log_last(&r->log) || r->commit >= apply_from(r);
 }
 
@@ -66,6 +66,8 @@ int raft_ready_get(raft *r, raft_ready *rd)
     rd->n_messages = h->n_out = r->n_out;
     rd->reads = r->reads;
     rd->n_reads = h->n_reads = r->n_reads;
+    rd->refused = r->refused;
+    rd->n_refused = h->n_refused = r->n_refused;
 
     raft_index from = apply_from(r);
     rd->n_committed = committed_count(r, from);
@@ -94,6 +96,7 @@ int raft_advance_held(raft *r, bool applied)
         return 0;
     r->rd.active = false;
     raft_outbox_drop(r, h.n_out, h.n_reads);
+    raft_refusals_drop(r, h.n_refused);
     if (applied && !h.snap) /* a snapshot to install comes before any apply */
         apply_to(r, h.applied_to);
     return 0;
@@ -117,6 +120,7 @@ int raft_advance(raft *r, const raft_ready *rd)
     r->prev_hs = h.hs;
     apply_to(r, h.applied_to);
     raft_outbox_drop(r, h.n_out, h.n_reads);
+    raft_refusals_drop(r, h.n_refused);
     return 0;
 }
 

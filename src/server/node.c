@@ -160,6 +160,12 @@ static bool independent_of_disk(node *n, const raft_ready *rd, const raft_msg *m
     }
 }
 
+static void answer_refused(node *n, const raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_refused; i++)
+        node_refused(n, &rd->refused[i]);
+}
+
 /* The disk is full: the Ready's hard state and entries are offered again
  * on the next turn (raft_advance_held), and the loop waits for that turn.
  * Meanwhile what needs no disk goes on: messages that do not depend on it
@@ -176,6 +182,7 @@ static void hold_ready(node *n, const raft_ready *rd, bool sent_early, const cha
             transport_send(n->tp, &rd->messages[i], 1);
     for (size_t i = 0; i < rd->n_reads; i++)
         node_confirm_reads(n, &rd->reads[i]);
+    answer_refused(n, rd);
     node_answer_reads(n);
 }
 
@@ -241,6 +248,7 @@ static void handle_ready(node *n)
     }
     for (size_t i = 0; i < rd.n_reads; i++)
         node_confirm_reads(n, &rd.reads[i]);
+    answer_refused(n, &rd);
     raft_advance(n->r, &rd);
     /* writes again only with the space reserve back (reserve.c) */
     if (atomic_load(&n->disk_full) && node_reserve_ready(n) &&

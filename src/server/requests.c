@@ -125,7 +125,20 @@ static int propose_conf(node *n, pending *p)
         return RAFT_ERR_INVALID;
     if (handing_over(n, &cc))
         return RAFT_ERR_TRANSFERRING;
+    cc.tag = p->seq; /* a leader's refusal names it (node_refused) */
     return raft_propose_conf(n->r, &cc);
+}
+
+void node_refused(node *n, const raft_refusal *rf)
+{
+    pending *q = waiters_take(&n->w, rf->tag);
+    if (!q)
+        return; /* answered already (timed out) */
+    if (!q->is_conf) { /* a tag is a conf change's seq: never this */
+        waiters_add(&n->w, q);
+        return;
+    }
+    waiters_fail_pending(q, raft_to_node_status(rf->code));
 }
 
 /* Hands a pending request to Raft. A request that finds no leader stays
@@ -145,12 +158,7 @@ static void try_propose(node *n, pending *p)
     }
     if (rc == RAFT_ERR_NO_LEADER || rc == RAFT_ERR_TRANSFERRING)
         return;
-    pending *q = waiters_take(&n->w, p->seq);
-    if (q->wcb)
-        q->wcb(q->ud, raft_to_node_status(rc), NULL);
-    else
-        q->dcb(q->ud, raft_to_node_status(rc));
-    waiters_free_pending(q);
+    waiters_fail_pending(waiters_take(&n->w, p->seq), raft_to_node_status(rc));
 }
 
 pending *node_new_pending(node *n, event *ev)

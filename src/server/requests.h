@@ -15,5 +15,8 @@ void node_propose_pending(node *n, pending *p);
 void node_handle_propose(node *n, event *ev);
 /* Each tick: proposes again what found no leader before. */
 void node_retry_unproposed(node *n);
+/* A conf change this node forwarded that the leader refused: answers its
+ * request with the leader's reason, as the leader would have. */
+void node_refused(node *n, const raft_refusal *rf);
 
 #endif

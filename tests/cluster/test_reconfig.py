@@ -115,7 +115,8 @@ def test_promote_waits_until_the_learner_caught_up(env):
     """etcd's rule: a learner is promoted only once it has caught up (its
     log holds the change that made the leader's conf and 90 % of the
     committed log). Before, the leader answers 409 learner_not_ready, and
-    the gateway etcd's FailedPrecondition; nothing changes."""
+    the gateway etcd's FailedPrecondition, through any member; nothing
+    changes."""
     env.cluster(3)
     leader = env.leader()
     n4 = env.new_node()
@@ -129,11 +130,14 @@ def test_promote_waits_until_the_learner_caught_up(env):
     r = leader.request("POST", "/v3/cluster/member/promote", json.dumps({"ID": str(n4.id)}))
     check(r.status == 412 and r.json()["code"] == 9 and "in sync" in r.json()["message"],
           "the gateway's promote: %r" % r)
-    # a follower forwards the change; the leader drops it and the
-    # follower, not told why, answers after the request timeout
+    # a follower forwards the change; the leader refuses it and tells the
+    # follower why, which answers as the leader did, at once
     follower = next(n for n in env.nodes[:3] if n is not leader)
     r = follower.request("POST", path)
-    check(r.status == 503 and r.json()["reason"] == "timeout", "promote through a follower: %r" % r)
+    check(r.status == 409 and r.json()["reason"] == "learner_not_ready",
+          "promote through a follower (not its 503 timeout): %r" % r)
+    r = follower.request("POST", "/v3/cluster/member/promote", json.dumps({"ID": str(n4.id)}))
+    check(r.status == 412 and r.json()["code"] == 9, "the gateway's promote on a follower: %r" % r)
     members = leader.request("GET", "/members").json()["members"]
     check([m["is_learner"] for m in members if m["id"] == n4.id] == [True],
           "still a learner: %r" % members)

@@ -813,6 +813,113 @@ static void test_promote_waits_for_the_conf_change(void)
     raft_free(r);
 }
 
+/* The messages of r's Ready (drained), into out[0..cap); returns how many;
+ * *refused gets the refusals of the last Ready that had any. */
+static size_t drain_out(raft *r, raft_msg *out, size_t cap, raft_refusal *refused, size_t *n_ref)
+{
+    size_t n = 0;
+    raft_ready rd;
+    while (raft_has_ready(r) && raft_ready_get(r, &rd) == 0) {
+        for (size_t i = 0; i < rd.n_messages && n < cap; i++) {
+            out[n] = rd.messages[i];
+            out[n].entries = NULL; /* not kept past the advance */
+            out[n++].n_entries = 0;
+        }
+        for (size_t i = 0; refused && i < rd.n_refused && *n_ref < 4; i++)
+            refused[(*n_ref)++] = rd.refused[i];
+        raft_advance(r, &rd);
+    }
+    return n;
+}
+
+/* A conf change a follower forwards and the leader refuses comes back to
+ * its proposer: the leader answers the tag the PROP carried with its
+ * reason (a READINDEX_RESP flagged REFUSED, which a member of the previous
+ * version drops as a refused read), and the follower hands it out in its
+ * Ready, taking it only from the leader it follows. Untagged: no answer. */
+static void test_refused_conf_change_comes_back(void)
+{
+    raft_init_state init;
+    init_voters(&init, 3);
+    init.conf.learners[init.conf.n_learners++] = 4;
+    raft *l = raw_new(1, 0, &init), *f = raw_new(2, 0, &init);
+    if (!l || !f)
+        return;
+    tick_to_candidate(l);
+    grant_vote(l, 2, 1);
+    CHECK(raft_role_get(l) == RAFT_LEADER);
+    /* node 2 takes the term's no-op, so a conf change may be proposed */
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    step_and_drain(l, ack, NULL);
+    CHECK(raft_applied_index(l) == 1);
+    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+    step_and_drain(f, hb, NULL);
+    CHECK(raft_leader(f) == 1);
+    /* the follower forwards a promotion of the learner, tagged */
+    raft_conf_change promote = {.op = RAFT_CONF_PROMOTE, .id = 4, .tag = 77};
+    CHECK(raft_propose_conf(f, &promote) == RAFT_OK);
+    raft_msg sent[8];
+    raft_ready rd;
+    CHECK(raft_ready_get(f, &rd) == 0 && rd.n_messages == 1);
+    raft_msg prop = rd.messages[0];
+    CHECK(prop.type == RAFT_MSG_PROP && prop.to == 1 && prop.context == 77 && prop.n_entries == 1);
+    /* the leader refuses it (learner 4 has acknowledged nothing) */
+    CHECK(raft_step(l, &prop) == 0);
+    raft_advance(f, &rd);
+    size_t n = drain_out(l, sent, 8, NULL, NULL), back = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sent[i].type == RAFT_MSG_READINDEX_RESP && sent[i].to == 2) {
+            back++;
+            CHECK(sent[i].flags == RAFT_FLAG_REFUSED && sent[i].reject &&
+                  sent[i].context == 77 && sent[i].reject_hint == (raft_index)-RAFT_ERR_NOT_READY);
+        }
+    CHECK(back == 1);
+    /* the same refusal from a member that does not lead f: dropped */
+    raft_msg no = {.type = RAFT_MSG_READINDEX_RESP, .flags = RAFT_FLAG_REFUSED, .reject = true,
+                   .from = 3, .to = 2, .term = 1, .context = 77,
+                   .reject_hint = (raft_index)-RAFT_ERR_NOT_READY};
+    raft_refusal got[4];
+    size_t n_got = 0;
+    CHECK(raft_step(f, &no) == 0);
+    drain_out(f, sent, 8, got, &n_got);
+    CHECK(n_got == 0);
+    /* from its leader: handed out once */
+    no.from = 1;
+    CHECK(raft_step(f, &no) == 0);
+    drain_out(f, sent, 8, got, &n_got);
+    CHECK(n_got == 1 && got[0].tag == 77 && got[0].code == RAFT_ERR_NOT_READY);
+    CHECK(!raft_has_ready(f));
+    /* with a change of the leader's own in flight: CONF_PENDING */
+    raft_conf_change add5 = {.op = RAFT_CONF_ADD_LEARNER, .id = 5};
+    CHECK(raft_propose_conf(l, &add5) == RAFT_OK);
+    drain_out(l, sent, 8, NULL, NULL);
+    promote.tag = 78;
+    CHECK(raft_propose_conf(f, &promote) == RAFT_OK);
+    CHECK(raft_ready_get(f, &rd) == 0 && rd.n_messages == 1);
+    prop = rd.messages[0];
+    CHECK(raft_step(l, &prop) == 0);
+    raft_advance(f, &rd);
+    n = drain_out(l, sent, 8, NULL, NULL);
+    back = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sent[i].type == RAFT_MSG_READINDEX_RESP && sent[i].to == 2 && sent[i].context == 78)
+            back += sent[i].reject_hint == (raft_index)-RAFT_ERR_CONF_PENDING;
+    CHECK(back == 1);
+    /* an untagged forward is dropped without a word, as before */
+    promote.tag = 0;
+    CHECK(raft_propose_conf(f, &promote) == RAFT_OK);
+    CHECK(raft_ready_get(f, &rd) == 0 && rd.n_messages == 1);
+    prop = rd.messages[0];
+    CHECK(prop.context == 0);
+    CHECK(raft_step(l, &prop) == 0);
+    raft_advance(f, &rd);
+    n = drain_out(l, sent, 8, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        CHECK(sent[i].type != RAFT_MSG_READINDEX_RESP);
+    raft_free(l);
+    raft_free(f);
+}
+
 static void test_learner(void)
 {
     fx *f = mk(3, true, true, 19);
@@ -1074,6 +1181,7 @@ int main(void)
     RUN(test_learner);
     RUN(test_promote_waits_for_learner);
     RUN(test_promote_waits_for_the_conf_change);
+    RUN(test_refused_conf_change_comes_back);
     RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);
     RUN(test_conf_change_pending);
