@@ -214,15 +214,34 @@ void raft_report_snapshot(raft *r, raft_id id, bool ok)
     p->probe_sent = true;
 }
 
+/* The reasons a leader gives for a conf change it will never append. A
+ * transfer underway or a lack of memory is not one: the proposer's
+ * request then times out. */
+static bool refusal_reason(int rc)
+{
+    return rc == RAFT_ERR_CONF_PENDING || rc == RAFT_ERR_NOT_READY || rc == RAFT_ERR_INVALID ||
+           rc == RAFT_ERR_TOO_MANY;
+}
+
+/* Is e the conf change in flight itself (a PROP delivered twice)? Its
+ * copy is then no reason to refuse it: it is in the log. */
+static bool is_pending_conf(const raft *r, const raft_entry *e)
+{
+    const raft_entry *p = raft_log_at(&r->log, r->pending_conf);
+    return p && p->type == RAFT_ENTRY_CONF && p->len == e->len &&
+           (e->len == 0 || memcmp(p->data, e->data, e->len) == 0);
+}
+
 /* Tells the proposer why its forwarded conf change (tagged by the
  * proposer: PROP's context) will never be appended, so that its client
- * hears at once what it would hear from the leader. A transfer underway
- * or a lack of memory passes: the proposer's request then times out. */
+ * hears at once what it would hear from the leader. raftkv's transport
+ * delivers a message at most once (a failed batch is dropped, never sent
+ * again); a simulated network that duplicates one is told nothing of the
+ * copy of the change in flight. */
 static void refuse_prop(raft *r, const raft_msg *m, const raft_entry *e, int rc)
 {
-    if (e->type != RAFT_ENTRY_CONF || m->context == 0 ||
-        (rc != RAFT_ERR_CONF_PENDING && rc != RAFT_ERR_NOT_READY && rc != RAFT_ERR_INVALID &&
-         rc != RAFT_ERR_TOO_MANY))
+    if (e->type != RAFT_ENTRY_CONF || m->context == 0 || !refusal_reason(rc) ||
+        (rc == RAFT_ERR_CONF_PENDING && is_pending_conf(r, e)))
         return;
     raft_msg resp;
     raft_msg_init(r, &resp, RAFT_MSG_READINDEX_RESP, m->from);
@@ -278,9 +297,7 @@ static void step_leader(raft *r, const raft_msg *m)
 static void take_refusal(raft *r, const raft_msg *m)
 {
     int code = -(int)(m->reject_hint <= 16 ? m->reject_hint : 0);
-    bool known = code == RAFT_ERR_CONF_PENDING || code == RAFT_ERR_NOT_READY ||
-                 code == RAFT_ERR_INVALID || code == RAFT_ERR_TOO_MANY;
-    if (!m->reject || m->from != r->leader || m->context == 0 || !known ||
+    if (!m->reject || m->from != r->leader || m->context == 0 || !refusal_reason(code) ||
         r->n_refused >= RAFT_MAX_REFUSALS)
         return;
     r->refused[r->n_refused++] = (raft_refusal){.tag = m->context, .code = code};

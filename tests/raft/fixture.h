@@ -143,6 +143,7 @@ typedef struct {
     uint64_t snaps_lost;    /* lost with a crash before adoption */
     uint64_t byz_injected;  /* hostile messages from non-members handed to nodes */
     uint64_t byz_by_type[16]; /* ... by message type */
+    uint64_t refusals;      /* forwarded conf changes a leader refused, heard back */
 } fx_stats;
 fx_stats fx_get_stats(const fx *f);
 

@@ -78,6 +78,7 @@ typedef struct {
     fx_read *reads;
     size_t n_reads, cap_reads;
     uint64_t next_ctx; /* the random schedule's read rounds, per life */
+    uint64_t conf_tags; /* tags given to this node's conf changes, ever */
     raft_term leader_checked; /* term in which completeness was checked */
     raft_index durable_commit; /* commit persisted before the current Ready */
     raft_conf sm_conf; /* membership as of `applied`, from the applied entries */

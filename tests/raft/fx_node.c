@@ -304,6 +304,12 @@ static void ready_finish(fx *f, fx_node *n, raft_ready *rd, bool sent_early)
         sm_apply(f, n, &rd->committed[i]);
     for (size_t i = 0; i < rd->n_reads && rd->reads && !f->failed; i++)
         read_answered(f, n, &rd->reads[i]);
+    for (size_t i = 0; i < rd->n_refused && !f->failed; i++) {
+        if (rd->refused[i].tag == 0 || rd->refused[i].tag > n->conf_tags)
+            fx_fail(f, "node %llu: a refusal of conf change %llu, which it never proposed",
+                    (ull)n->id, (ull)rd->refused[i].tag);
+        f->stats.refusals++;
+    }
     int rc = raft_advance(n->r, rd);
     if (rc)
         fx_fail(f, "node %llu: raft_advance = %d", (ull)n->id, rc);
@@ -512,7 +518,9 @@ int fx_propose_conf(fx *f, raft_id id, uint8_t op, raft_id target)
     fx_node *n = fx_node_get(f, id);
     if (!n || !n->up)
         return RAFT_ERR_INVALID;
-    raft_conf_change cc = {.op = op, .id = target, .ctx_len = 0, .ctx = NULL};
+    /* tagged as node.c tags them, so a leader's refusals travel too */
+    raft_conf_change cc = {.op = op, .id = target, .ctx_len = 0, .ctx = NULL,
+                           .tag = ++n->conf_tags};
     fx_node_unpark(f, n);
     int rc = raft_propose_conf(n->r, &cc);
     fx_node_process(f, n);

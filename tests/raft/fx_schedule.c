@@ -210,9 +210,13 @@ static void rand_membership(fx *f)
     }
     if (!target)
         return;
-    int rc = fx_propose_conf(f, lid, op, target);
-    trace_step(f, "conf change op %u node %llu via leader %llu -> %d", op, (ull)target,
-               (ull)lid, rc);
+    /* a third through any node up, as a client may ask a follower: the
+     * change is forwarded, and a refusal comes back to it */
+    fx_node *via = fx_rng_below(f, 3) == 0 ? pick_node(f, 1) : NULL;
+    raft_id id = via ? via->id : lid;
+    int rc = fx_propose_conf(f, id, op, target);
+    trace_step(f, "conf change op %u node %llu via %llu (leader %llu) -> %d", op, (ull)target,
+               (ull)id, (ull)lid, rc);
 }
 
 /* The embedding's short timer for an untold commit (defer_commit_notice):

@@ -306,15 +306,18 @@ static void test_production_modelling_exercised(void)
         sum.snaps_adopted += st.snaps_adopted;
         sum.snaps_refused += st.snaps_refused;
         sum.snaps_lost += st.snaps_lost;
+        sum.refusals += st.refusals;
         fx_free(f);
     }
     printf("modelling over 40 seeds: %llu sent early, %llu parked, %llu lost in fsync; "
-           "snapshots %llu started, %llu adopted, %llu refused, %llu lost\n",
+           "snapshots %llu started, %llu adopted, %llu refused, %llu lost; "
+           "%llu forwarded conf changes refused and heard back\n",
            (ull)sum.sent_early, (ull)sum.parked, (ull)sum.lost_in_fsync,
            (ull)sum.snaps_started, (ull)sum.snaps_adopted, (ull)sum.snaps_refused,
-           (ull)sum.snaps_lost);
+           (ull)sum.snaps_lost, (ull)sum.refusals);
     CHECK(sum.sent_early > 0 && sum.parked > 0 && sum.lost_in_fsync > 0);
     CHECK(sum.snaps_adopted > 0 && sum.snaps_refused > 0 && sum.snaps_lost > 0);
+    CHECK(sum.refusals > 0);
 }
 
 /* The hostile-input nemesis, forced on: thousands of messages of every type
