@@ -780,6 +780,20 @@ static void test_promote_waits_for_learner(void)
     fx_free(f);
 }
 
+/* Node 1 (r) wins `term` with node 2's vote, and node 2 takes the term's
+ * no-op at index `noop`: committed and applied, so a conf change may be
+ * proposed. Returns node 2's acknowledgement, for the caller to reuse. */
+static raft_msg lead_past_noop(raft *r, raft_term term, raft_index noop)
+{
+    tick_to_candidate(r);
+    grant_vote(r, 2, term);
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = term, .index = noop};
+    step_and_drain(r, ack, NULL);
+    CHECK(raft_applied_index(r) == noop);
+    return ack;
+}
+
 /* The other half of the rule, alone: a learner within 90 % of the commit
  * whose log stops short of the index the leader's conf dates from (here a
  * restart's applied index, 50) is not ready; at or past it, it is. */
@@ -793,14 +807,7 @@ static void test_promote_waits_for_the_conf_change(void)
     raft *r = raw_new(1, 0, &init);
     if (!r)
         return;
-    tick_to_candidate(r);
-    grant_vote(r, 2, 2);
-    CHECK(raft_role_get(r) == RAFT_LEADER);
-    /* node 2 takes the new term's no-op: committed and applied, so a
-     * conf change may be proposed */
-    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2, .index = 51};
-    step_and_drain(r, ack, NULL);
-    CHECK(raft_applied_index(r) == 51);
+    raft_msg ack = lead_past_noop(r, 2, 51);
     raft_conf_change promote = {.op = RAFT_CONF_PROMOTE, .id = 4};
     ack.from = 4;
     ack.index = 47;
@@ -845,13 +852,7 @@ static void test_refused_conf_change_comes_back(void)
     raft *l = raw_new(1, 0, &init), *f = raw_new(2, 0, &init);
     if (!l || !f)
         return;
-    tick_to_candidate(l);
-    grant_vote(l, 2, 1);
-    CHECK(raft_role_get(l) == RAFT_LEADER);
-    /* node 2 takes the term's no-op, so a conf change may be proposed */
-    raft_msg ack = {.type = RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
-    step_and_drain(l, ack, NULL);
-    CHECK(raft_applied_index(l) == 1);
+    lead_past_noop(l, 1, 1);
     raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
     step_and_drain(f, hb, NULL);
     CHECK(raft_leader(f) == 1);
