@@ -6,11 +6,14 @@
  * transport threads, so every access takes the lock. Must never forget an
  * id except by reloading kv's own list (after a snapshot install). */
 #include "server/node_int.h"
+#include "util/failpoint.h"
 
 #include <stdlib.h>
 
 int removed_load(node *n)
 {
+    if (failpoint_hit("removed.load"))
+        return -1;
     kv_conn *c = kv_reader_acquire(n->kv);
     uint64_t *ids = NULL;
     size_t cnt = 0;

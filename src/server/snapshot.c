@@ -26,7 +26,8 @@ void node_install_snapshot(node *n, const raft_snapshot_meta *meta)
         n->last_snapshot_index = meta->index;
         node_flush_forget(n); /* what it kept to apply again is older */
         node_sync_peers(n);
-        removed_load(n);
+        if (removed_load(n) < 0) /* else ids removed since would be given out again */
+            node_fatal(n, NODE_EXIT_STORAGE, "installing snapshot: reading the removed members");
         if (lease_clock_reload(&n->leases, n->kv, now_ms()) < 0)
             node_fatal(n, NODE_EXIT_INTERNAL, "reloading leases after a snapshot");
         watch_notify(n->hub, kv_revision(n->kv));

@@ -11,7 +11,9 @@
  * kv.flush (each commit of the applied batches, kv_visible.c), kv.reload
  * (reading kv.db's state back after a rollback), kv.write (each row kv
  * writes), peer.run (each run of the loop-driven peer listener),
- * conf.apply (each membership change the node follows as it applies).
+ * conf.apply (each membership change the node follows as it applies),
+ * removed.load (each read of the removed ids: at start, then after each
+ * snapshot installed).
  * Storage adds its own.
  *
  * Must never cost more than one relaxed atomic load when nothing is armed,
