@@ -4,6 +4,7 @@
  * retransmits) and must never touch the Raft core or kv, which belong to
  * the node thread. */
 #include "server/peers.h"
+#include "util/failpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,25 +84,26 @@ static void on_removed(void *ud)
 /* Peer list and transport start (node thread)                         */
 /* ------------------------------------------------------------------ */
 
-void node_sync_peers(node *n)
+int node_sync_peers(node *n)
 {
+    if (failpoint_hit("peers.sync"))
+        return -1;
     kv_conn *c = kv_reader_acquire(n->kv);
     kv_member *m = NULL;
     size_t nm = 0;
-    if (c && kv_members(c, &m, &nm) == KV_OK && nm > 0) {
-        for (size_t i = 0; i < nm; i++) {
-            if (m[i].id != n->cfg->id)
-                transport_set_peer(n->tp, m[i].id, m[i].peer_url);
-        }
-    } else {
-        for (size_t i = 0; i < n->cfg->n_peers; i++) {
-            if (i + 1 != n->cfg->id)
-                transport_set_peer(n->tp, i + 1, n->cfg->peers[i]);
-        }
-    }
+    /* a table that cannot be read is not an empty one: --cluster would
+     * point the transport at URLs members may have moved from */
+    int rc = c && kv_members(c, &m, &nm) == KV_OK ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < nm; i++)
+        if (m[i].id != n->cfg->id && transport_set_peer(n->tp, m[i].id, m[i].peer_url) < 0)
+            rc = -1;
+    for (size_t i = 0; rc == 0 && nm == 0 && i < n->cfg->n_peers; i++)
+        if (i + 1 != n->cfg->id && transport_set_peer(n->tp, i + 1, n->cfg->peers[i]) < 0)
+            rc = -1;
     kv_members_free(m, nm);
     if (c)
         kv_reader_release(n->kv, c);
+    return rc;
 }
 
 /* GET /raft/hash on the peer port (listener thread): a kv reader, never
@@ -152,7 +154,10 @@ int node_start_transport(node *n)
         log_error("peer listener %s:%u: %s", n->cfg->listen_host, n->cfg->listen_port, err);
         return -1;
     }
-    node_sync_peers(n);
+    if (node_sync_peers(n) < 0) {
+        log_error("cannot point the transport at the members' peer URLs");
+        return -1;
+    }
     return 0;
 }
 

@@ -9,8 +9,9 @@
  * 0, or -1 (logged) if the peer listener cannot start. */
 int node_start_transport(node *n);
 /* Points the transport at every member's peer URL as kv knows them; on a
- * node that has not applied any membership yet, at --cluster. */
-void node_sync_peers(node *n);
+ * node that has not applied any membership yet, at --cluster. -1 if the
+ * members cannot be read or a peer not set (failpoint peers.sync). */
+int node_sync_peers(node *n);
 
 /* This node's hash of its key-value state at rev (a transport_hash_status);
  * any thread (reads through a kv reader). */

@@ -25,8 +25,11 @@ void node_install_snapshot(node *n, const raft_snapshot_meta *meta)
     } else {
         n->last_snapshot_index = meta->index;
         node_flush_forget(n); /* what it kept to apply again is older */
-        node_sync_peers(n);
-        if (removed_load(n) < 0) /* else ids removed since would be given out again */
+        /* else the transport would miss members, and ids removed since
+         * would be given out again */
+        if (node_sync_peers(n) < 0)
+            node_fatal(n, NODE_EXIT_STORAGE, "installing snapshot: reading the members");
+        if (removed_load(n) < 0)
             node_fatal(n, NODE_EXIT_STORAGE, "installing snapshot: reading the removed members");
         if (lease_clock_reload(&n->leases, n->kv, now_ms()) < 0)
             node_fatal(n, NODE_EXIT_INTERNAL, "reloading leases after a snapshot");

@@ -13,7 +13,8 @@
  * writes), peer.run (each run of the loop-driven peer listener),
  * conf.apply (each membership change the node follows as it applies),
  * removed.load (each read of the removed ids: at start, then after each
- * snapshot installed).
+ * snapshot installed), peers.sync (each pointing of the transport at the
+ * members' peer URLs: at start, then after each snapshot installed).
  * Storage adds its own.
  *
  * Must never cost more than one relaxed atomic load when nothing is armed,

@@ -153,32 +153,36 @@ def test_membership_change_it_cannot_follow_stops_node(env):
              30, "%s to list the new member after its restart" % victim)
 
 
-def test_snapshot_whose_removed_ids_cannot_be_read_stops_node(env):
-    """A follower that installs a leader's snapshot and cannot read the
-    removed ids back from it (failpoint removed.load from its second hit:
-    the first is at start) stops with exit 3, instead of going on with a
-    stale list that would give a removed id out again. Restarted without
-    it, it comes back from the snapshot and serves the values."""
+def test_snapshot_whose_members_cannot_be_read_back_stops_node(env):
+    """A follower that installs a leader's snapshot and cannot read back
+    from it the removed ids (failpoint removed.load) or the members' peer
+    URLs for the transport (peers.sync; each from its second hit: the
+    first is at start) stops with exit 3, instead of going on with a stale
+    list (a removed id given out again, a member never dialled). Restarted
+    without it, it comes back from the snapshot and serves the values."""
     nodes = env.cluster(3, extra=["--snapshot-count", "50"])
     lead = env.leader(nodes)
     victim = next(n for n in nodes if n is not lead)
     writer = next(n for n in nodes if n is not victim)
-    check(victim.stop() == 0, "clean stop")
-    for i in range(300):
-        env.put_retry(writer, "rm-%03d" % i, "v%d" % i)
-    victim.env_vars["RAFTKV_FAILPOINTS"] = "removed.load=EIO@2"
-    victim.restart()
-    code = victim.wait_exit(60)
-    check(code == 3, "exit code %r, want 3" % code)
-    check("reading the removed members" in victim.log_text(), "the log names the failure")
-    victim.env_vars.clear()
-    victim.restart()
-    env.wait_healthy([victim])
-    wait_for(lambda: victim.get("rm-299") == (200, b"v299"), 30,
-             "%s to catch up after its restart" % victim)
-    for i in (0, 150):
-        check(victim.get("rm-%03d" % i) == (200, ("v%d" % i).encode()),
-              "rm-%03d on %s" % (i, victim))
+    for fp, words in (("removed.load", "reading the removed members"),
+                      ("peers.sync", "reading the members")):
+        check(victim.stop() == 0, "clean stop")
+        for i in range(300):
+            env.put_retry(writer, "%s-%03d" % (fp, i), "v%d" % i)
+        victim.env_vars["RAFTKV_FAILPOINTS"] = fp + "=EIO@2"
+        victim.restart()
+        code = victim.wait_exit(60)
+        check(code == 3, "%s: exit code %r, want 3" % (fp, code))
+        check("installing snapshot: " + words in victim.log_text(),
+              "%s: the log names the failure" % fp)
+        victim.env_vars.clear()
+        victim.restart()
+        env.wait_healthy([victim])
+        wait_for(lambda: victim.get("%s-299" % fp) == (200, b"v299"), 30,
+                 "%s to catch up after its restart" % victim)
+        for i in (0, 150):
+            check(victim.get("%s-%03d" % (fp, i)) == (200, ("v%d" % i).encode()),
+                  "%s-%03d on %s" % (fp, i, victim))
 
 
 def test_failed_peer_listener_stops_node(env):
