@@ -45,6 +45,19 @@ def check(cond, msg):
         raise TestFailure(msg)
 
 
+def terminate(proc, timeout=15):
+    """SIGTERM to a child process (not a node: Node.stop checks its exit)
+    and waits; SIGKILL if it does not end in time."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    _live_processes.discard(proc)
+
+
 def binary():
     return os.path.abspath(os.environ.get("RAFTKV_BIN",
                                           os.path.join(TOP, "build", "raftkv")))

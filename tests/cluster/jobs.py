@@ -42,13 +42,7 @@ class Child:
     def stop(self):
         """SIGTERM unwinds the child like Ctrl-C (its finally blocks stop
         the nodes); SIGKILL if it does not end in time."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        harness.terminate(self.proc, 60)
 
     def finish(self):
         """Relays the child's output and prints one verdict line; returns

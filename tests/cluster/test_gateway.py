@@ -73,13 +73,7 @@ class Etcd:
                  30, "etcd to serve")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        harness._live_processes.discard(self.proc)
+        harness.terminate(self.proc)
         self.log.close()
 
 
