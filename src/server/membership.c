@@ -7,6 +7,7 @@
 #include "server/membership.h"
 
 #include "server/envelope.h"
+#include "server/peers.h"
 #include "server/requests.h"
 
 #include <stdbool.h>
@@ -57,36 +58,31 @@ static int check_member_change(node *n, uint8_t op, raft_id id)
     }
 }
 
-/* Is url some member's peer URL already (etcd refuses such an add too)?
- * Two ids at one address would have the transport deliver the new id's
- * messages to the old member, which drops them as not its own: the new
- * member could never join. Exact string match, as etcd compares. The
- * member table is empty only before the bootstrap conf applies; the
- * --cluster list stands in for it then. Sets *busy when no reader. */
-static bool url_in_use(node *n, const char *url, bool *busy)
+typedef struct {
+    const char *url;
+    bool found;
+} url_search;
+
+static bool same_url(void *ud, uint64_t id, const char *url)
 {
-    kv_conn *c = kv_reader_acquire(n->kv);
-    kv_member *m = NULL;
-    size_t nm = 0;
-    bool found = false;
-    *busy = !c || kv_members(c, &m, &nm) != KV_OK;
-    for (size_t i = 0; i < nm && !found; i++)
-        found = strcmp(m[i].peer_url, url) == 0;
-    for (size_t i = 0; !*busy && nm == 0 && i < n->cfg->n_peers && !found; i++)
-        found = strcmp(n->cfg->peers[i], url) == 0;
-    kv_members_free(m, nm);
-    if (c)
-        kv_reader_release(n->kv, c);
-    return found;
+    url_search *s = ud;
+    (void)id;
+    s->found = strcmp(url, s->url) == 0;
+    return !s->found;
 }
 
+/* An add whose URL is some member's already is refused (etcd refuses it
+ * too): two ids at one address would have the transport deliver the new
+ * id's messages to the old member, which drops them as not its own, so
+ * the new member could never join. Exact string match, as etcd compares. */
 static int check_new_url(node *n, uint8_t op, const char *url)
 {
     if ((op != RAFT_CONF_ADD_VOTER && op != RAFT_CONF_ADD_LEARNER) || !url)
         return NODE_OK;
-    bool busy;
-    bool used = url_in_use(n, url, &busy);
-    return busy ? NODE_ERR_BUSY : used ? NODE_ERR_URL_EXISTS : NODE_OK;
+    url_search s = {.url = url};
+    if (node_each_member_url(n, same_url, &s) < 0)
+        return NODE_ERR_BUSY;
+    return s.found ? NODE_ERR_URL_EXISTS : NODE_OK;
 }
 
 /* The envelope's payload: the peer URL, then, after a NUL (a URL has

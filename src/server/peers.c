@@ -84,26 +84,44 @@ static void on_removed(void *ud)
 /* Peer list and transport start (node thread)                         */
 /* ------------------------------------------------------------------ */
 
-int node_sync_peers(node *n)
+int node_each_member_url(node *n, member_url_fn fn, void *ud)
 {
-    if (failpoint_hit("peers.sync"))
-        return -1;
     kv_conn *c = kv_reader_acquire(n->kv);
     kv_member *m = NULL;
     size_t nm = 0;
     /* a table that cannot be read is not an empty one: --cluster would
-     * point the transport at URLs members may have moved from */
+     * name URLs members may have moved from */
     int rc = c && kv_members(c, &m, &nm) == KV_OK ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < nm; i++)
-        if (m[i].id != n->cfg->id && transport_set_peer(n->tp, m[i].id, m[i].peer_url) < 0)
-            rc = -1;
-    for (size_t i = 0; rc == 0 && nm == 0 && i < n->cfg->n_peers; i++)
-        if (i + 1 != n->cfg->id && transport_set_peer(n->tp, i + 1, n->cfg->peers[i]) < 0)
-            rc = -1;
+    bool more = rc == 0;
+    for (size_t i = 0; more && i < nm; i++)
+        more = fn(ud, m[i].id, m[i].peer_url);
+    for (size_t i = 0; more && nm == 0 && i < n->cfg->n_peers; i++)
+        more = fn(ud, i + 1, n->cfg->peers[i]);
     kv_members_free(m, nm);
     if (c)
         kv_reader_release(n->kv, c);
     return rc;
+}
+
+typedef struct {
+    node *n;
+    bool failed;
+} sync_walk;
+
+static bool set_peer(void *ud, uint64_t id, const char *url)
+{
+    sync_walk *w = ud;
+    if (id != w->n->cfg->id && transport_set_peer(w->n->tp, id, url) < 0)
+        w->failed = true;
+    return !w->failed;
+}
+
+int node_sync_peers(node *n)
+{
+    if (failpoint_hit("peers.sync"))
+        return -1;
+    sync_walk w = {.n = n};
+    return node_each_member_url(n, set_peer, &w) < 0 || w.failed ? -1 : 0;
 }
 
 /* GET /raft/hash on the peer port (listener thread): a kv reader, never
