@@ -296,7 +296,8 @@ static void step_leader(raft *r, const raft_msg *m)
  * request times out instead. */
 static void take_refusal(raft *r, const raft_msg *m)
 {
-    int code = -(int)(m->reject_hint <= 16 ? m->reject_hint : 0);
+    /* reject_hint is the error negated; anything else is no reason */
+    int code = m->reject_hint <= 64 ? -(int)m->reject_hint : 0;
     if (!m->reject || m->from != r->leader || m->context == 0 || !refusal_reason(code) ||
         r->n_refused >= RAFT_MAX_REFUSALS)
         return;

@@ -131,14 +131,11 @@ static int propose_conf(node *n, pending *p)
 
 void node_refused(node *n, const raft_refusal *rf)
 {
-    pending *q = waiters_take(&n->w, rf->tag);
-    if (!q)
-        return; /* answered already (timed out) */
-    if (!q->is_conf) { /* a tag is a conf change's seq: never this */
-        waiters_add(&n->w, q);
-        return;
-    }
-    waiters_fail_pending(q, raft_to_node_status(rf->code));
+    /* gone: answered already (timed out); a tag is only ever a conf
+     * change's seq, so a write's is a leader's mistake, not refused */
+    pending *q = waiters_find(&n->w, rf->tag);
+    if (q && q->is_conf)
+        waiters_fail_pending(waiters_take(&n->w, rf->tag), raft_to_node_status(rf->code));
 }
 
 /* Hands a pending request to Raft. A request that finds no leader stays

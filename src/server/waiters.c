@@ -29,6 +29,14 @@ static void unlink_all(waiters *w, pending *p)
         p->next->prev = p->prev;
 }
 
+pending *waiters_find(waiters *w, uint64_t seq)
+{
+    pending *p = w->buckets[seq % PENDING_BUCKETS];
+    while (p && p->seq != seq)
+        p = p->hnext;
+    return p;
+}
+
 pending *waiters_take(waiters *w, uint64_t seq)
 {
     for (pending **pp = &w->buckets[seq % PENDING_BUCKETS]; *pp; pp = &(*pp)->hnext) {

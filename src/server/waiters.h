@@ -45,6 +45,7 @@ typedef struct {
 } waiters;
 
 void waiters_add(waiters *w, pending *p);
+pending *waiters_find(waiters *w, uint64_t seq); /* or NULL; stays linked */
 pending *waiters_take(waiters *w, uint64_t seq); /* unlinks and returns, or NULL */
 void waiters_free_pending(pending *p);
 /* Answers p with an error status, then frees it. */

@@ -884,6 +884,23 @@ static void test_refused_conf_change_comes_back(void)
     CHECK(raft_step(f, &no) == 0);
     drain_out(f, sent, 8, got, &n_got);
     CHECK(n_got == 0);
+    /* from its leader, but a reason no leader gives, or not a refusal:
+     * dropped too */
+    raft_msg odd = no;
+    odd.from = 1;
+    const raft_index hints[] = {0, (raft_index)-RAFT_ERR_NO_LEADER, 63, UINT64_C(1) << 62};
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++) {
+        odd.reject_hint = hints[i];
+        CHECK(raft_step(f, &odd) == 0);
+    }
+    odd.reject_hint = no.reject_hint;
+    odd.reject = false;
+    CHECK(raft_step(f, &odd) == 0);
+    odd.reject = true;
+    odd.context = 0;
+    CHECK(raft_step(f, &odd) == 0);
+    drain_out(f, sent, 8, got, &n_got);
+    CHECK(n_got == 0);
     /* from its leader: handed out once */
     no.from = 1;
     CHECK(raft_step(f, &no) == 0);
