@@ -157,7 +157,7 @@ def test_snapshot_whose_members_cannot_be_read_back_stops_node(env):
     """A follower that installs a leader's snapshot and cannot read back
     from it the removed ids (failpoint removed.load) or the members' peer
     URLs for the transport (peers.sync; each from its second hit: the
-    first is at start) stops with exit 3, instead of going on with a stale
+    first is at start, where it refuses to start, exit 1) stops with exit 3, instead of going on with a stale
     list (a removed id given out again, a member never dialled). Restarted
     without it, it comes back from the snapshot and serves the values."""
     nodes = env.cluster(3, extra=["--snapshot-count", "50"])
@@ -167,6 +167,11 @@ def test_snapshot_whose_members_cannot_be_read_back_stops_node(env):
     for fp, words in (("removed.load", "reading the removed members"),
                       ("peers.sync", "reading the members")):
         check(victim.stop() == 0, "clean stop")
+        # at start (the first hit) the node refuses to start
+        victim.env_vars["RAFTKV_FAILPOINTS"] = fp + "=EIO"
+        victim.restart()
+        code = victim.wait_exit(30)
+        check(code == 1, "%s at start: exit code %r, want 1" % (fp, code))
         for i in range(300):
             env.put_retry(writer, "%s-%03d" % (fp, i), "v%d" % i)
         victim.env_vars["RAFTKV_FAILPOINTS"] = fp + "=EIO@2"

@@ -632,3 +632,24 @@ def test_gateway_membership_refusals_answer_as_etcd_does(env):
         check(all(a[0] != 200 for a in answers[1]), "refused: %s" % answers[1])
     finally:
         etcd.stop()
+
+
+def test_gateway_add_past_the_member_limit_is_refused(env):
+    """Raft's membership holds 32 members: the gateway refuses the add
+    that would make 33 with FailedPrecondition (etcd has no such limit,
+    so the message is raftkv's), and the members stay 32. Learners that
+    never start do not count for the quorum, so one node adds them all."""
+    (n,) = env.cluster(1)
+    added = 0
+    for _ in range(40):
+        url = "%s://127.0.0.1:%d" % (harness.scheme(), harness.free_port())
+        st, js = _gw(n.port, "/v3/cluster/member/add", {"peerURLs": [url], "isLearner": True})
+        if st != 200:
+            break
+        added += 1
+    check(added == 31, "learners added before the refusal: %d" % added)
+    check((st, js.get("code"), js.get("message")) ==
+          (412, 9, "raftkv: too many members in cluster"), "the 32nd add: %s %s" % (st, js))
+    st, js = _gw(n.port, "/v3/cluster/member/list", {})
+    check(st == 200 and len(js["members"]) == 32, "members after the refusal: %d"
+          % len(js.get("members", [])))
