@@ -5,6 +5,7 @@
  * libcurl's global state belongs to the transport, which sets it up before
  * its first request and cleans it up at exit. */
 #include "api/api.h"
+#include "util/json_safe.h"
 #include "server/backup_cli.h"
 #include "server/config.h"
 #include "server/node.h"
@@ -80,6 +81,7 @@ static void install_signals(void)
 
 int main(int argc, char **argv)
 {
+    json_safe_install(); /* before any thread, and before anything uses jansson */
     if (argc >= 2 && strcmp(argv[1], "snapshot") == 0)
         return backup_cli_main(argc - 1, argv + 1);
     config cfg;

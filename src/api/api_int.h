@@ -15,6 +15,7 @@
 #define RAFTKV_API_INT_H
 
 #include "api/api.h"
+#include "util/json_safe.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -169,9 +170,14 @@ bool api_write_failed(api_req *r);
 /* ---- replies: each queues exactly one answer and marks r replied ---- */
 /* Takes body (may be NULL: then 500). */
 void api_reply_json(api_req *r, unsigned code, json_t *body);
-/* {"error", "reason", "header"} plus the fields of extra (taken, may be NULL). */
+/* {"error", "reason", "header"} plus the fields of extra (taken; NULL: none). */
 void api_reply_error(api_req *r, unsigned code, const char *reason, json_t *extra,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same with fields the answer must have: extra is what building them
+ * gave, and NULL (they could not be built) makes the answer a 500, never
+ * the error without them. */
+void api_reply_error_with(api_req *r, unsigned code, const char *reason, json_t *extra,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Raw bytes; headers is a NULL-terminated name/value list (may be NULL). */
 void api_reply_raw(api_req *r, unsigned code, const char *ctype, const void *data,
                    size_t len, const char *const *headers);

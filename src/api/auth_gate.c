@@ -112,9 +112,9 @@ bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *pas
 {
     uint64_t retry_ms = 0;
     if (api_login_limited(r, &retry_ms)) {
-        api_reply_error(r, 429, "too_many_attempts",
-                        json_pack("{s:I}", "retry_after_ms", (json_int_t)retry_ms),
-                        "too many failed logins from this address; retry later");
+        api_reply_error_with(r, 429, "too_many_attempts",
+                             json_pack("{s:I}", "retry_after_ms", (json_int_t)retry_ms),
+                             "too many failed logins from this address; retry later");
         return false;
     }
     char *hash = NULL;

@@ -188,9 +188,11 @@ void api_h_auth(api_req *r)
         api_wait_barrier(r, do_list);
         return;
     }
-    if (r->body.len == 0)
-        r->doc = json_object();
-    else if (!(r->doc = api_body_json(r)))
+    if (r->body.len == 0 && !(r->doc = json_object())) {
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    if (!r->doc && !(r->doc = api_body_json(r)))
         return;
     kv_auth_cmd c;
     char err[256];

@@ -263,13 +263,14 @@ void api_h_health(api_req *r)
         /* etcd's "ALARM NOSPACE": the alarm names itself */
         bool nospace = alarms & KV_ALARM_BIT(KV_ALARM_NOSPACE);
         const char *name = nospace ? "NOSPACE" : "CORRUPT";
-        api_reply_error(r, 503, "alarm", json_pack("{s:b,s:s}", "health", false, "alarm", name),
-                        "unhealthy: alarm %s%s", name,
-                        nospace && (alarms & KV_ALARM_BIT(KV_ALARM_CORRUPT)) ? " and CORRUPT" : "");
+        api_reply_error_with(r, 503, "alarm", json_pack("{s:b,s:s}", "health", false, "alarm", name),
+                             "unhealthy: alarm %s%s", name,
+                             nospace && (alarms & KV_ALARM_BIT(KV_ALARM_CORRUPT)) ? " and CORRUPT" : "");
         return;
     }
     if (why)
-        api_reply_error(r, 503, why, json_pack("{s:b}", "health", false), "unhealthy: %s", why);
+        api_reply_error_with(r, 503, why, json_pack("{s:b}", "health", false), "unhealthy: %s",
+                             why);
     else
         api_reply_json(r, 200, json_pack("{s:b,s:o}", "health", true, "header",
                                          api_json_header(r->a, i.revision)));

@@ -46,8 +46,8 @@ static void reply_range(api_req *r, kv_op_result *res, int64_t rev)
 {
     res->type = KV_OP_RANGE;
     if (!r->op.span.has_end && res->kvs.n == 0 && !r->op.count_only) {
-        api_reply_error(r, 404, "key_not_found", json_pack("{s:o}", "header",
-                        api_json_header(r->a, rev)), "key not found");
+        api_reply_error_with(r, 404, "key_not_found", json_pack("{s:o}", "header",
+                             api_json_header(r->a, rev)), "key not found");
     } else if (r->raw && res->kvs.n) {
         reply_raw_value(r, &res->kvs.items[0], rev);
     } else {
@@ -130,10 +130,8 @@ static void finish_write(api_req *r)
             json_decref(extra); /* the current kv is part of the answer: none, then */
             extra = NULL;
         }
-        if (extra)
-            api_reply_error(r, 412, "precondition_failed", extra, "if_mod_revision: does not match");
-        else
-            api_reply_error(r, 500, "internal", NULL, "out of memory");
+        api_reply_error_with(r, 412, "precondition_failed", extra,
+                             "if_mod_revision: does not match");
     } else if (r->root) {
         api_reply_empty(r, 204);
     } else {

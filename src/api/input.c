@@ -12,7 +12,12 @@
 json_t *api_body_json(api_req *r)
 {
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom;
+    json_t *root = json_safe_parse(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr, &oom);
+    if (oom) {
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+        return NULL;
+    }
     if (!root) {
         api_reply_error(r, 400, "invalid_json", NULL, "body: %s", jerr.text);
         return NULL;

@@ -83,7 +83,7 @@ void api_reply_empty(api_req *r, unsigned code) { api_reply_raw(r, code, NULL, "
 
 static void reply_json_h(api_req *r, unsigned code, json_t *body, const char *const *headers)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = json_safe_dump(body);
     json_decref(body);
     if (!text) {
         static const char oom[] = "{\"error\":\"out of memory\",\"reason\":\"internal\"}\n";
@@ -118,18 +118,37 @@ static json_t *error_body(api_req *r, const char *reason, json_t *extra, const c
     return o;
 }
 
-void api_reply_error(api_req *r, unsigned code, const char *reason, json_t *extra,
-                     const char *fmt, ...)
+static void reply_error_v(api_req *r, unsigned code, const char *reason, json_t *extra,
+                          const char *fmt, va_list ap)
 {
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     /* json_string refuses invalid UTF-8: messages may quote client bytes */
     if (!api_utf8_valid((const uint8_t *)msg, strlen(msg)))
         snprintf(msg, sizeof msg, "%s", reason);
     reply_json_h(r, code, error_body(r, reason, extra, msg), NULL);
+}
+
+void api_reply_error(api_req *r, unsigned code, const char *reason, json_t *extra,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(r, code, reason, extra, fmt, ap);
+    va_end(ap);
+}
+
+void api_reply_error_with(api_req *r, unsigned code, const char *reason, json_t *extra,
+                               const char *fmt, ...)
+{
+    if (!extra) {
+        reply_json_h(r, 500, NULL, NULL); /* the out-of-memory answer */
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(r, code, reason, extra, fmt, ap);
+    va_end(ap);
 }
 
 void api_reply_405(api_req *r)
@@ -162,10 +181,10 @@ void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
 {
     switch (err) {
     case KV_ERR_COMPACTED:
-        api_reply_error(r, 410, "compacted",
-                        json_pack("{s:I}", "compact_revision", (json_int_t)compact_revision),
-                        "revision: compacted (compact_revision %lld)",
-                        (long long)compact_revision);
+        api_reply_error_with(r, 410, "compacted",
+                             json_pack("{s:I}", "compact_revision", (json_int_t)compact_revision),
+                             "revision: compacted (compact_revision %lld)",
+                             (long long)compact_revision);
         break;
     case KV_ERR_FUTURE_REV:
         api_reply_error(r, 400, "future_revision", NULL, "revision: is in the future");

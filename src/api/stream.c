@@ -76,7 +76,7 @@ static void stream_wake(void *ud)
 /* Appends one NDJSON line (takes o). */
 static int put_line(stream *c, json_t *o)
 {
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *text = json_safe_dump(o);
     json_decref(o);
     int rc = text && buf_append(&c->out, text, strlen(text)) == 0 &&
                      buf_append(&c->out, "\n", 1) == 0 ? 0 : -1;

@@ -4,6 +4,7 @@
  * Blocking, with a deadline. Must never trust an answer: size-capped,
  * strictly parsed. */
 #include "transport/transport_int.h"
+#include "util/json_safe.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ static size_t collect_body(char *p, size_t size, size_t nmemb, void *ud)
 
 static int parse_info(const buf *b, uint64_t *cluster_id)
 {
-    json_t *root = json_loadb((const char *)b->data, b->len, 0, NULL);
+    json_t *root = json_safe_parse(b->data, b->len, 0, NULL, NULL);
     const char *s = json_string_value(json_object_get(root, "cluster_id"));
     int rc = transport_parse_u64(s, cluster_id);
     json_decref(root);
@@ -67,7 +68,7 @@ int transport_fetch_cluster_id(const char *peer_url, uint64_t *cluster_id, int t
 
 static int parse_hash(const buf *b, long status, transport_hash *out)
 {
-    json_t *root = json_loadb((const char *)b->data, b->len, 0, NULL);
+    json_t *root = json_safe_parse(b->data, b->len, 0, NULL, NULL);
     const char *reason = json_string_value(json_object_get(root, "reason"));
     json_t *h = json_object_get(root, "hash"), *rev = json_object_get(root, "revision"),
            *compact = json_object_get(root, "compact_revision");

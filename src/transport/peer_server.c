@@ -20,6 +20,7 @@
  * to another node, buffer more than MAX_BATCH_BYTES per request, or hold
  * more than PEER_CONN_MAX connections. */
 #include "transport/transport_int.h"
+#include "util/json_safe.h"
 
 #include "util/failpoint.h"
 #include "util/tls.h"
@@ -130,7 +131,7 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
                                      const char *err, const char *allow)
 {
     json_t *j = json_pack("{s:s,s:s}", "error", err, "reason", reason_of(status));
-    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *body = json_safe_dump(j);
     json_decref(j);
     return respond(c, status, body, "application/json", allow);
 }
@@ -153,7 +154,7 @@ static enum MHD_Result respond_reason(struct MHD_Connection *c, unsigned status,
                                       const char *reason, const char *err)
 {
     json_t *j = json_pack("{s:s,s:s}", "error", err, "reason", reason);
-    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *body = json_safe_dump(j);
     json_decref(j);
     return respond(c, status, body, "application/json", NULL);
 }

@@ -1,7 +1,8 @@
 /* api_test: the client API over real HTTP (libcurl) against a fake node
  * (fake_node.c) that applies to a real kv and calls back from its own
  * thread. Covers raftexample routes, native kv routes, txn, compact,
- * members, status/health/metrics, limits and error answers. */
+ * members, status/health/metrics, limits and error answers, and every
+ * request kind with each of its JSON allocations failed in turn. */
 #include "api/api.h"
 #include "api/api_int.h" /* json_out.c against its jansson twin */
 #include "../test.h"
@@ -9,6 +10,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,8 +48,15 @@ static void resp_free(resp *r)
     memset(r, 0, sizeof *r);
 }
 
-/* One request; the body is parsed as JSON when it is JSON. */
-static long req(resp *r, const char *method, const char *path, const void *body, size_t len)
+/* The answer's body as JSON, when it is JSON. */
+static void resp_parse(resp *r)
+{
+    if (r->body.len)
+        r->json = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+}
+
+/* One request, its body not parsed yet. */
+static long req_http(resp *r, const char *method, const char *path, const void *body, size_t len)
 {
     resp_free(r);
     char url[1024];
@@ -75,8 +84,14 @@ static long req(resp *r, const char *method, const char *path, const void *body,
         r->code = -1;
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
-    if (r->body.len)
-        r->json = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+    return r->code;
+}
+
+/* One request; the body is parsed as JSON when it is JSON. */
+static long req(resp *r, const char *method, const char *path, const void *body, size_t len)
+{
+    req_http(r, method, path, body, len);
+    resp_parse(r);
     return r->code;
 }
 
@@ -573,6 +588,173 @@ static void test_node_errors(void)
     resp_free(&r);
 }
 
+/* ---- out of memory: every jansson allocation a request makes, failed in turn ---- */
+
+/* What jansson allocates with in this process (json_mem.c calls it). While
+ * oom_at is n > 0, the n-th allocation counted from arming fails, once;
+ * the test's own jansson calls run only while it is disarmed. */
+static atomic_long oom_at, oom_seen;
+
+static void *oom_malloc(size_t n)
+{
+    if (atomic_load(&oom_at) > 0 && atomic_fetch_add(&oom_seen, 1) + 1 == atomic_load(&oom_at))
+        return NULL;
+    return malloc(n);
+}
+
+/* Same kinds, object keys and array lengths all the way down: what an
+ * answer must keep when only its revisions and ids may differ. */
+static bool same_shape(json_t *a, json_t *b)
+{
+    if (json_typeof(a) != json_typeof(b) && !(json_is_boolean(a) && json_is_boolean(b)))
+        return false;
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!same_shape(json_array_get(a, i), json_array_get(b, i)))
+                return false;
+    } else if (json_is_object(a)) {
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        const char *k;
+        json_t *v;
+        json_object_foreach(a, k, v) {
+            json_t *w = json_object_get(b, k);
+            if (!w || !same_shape(v, w))
+                return false;
+        }
+    }
+    return true;
+}
+
+typedef struct {
+    const char *method, *path, *body;
+    bool reads; /* changes nothing: the answer must be byte-identical */
+} oom_case;
+
+static const oom_case oom_cases[] = {
+    {"GET", "/oom", NULL, true},
+    {"GET", "/kv/oom", NULL, true},
+    {"GET", "/kv/oom?keys_only=true", NULL, true},
+    {"GET", "/kv/oo?prefix=true", NULL, true},
+    {"GET", "/kv/nothing-here", NULL, true},
+    {"GET", "/kv/oom?rev=x", NULL, true},
+    {"GET", "/members", NULL, true},
+    {"GET", "/status", NULL, true},
+    {"GET", "/health", NULL, true},
+    {"GET", "/version", NULL, true},
+    {"GET", "/lease", NULL, true},
+    {"GET", "/maintenance/alarms", NULL, true},
+    {"PUT", "/kv/", "v", true},
+    {"POST", "/txn", "not json", true},
+    {"POST", "/txn", "{\"success\":[{\"request_pat\":{}}]}", true},
+    {"POST", "/v3/kv/range", "{\"key\":\"b29t\"}", true},
+    {"POST", "/v3/kv/range", "{\"key\":\"!!\"}", true},
+    {"POST", "/v3/cluster/member/list", "{}", true},
+    {"POST", "/v3/cluster/member/list", NULL, true}, /* no body: an empty request */
+    {"POST", "/v3/maintenance/status", "{}", false},
+    {"POST", "/v3/maintenance/alarm", "{\"action\":\"GET\"}", true},
+    {"PUT", "/oom", "v", false},
+    {"PUT", "/kv/oom", "value", false},
+    {"PUT", "/kv/oom?prev_kv=true", "value", false},
+    {"DELETE", "/kv/oom-gone", NULL, false},
+    {"POST", "/txn",
+     "{\"compare\":[{\"key\":\"oom\",\"target\":\"VALUE\",\"result\":\"EQUAL\",\"value\":"
+     "\"value\"}],\"success\":[{\"request_put\":{\"key\":\"oom\",\"value\":\"value\","
+     "\"prev_kv\":true}},{\"request_range\":{\"key\":\"oo\",\"range_end\":\"op\"}}],"
+     "\"failure\":[{\"request_delete_range\":{\"key\":\"x\"}}]}",
+     false},
+    {"POST", "/lease", "{\"ttl\":60}", false},
+    {"POST", "/v3/kv/put", "{\"key\":\"b29t\",\"value\":\"dmFsdWU=\",\"prev_kv\":true}", false},
+    {"POST", "/v3/kv/txn",
+     "{\"compare\":[{\"key\":\"b29t\",\"target\":\"VERSION\",\"result\":\"GREATER\","
+     "\"version\":\"0\"}],\"success\":[{\"request_range\":{\"key\":\"b29t\"}}]}",
+     false},
+    {"POST", "/v3/kv/deleterange", "{\"key\":\"bm9uZQ==\"}", false},
+    {"POST", "/v3/lease/grant", "{\"TTL\":60}", false},
+    {"POST", "/v3/lease/leases", "{}", true},
+    {"POST", "/v3/lease/timetolive", "{\"ID\":\"12345\"}", true},
+    {"POST", "/v3/lease/revoke", "{\"ID\":\"12345\"}", false},
+    {"POST", "/v3/maintenance/hash", "{}", false},
+    {"POST", "/v3/auth/user/list", "{}", true},
+    {"POST", "/v3/auth/role/get", "{\"role\":\"nobody\"}", true},
+    {"POST", "/v3/auth/authenticate", "{\"name\":\"root\",\"password\":\"x\"}", true},
+    {"POST", "/v3/nope", "{}", true},
+    {"GET", "/auth/users", NULL, true},
+    {"GET", "/auth/roles/nobody", NULL, true},
+    {"POST", "/auth/roles", "{\"name\":\"r1\"}", false},
+    {"POST", "/auth/roles/r1/permissions", "{\"key\":\"a\",\"prefix\":true,\"perm\":\"read\"}", false},
+    {"GET", "/auth/roles", NULL, true},
+    {"POST", "/auth/enable", NULL, true},
+    {"POST", "/members", "{\"peer_urls\":[\"nope\"]}", true},
+    {"DELETE", "/members/99", NULL, false},
+    {"GET", "/maintenance/hash", NULL, false},
+    {"POST", "/maintenance/alarms/disarm", "{\"alarm\":\"NOSPACE\"}", false},
+    {"POST", "/compact", "{\"revision\":99999999}", true},
+    {"GET", "/kv/oom?rev=1", NULL, true},
+    {"POST", "/lock/oom", "{}", true},
+};
+
+/* An answer under one failed allocation: the one it gives without any
+ * (same code; the same bytes for a read, the same shape for a write), or a
+ * 500 that says so. Never a short answer with a 2xx or 4xx. */
+static bool oom_answer_ok(const oom_case *c, resp *want, resp *got)
+{
+    if (got->code == 500) { /* the native API's reason, or the gateway's gRPC code */
+        const char *why = jstr(got->json, "reason", NULL);
+        return json_is_string(json_object_get(got->json, "error")) &&
+               ((why && strcmp(why, "internal") == 0) || jint(got->json, "code", NULL) == 13);
+    }
+    if (got->code != want->code)
+        return false;
+    if (c->reads && strcmp(c->path, "/status") != 0) /* status: counters move */
+        return got->body.len == want->body.len &&
+               memcmp(got->body.data, want->body.data, got->body.len) == 0;
+    return want->json ? got->json && same_shape(want->json, got->json)
+                      : got->body.len == want->body.len;
+}
+
+/* Fails the 1st, 2nd, ... allocation of c until one run of it makes fewer
+ * allocations than the one failed; the number of runs that hit one. */
+static long oom_sweep(const oom_case *c)
+{
+    resp want = {0}, got = {0};
+    req_s(&want, c->method, c->path, c->body);
+    CHECK_MSG(want.code > 0 && want.code < 500, "%s %s: %ld", c->method, c->path, want.code);
+    long n = 1;
+    for (; n < 10000; n++) {
+        atomic_store(&oom_seen, 0);
+        atomic_store(&oom_at, n);
+        req_http(&got, c->method, c->path, c->body, c->body ? strlen(c->body) : 0);
+        bool hit = atomic_load(&oom_seen) >= n;
+        atomic_store(&oom_at, 0);
+        resp_parse(&got);
+        if (!hit)
+            break;
+        CHECK_MSG(oom_answer_ok(c, &want, &got),
+                  "%s %s with allocation %ld failed: %ld %.*s (without: %.*s)", c->method,
+                  c->path, n, got.code, (int)got.body.len, (char *)got.body.data,
+                  (int)want.body.len, (char *)want.body.data);
+    }
+    resp_free(&want);
+    resp_free(&got);
+    return n - 1;
+}
+
+static void test_out_of_memory(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "PUT", "/kv/oom", "value") == 200);
+    CHECK(req_s(&r, "PUT", "/kv/oom-gone", "x") == 200);
+    resp_free(&r);
+    long total = 0;
+    for (size_t i = 0; i < sizeof oom_cases / sizeof oom_cases[0]; i++)
+        total += oom_sweep(&oom_cases[i]);
+    printf("  %ld requests each ran out of memory once\n", total);
+    CHECK(total > 100); /* the allocator is jansson's: the sweep reached the handlers */
+}
+
 /* ---- a request still waiting on the node when the server stops ---- */
 
 static void *put_in_thread(void *arg)
@@ -728,6 +910,7 @@ int main(void)
         return 1;
     }
     port = api_port(srv);
+    json_safe_use(oom_malloc);
     RUN(test_root_put_get);
     RUN(test_too_large);
     RUN(test_too_large_chunked);
@@ -748,6 +931,7 @@ int main(void)
     RUN(test_node_errors);
     RUN(test_jw_kv);
     RUN(test_jw_range);
+    RUN(test_out_of_memory);
     RUN(test_stop_while_waiting); /* last: it stops the server */
     api_stop(srv);
     node_destroy(nd);

@@ -1,14 +1,17 @@
 /* util_test: the shared helpers not covered elsewhere — xgrow's growth,
  * that it keeps the items, and that a size that would overflow is refused
- * with the array left as it was; failpoint spec parsing and hit counting.
+ * with the array left as it was; failpoint spec parsing and hit counting;
+ * json_safe's parse and dump with each of their allocations failed.
  * (CRC-32C is tested in codec_test.) */
 #include "../test.h"
 #include "util/failpoint.h"
+#include "util/json_safe.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_xgrow_doubles_and_keeps_items(void)
 {
@@ -91,6 +94,76 @@ static void test_failpoint_refuses_bad_specs(void)
     failpoint_init(NULL);
 }
 
+/* ---- json_safe: jansson with one allocation failed ---- */
+
+static long fail_at, seen; /* the fail_at-th allocation from 0 fails; single-threaded */
+
+static void *failing_alloc(size_t n)
+{
+    return ++seen == fail_at ? NULL : malloc(n);
+}
+
+/* Each allocation of the parse failed in turn: a document exactly as
+ * written, or NULL saying out of memory; never a key or string short of a
+ * byte (jansson's lexer drops the byte it cannot store and goes on). */
+static void test_json_safe_parse_out_of_memory(void)
+{
+    /* longer than the lexer's first 16-byte buffer, so that it grows */
+    static const char text[] = "{\"request_delete_range\":[1,\"a string of 24 bytes...\","
+                               "{\"inner_key\":\"xyz\"}]}";
+    json_safe_use(failing_alloc);
+    long failed = 0;
+    for (fail_at = 1;; fail_at++) {
+        seen = 0;
+        json_error_t e;
+        bool oom = false;
+        json_t *j = json_safe_parse(text, strlen(text), JSON_REJECT_DUPLICATES, &e, &oom);
+        bool hit = seen >= fail_at;
+        long at = fail_at;
+        fail_at = 0; /* the checks below allocate */
+        char *back = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        CHECK_MSG(j ? back && strcmp(back, text) == 0 : oom, "allocation %ld: %s", at,
+                  back ? back : "(null)");
+        CHECK(!j || !oom);
+        free(back);
+        json_decref(j);
+        if (!hit)
+            break;
+        failed++;
+        fail_at = at;
+    }
+    CHECK(failed > 5);
+    json_safe_use(NULL);
+}
+
+/* Each allocation of the dump failed in turn: the whole text or NULL,
+ * never a text without a key (jansson's writer skips a key it could not
+ * write and goes on). */
+static void test_json_safe_dump_out_of_memory(void)
+{
+    static const char want[] = "{\"header\":{\"revision\":12345678,\"cluster_id\":"
+                               "\"a longer string value\"},\"more\":[true,\"x\"]}";
+    json_t *j = json_loads(want, 0, NULL);
+    CHECK(j != NULL);
+    json_safe_use(failing_alloc);
+    long failed = 0;
+    for (fail_at = 1; j; fail_at++) {
+        seen = 0;
+        char *text = json_safe_dump(j);
+        bool hit = seen >= fail_at;
+        CHECK_MSG(text ? strcmp(text, want) == 0 : hit, "allocation %ld: %s", fail_at,
+                  text ? text : "(null)");
+        free(text);
+        if (!hit)
+            break;
+        failed++;
+    }
+    fail_at = 0;
+    CHECK(failed > 2);
+    json_safe_use(NULL);
+    json_decref(j);
+}
+
 int main(void)
 {
     RUN(test_xgrow_doubles_and_keeps_items);
@@ -98,5 +171,7 @@ int main(void)
     RUN(test_failpoint_unarmed);
     RUN(test_failpoint_counts_hits);
     RUN(test_failpoint_refuses_bad_specs);
+    RUN(test_json_safe_parse_out_of_memory);
+    RUN(test_json_safe_dump_out_of_memory);
     TEST_MAIN_END();
 }

@@ -150,8 +150,8 @@ static void do_leader(api_req *r)
         return;
     }
     if (!v.lowest)
-        api_reply_error(r, 404, "no_leader", api_json_with_header(r->a, json_object(), v.header_rev),
-                        "no leader");
+        api_reply_error_with(r, 404, "no_leader",
+                             api_json_with_header(r->a, json_object(), v.header_rev), "no leader");
     else
         api_reply_json(r, 200, api_wl_leader_json(r->a, v.lowest, v.header_rev, false));
     api_wl_view_free(&v);

@@ -154,8 +154,10 @@ int gw_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n)
 
 int gw_set_nonempty(json_t *obj, const char *name, json_t *v)
 {
-    if (!v)
+    if (!obj || !v) {
+        json_decref(v);
         return -1;
+    }
     if ((json_is_array(v) && json_array_size(v) == 0) ||
         (json_is_object(v) && json_object_size(v) == 0)) {
         json_decref(v);
@@ -218,10 +220,16 @@ void gw_reply(api_req *r, json_t *body)
 
 json_t *gw_body(api_req *r)
 {
-    if (r->body.len == 0)
-        return r->doc = json_object();
     json_error_t e;
-    r->doc = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &e);
+    bool oom = false;
+    if (r->body.len == 0)
+        oom = !(r->doc = json_object());
+    else
+        r->doc = json_safe_parse(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &e, &oom);
+    if (oom) {
+        gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
+        return NULL;
+    }
     if (!r->doc || !json_is_object(r->doc)) {
         char msg[200];
         snprintf(msg, sizeof msg, "invalid JSON body: %s", r->doc ? "not an object" : e.text);

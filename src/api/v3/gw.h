@@ -52,8 +52,8 @@ int gw_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n);
 /* A kv as etcd's mvccpb.KeyValue, zero fields left out. */
 json_t *gw_kv(const kv_kv *item, bool keys_only);
 json_t *gw_kvs(const kv_list *l, bool keys_only);
-/* Sets name to a new value unless it is NULL or an empty array/object
- * (then frees it); -1 on allocation failure. */
+/* Sets name to v unless v is an empty array/object (then frees it). Takes
+ * v in every case: -1, v freed, when obj or v is NULL (a failed build). */
 int gw_set_nonempty(json_t *obj, const char *name, json_t *v);
 /* Replies 200 with body, or 500 if body is NULL (allocation failed). */
 void gw_reply(api_req *r, json_t *body);

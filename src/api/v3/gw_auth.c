@@ -316,7 +316,7 @@ static void do_auth_read(api_req *r)
     json_t *list = listing(rows, n, !name ? LIST_NAMES : users ? LIST_ROLES : LIST_PERMS);
     kv_auth_rows_free(rows, n);
     json_t *body = json_pack("{s:o}", "header", gw_header(r, -1));
-    if (body && gw_set_nonempty(body, field, list) < 0) {
+    if (gw_set_nonempty(body, field, list) < 0) {
         json_decref(body);
         body = NULL;
     }

@@ -51,7 +51,7 @@ static void do_member_list(api_req *r)
     kv_members_free(m, n);
     /* etcd's member list header carries no revision */
     json_t *body = json_pack("{s:o}", "header", gw_header(r, 0));
-    if (body && gw_set_nonempty(body, "members", arr) < 0) {
+    if (gw_set_nonempty(body, "members", arr) < 0) {
         json_decref(body);
         body = NULL;
     }
@@ -141,7 +141,7 @@ static void finish_member_change(api_req *r)
             body = NULL;
         }
     }
-    if (body && gw_set_nonempty(body, "members", members_array(r, m, n, info.member_id)) < 0) {
+    if (gw_set_nonempty(body, "members", members_array(r, m, n, info.member_id)) < 0) {
         json_decref(body);
         body = NULL;
     }

@@ -419,12 +419,13 @@ static void finish_txn(api_req *r)
             responses = NULL;
         }
     }
-    if (body && ((res->succeeded && json_object_set_new(body, "succeeded", json_true()) < 0) ||
-                 gw_set_nonempty(body, "responses", responses) < 0)) {
+    if (body && res->succeeded && json_object_set_new(body, "succeeded", json_true()) < 0) {
         json_decref(body);
         body = NULL;
-    } else if (!body) {
-        json_decref(responses);
+    }
+    if (gw_set_nonempty(body, "responses", responses) < 0) { /* takes responses */
+        json_decref(body);
+        body = NULL;
     }
     gw_reply(r, body);
 }

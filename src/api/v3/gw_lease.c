@@ -182,7 +182,7 @@ static void do_leases(api_req *r)
     }
     free(ls);
     json_t *body = json_pack("{s:o}", "header", gw_header(r, rev));
-    if (body && gw_set_nonempty(body, "leases", arr) < 0) {
+    if (gw_set_nonempty(body, "leases", arr) < 0) {
         json_decref(body);
         body = NULL;
     }
