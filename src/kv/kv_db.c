@@ -208,10 +208,13 @@ int kv_read_begin(kv_db *d)
 
 void kv_read_end(kv_db *d)
 {
-    if (d->held && !sqlite3_get_autocommit(d->db))
+    /* SQLite may have ended the transaction itself (it rolls back on
+     * SQLITE_NOMEM): then there is nothing to end, and a kept view is gone */
+    bool open = !sqlite3_get_autocommit(d->db);
+    if (d->held && open)
         return;
     d->held = false;
-    if (kv_exec(d, KV_ST_COMMIT) < 0)
+    if (open && kv_exec(d, KV_ST_COMMIT) < 0)
         kv_exec(d, KV_ST_ROLLBACK);
 }
 

@@ -1,0 +1,386 @@
+/* kv_oom_test: kv's reads and applies with each of SQLite's allocations
+ * failed in turn (SQLite's allocator is this program's, set before SQLite
+ * starts). A read must give the whole answer or an error, never part of
+ * one, and leave its pooled connection fit for the next read. An apply
+ * that fails must leave the store, once reopened, exactly as it was
+ * before the command or exactly as after it (the node stops on such a
+ * failure and replays the log from kv.db's applied index). */
+#include "kv/kv.h"
+#include "../test.h"
+#include "kv_fixture.h"
+
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- SQLite's allocator, failing the n-th allocation after arming ---- */
+
+static sqlite3_mem_methods real;
+static atomic_long fail_at, seen;
+
+static bool fail_now(void)
+{
+    return atomic_load(&fail_at) > 0 && atomic_fetch_add(&seen, 1) + 1 == atomic_load(&fail_at);
+}
+
+static void *oom_malloc(int n) { return fail_now() ? NULL : real.xMalloc(n); }
+
+static void *oom_realloc(void *p, int n) { return fail_now() ? NULL : real.xRealloc(p, n); }
+
+static void arm(long n)
+{
+    atomic_store(&seen, 0);
+    atomic_store(&fail_at, n);
+}
+
+/* Disarms; whether the armed allocation was reached. */
+static bool disarm(long n)
+{
+    atomic_store(&fail_at, 0);
+    return atomic_load(&seen) >= n;
+}
+
+/* ---- the store ---- */
+
+static kvfx fx;
+
+static int64_t apply_txn(const kv_txn *t)
+{
+    buf b;
+    buf_init(&b);
+    kv_result r;
+    bool begin_ok = false, commit_ok = false;
+    CHECK(kv_encode_txn(t, &b) == KV_OK);
+    CHECK(kvfx_apply(&fx, &b, &r, &begin_ok, &commit_ok) == KV_OK && begin_ok && commit_ok);
+    buf_free(&b);
+    int64_t rev = r.revision;
+    kv_result_free(&r);
+    return rev;
+}
+
+static kv_span span_of(const char *key, const char *end)
+{
+    return (kv_span){(const uint8_t *)key, (uint32_t)strlen(key), end != NULL,
+                     (const uint8_t *)end, end ? (uint32_t)strlen(end) : 0};
+}
+
+static void put(const char *key, const char *val)
+{
+    kv_op op = {.type = KV_OP_PUT, .span = span_of(key, NULL), .value = (const uint8_t *)val,
+                .value_len = (uint32_t)strlen(val)};
+    kv_txn t = {.n_success = 1, .success = &op};
+    apply_txn(&t);
+}
+
+/* ---- reads ---- */
+
+static bool same_kv(const kv_kv *a, const kv_kv *b)
+{
+    return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0 &&
+           a->value_len == b->value_len &&
+           (!a->value_len || memcmp(a->value, b->value, a->value_len) == 0) &&
+           a->create_revision == b->create_revision && a->mod_revision == b->mod_revision &&
+           a->version == b->version && a->lease == b->lease;
+}
+
+static bool same_range(const kv_op_result *a, int64_t ra, const kv_op_result *b, int64_t rb)
+{
+    if (ra != rb || a->count != b->count || a->more != b->more || a->kvs.n != b->kvs.n)
+        return false;
+    for (size_t i = 0; i < a->kvs.n; i++)
+        if (!same_kv(&a->kvs.items[i], &b->kvs.items[i]))
+            return false;
+    return true;
+}
+
+/* One range read with allocation n failed (n = 0: none); its code. */
+static int read_with(long n, const kv_op *q, kv_op_result *out, int64_t *hdr, bool *hit)
+{
+    memset(out, 0, sizeof *out);
+    *hdr = 0;
+    arm(n);
+    kv_conn *c = kv_reader_acquire(fx.k);
+    int rc = c ? kv_range(c, q, out, hdr) : KV_ERR_INTERNAL;
+    if (c)
+        kv_reader_release(fx.k, c);
+    *hit = disarm(n);
+    return rc;
+}
+
+/* Fails each allocation of the read q in turn; the number that were hit. */
+static long sweep_read(const char *what, const kv_op *q)
+{
+    kv_op_result want, got;
+    int64_t want_rev, got_rev;
+    bool hit;
+    CHECK(read_with(0, q, &want, &want_rev, &hit) == KV_OK);
+    long n = 1;
+    for (;; n++) {
+        int rc = read_with(n, q, &got, &got_rev, &hit);
+        CHECK_MSG(rc == KV_OK ? same_range(&want, want_rev, &got, got_rev)
+                              : rc == KV_ERR_INTERNAL && got.kvs.n == 0,
+                  "%s, allocation %ld failed: rc %d, %zu kvs", what, n, rc, got.kvs.n);
+        kv_list_free(&got.kvs);
+        /* the connection went back to the pool: the next read is whole */
+        bool unarmed;
+        CHECK_MSG(read_with(0, q, &got, &got_rev, &unarmed) == KV_OK &&
+                      same_range(&want, want_rev, &got, got_rev),
+                  "%s: the read after allocation %ld failed differs", what, n);
+        kv_list_free(&got.kvs);
+        if (!hit)
+            break;
+    }
+    kv_list_free(&want.kvs);
+    return n - 1;
+}
+
+static void test_reads_out_of_memory(void)
+{
+    char key[32], val[200];
+    memset(val, 'v', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "oom/%03d", i);
+        put(key, val);
+    }
+    int64_t mid = 0;
+    {
+        kv_op_result r;
+        int64_t hdr;
+        bool hit;
+        kv_op q = {.type = KV_OP_RANGE, .span = span_of("oom/000", NULL)};
+        CHECK(read_with(0, &q, &r, &hdr, &hit) == KV_OK);
+        kv_list_free(&r.kvs);
+        mid = hdr - 10;
+    }
+    for (int i = 0; i < 10; i++) { /* history for the read at an old revision */
+        snprintf(key, sizeof key, "oom/%03d", i);
+        put(key, "new");
+    }
+    kv_op one = {.type = KV_OP_RANGE, .span = span_of("oom/007", NULL)};
+    kv_op all = {.type = KV_OP_RANGE, .span = span_of("oom/", "oom0")};
+    kv_op limited = all, old = all, counted = all, keys = all;
+    limited.limit = 5;
+    old.rev = mid;
+    counted.count_only = true;
+    keys.keys_only = true;
+    long hits = sweep_read("one key", &one) + sweep_read("a range of 40", &all) +
+                sweep_read("a range with a limit", &limited) +
+                sweep_read("a range at an old revision", &old) +
+                sweep_read("count only", &counted) + sweep_read("keys only", &keys);
+    printf("  %ld reads each ran out of memory once\n", hits);
+    CHECK(hits > 20); /* the allocator is SQLite's: the sweep reached the reads */
+}
+
+/* ---- applies ---- */
+
+/* What a store holds, as far as a failed apply could have touched it. */
+typedef struct {
+    uint32_t hash;
+    int64_t hash_rev, compact_rev, revision;
+    uint64_t index;
+    size_t n_leases;
+    int64_t lease_ids; /* their sum */
+} state;
+
+static bool read_state(kv *k, state *s)
+{
+    memset(s, 0, sizeof *s);
+    uint64_t term;
+    kv_applied(k, &s->index, &term);
+    s->revision = kv_revision(k);
+    kv_conn *c = kv_reader_acquire(k);
+    kv_lease *ls = NULL;
+    int64_t rev;
+    bool ok = c && kv_hash(c, 0, &s->hash, &s->compact_rev, &s->hash_rev) == KV_OK &&
+              kv_lease_list(c, &ls, &s->n_leases, &rev) == KV_OK;
+    for (size_t i = 0; ok && i < s->n_leases; i++)
+        s->lease_ids += ls[i].id;
+    free(ls);
+    if (c)
+        kv_reader_release(k, c);
+    return ok;
+}
+
+static bool same_state(const state *a, const state *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+/* dst = src, whole (the store is small: one read). */
+static bool copy_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    bool ok = in && out;
+    char chunk[65536];
+    for (size_t n; ok && (n = fread(chunk, 1, sizeof chunk, in)) > 0;)
+        ok = fwrite(chunk, 1, n, out) == n;
+    ok = ok && !ferror(in);
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        ok = false;
+    return ok;
+}
+
+/* What one armed apply reported. */
+typedef struct {
+    int rc, err, commit;
+    int64_t revision;
+    bool succeeded, hit;
+} applied;
+
+/* Opens a copy of the template store, applies cmd as one batch with
+ * allocation n failed (0: none), and reports; *before and *after get the
+ * store's state around it (after: as reopened). */
+static bool apply_with(const char *tmpl, long n, const buf *cmd, applied *out, state *before,
+                       state *after)
+{
+    *out = (applied){0};
+    kv *k = NULL;
+    char err[256], side[200];
+    for (int i = 0; i < 2; i++) { /* the last run's log must not meet the new copy */
+        snprintf(side, sizeof side, "%s%s", fx.path, i ? "-shm" : "-wal");
+        remove(side);
+    }
+    if (!copy_file(tmpl, fx.path) || kv_open(fx.path, &k, err, sizeof err) != KV_OK ||
+        !read_state(k, before))
+        return false;
+    kv_result res;
+    memset(&res, 0, sizeof res);
+    arm(n);
+    out->rc = kv_apply_begin(k); /* failed: the node stops before applying */
+    if (out->rc == KV_OK) {
+        out->rc = kv_apply_cmd(k, cmd->data, cmd->len, &res);
+        out->commit = kv_apply_commit(k, before->index + 1, 1);
+    }
+    out->hit = disarm(n);
+    out->err = res.err;
+    out->revision = res.revision;
+    out->succeeded = res.succeeded;
+    kv_result_free(&res);
+    kv_close(k); /* what it committed is all a restart finds */
+    k = NULL;
+    bool ok = kv_open(fx.path, &k, err, sizeof err) == KV_OK && read_state(k, after);
+    kv_close(k);
+    return ok;
+}
+
+/* Fails each allocation of applying cmd in turn, each time on a fresh
+ * copy of tmpl; the number of allocations that were hit. */
+static long sweep_apply(const char *what, const char *tmpl, const buf *cmd)
+{
+    applied want = {0}, got = {0};
+    state before, after, s0, s1;
+    CHECK(apply_with(tmpl, 0, cmd, &want, &before, &after));
+    CHECK(want.rc == KV_OK && want.commit == KV_OK && after.index == before.index + 1);
+    long n = 1;
+    for (;; n++) {
+        if (!apply_with(tmpl, n, cmd, &got, &s0, &s1)) {
+            CHECK_MSG(false, "%s, allocation %ld: the store cannot be read back", what, n);
+            break;
+        }
+        bool done = got.rc == KV_OK && got.commit == KV_OK;
+        /* a replicated command's outcome never depends on memory: the same
+         * answer, or an internal error that stops the node */
+        CHECK_MSG(got.rc != KV_OK || (got.err == want.err && got.succeeded == want.succeeded),
+                  "%s, allocation %ld: applied with err %d (without the failure: %d)", what, n,
+                  got.err, want.err);
+        CHECK_MSG(done ? same_state(&s1, &after) && got.revision == want.revision
+                       : same_state(&s1, &before),
+                  "%s, allocation %ld (rc %d, commit %d): the store holds neither the state "
+                  "before nor after (index %llu, revision %lld)",
+                  what, n, got.rc, got.commit, (unsigned long long)s1.index,
+                  (long long)s1.revision);
+        if (!got.hit)
+            break;
+    }
+    return n - 1;
+}
+
+static void encode_put(buf *b, const char *key, const char *val, int64_t lease)
+{
+    kv_op op = {.type = KV_OP_PUT, .span = span_of(key, NULL), .value = (const uint8_t *)val,
+                .value_len = (uint32_t)strlen(val), .lease = lease, .prev_kv = true};
+    kv_txn t = {.n_success = 1, .success = &op};
+    CHECK(kv_encode_txn(&t, b) == KV_OK);
+}
+
+static void test_applies_out_of_memory(void)
+{
+    /* the template: fx's store as the reads left it, plus a lease with keys */
+    buf b;
+    buf_init(&b);
+    CHECK(kv_encode_lease_grant(77, 600, &b) == KV_OK);
+    kv_result r;
+    bool begin_ok, commit_ok;
+    CHECK(kvfx_apply(&fx, &b, &r, &begin_ok, &commit_ok) == KV_OK && r.err == KV_OK);
+    kv_result_free(&r);
+    buf_reset(&b);
+    encode_put(&b, "leased/a", "1", 77);
+    encode_put(&b, "leased/b", "2", 77);
+    /* two commands in one buf would be one garbage command: apply each */
+    buf_free(&b);
+    buf_init(&b);
+    encode_put(&b, "leased/a", "1", 77);
+    CHECK(kvfx_apply(&fx, &b, &r, &begin_ok, &commit_ok) == KV_OK && r.err == KV_OK);
+    kv_result_free(&r);
+    buf_reset(&b);
+    encode_put(&b, "leased/b", "2", 77);
+    CHECK(kvfx_apply(&fx, &b, &r, &begin_ok, &commit_ok) == KV_OK && r.err == KV_OK);
+    kv_result_free(&r);
+    buf_reset(&b);
+    kv_close(fx.k);
+    fx.k = NULL;
+    char tmpl[160];
+    snprintf(tmpl, sizeof tmpl, "%s/template.db", fx.dir);
+    CHECK(copy_file(fx.path, tmpl));
+
+    long hits = 0;
+    encode_put(&b, "oom/003", "a new value", 0);
+    hits += sweep_apply("a put over a key", tmpl, &b);
+    buf_reset(&b);
+    encode_put(&b, "brand-new-key", "v", 77);
+    hits += sweep_apply("a put of a new key with a lease", tmpl, &b);
+    buf_reset(&b);
+    kv_compare cmp = {.key = (const uint8_t *)"oom/001", .key_len = 7, .target = KV_CMP_VERSION,
+                      .result = KV_CMP_GREATER, .number = 0};
+    kv_op ops[] = {
+        {.type = KV_OP_PUT, .span = span_of("oom/001", NULL), .value = (const uint8_t *)"x",
+         .value_len = 1},
+        {.type = KV_OP_DELETE, .span = span_of("oom/02", "oom/03"), .prev_kv = true},
+        {.type = KV_OP_RANGE, .span = span_of("oom/", "oom0"), .limit = 3},
+    };
+    kv_txn t = {.n_compare = 1, .compare = &cmp, .n_success = 3, .success = ops,
+                .n_failure = 1, .failure = &ops[2]};
+    CHECK(kv_encode_txn(&t, &b) == KV_OK);
+    hits += sweep_apply("a txn: compare, put, delete of 10, range", tmpl, &b);
+    buf_reset(&b);
+    CHECK(kv_encode_lease_revoke(77, &b) == KV_OK);
+    hits += sweep_apply("a lease revoke deleting its keys", tmpl, &b);
+    buf_reset(&b);
+    CHECK(kv_encode_lease_revoke(78, &b) == KV_OK);
+    hits += sweep_apply("a revoke of an unknown lease (refused)", tmpl, &b);
+    buf_reset(&b);
+    CHECK(kv_encode_compact(30, &b) == KV_OK);
+    hits += sweep_apply("a compaction", tmpl, &b);
+    buf_free(&b);
+    printf("  %ld applies each ran out of memory once\n", hits);
+    CHECK(hits > 100);
+    CHECK(kvfx_reopen(&fx));
+}
+
+int main(void)
+{
+    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
+        return 1;
+    sqlite3_mem_methods m = real;
+    m.xMalloc = oom_malloc;
+    m.xRealloc = oom_realloc;
+    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK)
+        return 1;
+    kvfx_open(&fx, "kv_oom_test");
+    RUN(test_reads_out_of_memory);
+    RUN(test_applies_out_of_memory);
+    kvfx_close(&fx);
+    TEST_MAIN_END();
+}
