@@ -27,5 +27,6 @@ tests_unit_kv_visible_test_SOURCES = tests/unit/kv_visible_test.c tests/unit/kv_
 TESTS += tests/unit/kv_visible_test
 # reads and applies with each of SQLite's allocations failed in turn
 check_PROGRAMS += tests/unit/kv_oom_test
-tests_unit_kv_oom_test_SOURCES = tests/unit/kv_oom_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h
+tests_unit_kv_oom_test_SOURCES = tests/unit/kv_oom_test.c tests/unit/kv_fixture.c tests/unit/kv_fixture.h \
+	tests/unit/sqlite_oom.c tests/unit/sqlite_oom.h
 TESTS += tests/unit/kv_oom_test

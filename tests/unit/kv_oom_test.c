@@ -8,39 +8,11 @@
 #include "kv/kv.h"
 #include "../test.h"
 #include "kv_fixture.h"
+#include "sqlite_oom.h"
 
-#include <sqlite3.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- SQLite's allocator, failing the n-th allocation after arming ---- */
-
-static sqlite3_mem_methods real;
-static atomic_long fail_at, seen;
-
-static bool fail_now(void)
-{
-    return atomic_load(&fail_at) > 0 && atomic_fetch_add(&seen, 1) + 1 == atomic_load(&fail_at);
-}
-
-static void *oom_malloc(int n) { return fail_now() ? NULL : real.xMalloc(n); }
-
-static void *oom_realloc(void *p, int n) { return fail_now() ? NULL : real.xRealloc(p, n); }
-
-static void arm(long n)
-{
-    atomic_store(&seen, 0);
-    atomic_store(&fail_at, n);
-}
-
-/* Disarms; whether the armed allocation was reached. */
-static bool disarm(long n)
-{
-    atomic_store(&fail_at, 0);
-    return atomic_load(&seen) >= n;
-}
 
 /* ---- the store ---- */
 
@@ -100,12 +72,12 @@ static int read_with(long n, const kv_op *q, kv_op_result *out, int64_t *hdr, bo
 {
     memset(out, 0, sizeof *out);
     *hdr = 0;
-    arm(n);
+    sqlite_oom_arm(n);
     kv_conn *c = kv_reader_acquire(fx.k);
     int rc = c ? kv_range(c, q, out, hdr) : KV_ERR_INTERNAL;
     if (c)
         kv_reader_release(fx.k, c);
-    *hit = disarm(n);
+    *hit = sqlite_oom_disarm(n);
     return rc;
 }
 
@@ -206,22 +178,6 @@ static bool read_state(kv *k, state *s)
 
 static bool same_state(const state *a, const state *b) { return memcmp(a, b, sizeof *a) == 0; }
 
-/* dst = src, whole (the store is small: one read). */
-static bool copy_file(const char *src, const char *dst)
-{
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    bool ok = in && out;
-    char chunk[65536];
-    for (size_t n; ok && (n = fread(chunk, 1, sizeof chunk, in)) > 0;)
-        ok = fwrite(chunk, 1, n, out) == n;
-    ok = ok && !ferror(in);
-    if (in)
-        fclose(in);
-    if (out && fclose(out) != 0)
-        ok = false;
-    return ok;
-}
-
 /* What one armed apply reported. */
 typedef struct {
     int rc, err, commit;
@@ -237,23 +193,19 @@ static bool apply_with(const char *tmpl, long n, const buf *cmd, applied *out, s
 {
     *out = (applied){0};
     kv *k = NULL;
-    char err[256], side[200];
-    for (int i = 0; i < 2; i++) { /* the last run's log must not meet the new copy */
-        snprintf(side, sizeof side, "%s%s", fx.path, i ? "-shm" : "-wal");
-        remove(side);
-    }
-    if (!copy_file(tmpl, fx.path) || kv_open(fx.path, &k, err, sizeof err) != KV_OK ||
+    char err[256];
+    if (!sqlite_oom_copy_db(tmpl, fx.path) || kv_open(fx.path, &k, err, sizeof err) != KV_OK ||
         !read_state(k, before))
         return false;
     kv_result res;
     memset(&res, 0, sizeof res);
-    arm(n);
+    sqlite_oom_arm(n);
     out->rc = kv_apply_begin(k); /* failed: the node stops before applying */
     if (out->rc == KV_OK) {
         out->rc = kv_apply_cmd(k, cmd->data, cmd->len, &res);
         out->commit = kv_apply_commit(k, before->index + 1, 1);
     }
-    out->hit = disarm(n);
+    out->hit = sqlite_oom_disarm(n);
     out->err = res.err;
     out->revision = res.revision;
     out->succeeded = res.succeeded;
@@ -333,7 +285,7 @@ static void test_applies_out_of_memory(void)
     fx.k = NULL;
     char tmpl[160];
     snprintf(tmpl, sizeof tmpl, "%s/template.db", fx.dir);
-    CHECK(copy_file(fx.path, tmpl));
+    CHECK(sqlite_oom_copy_file(fx.path, tmpl));
 
     long hits = 0;
     encode_put(&b, "oom/003", "a new value", 0);
@@ -371,12 +323,7 @@ static void test_applies_out_of_memory(void)
 
 int main(void)
 {
-    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK)
-        return 1;
-    sqlite3_mem_methods m = real;
-    m.xMalloc = oom_malloc;
-    m.xRealloc = oom_realloc;
-    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK)
+    if (!sqlite_oom_install())
         return 1;
     kvfx_open(&fx, "kv_oom_test");
     RUN(test_reads_out_of_memory);
