@@ -755,6 +755,52 @@ static void test_out_of_memory(void)
     CHECK(total > 100); /* the allocator is jansson's: the sweep reached the handlers */
 }
 
+/* The same for watches (long-poll from a stored revision: answered at
+ * once) and the lock, on a second server that has a watch hub. */
+static void test_out_of_memory_watch(void)
+{
+    watch_hub *hub = watch_hub_create(node_kv(nd));
+    char err[256];
+    api_config ac = {.port = 0, .max_request_bytes = MAX_BODY, .threads = 2, .node = nd,
+                     .kv = node_kv(nd), .hub = hub};
+    api *with_hub = hub ? api_start(&ac, err, sizeof err) : NULL;
+    CHECK(with_hub != NULL);
+    if (!with_hub) {
+        watch_hub_destroy(hub);
+        return;
+    }
+    uint16_t plain = port;
+    port = api_port(with_hub);
+    json_int_t from = store_revision() - 4;
+    resp r = {0};
+    CHECK(req_s(&r, "POST", "/lease", "{\"ttl\":600}") == 200);
+    json_int_t lease = jint(r.json, "id", NULL);
+    resp_free(&r);
+    static char paths[4][96], lock_body[64], v3_body[96];
+    snprintf(lock_body, sizeof lock_body, "{\"lease\":%lld}", (long long)lease);
+    snprintf(v3_body, sizeof v3_body, "{\"name\":\"bG9jaw==\",\"lease\":\"%lld\"}",
+             (long long)lease);
+    snprintf(paths[0], sizeof paths[0], "/watch/oom?start_revision=%lld", (long long)from);
+    snprintf(paths[1], sizeof paths[1], "/watch/oo?prefix=true&prev_kv=true&start_revision=%lld",
+             (long long)from);
+    snprintf(paths[2], sizeof paths[2], "/watch/oom?start_revision=1"); /* compacted: 410 */
+    snprintf(paths[3], sizeof paths[3], "/watch/oom?start_revision=x");
+    const oom_case cases[] = {{"GET", paths[0], NULL, true},
+                              {"GET", paths[1], NULL, true},
+                              {"GET", paths[2], NULL, true},
+                              {"GET", paths[3], NULL, true},
+                              {"POST", "/lock/oom-lock", lock_body, false},
+                              {"POST", "/v3/lock/lock", v3_body, false}};
+    long total = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        total += oom_sweep(&cases[i]);
+    printf("  %ld requests each ran out of memory once\n", total);
+    CHECK(total > 20);
+    port = plain;
+    api_stop(with_hub);
+    watch_hub_destroy(hub);
+}
+
 /* ---- a request still waiting on the node when the server stops ---- */
 
 static void *put_in_thread(void *arg)
@@ -932,6 +978,7 @@ int main(void)
     RUN(test_jw_kv);
     RUN(test_jw_range);
     RUN(test_out_of_memory);
+    RUN(test_out_of_memory_watch);
     RUN(test_stop_while_waiting); /* last: it stops the server */
     api_stop(srv);
     node_destroy(nd);
