@@ -86,8 +86,8 @@ typedef struct {
     const char *sub;       /* trailing sub-resource, e.g. "keepalive" */
 } api_route;
 
-/* Routes a request. Returns 0, or -1 on a malformed path (bad
- * percent-encoding) or allocation failure. */
+/* Routes a request. Returns 0, -1 on a malformed path (bad
+ * percent-encoding) or -2 when out of memory. */
 int api_route_match(const char *method, const char *path, api_route *out);
 void api_route_free(api_route *r);
 

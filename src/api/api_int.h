@@ -92,8 +92,10 @@ struct api_req {
     const char *method;
     api_route route;
     bool route_bad;    /* the path did not decode */
+    bool route_oom;    /* ... for want of memory */
     buf body;
     bool too_large;
+    bool body_oom;     /* the body could not be kept: 500 at its end */
     size_t drained;    /* body bytes seen and dropped after too_large */
     bool replied;
     bool received;       /* headers and body are in (the receive deadline is off) */
@@ -168,6 +170,9 @@ void api_propose_encoded(api_req *r, int err, const buf *cmd, api_handler_fn the
 bool api_write_failed(api_req *r);
 
 /* ---- replies: each queues exactly one answer and marks r replied ---- */
+/* A 500 "out of memory" for a request that has no api_req (it could not
+ * be allocated); MHD_NO if even that cannot be queued. */
+enum MHD_Result api_reply_no_context(api *a, struct MHD_Connection *conn);
 /* Takes body (may be NULL: then 500). */
 void api_reply_json(api_req *r, unsigned code, json_t *body);
 /* {"error", "reason", "header"} plus the fields of extra (taken; NULL: none). */

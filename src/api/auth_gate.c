@@ -133,8 +133,10 @@ static bool from_basic(api_req *r, kv_conn *c, const char *b64)
     uint8_t *d = NULL;
     size_t n = 0;
     bool ok = false;
-    if (api_b64_decode(b64, strlen(b64), &d, &n) != 0 || memchr(d, 0, n) ||
-        !memchr(d, ':', n)) {
+    int rc = api_b64_decode(b64, strlen(b64), &d, &n);
+    if (rc == -2) {
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+    } else if (rc != 0 || memchr(d, 0, n) || !memchr(d, ':', n)) {
         unauthenticated(r, "Authorization: Basic needs base64 of user:password");
     } else {
         char *s = (char *)d; /* api_b64_decode NUL-terminates */

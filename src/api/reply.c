@@ -81,13 +81,28 @@ void api_reply_response(api_req *r, unsigned code, const char *ctype, struct MHD
 
 void api_reply_empty(api_req *r, unsigned code) { api_reply_raw(r, code, NULL, "", 0, NULL); }
 
+/* The answer when memory ran out: static, so it needs none to build. */
+static const char oom_body[] = "{\"error\":\"out of memory\",\"reason\":\"internal\"}\n";
+
+enum MHD_Result api_reply_no_context(api *a, struct MHD_Connection *conn)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof oom_body - 1, (void *)oom_body, MHD_RESPMEM_PERSISTENT);
+    resp = with_ctype(resp, "application/json");
+    enum MHD_Result ok = resp ? MHD_queue_response(conn, 500, resp) : MHD_NO;
+    if (ok == MHD_YES)
+        api_count_answer(a, 500);
+    if (resp)
+        MHD_destroy_response(resp);
+    return ok;
+}
+
 static void reply_json_h(api_req *r, unsigned code, json_t *body, const char *const *headers)
 {
     char *text = json_safe_dump(body);
     json_decref(body);
     if (!text) {
-        static const char oom[] = "{\"error\":\"out of memory\",\"reason\":\"internal\"}\n";
-        api_reply_raw(r, 500, "application/json", oom, sizeof oom - 1, NULL);
+        api_reply_raw(r, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
         return;
     }
     size_t n = strlen(text);

@@ -64,14 +64,15 @@ static bool method_in(const char *method, const char *allow)
     return false;
 }
 
+/* 0, -1 for a bad escape, -2 out of memory (api_pct_decode's codes). */
 static int set_key(api_route *out, const char *s, size_t n)
 {
-    if (api_pct_decode(s, n, &out->key, &out->key_len) != 0) {
+    int rc = api_pct_decode(s, n, &out->key, &out->key_len);
+    if (rc != 0) {
         out->key = NULL;
         out->key_len = 0;
-        return -1;
     }
-    return 0;
+    return rc;
 }
 
 /* "/{id}" followed by nothing or "/{sub}"; returns false if the shape is
@@ -215,11 +216,10 @@ static int route_auth(const char *rest, api_route *out)
             continue;
         out->sub = shapes[i].sub;
         out->allow = shapes[i].allow;
-        if (shapes[i].names >= 1 && set_key(out, seg[1], len[1]) < 0)
-            return -1;
-        if (shapes[i].names == 2 && api_pct_decode(seg[3], len[3], &out->key2, &out->key2_len) != 0)
-            return -1;
-        return 0;
+        int rc = shapes[i].names >= 1 ? set_key(out, seg[1], len[1]) : 0;
+        if (rc == 0 && shapes[i].names == 2)
+            rc = api_pct_decode(seg[3], len[3], &out->key2, &out->key2_len);
+        return rc;
     }
     return route_none(out);
 }
@@ -264,8 +264,9 @@ static int route_root(const char *method, const char *path, api_route *out)
     out->allow = ROOT_ALLOW;
     if (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0) {
         out->kind = ROUTE_ROOT_MEMBER;
-        if (set_key(out, path, strlen(path)) < 0)
-            return -1;
+        int rc = set_key(out, path, strlen(path));
+        if (rc < 0)
+            return rc;
         out->id_ok = api_parse_id((const char *)out->key, out->key_len, API_MAX_ID, &out->id);
         return 0;
     }

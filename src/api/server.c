@@ -416,7 +416,9 @@ static void early_checks(api_req *r)
 {
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (r->route_bad) {
+    if (r->route_oom) {
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
+    } else if (r->route_bad) {
         api_reply_error(r, 400, "invalid_path", NULL, "path: bad percent-encoding");
     } else if (r->route.kind == ROUTE_NONE) {
         api_reply_error(r, 404, "not_found", NULL, "no such route");
@@ -436,20 +438,27 @@ static void early_checks(api_req *r)
         api_auth_gate(r); /* answers 401/403/429 itself */
 }
 
+/* The con_cls of a request whose api_req could not be allocated: it was
+ * answered 500 at once, and its body is read and dropped. */
+static char no_context;
+
 static enum MHD_Result first_call(api *a, struct MHD_Connection *conn, const char *url,
                                   const char *method, void **con_cls)
 {
     api_req *r = calloc(1, sizeof *r);
     if (!r || pthread_mutex_init(&r->mu, NULL) != 0) {
         free(r);
-        return MHD_NO;
+        *con_cls = &no_context;
+        return api_reply_no_context(a, conn);
     }
     r->a = a;
     r->conn = conn;
     r->refs = 1;
     r->method = method;
     buf_init(&r->body);
-    r->route_bad = api_route_match(method, url, &r->route) != 0;
+    int routed = api_route_match(method, url, &r->route);
+    r->route_bad = routed == -1;
+    r->route_oom = routed < -1;
     r->url_fp = fnv64_more(fnv64_more(FNV64_INIT, method, strlen(method) + 1), url, strlen(url));
     *con_cls = r;
     early_checks(r);
@@ -464,7 +473,7 @@ static enum MHD_Result first_call(api *a, struct MHD_Connection *conn, const cha
 
 static bool take_body(api_req *r, const char *data, size_t n)
 {
-    if (r->replied || r->too_large) {
+    if (r->replied || r->too_large || r->body_oom) {
         r->drained += n;
         return r->drained / API_DRAIN_FACTOR <= r->a->max_body;
     }
@@ -474,8 +483,12 @@ static bool take_body(api_req *r, const char *data, size_t n)
         buf_free(&r->body);
         return true;
     }
-    /* out of memory: no answer can be sent mid-body, so drop the connection */
-    return buf_append(&r->body, data, n) == 0;
+    if (buf_append(&r->body, data, n) < 0) { /* out of memory: 500 at the body's end */
+        r->body_oom = true;
+        r->drained = r->body.len + n;
+        buf_free(&r->body);
+    }
+    return true;
 }
 
 /* The whole request is in (MHD's last call for it, and the calls after a
@@ -491,6 +504,8 @@ static void after_body(api_req *r)
     } else if (r->too_large) {
         api_reply_error(r, 413, "request_too_large", NULL, "body exceeds %zu bytes",
                         r->a->max_body);
+    } else if (r->body_oom) {
+        api_reply_error(r, 500, "internal", NULL, "out of memory");
     } else if (r->resume) {
         after_wait(r);
     } else {
@@ -506,6 +521,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     api_req *r = *con_cls;
     if (!r)
         return first_call(cls, conn, url, method, con_cls);
+    if (r == (api_req *)&no_context) {
+        if (*upload_data_size)
+            *upload_data_size = 0; /* dropped */
+        else
+            api_guard_received(&((api *)cls)->guard, conn);
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         if (!take_body(r, upload_data, *upload_data_size))
             return MHD_NO;
@@ -523,7 +545,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    api_guard_next(&r->a->guard, conn); /* keep-alive: the next request's clock */
+    api_guard_next(&((api *)cls)->guard, conn); /* keep-alive: the next request's clock */
+    if (r == (api_req *)&no_context)
+        return;
     unlist(r);
     req_unref(r);
 }

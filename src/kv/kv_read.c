@@ -47,8 +47,11 @@ int kv_range_view(kv_db *d, const kv_op *req, int64_t cur, int64_t compact, kv_o
     int rc = scan_rows(d, st, hist, req, out);
     sqlite3_reset(st);
     if (rc != KV_OK) {
-        if (rc == KV_ERR_INTERNAL)
-            log_error("kv: range: %s", sqlite3_errmsg(d->db));
+        int sql = sqlite3_errcode(d->db);
+        if (rc == KV_ERR_INTERNAL) /* SQLite did not fail: copying a row did */
+            log_error("kv: range: %s", sql == SQLITE_OK || sql == SQLITE_ROW || sql == SQLITE_DONE
+                                           ? "out of memory copying a row"
+                                           : sqlite3_errmsg(d->db));
         kv_list_free(&out->kvs);
         return rc;
     }

@@ -170,7 +170,7 @@ void node_propose(node *n, const uint8_t *cmd, size_t len, node_write_cb cb, voi
     if (!j || !copy) {
         free(j);
         free(copy);
-        cb(ud, NODE_ERR_BUSY, NULL);
+        cb(ud, NODE_ERR_INTERNAL, NULL); /* as the real node answers */
         return;
     }
     *j = (job){.kind = JOB_PROPOSE, .cmd = copy, .len = len, .wcb = cb, .ud = ud};
@@ -181,7 +181,7 @@ void node_read_barrier(node *n, node_done_cb cb, void *ud)
 {
     job *j = calloc(1, sizeof *j);
     if (!j) {
-        cb(ud, NODE_ERR_BUSY);
+        cb(ud, NODE_ERR_INTERNAL);
         return;
     }
     *j = (job){.kind = JOB_BARRIER, .dcb = cb, .ud = ud};
@@ -197,7 +197,7 @@ void node_change_member(node *n, int op, uint64_t id, const char *peer_url, cons
     if (!j || (peer_url && !url)) {
         free(j);
         free(url);
-        cb(ud, NODE_ERR_BUSY);
+        cb(ud, NODE_ERR_INTERNAL);
         return;
     }
     *j = (job){.kind = JOB_MEMBER, .op = op, .id = id, .url = url, .chosen = chosen_id,

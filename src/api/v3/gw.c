@@ -294,11 +294,14 @@ int gw_bytes(api_req *r, json_t *o, const char *name, const uint8_t **out, uint3
         return 0;
     uint8_t *p = NULL;
     size_t n = 0;
-    if (!json_is_string(v) ||
-        api_b64_decode(json_string_value(v), json_string_length(v), &p, &n) != 0 ||
-        n > UINT32_MAX)
+    int rc = json_is_string(v)
+                 ? api_b64_decode(json_string_value(v), json_string_length(v), &p, &n)
+                 : -1;
+    if (rc == -1 || (rc == 0 && n > UINT32_MAX)) {
+        free(p);
         return bad_field(r, name, "base64 bytes");
-    if (n && !api_arena_keep(&r->arena, p)) {
+    }
+    if (rc < 0 || (n && !api_arena_keep(&r->arena, p))) {
         gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
         return -1;
     }
