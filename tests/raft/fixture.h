@@ -72,11 +72,22 @@ typedef struct {
      * commit with raft_send_commit on each tick and, in random mode, at
      * random steps (as node.c's short timer does). */
     bool defer_commit_notice;
+    /* Random mode: out of memory in the core — the probability that an
+     * allocation made inside a core call (step, tick, commit notice,
+     * propose, read index) fails; the call's error goes where node.c puts
+     * it (a step's is ignored: a lost message). Only in a program that
+     * routes malloc, calloc and realloc through fx_core_alloc_fails
+     * (sim_test, linked with -Wl,--wrap). */
+    double nomem;
 } fx_options;
 
 typedef struct fx fx;
 
 fx *fx_new(const fx_options *o);
+/* For the allocation wrappers of a program run with fx_options.nomem: true
+ * when the allocation now asked for must fail (a core call of a fixture
+ * with nomem set is running, and its seeded dice say so). */
+bool fx_core_alloc_fails(void);
 void fx_free(fx *f);
 
 /* ---- manual driving (focused tests) ---- */
@@ -144,6 +155,7 @@ typedef struct {
     uint64_t byz_injected;  /* hostile messages from non-members handed to nodes */
     uint64_t byz_by_type[16]; /* ... by message type */
     uint64_t refusals;      /* forwarded conf changes a leader refused, heard back */
+    uint64_t nomem_failed;  /* allocations failed inside core calls (nomem) */
 } fx_stats;
 fx_stats fx_get_stats(const fx *f);
 

@@ -128,6 +128,9 @@ bool fx_grow(fx *f, void *pp, size_t *cap, size_t need, size_t elem);
 fx_slot *fx_slots_dup(fx *f, const fx_slot *src, size_t n);
 uint64_t fx_rng_below(fx *f, uint64_t n);
 bool fx_rng_chance(fx *f, double p);
+/* Around every core call the node loop makes (fx_nomem.c). */
+void fx_core_enter(fx *f);
+void fx_core_leave(void);
 const fx_blob *fx_blob_intern(fx *f, uint8_t type, const uint8_t *d, uint32_t len);
 const fx_blob *fx_blob_of(fx *f, const raft_entry *e);
 const char *fx_blob_text(const fx_blob *b);

@@ -178,7 +178,9 @@ static void net_deliver(fx *f, fx_qmsg *qm)
         dst->pending_snap_n = qm->m.snapshot.index;
         qm->snap = NULL;
     }
+    fx_core_enter(f);
     int rc = raft_step(dst->r, &qm->m);
+    fx_core_leave();
     if (rc == RAFT_ERR_LOG_LOST) /* nothing here rolls a disk back */
         fx_fail(f, "node %llu reported a lost log (a heartbeat's commit beyond it)", (ull)to);
     if (rc && f->trace)

@@ -357,7 +357,7 @@ static void drain(fx *f, fx_node *n)
         }
         raft_ready rd;
         memset(&rd, 0, sizeof rd);
-        int rc = raft_ready_get(n->r, &rd);
+        int rc = raft_ready_get(n->r, &rd); /* allocates nothing */
         if (rc) {
             fx_fail(f, "node %llu: raft_ready_get = %d", (ull)n->id, rc);
             return;
@@ -496,9 +496,11 @@ void fx_node_tick(fx *f, fx_node *n)
     if (!n || !n->up)
         return;
     fx_node_unpark(f, n);
+    fx_core_enter(f);
     if (f->o.defer_commit_notice)
         raft_send_commit(n->r); /* the embedding's timer, at the latest */
     raft_tick(n->r);
+    fx_core_leave();
     fx_node_process(f, n);
 }
 
@@ -508,7 +510,9 @@ int fx_propose(fx *f, raft_id id, const char *data)
     if (!n || !n->up || !data)
         return RAFT_ERR_INVALID;
     fx_node_unpark(f, n);
+    fx_core_enter(f);
     int rc = raft_propose(n->r, (const uint8_t *)data, (uint32_t)strlen(data));
+    fx_core_leave();
     fx_node_process(f, n);
     return rc;
 }
@@ -522,7 +526,9 @@ int fx_propose_conf(fx *f, raft_id id, uint8_t op, raft_id target)
     raft_conf_change cc = {.op = op, .id = target, .ctx_len = 0, .ctx = NULL,
                            .tag = ++n->conf_tags};
     fx_node_unpark(f, n);
+    fx_core_enter(f);
     int rc = raft_propose_conf(n->r, &cc);
+    fx_core_leave();
     fx_node_process(f, n);
     return rc;
 }
@@ -540,7 +546,9 @@ int fx_read_index(fx *f, raft_id id, uint64_t ctx)
     if (f->n_committed > rd->min_index)
         rd->min_index = f->n_committed;
     rd->done = false;
+    fx_core_enter(f);
     int rc = raft_read_index(n->r, ctx);
+    fx_core_leave();
     fx_node_process(f, n);
     return rc;
 }

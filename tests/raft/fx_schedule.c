@@ -228,7 +228,9 @@ static void rand_send_commit(fx *f)
         return;
     trace_step(f, "send commit %llu from %llu", (ull)raft_commit_index(n->r), (ull)n->id);
     fx_node_unpark(f, n);
+    fx_core_enter(f);
     raft_send_commit(n->r);
+    fx_core_leave();
     fx_node_process(f, n);
 }
 

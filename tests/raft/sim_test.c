@@ -18,6 +18,27 @@
 
 typedef unsigned long long ull;
 
+/* Linked with -Wl,--wrap for the three (src/raft/local.mk): an allocation
+ * inside a core call of a seed with nomem may fail (fx_nomem.c). */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t k, size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t k, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+
+void *__wrap_malloc(size_t n) { return fx_core_alloc_fails() ? NULL : __real_malloc(n); }
+
+void *__wrap_calloc(size_t k, size_t n)
+{
+    return fx_core_alloc_fails() ? NULL : __real_calloc(k, n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fx_core_alloc_fails() ? NULL : __real_realloc(p, n);
+}
+
 #define SIM_DEFAULT_SEEDS 2000
 #define SIM_DEFAULT_STEPS 3000
 #define SIM_GROUP 100
@@ -68,6 +89,7 @@ static sim_plan plan_for(uint64_t seed)
     p.o.snapshot_lag = snap_lag[(h >> 15) & 3];
     p.o.byzantine = ((h >> 17) & 3) == 0 ? 0.05 : 0;
     p.o.defer_commit_notice = (h >> 19) & 1;
+    p.o.nomem = ((h >> 20) & 3) == 0 ? 0.01 : 0;
     return p;
 }
 
@@ -75,11 +97,11 @@ static void plan_print(const sim_plan *p)
 {
     printf("plan: nodes=%d prevote=%d checkquorum=%d drop=%.2f dup=%.2f delay=%d "
            "snapshot_every=%d keep=%d lag=%d slow_fsync=%.1f inflight=%u membership=%d "
-           "byzantine=%.2f defer_commit=%d\n",
+           "byzantine=%.2f defer_commit=%d nomem=%.2f\n",
            p->o.n_nodes, p->o.pre_vote, p->o.check_quorum, p->o.drop, p->o.duplicate,
            p->o.max_delay, p->o.snapshot_every, p->o.snapshot_keep, p->o.snapshot_lag,
            p->o.slow_fsync, p->o.max_inflight, p->membership, p->o.byzantine,
-           p->o.defer_commit_notice);
+           p->o.defer_commit_notice, p->o.nomem);
 }
 
 /* Runs one seed; prints the FAIL line with the replay command on failure. */
@@ -351,6 +373,32 @@ static void test_byzantine_nemesis_exercised(void)
                   raft_msg_type_name(t), (ull)sum.byz_by_type[t]);
 }
 
+/* Out of memory inside the core, forced on: allocations fail in every
+ * kind of core call, and every invariant and liveness hold (a failed step
+ * is a lost message, a failed proposal or read is refused). */
+static void test_out_of_memory_exercised(void)
+{
+    fx_stats sum;
+    memset(&sum, 0, sizeof sum);
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        sim_plan p = plan_for(seed);
+        p.o.nomem = 0.02;
+        fx *f = fx_new(&p.o);
+        CHECK(f != NULL);
+        if (!f)
+            return;
+        CHECK_MSG(fx_run_random(f, SIM_DEFAULT_STEPS, p.membership) == 0 &&
+                      fx_settle(f, 400) == 0,
+                  "seed %llu: %s", (ull)seed, fx_error(f));
+        fx_stats st = fx_get_stats(f);
+        sum.nomem_failed += st.nomem_failed;
+        fx_free(f);
+    }
+    printf("out of memory over 40 seeds: %llu core allocations failed\n",
+           (ull)sum.nomem_failed);
+    CHECK(sum.nomem_failed > 1000);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: sim_test [--seed N] [--seeds COUNT] [--steps K] [--verbose]\n");
@@ -395,6 +443,7 @@ int main(int argc, char **argv)
     RUN(test_random_run_commits);
     RUN(test_production_modelling_exercised);
     RUN(test_byzantine_nemesis_exercised);
+    RUN(test_out_of_memory_exercised);
     run_seed_groups(n_seeds, steps);
     TEST_MAIN_END();
 }
