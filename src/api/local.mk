@@ -16,7 +16,8 @@ libraftkv_a_SOURCES += src/api/recipes/waitline.h src/api/recipes/waitline.c \
 
 check_PROGRAMS += tests/unit/route_test tests/unit/api_test
 tests_unit_route_test_SOURCES = tests/unit/route_test.c
-tests_unit_api_test_SOURCES = tests/unit/api_test.c tests/unit/fake_node.c
+tests_unit_api_test_SOURCES = tests/unit/api_test.c tests/unit/fake_node.c tests/alloc_wrap.c \
+	tests/alloc_wrap.h
 # the out-of-memory sweep fails the server's allocations one at a time
 tests_unit_api_test_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
 TESTS += tests/unit/route_test tests/unit/api_test

@@ -11,7 +11,8 @@ RAFT_FIXTURE = tests/raft/fixture.h tests/raft/fx_int.h tests/raft/fixture.c \
 	tests/raft/fx_check.c tests/raft/fx_schedule.c tests/raft/fx_byzantine.c \
 	tests/raft/fx_nomem.c
 tests_raft_features_test_SOURCES = tests/raft/features_test.c $(RAFT_FIXTURE)
-tests_raft_sim_test_SOURCES = tests/raft/sim_test.c $(RAFT_FIXTURE)
+tests_raft_sim_test_SOURCES = tests/raft/sim_test.c $(RAFT_FIXTURE) tests/alloc_wrap.c \
+	tests/alloc_wrap.h
 # out of memory in the core (fx_nomem.c): the sim routes allocations through it
 tests_raft_sim_test_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
 TESTS += tests/raft/features_test tests/raft/sim_test

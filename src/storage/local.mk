@@ -5,9 +5,6 @@ libraftkv_a_SOURCES += src/storage/storage.h src/storage/storage_int.h \
 	src/storage/storage_snap.c src/storage/storage_file.c
 
 check_PROGRAMS += tests/unit/storage_test
-tests_unit_storage_test_SOURCES = tests/unit/storage_test.c
+tests_unit_storage_test_SOURCES = tests/unit/storage_test.c tests/unit/sqlite_oom.c \
+	tests/unit/sqlite_oom.h
 TESTS += tests/unit/storage_test
-# raft.db opened, loaded and appended to with each of SQLite's allocations failed in turn
-check_PROGRAMS += tests/unit/storage_oom_test
-tests_unit_storage_oom_test_SOURCES = tests/unit/storage_oom_test.c tests/unit/sqlite_oom.c tests/unit/sqlite_oom.h
-TESTS += tests/unit/storage_oom_test

@@ -10,6 +10,7 @@
  * run is a function of the seed (and --steps) alone, so every failure
  * replays with `tests/raft/sim_test --seed N --verbose`.
  */
+#include "../alloc_wrap.h"
 #include "../test.h"
 #include "fixture.h"
 
@@ -18,26 +19,9 @@
 
 typedef unsigned long long ull;
 
-/* Linked with -Wl,--wrap for the three (src/raft/local.mk): an allocation
- * inside a core call of a seed with nomem may fail (fx_nomem.c). */
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-
-void *__wrap_malloc(size_t n) { return fx_core_alloc_fails() ? NULL : __real_malloc(n); }
-
-void *__wrap_calloc(size_t k, size_t n)
-{
-    return fx_core_alloc_fails() ? NULL : __real_calloc(k, n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return fx_core_alloc_fails() ? NULL : __real_realloc(p, n);
-}
+/* Allocations go through alloc_wrap.c (src/raft/local.mk links with
+ * --wrap): one inside a core call of a seed with nomem may fail. */
+bool alloc_wrap_fails(void) { return fx_core_alloc_fails(); }
 
 #define SIM_DEFAULT_SEEDS 2000
 #define SIM_DEFAULT_STEPS 3000
@@ -342,29 +326,44 @@ static void test_production_modelling_exercised(void)
     CHECK(sum.refusals > 0);
 }
 
+/* Seeds 1-40 of plan_for with force applied to each plan, each run and
+ * settled with every check; false (and a failed check) if one fails.
+ * *sum gets the runs' stats added up. */
+static bool run_forced(void (*force)(fx_options *), fx_stats *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        sim_plan p = plan_for(seed);
+        force(&p.o);
+        fx *f = fx_new(&p.o);
+        CHECK(f != NULL);
+        if (!f)
+            return false;
+        CHECK_MSG(fx_run_random(f, SIM_DEFAULT_STEPS, p.membership) == 0 &&
+                      fx_settle(f, 400) == 0,
+                  "seed %llu: %s", (ull)seed, fx_error(f));
+        fx_stats st = fx_get_stats(f);
+        sum->byz_injected += st.byz_injected;
+        for (int t = 0; t < 16; t++)
+            sum->byz_by_type[t] += st.byz_by_type[t];
+        sum->nomem_failed += st.nomem_failed;
+        fx_free(f);
+    }
+    return true;
+}
+
+static void force_byzantine(fx_options *o) { o->byzantine = 0.2; }
+
+static void force_nomem(fx_options *o) { o->nomem = 0.02; }
+
 /* The hostile-input nemesis, forced on: thousands of messages of every type
  * from non-members, none obeyed (fx_byzantine.c checks each), and every
  * invariant and liveness kept. */
 static void test_byzantine_nemesis_exercised(void)
 {
     fx_stats sum;
-    memset(&sum, 0, sizeof sum);
-    for (uint64_t seed = 1; seed <= 40; seed++) {
-        sim_plan p = plan_for(seed);
-        p.o.byzantine = 0.2;
-        fx *f = fx_new(&p.o);
-        CHECK(f != NULL);
-        if (!f)
-            return;
-        CHECK_MSG(fx_run_random(f, SIM_DEFAULT_STEPS, p.membership) == 0 &&
-                      fx_settle(f, 400) == 0,
-                  "seed %llu: %s", (ull)seed, fx_error(f));
-        fx_stats st = fx_get_stats(f);
-        sum.byz_injected += st.byz_injected;
-        for (int t = 0; t < 16; t++)
-            sum.byz_by_type[t] += st.byz_by_type[t];
-        fx_free(f);
-    }
+    if (!run_forced(force_byzantine, &sum))
+        return;
     printf("byzantine over 40 seeds: %llu hostile messages from non-members\n",
            (ull)sum.byz_injected);
     CHECK(sum.byz_injected > 5000);
@@ -379,21 +378,8 @@ static void test_byzantine_nemesis_exercised(void)
 static void test_out_of_memory_exercised(void)
 {
     fx_stats sum;
-    memset(&sum, 0, sizeof sum);
-    for (uint64_t seed = 1; seed <= 40; seed++) {
-        sim_plan p = plan_for(seed);
-        p.o.nomem = 0.02;
-        fx *f = fx_new(&p.o);
-        CHECK(f != NULL);
-        if (!f)
-            return;
-        CHECK_MSG(fx_run_random(f, SIM_DEFAULT_STEPS, p.membership) == 0 &&
-                      fx_settle(f, 400) == 0,
-                  "seed %llu: %s", (ull)seed, fx_error(f));
-        fx_stats st = fx_get_stats(f);
-        sum.nomem_failed += st.nomem_failed;
-        fx_free(f);
-    }
+    if (!run_forced(force_nomem, &sum))
+        return;
     printf("out of memory over 40 seeds: %llu core allocations failed\n",
            (ull)sum.nomem_failed);
     CHECK(sum.nomem_failed > 1000);

@@ -5,6 +5,7 @@
  * request kind with each of its JSON allocations failed in turn. */
 #include "api/api.h"
 #include "api/api_int.h" /* json_out.c against its jansson twin */
+#include "../alloc_wrap.h"
 #include "../test.h"
 
 #include <curl/curl.h>
@@ -595,15 +596,9 @@ static void test_node_errors(void)
 /* Every allocation the server makes with malloc, calloc or realloc in
  * raftkv's own code, the fake node's and jansson's (json_safe allocates
  * with malloc): this program is linked with -Wl,--wrap for the three
- * (src/api/local.mk), so those calls come here. While oom_at is n > 0, the
+ * (src/api/local.mk), so those calls ask alloc_wrap_fails (alloc_wrap.c). While oom_at is n > 0, the
  * n-th of them counted from arming fails, once. Only threads other than
  * the test's own count: the client side of a request never fails. */
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
 static atomic_long oom_at, oom_seen;
 static _Thread_local bool client_thread;
 
@@ -613,23 +608,20 @@ static bool oom_now(void)
            atomic_fetch_add(&oom_seen, 1) + 1 == atomic_load(&oom_at);
 }
 
-/* NULL for the failed allocation; with OOM_TRACE=1 in the environment,
- * its backtrace on stderr first (to find the code behind a failure). */
-static void *failed(void)
+/* With OOM_TRACE=1 in the environment, each failed allocation's backtrace
+ * goes to stderr first (to find the code behind a failure). */
+bool alloc_wrap_fails(void)
 {
+    if (!oom_now())
+        return false;
     if (getenv("OOM_TRACE")) {
         void *frames[12];
         int n = backtrace(frames, 12);
         fputs("OOMTRACE\n", stderr);
         backtrace_symbols_fd(frames, n, 2);
     }
-    return NULL;
+    return true;
 }
-void *__wrap_malloc(size_t n) { return oom_now() ? failed() : __real_malloc(n); }
-
-void *__wrap_calloc(size_t k, size_t n) { return oom_now() ? failed() : __real_calloc(k, n); }
-
-void *__wrap_realloc(void *p, size_t n) { return oom_now() ? failed() : __real_realloc(p, n); }
 
 /* Same kinds, object keys and array lengths all the way down: what an
  * answer must keep when only its revisions and ids may differ. */

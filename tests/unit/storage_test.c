@@ -1,13 +1,16 @@
 /* storage_test: the durable Raft state — append/load round trips, suffix
  * overwrite, crashes (close without cleanup, SIGKILL mid-appends),
  * snapshots (save + compaction, install, verify, orphan cleanup) and the
- * refusal of damaged or foreign data dirs.
+ * refusal of damaged or foreign data dirs; and raft.db opened, loaded and
+ * appended to with each of SQLite's allocations failed in turn
+ * (sqlite_oom.c, armed only by those two tests).
  *
  * Must never leave files behind: every case works in a fresh mkdtemp dir
  * that it removes.
  */
 #include "storage/storage.h"
 #include "../test.h"
+#include "sqlite_oom.h"
 #include "util/util.h"
 
 #include <fcntl.h>
@@ -758,9 +761,144 @@ static void test_load_refuses_gap(void)
     remove_root();
 }
 
+/* ---- out of memory: each of SQLite's allocations failed in turn, each
+ * try on a fresh copy of the same raft.db. Opening and loading must give
+ * back the whole durable state or an error, never a shorter log or an
+ * older hard state (a member that loaded a log short of entries it had
+ * acknowledged could let a leader be elected without them). An append
+ * that fails must leave, after a restart, the state before it or the
+ * state after it; one that returns 0 must be there whole. ---- */
+
+static bool same_load(const loaded *a, const loaded *b)
+{
+    if (memcmp(&a->hs, &b->hs, sizeof a->hs) != 0 || a->snap.meta.index != b->snap.meta.index ||
+        a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++) {
+        const raft_entry *x = &a->le[i], *y = &b->le[i];
+        if (x->index != y->index || x->term != y->term || x->type != y->type ||
+            x->len != y->len || x->crc != y->crc ||
+            (x->len && memcmp(x->data, y->data, x->len) != 0))
+            return false;
+    }
+    return true;
+}
+
+static char oom_db[400], oom_tmpl[400];
+
+/* The template: a data dir with an identity, entries 1-60 and a hard state
+ * at term 9, stopped cleanly; its raft.db is copied aside. */
+static bool oom_template(void)
+{
+    const char *dir = fresh_dir();
+    snprintf(oom_db, sizeof oom_db, "%s/raft.db", dir);
+    snprintf(oom_tmpl, sizeof oom_tmpl, "%s/template.db", root);
+    storage *s = open_ok(dir);
+    raft_hard_state hs = {.term = 9, .vote = 2, .commit = 50};
+    bool ok = s && storage_set_identity(s, 1, 0x1234) == 0 && append_range(s, 1, 60, &hs) == 0;
+    storage_close(s);
+    return ok && sqlite_oom_copy_file(oom_db, oom_tmpl);
+}
+
+/* Opens and loads the data dir with allocation n failed (0: none), from a
+ * fresh copy of the template when `fresh`; 0 or the first error. */
+static int oom_open_load(long n, bool fresh, loaded *l, bool *hit)
+{
+    storage *s = NULL;
+    char err[256];
+    memset(l, 0, sizeof *l);
+    if (fresh && !sqlite_oom_copy_db(oom_tmpl, oom_db))
+        return -1;
+    sqlite_oom_arm(n);
+    int rc = storage_open(data_dir, &s, err, sizeof err);
+    if (rc == 0)
+        rc = load(s, l);
+    *hit = sqlite_oom_disarm(n);
+    storage_close(s);
+    return rc;
+}
+
+static void test_load_out_of_memory(void)
+{
+    loaded want, got;
+    bool hit = false;
+    CHECK(oom_template());
+    CHECK(oom_open_load(0, true, &want, &hit) == 0 && want.n == 60 && want.hs.term == 9);
+    long n = 1;
+    for (;; n++) {
+        int rc = oom_open_load(n, true, &got, &hit);
+        CHECK_MSG(rc == 0 ? same_load(&want, &got) : got.n == 0,
+                  "allocation %ld failed: rc %d, %zu entries, term %llu", n, rc, got.n,
+                  (unsigned long long)got.hs.term);
+        unload(&got);
+        if (!hit)
+            break;
+    }
+    printf("  %ld opens and loads each ran out of memory once\n", n - 1);
+    CHECK(n - 1 > 20);
+    unload(&want);
+    remove_root();
+}
+
+/* A fresh copy, opened; entries 55-70 at term 10 (replacing 55-60) and a
+ * new hard state appended with allocation n failed; then a restart's load. */
+static int oom_append(long n, loaded *after, bool *hit)
+{
+    static uint8_t data[16][32];
+    raft_entry e[16];
+    for (int k = 0; k < 16; k++) {
+        snprintf((char *)data[k], sizeof data[k], "entry %d of term 10", 55 + k);
+        e[k] = (raft_entry){.term = 10, .index = (raft_index)(55 + k), .len = 32, .data = data[k]};
+    }
+    seal(e, 16);
+    raft_hard_state hs = {.term = 10, .vote = 3, .commit = 54};
+    storage *s = NULL;
+    char err[256];
+    int rc = -1;
+    if (sqlite_oom_copy_db(oom_tmpl, oom_db) &&
+        storage_open(data_dir, &s, err, sizeof err) == 0) {
+        sqlite_oom_arm(n);
+        rc = storage_append(s, &hs, e, 16);
+        *hit = sqlite_oom_disarm(n);
+    }
+    storage_close(s); /* a failed append stops the node */
+    bool unarmed;
+    CHECK_MSG(oom_open_load(0, false, after, &unarmed) == 0,
+              "allocation %ld: the data dir cannot be loaded after the append", n);
+    return rc;
+}
+
+static void test_append_out_of_memory(void)
+{
+    loaded before, after, got;
+    bool hit = false;
+    CHECK(oom_template());
+    CHECK(oom_open_load(0, true, &before, &hit) == 0);
+    CHECK(oom_append(0, &after, &hit) == 0 && after.n == 70 && after.hs.term == 10);
+    long n = 1;
+    for (;; n++) {
+        int rc = oom_append(n, &got, &hit);
+        CHECK_MSG(rc == 0 ? same_load(&after, &got)
+                          : (rc == STORAGE_ERR_IO || rc == STORAGE_ERR_NOSPACE) &&
+                                (same_load(&before, &got) || same_load(&after, &got)),
+                  "allocation %ld failed: rc %d, then %zu entries, term %llu", n, rc, got.n,
+                  (unsigned long long)got.hs.term);
+        unload(&got);
+        if (!hit)
+            break;
+    }
+    printf("  %ld appends each ran out of memory once\n", n - 1);
+    CHECK(n - 1 > 10);
+    unload(&before);
+    unload(&after);
+    remove_root();
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
+    if (!sqlite_oom_install()) /* before SQLite starts; inert until armed */
+        return 1;
     RUN(test_fresh_dir_and_identity);
     RUN(test_append_load_roundtrip);
     RUN(test_overwrite_conflicting_suffix);
@@ -778,5 +916,7 @@ int main(void)
     RUN(test_refuses_foreign_and_damaged_meta);
     RUN(test_load_refuses_gap);
     RUN(test_load_refuses_damaged_entry);
+    RUN(test_load_out_of_memory);
+    RUN(test_append_out_of_memory);
     TEST_MAIN_END();
 }
