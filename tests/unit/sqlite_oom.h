@@ -1,6 +1,6 @@
 /* sqlite_oom: SQLite's allocator for a test program, failing one chosen
  * allocation, and a whole-file copy for starting each try from the same
- * database. Shared by kv_oom_test and storage_oom_test. Never asserts. */
+ * database. Shared by kv_oom_test and storage_test. Never asserts. */
 #ifndef RAFTKV_SQLITE_OOM_H
 #define RAFTKV_SQLITE_OOM_H
 
