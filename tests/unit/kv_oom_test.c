@@ -185,6 +185,11 @@ typedef struct {
     bool succeeded, hit;
 } applied;
 
+/* How a batch ends: committed alone (kv_apply_commit), or ended inside the
+ * writer's open transaction and then flushed, as the node does under load
+ * (kv_apply_end, kv_apply_flush). */
+static bool batched;
+
 /* Opens a copy of the template store, applies cmd as one batch with
  * allocation n failed (0: none), and reports; *before and *after get the
  * store's state around it (after: as reopened). */
@@ -203,7 +208,11 @@ static bool apply_with(const char *tmpl, long n, const buf *cmd, applied *out, s
     out->rc = kv_apply_begin(k); /* failed: the node stops before applying */
     if (out->rc == KV_OK) {
         out->rc = kv_apply_cmd(k, cmd->data, cmd->len, &res);
-        out->commit = kv_apply_commit(k, before->index + 1, 1);
+        out->commit = !batched ? kv_apply_commit(k, before->index + 1, 1)
+                      : out->rc != KV_OK ? out->rc /* the node stops before ending it */
+                                         : kv_apply_end(k, before->index + 1, 1);
+        if (batched && out->commit == KV_OK)
+            out->commit = kv_apply_flush(k);
     }
     out->hit = sqlite_oom_disarm(n);
     out->err = res.err;
@@ -287,13 +296,17 @@ static void test_applies_out_of_memory(void)
     snprintf(tmpl, sizeof tmpl, "%s/template.db", fx.dir);
     CHECK(sqlite_oom_copy_file(fx.path, tmpl));
 
-    long hits = 0;
-    encode_put(&b, "oom/003", "a new value", 0);
-    hits += sweep_apply("a put over a key", tmpl, &b);
-    buf_reset(&b);
-    encode_put(&b, "brand-new-key", "v", 77);
-    hits += sweep_apply("a put of a new key with a lease", tmpl, &b);
-    buf_reset(&b);
+    buf_free(&b);
+    enum { N_CMDS = 6 };
+    static const char *const what[N_CMDS] = {
+        "a put over a key", "a put of a new key with a lease",
+        "a txn: compare, put, delete of 10, range", "a lease revoke deleting its keys",
+        "a revoke of an unknown lease (refused)", "a compaction"};
+    buf cmds[N_CMDS];
+    for (int c = 0; c < N_CMDS; c++)
+        buf_init(&cmds[c]);
+    encode_put(&cmds[0], "oom/003", "a new value", 0);
+    encode_put(&cmds[1], "brand-new-key", "v", 77);
     kv_compare cmp = {.key = (const uint8_t *)"oom/001", .key_len = 7, .target = KV_CMP_VERSION,
                       .result = KV_CMP_GREATER, .number = 0};
     kv_op ops[] = {
@@ -304,20 +317,22 @@ static void test_applies_out_of_memory(void)
     };
     kv_txn t = {.n_compare = 1, .compare = &cmp, .n_success = 3, .success = ops,
                 .n_failure = 1, .failure = &ops[2]};
-    CHECK(kv_encode_txn(&t, &b) == KV_OK);
-    hits += sweep_apply("a txn: compare, put, delete of 10, range", tmpl, &b);
-    buf_reset(&b);
-    CHECK(kv_encode_lease_revoke(77, &b) == KV_OK);
-    hits += sweep_apply("a lease revoke deleting its keys", tmpl, &b);
-    buf_reset(&b);
-    CHECK(kv_encode_lease_revoke(78, &b) == KV_OK);
-    hits += sweep_apply("a revoke of an unknown lease (refused)", tmpl, &b);
-    buf_reset(&b);
-    CHECK(kv_encode_compact(30, &b) == KV_OK);
-    hits += sweep_apply("a compaction", tmpl, &b);
-    buf_free(&b);
-    printf("  %ld applies each ran out of memory once\n", hits);
-    CHECK(hits > 100);
+    CHECK(kv_encode_txn(&t, &cmds[2]) == KV_OK);
+    CHECK(kv_encode_lease_revoke(77, &cmds[3]) == KV_OK);
+    CHECK(kv_encode_lease_revoke(78, &cmds[4]) == KV_OK);
+    CHECK(kv_encode_compact(30, &cmds[5]) == KV_OK);
+    for (int mode = 0; mode < 2; mode++) {
+        batched = mode == 1;
+        long hits = 0;
+        for (int c = 0; c < N_CMDS; c++)
+            if (!batched || c == 0 || c == 2 || c == 3) /* batched: put, txn, revoke */
+                hits += sweep_apply(what[c], tmpl, &cmds[c]);
+        printf("  %ld applies (%s) each ran out of memory once\n", hits,
+               batched ? "ended, then flushed" : "committed alone");
+        CHECK(hits > 100);
+    }
+    for (int c = 0; c < N_CMDS; c++)
+        buf_free(&cmds[c]);
     CHECK(kvfx_reopen(&fx));
 }
 
