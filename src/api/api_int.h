@@ -306,14 +306,15 @@ bool api_auth_read(api_req *r, kv_conn *c, const kv_span *s);
 /* The command to propose for r: cmd itself, or cmd run as r's user (in
  * tmp). NULL when it cannot be built. */
 const buf *api_auth_wrap(api_req *r, const buf *cmd, buf *tmp);
-/* The user's password checked on c: true, or false once 401 (wrong,
- * counted against the client's address) or 429 (too many) is answered. */
+/* A login's outcome: only WRONG counts against the client's address;
+ * INTERNAL is the server's failure (out of memory, the store), a 500. */
+typedef enum { API_LOGIN_OK, API_LOGIN_WRONG, API_LOGIN_LIMITED, API_LOGIN_INTERNAL } api_login;
+api_login api_login_check(api_req *r, kv_conn *c, const char *user, const char *password,
+                          uint64_t *gen, uint64_t *retry_ms);
+/* The same, answered in the native API's words: true, or false once 401
+ * (wrong), 429 (too many) or 500 is answered. */
 bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
                        uint64_t *gen);
-/* The failed-login limit of r's client address: is it reached (then
- * *retry_ms says for how long)? Count one more failure. */
-bool api_login_limited(api_req *r, uint64_t *retry_ms);
-void api_login_failed(api_req *r);
 /* An etcd-shaped error {"error","message","code"} (v3/gw.c). */
 void api_v3_error(api_req *r, int grpc_code, const char *msg);
 void api_h_auth(api_req *r);

@@ -84,12 +84,22 @@ static void unauthenticated(api_req *r, const char *why)
         api_reply_error(r, 401, "unauthenticated", NULL, "%s", why);
 }
 
-bool api_login_limited(api_req *r, uint64_t *retry_ms)
+static bool login_limited(api_req *r, uint64_t *retry_ms)
 {
     return !auth_limiter_allowed(r->a->limiter, client_addr(r), now_ms(), retry_ms);
 }
 
-void api_login_failed(api_req *r) { auth_limiter_failed(r->a->limiter, client_addr(r), now_ms()); }
+static void login_failed(api_req *r) { auth_limiter_failed(r->a->limiter, client_addr(r), now_ms()); }
+
+/* A failure of the server's, not the client's credentials: 500 in the
+ * shape the client parses. */
+static void internal(api_req *r, const char *why)
+{
+    if (gateway(r))
+        api_v3_error(r, 13, "etcdserver: internal error"); /* gRPC Internal */
+    else
+        api_reply_error(r, 500, "internal", NULL, "%s", why);
+}
 
 static bool from_token(api_req *r, kv_conn *c, const char *token)
 {
@@ -97,7 +107,12 @@ static bool from_token(api_req *r, kv_conn *c, const char *token)
     size_t klen = 0;
     char user[KV_AUTH_NAME_MAX + 1];
     uint64_t gen;
-    if (kv_auth_secret(c, key, sizeof key, &klen) != KV_OK ||
+    int rc = kv_auth_secret(c, key, sizeof key, &klen);
+    if (rc != KV_OK && rc != KV_ERR_NOT_FOUND) {
+        internal(r, "cannot read the auth state");
+        return false;
+    }
+    if (rc != KV_OK ||
         auth_token_verify(key, klen, token, now_wall_ms(), user, sizeof user, &gen) < 0) {
         unauthenticated(r, "invalid or expired token");
         return false;
@@ -105,27 +120,39 @@ static bool from_token(api_req *r, kv_conn *c, const char *token)
     return set_user(r, user, gen);
 }
 
-/* The user's hash checked against a password, counted against the
- * address when wrong. */
+api_login api_login_check(api_req *r, kv_conn *c, const char *user, const char *password,
+                          uint64_t *gen, uint64_t *retry_ms)
+{
+    if (login_limited(r, retry_ms))
+        return API_LOGIN_LIMITED;
+    char *hash = NULL;
+    int rc = kv_auth_name_valid(user) ? kv_auth_user_get(c, user, &hash, gen) : KV_ERR_NOT_FOUND;
+    int v = rc == KV_OK ? auth_password_verify(password, hash) : rc == KV_ERR_NOT_FOUND ? 0 : -1;
+    free(hash);
+    if (v < 0)
+        return API_LOGIN_INTERNAL;
+    if (v == 0) {
+        login_failed(r);
+        return API_LOGIN_WRONG;
+    }
+    return API_LOGIN_OK;
+}
+
 bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
                        uint64_t *gen)
 {
     uint64_t retry_ms = 0;
-    if (api_login_limited(r, &retry_ms)) {
+    switch (api_login_check(r, c, user, password, gen, &retry_ms)) {
+    case API_LOGIN_OK: return true;
+    case API_LOGIN_LIMITED:
         api_reply_error_with(r, 429, "too_many_attempts",
                              json_pack("{s:I}", "retry_after_ms", (json_int_t)retry_ms),
                              "too many failed logins from this address; retry later");
-        return false;
+        break;
+    case API_LOGIN_WRONG: unauthenticated(r, "wrong user name or password"); break;
+    case API_LOGIN_INTERNAL: internal(r, "cannot check the password"); break;
     }
-    char *hash = NULL;
-    bool ok = kv_auth_name_valid(user) && kv_auth_user_get(c, user, &hash, gen) == KV_OK &&
-              auth_password_matches(password, hash);
-    free(hash);
-    if (!ok) {
-        api_login_failed(r);
-        unauthenticated(r, "wrong user name or password");
-    }
-    return ok;
+    return false;
 }
 
 static bool from_basic(api_req *r, kv_conn *c, const char *b64)
@@ -135,7 +162,7 @@ static bool from_basic(api_req *r, kv_conn *c, const char *b64)
     bool ok = false;
     int rc = api_b64_decode(b64, strlen(b64), &d, &n);
     if (rc == -2) {
-        api_reply_error(r, 500, "internal", NULL, "out of memory");
+        internal(r, "out of memory");
     } else if (rc != 0 || memchr(d, 0, n) || !memchr(d, ':', n)) {
         unauthenticated(r, "Authorization: Basic needs base64 of user:password");
     } else {

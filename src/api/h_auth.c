@@ -100,11 +100,13 @@ static void do_authenticate(api_req *r)
     size_t klen = 0;
     uint64_t gen = 0;
     char tok[AUTH_TOKEN_MAX];
-    bool on = kv_auth_secret(c, key, sizeof key, &klen) == KV_OK;
-    bool ok = on && api_auth_password(r, c, name, pw, &gen);
+    int on = kv_auth_secret(c, key, sizeof key, &klen);
+    bool ok = on == KV_OK && api_auth_password(r, c, name, pw, &gen);
     kv_reader_release(r->a->kv, c);
-    if (!on) {
+    if (on == KV_ERR_NOT_FOUND) {
         api_reply_error(r, 400, "auth_not_enabled", NULL, "auth is not enabled");
+    } else if (on != KV_OK) {
+        api_reply_error(r, 500, "internal", NULL, "cannot read the auth state");
     } else if (ok && auth_token_make(key, klen, name, gen, now_wall_ms() + AUTH_TOKEN_TTL_MS, tok,
                                      sizeof tok) == 0) {
         api_reply_json(r, 200, api_json_with_header(r->a, json_pack("{s:s,s:I}", "token", tok,

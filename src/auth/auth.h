@@ -21,7 +21,10 @@
 #define AUTH_PASSWORD_MAX 1024
 /* 0, or -1 (no randomness, no memory, password empty or too long). */
 int auth_hash_password(const char *password, char *out, size_t cap);
-bool auth_password_matches(const char *password, const char *hash);
+/* 1 if password hashes to hash, 0 if not (or it is empty or too long),
+ * -1 if it could not be checked (no memory, a hash crypt cannot read):
+ * never a wrong password, which counts against the client. */
+int auth_password_verify(const char *password, const char *hash);
 
 /* ---- tokens: "<user hex>.<generation>.<expiry ms>.<HMAC-SHA256 hex>",
  * signed with the cluster's secret (replicated when auth is enabled), so

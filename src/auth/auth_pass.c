@@ -41,17 +41,20 @@ int auth_hash_password(const char *password, char *out, size_t cap)
     return rc;
 }
 
-bool auth_password_matches(const char *password, const char *hash)
+int auth_password_verify(const char *password, const char *hash)
 {
     size_t n = password ? strlen(password) : 0;
-    if (n == 0 || n > AUTH_PASSWORD_MAX || !hash || hash[0] != '$')
-        return false;
+    if (n == 0 || n > AUTH_PASSWORD_MAX)
+        return 0;
+    if (!hash || hash[0] != '$')
+        return -1;
     struct crypt_data *cd = calloc(1, sizeof *cd);
     if (!cd)
-        return false;
+        return -1;
+    /* crypt_r fails with a "*" string, not a hash, when it cannot run */
     const char *h = crypt_r(password, hash, cd);
-    bool ok = h && h[0] == '$' && same(h, hash);
+    int rc = !h || h[0] != '$' ? -1 : same(h, hash) ? 1 : 0;
     explicit_bzero(cd, sizeof *cd);
     free(cd);
-    return ok;
+    return rc;
 }

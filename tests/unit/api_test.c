@@ -5,6 +5,7 @@
  * request kind with each of its JSON allocations failed in turn. */
 #include "api/api.h"
 #include "api/api_int.h" /* json_out.c against its jansson twin */
+#include "auth/auth.h"
 #include "../alloc_wrap.h"
 #include "../test.h"
 
@@ -29,6 +30,7 @@ static char tmpdir[] = "/tmp/raftkv-api-test-XXXXXX";
 static node *nd;
 static api *srv;
 static uint16_t port;
+static const char *auth_header; /* sent with every request while set */
 
 typedef struct {
     long code;
@@ -65,6 +67,8 @@ static long req_http(resp *r, const char *method, const char *path, const void *
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    if (auth_header)
+        h = curl_slist_append(h, auth_header);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -918,6 +922,47 @@ static void test_out_of_memory_watch(void)
     watch_hub_destroy(hub);
 }
 
+/* The same with auth on: logins (a password checked, a token made), and
+ * requests as root by password and by token. A login the server could
+ * not check is a 500, never a wrong password: that would also count
+ * against the client's address, and the limit would then refuse root. */
+static void test_out_of_memory_auth(void)
+{
+    resp r = {0};
+    CHECK(req_s(&r, "POST", "/auth/users", "{\"name\":\"root\",\"password\":\"pw\"}") == 200);
+    CHECK(req_s(&r, "POST", "/auth/roles", "{\"name\":\"root\"}") == 200);
+    CHECK(req_s(&r, "POST", "/auth/users/root/roles", "{\"role\":\"root\"}") == 200);
+    CHECK(req_s(&r, "POST", "/auth/enable", NULL) == 200);
+    CHECK(req_s(&r, "GET", "/kv/oom", NULL) == 401);
+    CHECK(req_s(&r, "POST", "/auth/authenticate", "{\"name\":\"root\",\"password\":\"pw\"}") ==
+          200);
+    static char bearer[AUTH_TOKEN_MAX + 32];
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", jstr(r.json, "token", NULL));
+    const char *basic = "Authorization: Basic cm9vdDpwdw=="; /* root:pw */
+    const char *login = "{\"name\":\"root\",\"password\":\"pw\"}";
+    const struct {
+        oom_case c;
+        const char *auth; /* the Authorization header sent */
+    } cases[] = {
+        {{"POST", "/auth/authenticate", login, false}, NULL},
+        {{"POST", "/v3/auth/authenticate", login, false}, NULL},
+        {{"GET", "/kv/oom", NULL, true}, basic},
+        {{"GET", "/auth/users", NULL, true}, bearer},
+        {{"POST", "/v3/kv/range", "{\"key\":\"b29t\"}", true}, bearer},
+    };
+    long total = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        auth_header = cases[i].auth;
+        total += oom_sweep(&cases[i].c);
+    }
+    printf("  %ld requests with auth on each ran out of memory once\n", total);
+    CHECK(total > 20);
+    auth_header = basic;
+    CHECK(req_s(&r, "POST", "/auth/disable", NULL) == 200);
+    auth_header = NULL;
+    resp_free(&r);
+}
+
 /* ---- a request still waiting on the node when the server stops ---- */
 
 static void *put_in_thread(void *arg)
@@ -1097,6 +1142,7 @@ int main(void)
     RUN(test_jw_range);
     RUN(test_out_of_memory);
     RUN(test_out_of_memory_watch);
+    RUN(test_out_of_memory_auth);
     RUN(test_stop_while_waiting); /* last: it stops the server */
     api_stop(srv);
     node_destroy(nd);

@@ -353,27 +353,20 @@ static void do_authenticate(api_req *r)
         return;
     const char *name = json_string_value(json_object_get(r->doc, "name"));
     const char *pw = json_string_value(json_object_get(r->doc, "password"));
-    uint64_t retry_ms;
-    if (api_login_limited(r, &retry_ms)) {
-        kv_reader_release(r->a->kv, c);
-        gw_reply_error(r, GW_RESOURCE_EXHAUSTED, "etcdserver: too many failed logins");
-        return;
-    }
     uint8_t key[64];
     size_t klen = 0;
-    char *hash = NULL;
-    uint64_t gen = 0;
+    uint64_t gen = 0, retry_ms = 0;
     char tok[AUTH_TOKEN_MAX];
-    bool on = kv_auth_secret(c, key, sizeof key, &klen) == KV_OK;
-    bool ok = on && name && pw && kv_auth_name_valid(name) &&
-              kv_auth_user_get(c, name, &hash, &gen) == KV_OK && auth_password_matches(pw, hash);
-    free(hash);
+    int on = kv_auth_secret(c, key, sizeof key, &klen);
+    api_login l = on == KV_OK ? api_login_check(r, c, name, pw, &gen, &retry_ms) : API_LOGIN_WRONG;
     kv_reader_release(r->a->kv, c);
-    if (on && !ok)
-        api_login_failed(r);
-    if (!on)
+    if (on == KV_ERR_NOT_FOUND)
         gw_reply_error(r, GW_FAILED_PRECONDITION, "etcdserver: authentication is not enabled");
-    else if (!ok)
+    else if (on != KV_OK || l == API_LOGIN_INTERNAL)
+        gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error");
+    else if (l == API_LOGIN_LIMITED)
+        gw_reply_error(r, GW_RESOURCE_EXHAUSTED, "etcdserver: too many failed logins");
+    else if (l == API_LOGIN_WRONG)
         gw_reply_error(r, GW_INVALID_ARGUMENT,
                        "etcdserver: authentication failed, invalid user ID or password");
     else if (auth_token_make(key, klen, name, gen, now_wall_ms() + AUTH_TOKEN_TTL_MS, tok,
