@@ -538,9 +538,12 @@ bool kv_auth_enabled(kv *k);
  * with perm (s NULL: identity only; perm KV_PERM_ROOT: holds role root),
  * else KV_ERR_AUTH, KV_ERR_PERMISSION or KV_ERR_INTERNAL. */
 int kv_auth_check(kv_conn *c, const char *user, uint64_t gen, const kv_span *s, int perm);
-/* The user's password hash (malloc'd) and generation: KV_OK, NOT_FOUND. */
+/* The user's password hash (malloc'd) and generation: KV_OK, NOT_FOUND,
+ * INTERNAL (never NOT_FOUND for a read that failed: a login counts that
+ * as a wrong password). */
 int kv_auth_user_get(kv_conn *c, const char *name, char **hash, uint64_t *gen);
-/* The token signing key while auth is enabled: KV_OK, NOT_FOUND. */
+/* The token signing key while auth is enabled: KV_OK, NOT_FOUND (auth
+ * is off), INTERNAL. */
 int kv_auth_secret(kv_conn *c, uint8_t *out, size_t cap, size_t *len);
 /* Listings, one row per (user, role) or (role, permission); a user without
  * roles or a role without permissions has one row with role / key NULL. */

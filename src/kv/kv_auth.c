@@ -471,10 +471,12 @@ int kv_auth_check(kv_conn *c, const char *user, uint64_t gen, const kv_span *s, 
     if (kv_read_begin(&c->d) < 0)
         return KV_ERR_INTERNAL;
     int rc = identity_ok(&c->d, user, gen);
-    if (rc == KV_OK && s)
+    if (rc == KV_OK && s) {
         rc = span_allowed(&c->d, user, s, perm);
-    else if (rc == KV_OK && perm == KV_PERM_ROOT)
-        rc = has_role(&c->d, user, ROOT) > 0 ? KV_OK : KV_ERR_PERMISSION;
+    } else if (rc == KV_OK && perm == KV_PERM_ROOT) {
+        int root = has_role(&c->d, user, ROOT); /* a failed read is not a refusal */
+        rc = root < 0 ? KV_ERR_INTERNAL : root ? KV_OK : KV_ERR_PERMISSION;
+    }
     kv_read_end(&c->d);
     return rc;
 }

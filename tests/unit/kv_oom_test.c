@@ -4,7 +4,9 @@
  * one, and leave its pooled connection fit for the next read. An apply
  * that fails must leave the store, once reopened, exactly as it was
  * before the command or exactly as after it (the node stops on such a
- * failure and replays the log from kv.db's applied index). */
+ * failure and replays the log from kv.db's applied index). An auth read
+ * (a login's hash, a permission check) gives its answer or an internal
+ * error, never a refusal or a "no such user" of the server's making. */
 #include "kv/kv.h"
 #include "../test.h"
 #include "kv_fixture.h"
@@ -266,6 +268,53 @@ static void encode_put(buf *b, const char *key, const char *val, int64_t lease)
     CHECK(kv_encode_txn(&t, b) == KV_OK);
 }
 
+/* ---- auth: root, and alice whose role "app" may write under oom/ ---- */
+
+static uint64_t alice_gen;
+
+static void auth_apply(kv_auth_cmd c)
+{
+    buf b;
+    buf_init(&b);
+    kv_result r;
+    bool begin_ok, commit_ok;
+    CHECK(kv_encode_auth(&c, &b) == KV_OK);
+    CHECK(kvfx_apply(&fx, &b, &r, &begin_ok, &commit_ok) == KV_OK && r.err == KV_OK);
+    kv_result_free(&r);
+    buf_free(&b);
+}
+
+static void auth_setup(void)
+{
+    static const uint8_t secret[KV_AUTH_SECRET_LEN] = {7, 7, 7};
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_USER_ADD, .name = "root", .arg = "$y$fake-root"});
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_ROLE_ADD, .name = "root"});
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_USER_GRANT, .name = "root", .arg = "root"});
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_USER_ADD, .name = "alice", .arg = "$y$fake-alice"});
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_ROLE_ADD, .name = "app"});
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_ROLE_GRANT, .name = "app",
+                             .span = span_of("oom/", "oom0"), .perm = KV_PERM_READWRITE});
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_USER_GRANT, .name = "alice", .arg = "app"});
+    auth_apply((kv_auth_cmd){.op = KV_AUTH_ENABLE, .secret = secret,
+                             .secret_len = sizeof secret});
+    kv_conn *c = kv_reader_acquire(fx.k);
+    char *hash = NULL;
+    CHECK(c && kv_auth_user_get(c, "alice", &hash, &alice_gen) == KV_OK);
+    free(hash);
+    if (c)
+        kv_reader_release(fx.k, c);
+}
+
+/* A put of key as alice at generation gen. */
+static void encode_as_alice(buf *out, const char *key, uint64_t gen)
+{
+    buf inner;
+    buf_init(&inner);
+    encode_put(&inner, key, "as alice", 0);
+    CHECK(kv_encode_as("alice", gen, inner.data, inner.len, out) == KV_OK);
+    buf_free(&inner);
+}
+
 static void test_applies_out_of_memory(void)
 {
     /* the template: fx's store as the reads left it, plus a lease with keys */
@@ -290,6 +339,7 @@ static void test_applies_out_of_memory(void)
     CHECK(kvfx_apply(&fx, &b, &r, &begin_ok, &commit_ok) == KV_OK && r.err == KV_OK);
     kv_result_free(&r);
     buf_reset(&b);
+    auth_setup();
     kv_close(fx.k);
     fx.k = NULL;
     char tmpl[160];
@@ -297,11 +347,13 @@ static void test_applies_out_of_memory(void)
     CHECK(sqlite_oom_copy_file(fx.path, tmpl));
 
     buf_free(&b);
-    enum { N_CMDS = 6 };
+    enum { N_CMDS = 9 };
     static const char *const what[N_CMDS] = {
         "a put over a key", "a put of a new key with a lease",
         "a txn: compare, put, delete of 10, range", "a lease revoke deleting its keys",
-        "a revoke of an unknown lease (refused)", "a compaction"};
+        "a revoke of an unknown lease (refused)", "a compaction",
+        "a put as a user its role allows", "a put as a user outside its role (refused)",
+        "a put as a user with an old generation (refused)"};
     buf cmds[N_CMDS];
     for (int c = 0; c < N_CMDS; c++)
         buf_init(&cmds[c]);
@@ -321,6 +373,9 @@ static void test_applies_out_of_memory(void)
     CHECK(kv_encode_lease_revoke(77, &cmds[3]) == KV_OK);
     CHECK(kv_encode_lease_revoke(78, &cmds[4]) == KV_OK);
     CHECK(kv_encode_compact(30, &cmds[5]) == KV_OK);
+    encode_as_alice(&cmds[6], "oom/004", alice_gen);
+    encode_as_alice(&cmds[7], "brand-new-key", alice_gen);
+    encode_as_alice(&cmds[8], "oom/004", alice_gen + 1);
     for (int mode = 0; mode < 2; mode++) {
         batched = mode == 1;
         long hits = 0;
@@ -336,6 +391,88 @@ static void test_applies_out_of_memory(void)
     CHECK(kvfx_reopen(&fx));
 }
 
+/* ---- auth reads: what a login or a permission check is told ---- */
+
+typedef struct {
+    const char *what;
+    int want; /* the answer without a failure; INTERNAL is the only other */
+    const char *user, *key;
+    uint64_t gen;
+    int perm; /* for kv_auth_check; -1: kv_auth_user_get, -2: kv_auth_secret */
+} auth_probe;
+
+/* One probe with allocation n failed (0: none); its code. A user's hash
+ * and the secret must come back whole when they come back at all. */
+static int probe_with(long n, const auth_probe *p, bool *hit)
+{
+    sqlite_oom_arm(n);
+    kv_conn *c = kv_reader_acquire(fx.k);
+    int rc = KV_ERR_INTERNAL;
+    char *hash = NULL;
+    uint64_t gen = 0;
+    uint8_t key[64];
+    size_t klen = 0;
+    kv_span sp = span_of(p->key ? p->key : "", NULL);
+    if (c && p->perm == -1)
+        rc = kv_auth_user_get(c, p->user, &hash, &gen);
+    else if (c && p->perm == -2)
+        rc = kv_auth_secret(c, key, sizeof key, &klen);
+    else if (c)
+        rc = kv_auth_check(c, p->user, p->gen, p->key ? &sp : NULL, p->perm);
+    if (c)
+        kv_reader_release(fx.k, c);
+    *hit = sqlite_oom_disarm(n);
+    if (rc == KV_OK && p->perm == -1 && (!hash || strcmp(hash, "$y$fake-alice") != 0 ||
+                                         gen != alice_gen))
+        rc = 99; /* a wrong hash: no code may stand for it */
+    if (rc == KV_OK && p->perm == -2 && (klen != KV_AUTH_SECRET_LEN || key[0] != 7))
+        rc = 99;
+    free(hash);
+    return rc;
+}
+
+static void test_auth_reads_out_of_memory(void)
+{
+    /* the applies' last try left the template's auth state in fx's file */
+    const auth_probe probes[] = {
+        {"alice's hash", KV_OK, "alice", NULL, 0, -1},
+        {"an unknown user's hash", KV_ERR_NOT_FOUND, "mallory", NULL, 0, -1},
+        {"the signing key", KV_OK, NULL, NULL, 0, -2},
+        {"alice writes under oom/", KV_OK, "alice", "oom/x", alice_gen, KV_PERM_WRITE},
+        {"alice writes elsewhere", KV_ERR_PERMISSION, "alice", "zzz", alice_gen, KV_PERM_WRITE},
+        {"alice as root", KV_ERR_PERMISSION, "alice", NULL, alice_gen, KV_PERM_ROOT},
+        {"root as root", KV_OK, "root", NULL, 0, KV_PERM_ROOT},
+        {"alice at an old generation", KV_ERR_AUTH, "alice", NULL, alice_gen + 1, KV_PERM_READ},
+    };
+    kv_conn *c = kv_reader_acquire(fx.k);
+    char *hash = NULL;
+    uint64_t root_gen = 0;
+    CHECK(c && kv_auth_user_get(c, "root", &hash, &root_gen) == KV_OK);
+    free(hash);
+    if (c)
+        kv_reader_release(fx.k, c);
+    long hits = 0;
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        auth_probe p = probes[i];
+        if (strcmp(p.user ? p.user : "", "root") == 0)
+            p.gen = root_gen;
+        bool hit;
+        CHECK_MSG(probe_with(0, &p, &hit) == p.want, "%s: not %d without a failure", p.what,
+                  p.want);
+        for (long n = 1;; n++, hits++) {
+            int rc = probe_with(n, &p, &hit);
+            /* anything else would blame the client (a wrong password
+             * counted against it, a 401 or 403) or let it through */
+            CHECK_MSG(rc == p.want || rc == KV_ERR_INTERNAL, "%s, allocation %ld failed: %d",
+                      p.what, n, rc);
+            if (!hit)
+                break;
+        }
+    }
+    printf("  %ld auth reads each ran out of memory once\n", hits);
+    CHECK(hits > 20);
+}
+
 int main(void)
 {
     if (!sqlite_oom_install())
@@ -343,6 +480,7 @@ int main(void)
     kvfx_open(&fx, "kv_oom_test");
     RUN(test_reads_out_of_memory);
     RUN(test_applies_out_of_memory);
+    RUN(test_auth_reads_out_of_memory); /* after: it reads the auth state the applies set */
     kvfx_close(&fx);
     TEST_MAIN_END();
 }
