@@ -4,9 +4,10 @@
  * one, and leave its pooled connection fit for the next read. An apply
  * that fails must leave the store, once reopened, exactly as it was
  * before the command or exactly as after it (the node stops on such a
- * failure and replays the log from kv.db's applied index). An auth read
- * (a login's hash, a permission check) gives its answer or an internal
- * error, never a refusal or a "no such user" of the server's making. */
+ * failure and replays the log from kv.db's applied index). Every other
+ * read the API makes (auth, leases, history, hash, members...) gives its
+ * answer or an internal error, never a refusal, a "not found" or a pass
+ * of the server's making. */
 #include "kv/kv.h"
 #include "../test.h"
 #include "kv_fixture.h"
@@ -270,7 +271,8 @@ static void encode_put(buf *b, const char *key, const char *val, int64_t lease)
 
 /* ---- auth: root, and alice whose role "app" may write under oom/ ---- */
 
-static uint64_t alice_gen;
+static uint64_t alice_gen, root_gen;
+static char tmpl[160]; /* the applies' store, which the other reads read too */
 
 static void auth_apply(kv_auth_cmd c)
 {
@@ -300,6 +302,9 @@ static void auth_setup(void)
     kv_conn *c = kv_reader_acquire(fx.k);
     char *hash = NULL;
     CHECK(c && kv_auth_user_get(c, "alice", &hash, &alice_gen) == KV_OK);
+    free(hash);
+    hash = NULL;
+    CHECK(c && kv_auth_user_get(c, "root", &hash, &root_gen) == KV_OK);
     free(hash);
     if (c)
         kv_reader_release(fx.k, c);
@@ -342,7 +347,6 @@ static void test_applies_out_of_memory(void)
     auth_setup();
     kv_close(fx.k);
     fx.k = NULL;
-    char tmpl[160];
     snprintf(tmpl, sizeof tmpl, "%s/template.db", fx.dir);
     CHECK(sqlite_oom_copy_file(fx.path, tmpl));
 
@@ -391,86 +395,241 @@ static void test_applies_out_of_memory(void)
     CHECK(kvfx_reopen(&fx));
 }
 
-/* ---- auth reads: what a login or a permission check is told ---- */
+/* ---- the other reads: what a request is told ----
+ *
+ * Each read the API makes besides ranges, on the applies' template store
+ * (keys, history, lease 77 with two keys, auth with root and alice): the
+ * answer it gives without a failure, or KV_ERR_INTERNAL. Anything else is
+ * an answer of the server's making: "no such lease" or "no such user" (a
+ * login counts that as a wrong password), a 401 or 403, a pass. */
 
-typedef struct {
+typedef struct read_probe read_probe;
+struct read_probe {
     const char *what;
-    int want; /* the answer without a failure; INTERNAL is the only other */
-    const char *user, *key;
-    uint64_t gen;
-    int perm; /* for kv_auth_check; -1: kv_auth_user_get, -2: kv_auth_secret */
-} auth_probe;
+    int want; /* the code without a failure */
+    int (*run)(kv_conn *c, const read_probe *p, uint64_t *digest);
+    const char *name, *key; /* a user or role; a key or prefix */
+    int64_t num;            /* a lease id, a revision, a generation's offset */
+    int perm;               /* a permission, or which auth listing */
+};
 
-/* One probe with allocation n failed (0: none); its code. A user's hash
- * and the secret must come back whole when they come back at all. */
-static int probe_with(long n, const auth_probe *p, bool *hit)
+static void mix(uint64_t *h, const void *p, size_t n)
 {
-    sqlite_oom_arm(n);
-    kv_conn *c = kv_reader_acquire(fx.k);
-    int rc = KV_ERR_INTERNAL;
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        *h = (*h ^ b[i]) * 1099511628211u;
+}
+
+static void mix_i(uint64_t *h, int64_t v) { mix(h, &v, sizeof v); }
+
+static void mix_kv(uint64_t *h, const kv_kv *item)
+{
+    mix(h, item->key, item->key_len);
+    mix(h, item->value, item->value_len);
+    mix_i(h, item->mod_revision);
+    mix_i(h, item->version);
+}
+
+static int run_user_get(kv_conn *c, const read_probe *p, uint64_t *d)
+{
     char *hash = NULL;
     uint64_t gen = 0;
-    uint8_t key[64];
-    size_t klen = 0;
-    kv_span sp = span_of(p->key ? p->key : "", NULL);
-    if (c && p->perm == -1)
-        rc = kv_auth_user_get(c, p->user, &hash, &gen);
-    else if (c && p->perm == -2)
-        rc = kv_auth_secret(c, key, sizeof key, &klen);
-    else if (c)
-        rc = kv_auth_check(c, p->user, p->gen, p->key ? &sp : NULL, p->perm);
-    if (c)
-        kv_reader_release(fx.k, c);
-    *hit = sqlite_oom_disarm(n);
-    if (rc == KV_OK && p->perm == -1 && (!hash || strcmp(hash, "$y$fake-alice") != 0 ||
-                                         gen != alice_gen))
-        rc = 99; /* a wrong hash: no code may stand for it */
-    if (rc == KV_OK && p->perm == -2 && (klen != KV_AUTH_SECRET_LEN || key[0] != 7))
-        rc = 99;
+    int rc = kv_auth_user_get(c, p->name, &hash, &gen);
+    if (rc == KV_OK && hash)
+        mix(d, hash, strlen(hash));
+    mix_i(d, (int64_t)gen);
     free(hash);
     return rc;
 }
 
-static void test_auth_reads_out_of_memory(void)
+static int run_secret(kv_conn *c, const read_probe *p, uint64_t *d)
 {
-    /* the applies' last try left the template's auth state in fx's file */
-    const auth_probe probes[] = {
-        {"alice's hash", KV_OK, "alice", NULL, 0, -1},
-        {"an unknown user's hash", KV_ERR_NOT_FOUND, "mallory", NULL, 0, -1},
-        {"the signing key", KV_OK, NULL, NULL, 0, -2},
-        {"alice writes under oom/", KV_OK, "alice", "oom/x", alice_gen, KV_PERM_WRITE},
-        {"alice writes elsewhere", KV_ERR_PERMISSION, "alice", "zzz", alice_gen, KV_PERM_WRITE},
-        {"alice as root", KV_ERR_PERMISSION, "alice", NULL, alice_gen, KV_PERM_ROOT},
-        {"root as root", KV_OK, "root", NULL, 0, KV_PERM_ROOT},
-        {"alice at an old generation", KV_ERR_AUTH, "alice", NULL, alice_gen + 1, KV_PERM_READ},
-    };
+    uint8_t key[64];
+    size_t n = 0;
+    int rc = kv_auth_secret(c, key, sizeof key, &n);
+    mix(d, key, rc == KV_OK ? n : 0);
+    return rc;
+}
+
+static int run_check(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    uint64_t gen = (strcmp(p->name, "root") == 0 ? root_gen : alice_gen) + (uint64_t)p->num;
+    kv_span sp = span_of(p->key ? p->key : "", NULL);
+    return kv_auth_check(c, p->name, gen, p->key ? &sp : NULL, p->perm);
+}
+
+static int run_auth_list(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    kv_auth_row *rows = NULL;
+    size_t n = 0;
+    int rc = kv_auth_list(c, p->perm, p->name, &rows, &n);
+    for (size_t i = 0; rc == KV_OK && i < n; i++) {
+        mix(d, rows[i].name, rows[i].name ? strlen(rows[i].name) : 0);
+        mix(d, rows[i].role, rows[i].role ? strlen(rows[i].role) : 0);
+        mix(d, rows[i].key, rows[i].key_len);
+        mix_i(d, rows[i].perm);
+    }
+    mix_i(d, (int64_t)n);
+    kv_auth_rows_free(rows, n);
+    return rc;
+}
+
+static int run_lease_get(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    int64_t ttl = 0, rev = 0;
+    kv_list keys = {0};
+    int rc = kv_lease_get(c, p->num, &ttl, &keys, &rev);
+    for (size_t i = 0; i < keys.n; i++)
+        mix_kv(d, &keys.items[i]);
+    mix_i(d, ttl);
+    mix_i(d, rev);
+    kv_list_free(&keys);
+    return rc;
+}
+
+static int run_lease_list(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    kv_lease *ls = NULL;
+    size_t n = 0;
+    int64_t rev = 0;
+    int rc = kv_lease_list(c, &ls, &n, &rev);
+    for (size_t i = 0; rc == KV_OK && i < n; i++)
+        mix(d, &ls[i], sizeof ls[i]);
+    mix_i(d, rev);
+    free(ls);
+    return rc;
+}
+
+static int run_history(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    kv_event_list ev = {0};
+    int64_t next = 0;
+    kv_span sp = span_of(p->key, "oom0");
+    int rc = kv_history(c, &sp, p->num, 30, true, &ev, &next);
+    for (size_t i = 0; rc == KV_OK && i < ev.n; i++) {
+        mix_i(d, ev.items[i].type);
+        mix_kv(d, &ev.items[i].kv);
+        if (ev.items[i].has_prev)
+            mix_kv(d, &ev.items[i].prev_kv);
+    }
+    mix_i(d, (int64_t)ev.n);
+    mix_i(d, next);
+    kv_event_list_free(&ev);
+    return rc;
+}
+
+static int run_hash(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    uint32_t h = 0;
+    int64_t compact = 0, rev = 0;
+    int rc = kv_hash(c, 0, &h, &compact, &rev);
+    mix_i(d, h);
+    mix_i(d, compact);
+    mix_i(d, rev);
+    return rc;
+}
+
+static int run_revisions(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    int64_t rev = 0, compact = 0;
+    int rc = kv_read_revisions(c, &rev, &compact);
+    mix_i(d, rev);
+    mix_i(d, compact);
+    return rc;
+}
+
+static int run_alarms(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    kv_alarm *a = NULL;
+    size_t n = 0;
+    int rc = kv_alarms_list(c, &a, &n);
+    mix_i(d, (int64_t)n);
+    free(a);
+    return rc;
+}
+
+static int run_members(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    kv_member *m = NULL;
+    size_t n = 0;
+    int rc = kv_members(c, &m, &n);
+    mix_i(d, (int64_t)n);
+    kv_members_free(m, n);
+    uint64_t *gone = NULL;
+    size_t ng = 0;
+    if (rc == KV_OK)
+        rc = kv_removed_members(c, &gone, &ng);
+    mix_i(d, (int64_t)ng);
+    free(gone);
+    return rc;
+}
+
+static int run_idem(kv_conn *c, const read_probe *p, uint64_t *d)
+{
+    uint64_t member = 0;
+    int rc = kv_idem_find_member(c, "no-such-key", 1, 1000, &member);
+    mix_i(d, (int64_t)member);
+    return rc;
+}
+
+/* One probe with allocation n failed (0: none): its code and digest. */
+static int probe_with(long n, const read_probe *p, uint64_t *digest, bool *hit)
+{
+    *digest = 14695981039346656037u;
+    sqlite_oom_arm(n);
     kv_conn *c = kv_reader_acquire(fx.k);
-    char *hash = NULL;
-    uint64_t root_gen = 0;
-    CHECK(c && kv_auth_user_get(c, "root", &hash, &root_gen) == KV_OK);
-    free(hash);
+    int rc = c ? p->run(c, p, digest) : KV_ERR_INTERNAL;
     if (c)
         kv_reader_release(fx.k, c);
+    *hit = sqlite_oom_disarm(n);
+    return rc;
+}
+
+static void test_other_reads_out_of_memory(void)
+{
+    kv_close(fx.k);
+    fx.k = NULL;
+    CHECK(sqlite_oom_copy_db(tmpl, fx.path) && kvfx_reopen(&fx));
+    const read_probe probes[] = {
+        {"alice's hash", KV_OK, run_user_get, "alice", NULL, 0, 0},
+        {"an unknown user's hash", KV_ERR_NOT_FOUND, run_user_get, "mallory", NULL, 0, 0},
+        {"the signing key", KV_OK, run_secret, NULL, NULL, 0, 0},
+        {"alice writes under oom/", KV_OK, run_check, "alice", "oom/x", 0, KV_PERM_WRITE},
+        {"alice writes elsewhere", KV_ERR_PERMISSION, run_check, "alice", "zzz", 0, KV_PERM_WRITE},
+        {"alice as root", KV_ERR_PERMISSION, run_check, "alice", NULL, 0, KV_PERM_ROOT},
+        {"root as root", KV_OK, run_check, "root", NULL, 0, KV_PERM_ROOT},
+        {"alice at an old generation", KV_ERR_AUTH, run_check, "alice", NULL, 1, KV_PERM_READ},
+        {"the users", KV_OK, run_auth_list, NULL, NULL, 0, KV_AUTH_LIST_USERS},
+        {"one user", KV_OK, run_auth_list, "alice", NULL, 0, KV_AUTH_LIST_USERS},
+        {"one role", KV_OK, run_auth_list, "app", NULL, 0, KV_AUTH_LIST_ROLES},
+        {"a lease with keys", KV_OK, run_lease_get, NULL, NULL, 77, 0},
+        {"an unknown lease", KV_ERR_NOT_FOUND, run_lease_get, NULL, NULL, 78, 0},
+        {"the leases", KV_OK, run_lease_list, NULL, NULL, 0, 0},
+        {"history of oom/ from revision 1", KV_OK, run_history, NULL, "oom/", 1, 0},
+        {"the hash", KV_OK, run_hash, NULL, NULL, 0, 0},
+        {"the revisions", KV_OK, run_revisions, NULL, NULL, 0, 0},
+        {"the alarms", KV_OK, run_alarms, NULL, NULL, 0, 0},
+        {"the members and the removed", KV_OK, run_members, NULL, NULL, 0, 0},
+        {"an unknown idempotency key", 0, run_idem, NULL, NULL, 0, 0},
+    };
     long hits = 0;
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
-        auth_probe p = probes[i];
-        if (strcmp(p.user ? p.user : "", "root") == 0)
-            p.gen = root_gen;
+        const read_probe *p = &probes[i];
+        uint64_t want, got;
         bool hit;
-        CHECK_MSG(probe_with(0, &p, &hit) == p.want, "%s: not %d without a failure", p.what,
-                  p.want);
+        CHECK_MSG(probe_with(0, p, &want, &hit) == p->want, "%s: not %d without a failure",
+                  p->what, p->want);
         for (long n = 1;; n++, hits++) {
-            int rc = probe_with(n, &p, &hit);
-            /* anything else would blame the client (a wrong password
-             * counted against it, a 401 or 403) or let it through */
-            CHECK_MSG(rc == p.want || rc == KV_ERR_INTERNAL, "%s, allocation %ld failed: %d",
-                      p.what, n, rc);
+            int rc = probe_with(n, p, &got, &hit);
+            CHECK_MSG((rc == p->want && got == want) || rc == KV_ERR_INTERNAL,
+                      "%s, allocation %ld failed: %d%s", p->what, n, rc,
+                      rc == p->want ? " with another answer" : "");
             if (!hit)
                 break;
         }
     }
-    printf("  %ld auth reads each ran out of memory once\n", hits);
-    CHECK(hits > 20);
+    printf("  %ld other reads each ran out of memory once\n", hits);
+    CHECK(hits > 100);
 }
 
 int main(void)
@@ -480,7 +639,7 @@ int main(void)
     kvfx_open(&fx, "kv_oom_test");
     RUN(test_reads_out_of_memory);
     RUN(test_applies_out_of_memory);
-    RUN(test_auth_reads_out_of_memory); /* after: it reads the auth state the applies set */
+    RUN(test_other_reads_out_of_memory); /* after: it reads the applies' template */
     kvfx_close(&fx);
     TEST_MAIN_END();
 }
