@@ -17,6 +17,9 @@ static const uint8_t MAGIC[4] = {'R', 'K', 'V', 'M'};
 #define HEADER_BYTES 17u    /* magic, version, cluster id, count */
 #define MIN_MSG_BYTES 95u   /* a message with no members and no entries */
 #define MIN_ENTRY_BYTES 25u /* an entry with no data */
+/* A decoding step's failure that is this node's memory, not the bytes:
+ * the sender is not told its batch was malformed. */
+#define NOMEM (-2)
 
 /* ---- encoding ---- */
 
@@ -108,7 +111,7 @@ static int get_entry(reader *r, raft_entry *e)
     if (e->len == 0)
         return 0;
     e->data = xmemdup(p, e->len); /* len is bounded: rd_bytes checked it */
-    return e->data ? 0 : -1;
+    return e->data ? 0 : NOMEM;
 }
 
 static int get_entries(reader *r, raft_msg *m)
@@ -120,11 +123,13 @@ static int get_entries(reader *r, raft_msg *m)
         return 0;
     m->entries = calloc(n, sizeof *m->entries);
     if (!m->entries)
-        return -1;
+        return NOMEM;
     m->n_entries = n; /* set first so a failure frees what was built */
-    for (uint32_t i = 0; i < n; i++)
-        if (get_entry(r, &m->entries[i]) < 0)
-            return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = get_entry(r, &m->entries[i]);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -216,9 +221,11 @@ int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
     if (!out)
         return fail_code(err, "out of memory", TRANSPORT_ERR_NOMEM);
     for (uint32_t i = 0; i < count; i++) {
-        if (get_msg(&r, &out[i]) < 0 || !raft_msg_valid(&out[i])) {
+        rc = get_msg(&r, &out[i]);
+        if (rc < 0 || !raft_msg_valid(&out[i])) {
             transport_free_msgs(out, count);
-            return fail(err, "malformed message");
+            return rc == NOMEM ? fail_code(err, "out of memory", TRANSPORT_ERR_NOMEM)
+                               : fail(err, "malformed message");
         }
     }
     if (rd_left(&r) != 0) {

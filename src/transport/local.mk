@@ -8,5 +8,9 @@ libraftkv_a_SOURCES += src/transport/transport.h src/transport/transport_int.h \
 
 check_PROGRAMS += tests/unit/codec_test tests/unit/transport_test
 tests_unit_codec_test_SOURCES = tests/unit/codec_test.c
-tests_unit_transport_test_SOURCES = tests/unit/transport_test.c
+tests_unit_transport_test_SOURCES = tests/unit/transport_test.c tests/alloc_wrap.c \
+	tests/alloc_wrap.h
+# the listeners' out-of-memory sweep fails their allocations one at a time
+tests_unit_transport_test_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc -Wl,--wrap=calloc \
+	-Wl,--wrap=realloc
 TESTS += tests/unit/codec_test tests/unit/transport_test

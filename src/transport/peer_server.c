@@ -15,7 +15,8 @@
  * What could block that loop — a hash of the store, a snapshot's fsync —
  * is done on the peer_work thread, its connection suspended meanwhile.
  * Errors are JSON {"error","reason"}: 400 bad_message, 413 too_large,
- * 404 not_found, 405 method_not_allowed (with Allow).
+ * 404 not_found, 405 method_not_allowed (with Allow), 500 internal (out
+ * of memory here: never blamed on the sender's bytes).
  * Must never call a callback for anything malformed, foreign or addressed
  * to another node, buffer more than MAX_BATCH_BYTES per request, or hold
  * more than PEER_CONN_MAX connections. */
@@ -67,6 +68,7 @@ typedef struct {
     struct MHD_Connection *conn;
     buf body;                  /* ROUTE_MESSAGE */
     bool too_large;            /* ROUTE_MESSAGE: drained, answered 413 */
+    bool no_memory;            /* ROUTE_MESSAGE: drained, answered 500 */
     transport_snap_recv *snap; /* ROUTE_SNAPSHOT */
     transport_answer *answer;  /* ROUTE_MESSAGE: suspended for our answer */
     /* work on the peer_work thread (hash, snapshot finish): written there
@@ -292,12 +294,17 @@ static unsigned deliver_batch(transport_server *srv, struct MHD_Connection *c, r
         *err = "message batch too large";
         return 413;
     }
+    if (q->no_memory) {
+        *err = "out of memory";
+        return 500;
+    }
     if (parse_seq(c, &seq, &has_seq) < 0) {
         *err = TRANSPORT_HDR_SEQ ": expected <epoch>.<seq>, seq from 1";
         return 400;
     }
-    if (transport_decode(q->body.data, q->body.len, srv->cfg->cluster_id, &msgs, &n, err) < 0)
-        return 400;
+    int rc = transport_decode(q->body.data, q->body.len, srv->cfg->cluster_id, &msgs, &n, err);
+    if (rc < 0)
+        return rc == TRANSPORT_ERR_NOMEM ? 500 : 400;
     for (size_t i = 0; i < n; i++) {
         if (srv->cfg->self && msgs[i].to != srv->cfg->self) {
             transport_free_msgs(msgs, n);
@@ -319,14 +326,18 @@ static unsigned deliver_batch(transport_server *srv, struct MHD_Connection *c, r
     return 204;
 }
 
+/* Keeps the body; past the limit or out of memory it drains the rest and
+ * answers at the end (413 or 500), so the connection stays usable. */
 static void message_data(request *q, const char *data, size_t n)
 {
-    if (q->too_large)
+    if (q->too_large || q->no_memory)
         return;
-    if (n > MAX_BATCH_BYTES - q->body.len || buf_append(&q->body, data, n) < 0) {
-        q->too_large = true; /* keep draining, answer 413 at the end */
+    if (n > MAX_BATCH_BYTES - q->body.len)
+        q->too_large = true;
+    else if (buf_append(&q->body, data, n) < 0)
+        q->no_memory = true; /* not the sender's fault: not a 413 */
+    if (q->too_large || q->no_memory)
         buf_free(&q->body);
-    }
 }
 
 /* ---- routing ---- */

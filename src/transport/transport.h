@@ -44,7 +44,8 @@ int transport_encode(uint64_t cluster_id, const raft_msg *msgs, size_t n, buf *o
  * messages whose entries the caller owns (free with transport_free_msgs).
  * Returns TRANSPORT_ERR_MALFORMED for anything malformed, truncated or
  * corrupted (a term or index at or above 2^63 included: raft_msg_valid),
- * TRANSPORT_ERR_FOREIGN for another cluster's id (err says which). */
+ * TRANSPORT_ERR_FOREIGN for another cluster's id (err says which),
+ * TRANSPORT_ERR_NOMEM when this node could not allocate the batch. */
 int transport_decode(const uint8_t *data, size_t len, uint64_t cluster_id,
                      raft_msg **msgs, size_t *n, const char **err);
 void transport_free_msgs(raft_msg *msgs, size_t n);

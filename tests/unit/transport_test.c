@@ -8,6 +8,7 @@
  * peer work thread; that thread's queue refuses when full and cancels
  * what is queued at stop.
  * Waits are condition waits with deadlines, never sleeps. */
+#include "../alloc_wrap.h"
 #include "../test.h"
 #include "transport/transport.h"
 #include "transport/transport_int.h"
@@ -64,6 +65,17 @@ typedef struct {
     int hashing;    /* hash callbacks entered */
 } sink;
 
+/* ---- out of memory: the n-th allocation of the transports' threads
+ * (not the test's own, not the sink's) fails while armed ---- */
+static atomic_long oom_at, oom_seen;
+static _Thread_local bool test_thread, sink_alloc;
+
+bool alloc_wrap_fails(void)
+{
+    return !test_thread && !sink_alloc && atomic_load(&oom_at) > 0 &&
+           atomic_fetch_add(&oom_seen, 1) + 1 == atomic_load(&oom_at);
+}
+
 static void sink_init(sink *s)
 {
     memset(s, 0, sizeof *s);
@@ -111,7 +123,9 @@ static bool on_messages(void *ud, raft_msg *msgs, size_t n, transport_answer *an
         *(s->held ? &s->held2 : &s->held) = answer;
     if (s->n_msgs + n > s->cap) {
         size_t cap = (s->n_msgs + n) * 2;
+        sink_alloc = true; /* the test's own memory: never failed */
         raft_msg *p = realloc(s->msgs, cap * sizeof *p);
+        sink_alloc = false;
         if (!p)
             abort();
         s->msgs = p;
@@ -1000,8 +1014,90 @@ static void test_work_stop_cancels_the_queued(void)
     CHECK(l.n_cancelled == 3);
 }
 
+/* ---- the listeners out of memory ---- */
+
+static bool same_msg(const raft_msg *a, const raft_msg *b)
+{
+    if (a->type != b->type || a->from != b->from || a->to != b->to || a->index != b->index ||
+        a->context != b->context || a->n_entries != b->n_entries)
+        return false;
+    for (uint32_t i = 0; i < a->n_entries; i++) {
+        const raft_entry *x = &a->entries[i], *y = &b->entries[i];
+        if (x->index != y->index || x->len != y->len || memcmp(x->data, y->data, x->len) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Posts the batch m to n's listener with each allocation of the
+ * transports' threads failed in turn. The answer is 2xx with the whole
+ * batch delivered, or a 5xx (or a closed connection) with all of it or
+ * none of it delivered: never a 400 or 413 that blames the sender's
+ * bytes for this node's memory, never part of a batch. Returns the tries
+ * that hit an allocation. */
+static long sweep_listener(node *n, const raft_msg *m, size_t count, bool answer)
+{
+    buf body, resp;
+    buf_init(&body);
+    buf_init(&resp);
+    CHECK(transport_encode(CLUSTER, m, count, &body) == 0);
+    char url[128];
+    snprintf(url, sizeof url, "%s/raft/message", n->url);
+    struct curl_slist *h = answer ? curl_slist_append(NULL, TRANSPORT_HDR_ANSWER ": 1") : NULL;
+    long tries = 1;
+    for (;; tries++) {
+        pthread_mutex_lock(&n->sk.mu);
+        size_t before = n->sk.n_msgs;
+        pthread_mutex_unlock(&n->sk.mu);
+        buf_reset(&resp);
+        atomic_store(&oom_seen, 0);
+        atomic_store(&oom_at, tries);
+        long code = http("POST", url, body.data, body.len, h, &resp);
+        bool hit = atomic_load(&oom_seen) >= tries;
+        atomic_store(&oom_at, 0);
+        /* the callback runs before the answer leaves: nothing to wait for */
+        pthread_mutex_lock(&n->sk.mu);
+        size_t got = n->sk.n_msgs - before;
+        bool whole = got == count;
+        for (size_t i = 0; whole && i < count; i++)
+            whole = same_msg(&n->sk.msgs[before + i], &m[i]);
+        pthread_mutex_unlock(&n->sk.mu);
+        CHECK_MSG(code / 100 == 2 ? whole : (code >= 500 || code == 0) && (got == 0 || whole),
+                  "%s listener%s, allocation %ld failed: %ld, %zu of %zu messages delivered",
+                  n->loop_driven ? "loop-driven" : "threaded", answer ? " (answer asked)" : "",
+                  tries, code, got, count);
+        if (!hit)
+            break;
+    }
+    curl_slist_free_all(h);
+    buf_free(&body);
+    buf_free(&resp);
+    return tries - 1;
+}
+
+static void test_listeners_out_of_memory(void)
+{
+    static uint8_t data[3][40];
+    raft_entry ents[3];
+    for (int i = 0; i < 3; i++) {
+        memset(data[i], 'a' + i, sizeof data[i]);
+        ents[i] = (raft_entry){.term = 3, .index = 10 + (uint64_t)i, .type = RAFT_ENTRY_NORMAL,
+                               .len = sizeof data[i], .data = data[i],
+                               .crc = crc32c(0, data[i], sizeof data[i])};
+    }
+    raft_msg to_b[2] = {make_msg(1, 2, 9, ents, 3), make_msg(1, 2, 10, NULL, 0)};
+    raft_msg to_c[2] = {make_msg(1, 7, 9, ents, 3), make_msg(1, 7, 10, NULL, 0)};
+    B.sk.hold = false;
+    long tries = 0;
+    for (int answer = 0; answer < 2; answer++)
+        tries += sweep_listener(&B, to_b, 2, answer) + sweep_listener(&C, to_c, 2, answer);
+    printf("  %ld batches each ran out of memory once\n", tries);
+    CHECK(tries > 10);
+}
+
 int main(void)
 {
+    test_thread = true;
     node_start(&A, 1, 0);
     node_start(&B, 2, 64u << 20);
     C.loop_driven = true;
@@ -1025,6 +1121,7 @@ int main(void)
     RUN(test_slow_hash_leaves_the_listener_free);
     RUN(test_work_queue_is_bounded);
     RUN(test_work_stop_cancels_the_queued);
+    RUN(test_listeners_out_of_memory);
 
     node_stop(&A);
     node_stop(&B);
