@@ -34,46 +34,45 @@ char *transport_snap_header_encode(uint64_t cluster_id, const raft_msg *msg)
     return hex;
 }
 
-static uint8_t *hex_decode(const char *hex, size_t *len)
+/* 0 with *out malloc'd, -1 for anything but 1..MAX_HEADER_HEX hex digits
+ * in pairs, -2 out of memory (checked last: the bytes are judged first). */
+static int hex_decode(const char *hex, uint8_t **out, size_t *len)
 {
-    size_t n = strlen(hex);
+    size_t n = hex ? strlen(hex) : 0;
     if (n == 0 || n % 2 || n > MAX_HEADER_HEX)
-        return NULL;
-    uint8_t *out = malloc(n / 2);
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(out);
-            return NULL;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (hex_digit(hex[i]) < 0)
+            return -1;
+    if (!(*out = malloc(n / 2)))
+        return -2;
+    for (size_t i = 0; i < n / 2; i++)
+        (*out)[i] = (uint8_t)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
     *len = n / 2;
-    return out;
+    return 0;
 }
 
 int transport_snap_header_decode(const char *hex, uint64_t cluster_id,
                                  raft_msg *out, const char **err)
 {
-    size_t len;
-    uint8_t *bytes = hex ? hex_decode(hex, &len) : NULL;
-    if (!bytes) {
-        *err = "missing or malformed snapshot header";
-        return -1;
+    size_t len = 0;
+    uint8_t *bytes = NULL;
+    int rc = hex_decode(hex, &bytes, &len);
+    if (rc < 0) {
+        *err = rc == -2 ? "out of memory" : "missing or malformed snapshot header";
+        return rc == -2 ? TRANSPORT_ERR_NOMEM : TRANSPORT_ERR_MALFORMED;
     }
     raft_msg *msgs;
     size_t n;
-    int rc = transport_decode(bytes, len, cluster_id, &msgs, &n, err);
+    rc = transport_decode(bytes, len, cluster_id, &msgs, &n, err);
     free(bytes);
     if (rc < 0)
-        return -1;
+        return rc;
     if (n != 1 || msgs[0].type != RAFT_MSG_SNAP || msgs[0].snapshot.index == 0 ||
         msgs[0].n_entries != 0) {
         transport_free_msgs(msgs, n);
         *err = "snapshot header is not one snapshot message";
-        return -1;
+        return TRANSPORT_ERR_MALFORMED;
     }
     *out = msgs[0];
     free(msgs);

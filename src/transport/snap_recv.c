@@ -57,8 +57,9 @@ static int check_headers(transport_snap_recv *r, const char *msg_hex, const char
                          const char *crc_s, int *status, const char **err)
 {
     uint64_t crc;
-    *status = 400;
-    if (transport_snap_header_decode(msg_hex, r->cfg->cluster_id, &r->msg, err) < 0)
+    int rc = transport_snap_header_decode(msg_hex, r->cfg->cluster_id, &r->msg, err);
+    *status = rc == TRANSPORT_ERR_NOMEM ? 500 : 400;
+    if (rc < 0)
         return -1;
     if (r->cfg->self && r->msg.to != r->cfg->self) {
         *err = "snapshot is for another node";

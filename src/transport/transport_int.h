@@ -27,6 +27,8 @@ size_t transport_msg_wire_size(const raft_msg *m);
 #define TRANSPORT_HDR_SNAP_SIZE "X-Raftkv-Snapshot-Size"
 #define TRANSPORT_HDR_SNAP_CRC "X-Raftkv-Snapshot-Crc"
 char *transport_snap_header_encode(uint64_t cluster_id, const raft_msg *msg);
+/* 0, TRANSPORT_ERR_MALFORMED / FOREIGN (the sender's bytes) or
+ * TRANSPORT_ERR_NOMEM (this node's memory); *err says which. */
 int transport_snap_header_decode(const char *hex, uint64_t cluster_id,
                                  raft_msg *out, const char **err);
 /* Strict decimal parse of a whole string (no sign, no spaces). */
