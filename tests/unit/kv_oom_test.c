@@ -7,7 +7,8 @@
  * failure and replays the log from kv.db's applied index). Every other
  * read the API makes (auth, leases, history, hash, members...) gives its
  * answer or an internal error, never a refusal, a "not found" or a pass
- * of the server's making. */
+ * of the server's making. A snapshot install that fails leaves the store
+ * as it was or as the snapshot is, never a mix. */
 #include "kv/kv.h"
 #include "../test.h"
 #include "kv_fixture.h"
@@ -626,6 +627,78 @@ static void test_other_reads_out_of_memory(void)
     CHECK(hits > 100);
 }
 
+/* ---- a snapshot installed out of memory ---- */
+
+/* Opens a copy of db, restores the snapshot file snap into it with
+ * allocation n failed (0: none); the store's state before and, reopened,
+ * after. */
+static int restore_with(const char *db, const char *snap, long n, state *before, state *after,
+                        bool *hit)
+{
+    kv *k = NULL;
+    char err[256];
+    *hit = false;
+    if (!sqlite_oom_copy_db(db, fx.path) || kv_open(fx.path, &k, err, sizeof err) != KV_OK ||
+        !read_state(k, before)) {
+        kv_close(k);
+        return 99;
+    }
+    sqlite_oom_arm(n);
+    int rc = kv_restore(k, snap, err, sizeof err);
+    *hit = sqlite_oom_disarm(n);
+    kv_close(k); /* what it committed is all a restart finds */
+    k = NULL;
+    bool ok = kv_open(fx.path, &k, err, sizeof err) == KV_OK && read_state(k, after);
+    kv_close(k);
+    return ok ? rc : 99;
+}
+
+/* A member behind installs the applies' template as a snapshot. A failed
+ * install stops the node, which installs it again at restart: the store
+ * must then hold exactly its own state or exactly the snapshot's, never
+ * a mix (kv_restore copies with SQLite's backup API in one transaction). */
+static void test_restore_out_of_memory(void)
+{
+    char snap[160], behind[160];
+    snprintf(snap, sizeof snap, "%s/snap.db", fx.dir);
+    snprintf(behind, sizeof behind, "%s/behind.db", fx.dir);
+    kv_close(fx.k);
+    fx.k = NULL;
+    state want, own, got;
+    CHECK(sqlite_oom_copy_db(tmpl, fx.path) && kvfx_reopen(&fx));
+    CHECK(kvfx_snapshot(&fx, snap, NULL) == KV_OK && read_state(fx.k, &want));
+    /* the member's own store: older, with writes the snapshot lacks */
+    kv_close(fx.k);
+    fx.k = NULL;
+    CHECK(sqlite_oom_copy_db(tmpl, fx.path) && kvfx_reopen(&fx));
+    fx.index = want.index - 30;
+    put("behind/a", "1");
+    put("behind/b", "2");
+    kv_close(fx.k);
+    fx.k = NULL;
+    CHECK(sqlite_oom_copy_file(fx.path, behind));
+    bool hit;
+    CHECK(restore_with(behind, snap, 0, &own, &got, &hit) == KV_OK && same_state(&got, &want) &&
+          !same_state(&own, &want));
+    /* every allocation up to 200, then every 7th: past the set-up, the
+     * checks of each row repeat the same few allocations */
+    long n = 1, tries = 0;
+    for (;; n += n < 200 ? 1 : 7, tries++) {
+        int rc = restore_with(behind, snap, n, &own, &got, &hit);
+        CHECK_MSG(rc != 99, "allocation %ld: the store cannot be read back", n);
+        CHECK_MSG(rc == KV_OK ? same_state(&got, &want)
+                              : same_state(&got, &own) || same_state(&got, &want),
+                  "allocation %ld (rc %d): the store holds neither its own state nor the "
+                  "snapshot's (index %llu, revision %lld)",
+                  n, rc, (unsigned long long)got.index, (long long)got.revision);
+        if (!hit || rc == 99)
+            break;
+    }
+    printf("  %ld installs each ran out of memory once\n", tries);
+    CHECK(tries > 20);
+    CHECK(kvfx_reopen(&fx));
+}
+
 int main(void)
 {
     if (!sqlite_oom_install())
@@ -634,6 +707,7 @@ int main(void)
     RUN(test_reads_out_of_memory);
     RUN(test_applies_out_of_memory);
     RUN(test_other_reads_out_of_memory); /* after: it reads the applies' template */
+    RUN(test_restore_out_of_memory);
     kvfx_close(&fx);
     TEST_MAIN_END();
 }
