@@ -1016,6 +1016,22 @@ static void test_work_stop_cancels_the_queued(void)
 
 /* ---- the listeners out of memory ---- */
 
+/* POSTs body to url with the n-th allocation of the transports' threads
+ * failed; the status (0: no answer), and whether the n-th was reached. */
+static long post_failing(long n, const char *url, const void *body, size_t len,
+                         struct curl_slist *h, bool *hit)
+{
+    buf resp;
+    buf_init(&resp);
+    atomic_store(&oom_seen, 0);
+    atomic_store(&oom_at, n);
+    long code = http("POST", url, body, len, h, &resp);
+    *hit = atomic_load(&oom_seen) >= n;
+    atomic_store(&oom_at, 0);
+    buf_free(&resp);
+    return code;
+}
+
 static bool same_msg(const raft_msg *a, const raft_msg *b)
 {
     if (a->type != b->type || a->from != b->from || a->to != b->to || a->index != b->index ||
@@ -1037,9 +1053,8 @@ static bool same_msg(const raft_msg *a, const raft_msg *b)
  * that hit an allocation. */
 static long sweep_listener(node *n, const raft_msg *m, size_t count, bool answer)
 {
-    buf body, resp;
+    buf body;
     buf_init(&body);
-    buf_init(&resp);
     CHECK(transport_encode(CLUSTER, m, count, &body) == 0);
     char url[128];
     snprintf(url, sizeof url, "%s/raft/message", n->url);
@@ -1049,12 +1064,8 @@ static long sweep_listener(node *n, const raft_msg *m, size_t count, bool answer
         pthread_mutex_lock(&n->sk.mu);
         size_t before = n->sk.n_msgs;
         pthread_mutex_unlock(&n->sk.mu);
-        buf_reset(&resp);
-        atomic_store(&oom_seen, 0);
-        atomic_store(&oom_at, tries);
-        long code = http("POST", url, body.data, body.len, h, &resp);
-        bool hit = atomic_load(&oom_seen) >= tries;
-        atomic_store(&oom_at, 0);
+        bool hit;
+        long code = post_failing(tries, url, body.data, body.len, h, &hit);
         /* the callback runs before the answer leaves: nothing to wait for */
         pthread_mutex_lock(&n->sk.mu);
         size_t got = n->sk.n_msgs - before;
@@ -1071,7 +1082,6 @@ static long sweep_listener(node *n, const raft_msg *m, size_t count, bool answer
     }
     curl_slist_free_all(h);
     buf_free(&body);
-    buf_free(&resp);
     return tries - 1;
 }
 
@@ -1098,19 +1108,13 @@ static long sweep_snapshot(node *n, raft_id to)
     snprintf(crc, sizeof crc, "%u", (unsigned)crc32c(0, body, sizeof body));
     snprintf(url, sizeof url, "%s/raft/snapshot", n->url);
     struct curl_slist *h = snap_headers(CLUSTER, to, size, crc);
-    buf resp;
-    buf_init(&resp);
     long tries = 1;
     for (;; tries++) {
         pthread_mutex_lock(&n->sk.mu);
         int before = n->sk.snaps;
         pthread_mutex_unlock(&n->sk.mu);
-        buf_reset(&resp);
-        atomic_store(&oom_seen, 0);
-        atomic_store(&oom_at, tries);
-        long code = http("POST", url, body, sizeof body, h, &resp);
-        bool hit = atomic_load(&oom_seen) >= tries;
-        atomic_store(&oom_at, 0);
+        bool hit;
+        long code = post_failing(tries, url, body, sizeof body, h, &hit);
         /* the work thread hands it over before the answer leaves */
         pthread_mutex_lock(&n->sk.mu);
         int got = n->sk.snaps - before;
@@ -1126,7 +1130,6 @@ static long sweep_snapshot(node *n, raft_id to)
             break;
     }
     curl_slist_free_all(h);
-    buf_free(&resp);
     return tries - 1;
 }
 
