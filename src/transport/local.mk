@@ -7,9 +7,9 @@ libraftkv_a_SOURCES += src/transport/transport.h src/transport/transport_int.h \
 	src/transport/transport.c
 
 check_PROGRAMS += tests/unit/codec_test tests/unit/transport_test
-tests_unit_codec_test_SOURCES = tests/unit/codec_test.c
-tests_unit_transport_test_SOURCES = tests/unit/transport_test.c tests/alloc_wrap.c \
-	tests/alloc_wrap.h
+tests_unit_codec_test_SOURCES = tests/unit/codec_test.c tests/unit/msg_eq.h
+tests_unit_transport_test_SOURCES = tests/unit/transport_test.c tests/unit/msg_eq.h \
+	tests/alloc_wrap.c tests/alloc_wrap.h
 # the listeners' out-of-memory sweep fails their allocations one at a time
 tests_unit_transport_test_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc -Wl,--wrap=calloc \
 	-Wl,--wrap=realloc

@@ -10,6 +10,7 @@
  * Waits are condition waits with deadlines, never sleeps. */
 #include "../alloc_wrap.h"
 #include "../test.h"
+#include "msg_eq.h"
 #include "transport/transport.h"
 #include "transport/transport_int.h"
 
@@ -1032,19 +1033,6 @@ static long post_failing(long n, const char *url, const void *body, size_t len,
     return code;
 }
 
-static bool same_msg(const raft_msg *a, const raft_msg *b)
-{
-    if (a->type != b->type || a->from != b->from || a->to != b->to || a->index != b->index ||
-        a->context != b->context || a->n_entries != b->n_entries)
-        return false;
-    for (uint32_t i = 0; i < a->n_entries; i++) {
-        const raft_entry *x = &a->entries[i], *y = &b->entries[i];
-        if (x->index != y->index || x->len != y->len || memcmp(x->data, y->data, x->len) != 0)
-            return false;
-    }
-    return true;
-}
-
 /* Posts the batch m to n's listener with each allocation of the
  * transports' threads failed in turn. The answer is 2xx with the whole
  * batch delivered, or a 5xx (or a closed connection) with all of it or
@@ -1071,7 +1059,7 @@ static long sweep_listener(node *n, const raft_msg *m, size_t count, bool answer
         size_t got = n->sk.n_msgs - before;
         bool whole = got == count;
         for (size_t i = 0; whole && i < count; i++)
-            whole = same_msg(&n->sk.msgs[before + i], &m[i]);
+            whole = msg_eq(&n->sk.msgs[before + i], &m[i]);
         pthread_mutex_unlock(&n->sk.mu);
         CHECK_MSG(code / 100 == 2 ? whole : (code >= 500 || code == 0) && (got == 0 || whole),
                   "%s listener%s, allocation %ld failed: %ld, %zu of %zu messages delivered",
