@@ -185,8 +185,14 @@ static bool from_certificate(api_req *r, kv_conn *c)
     char *hash = NULL;
     uint64_t gen = 0;
     bool have_cn = ci && tls_peer_common_name(ci->tls_session, cn, sizeof cn) == 0;
-    bool ok = have_cn && kv_auth_name_valid(cn) && kv_auth_user_get(c, cn, &hash, &gen) == KV_OK;
+    int rc = have_cn && kv_auth_name_valid(cn) ? kv_auth_user_get(c, cn, &hash, &gen)
+                                               : KV_ERR_NOT_FOUND;
     free(hash);
+    if (rc != KV_OK && rc != KV_ERR_NOT_FOUND) { /* the store's failure, not the client's */
+        internal(r, "cannot read the auth state");
+        return false;
+    }
+    bool ok = rc == KV_OK;
     if (!have_cn && gateway(r)) {
         api_v3_error(r, 3, "etcdserver: user name is empty"); /* etcd's, for no credentials */
         return false;
