@@ -308,6 +308,7 @@ void api_h_metrics(api_req *r)
     metric(&b, &failed, "raftkv_db_size_bytes", "gauge", i.db_size);
     metric(&b, &failed, "raftkv_db_size_in_use_bytes", "gauge", i.db_size_in_use);
     metric(&b, &failed, "raftkv_proposals_total", "counter", i.proposals_total);
+    metric(&b, &failed, "raftkv_proposals_refused_total", "counter", i.proposals_refused_total);
     metric(&b, &failed, "raftkv_applied_total", "counter", i.applied_total);
     metric(&b, &failed, "raftkv_reads_total", "counter", i.reads_total);
     metric(&b, &failed, "raftkv_read_rounds_total", "counter", i.read_rounds_total);

@@ -170,6 +170,11 @@ int raft_propose(raft *r, const uint8_t *data, uint32_t len)
     return raft_propose_entry(r, RAFT_ENTRY_NORMAL, data, len, 0);
 }
 
+int raft_propose_tagged(raft *r, const uint8_t *data, uint32_t len, uint64_t tag)
+{
+    return raft_propose_entry(r, RAFT_ENTRY_NORMAL, data, len, tag);
+}
+
 int raft_read_index(raft *r, uint64_t context)
 {
     if (r->role == RAFT_LEADER)
@@ -214,13 +219,17 @@ void raft_report_snapshot(raft *r, raft_id id, bool ok)
     p->probe_sent = true;
 }
 
-/* The reasons a leader gives for a conf change it will never append. A
- * transfer underway or a lack of memory is not one: the proposer's
- * request then times out. */
-static bool refusal_reason(int rc)
+/* The reasons a leader gives for a forwarded proposal it did not append:
+ * for a conf change, the ones it would give its own client; for a write,
+ * only a transfer underway (the proposer sends it again, to whoever leads
+ * next). A lack of memory is none: the proposer's request then times
+ * out. */
+static bool refusal_reason(int rc, uint8_t type)
 {
-    return rc == RAFT_ERR_CONF_PENDING || rc == RAFT_ERR_NOT_READY || rc == RAFT_ERR_INVALID ||
-           rc == RAFT_ERR_TOO_MANY;
+    if (rc == RAFT_ERR_TRANSFERRING)
+        return true;
+    return type == RAFT_ENTRY_CONF && (rc == RAFT_ERR_CONF_PENDING || rc == RAFT_ERR_NOT_READY ||
+                                       rc == RAFT_ERR_INVALID || rc == RAFT_ERR_TOO_MANY);
 }
 
 /* Is e the conf change in flight itself (a PROP delivered twice)? Its
@@ -232,15 +241,16 @@ static bool is_pending_conf(const raft *r, const raft_entry *e)
            (e->len == 0 || memcmp(p->data, e->data, e->len) == 0);
 }
 
-/* Tells the proposer why its forwarded conf change (tagged by the
- * proposer: PROP's context) will never be appended, so that its client
- * hears at once what it would hear from the leader. raftkv's transport
- * delivers a message at most once (a failed batch is dropped, never sent
- * again); a simulated network that duplicates one is told nothing of the
- * copy of the change in flight. */
+/* Tells the proposer why its forwarded proposal (tagged by the proposer:
+ * PROP's context) was not appended, so that its client hears at once what
+ * it would hear from the leader — or, during a transfer, so that it sends
+ * the proposal again instead of waiting for its deadline. raftkv's
+ * transport delivers a message at most once (a failed batch is dropped,
+ * never sent again); a simulated network that duplicates one is told
+ * nothing of the copy of the change in flight. */
 static void refuse_prop(raft *r, const raft_msg *m, const raft_entry *e, int rc)
 {
-    if (e->type != RAFT_ENTRY_CONF || m->context == 0 || !refusal_reason(rc) ||
+    if (m->context == 0 || !refusal_reason(rc, e->type) ||
         (rc == RAFT_ERR_CONF_PENDING && is_pending_conf(r, e)))
         return;
     raft_msg resp;
@@ -254,7 +264,7 @@ static void refuse_prop(raft *r, const raft_msg *m, const raft_entry *e, int rc)
 
 /* Forwarded proposals: each entry follows the leader's own rules; entries
  * that break them (a second conf change, a transfer underway) are dropped,
- * a conf change with a word to its proposer (refuse_prop). */
+ * with a word to their proposer (refuse_prop). */
 static void leader_step_prop(raft *r, const raft_msg *m)
 {
     bool any = false;
@@ -298,7 +308,8 @@ static void take_refusal(raft *r, const raft_msg *m)
 {
     /* reject_hint is the error negated; anything else is no reason */
     int code = m->reject_hint <= 64 ? -(int)m->reject_hint : 0;
-    if (!m->reject || m->from != r->leader || m->context == 0 || !refusal_reason(code) ||
+    if (!m->reject || m->from != r->leader || m->context == 0 ||
+        !refusal_reason(code, RAFT_ENTRY_CONF) ||
         r->n_refused >= RAFT_MAX_REFUSALS)
         return;
     r->refused[r->n_refused++] = (raft_refusal){.tag = m->context, .code = code};

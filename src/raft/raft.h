@@ -138,7 +138,7 @@ enum raft_msg_flag {
     RAFT_FLAG_LEADER_HINT = 2, /* on a refusing VOTE_RESP/PREVOTE_RESP: context
                                   is the refuser's leader */
     RAFT_FLAG_REFUSED = 4,     /* on a refusing READINDEX_RESP: not a read but a
-                                  forwarded conf change the leader refused;
+                                  forwarded proposal the leader refused;
                                   context = its tag, reject_hint = -error. A
                                   flag, not a new type, so that a member of the
                                   previous version (which drops refused read
@@ -162,14 +162,19 @@ typedef struct {
     raft_snapshot_meta snapshot; /* RAFT_MSG_SNAP only */
 } raft_msg;
 
-/* A conf change this node forwarded and the leader refused: the tag it
- * was proposed with, and why (RAFT_ERR_CONF_PENDING, RAFT_ERR_NOT_READY,
- * RAFT_ERR_INVALID, RAFT_ERR_TOO_MANY). */
+/* A proposal this node forwarded and the leader refused, so never
+ * appended: the tag it was proposed with, and why. A conf change:
+ * RAFT_ERR_CONF_PENDING, RAFT_ERR_NOT_READY, RAFT_ERR_INVALID,
+ * RAFT_ERR_TOO_MANY or RAFT_ERR_TRANSFERRING; a write: only
+ * RAFT_ERR_TRANSFERRING (not now: propose it again later). */
 typedef struct {
     uint64_t tag;
     int code;
 } raft_refusal;
-#define RAFT_MAX_REFUSALS 16 /* held until the Ready; more are dropped */
+/* Held until the Ready; more are dropped (their proposers then wait for
+ * their own deadline). A member forwards at most a few hundred proposals
+ * in one turn's batches. */
+#define RAFT_MAX_REFUSALS 256
 
 /* A linearizable read may be served once applied index >= index. */
 typedef struct {
@@ -232,7 +237,8 @@ typedef struct {
     const raft_entry *committed;
     size_t n_reads;
     const raft_read_state *reads;
-    /* 4. fail the forwarded conf changes the leader refused (any time) */
+    /* 4. fail (or, refused for a transfer, propose again) the forwarded
+     *    proposals the leader refused (any time) */
     size_t n_refused;
     const raft_refusal *refused;
 } raft_ready;
@@ -248,6 +254,11 @@ int raft_tick(raft *r);
 int raft_step(raft *r, const raft_msg *m);
 /* Appends on the leader, forwards to the leader on a follower. */
 int raft_propose(raft *r, const uint8_t *data, uint32_t len);
+/* The same, named by tag (not in the entry; 0: none): a leader that is
+ * handing leadership over sends a forwarded write's tag back in a refusal
+ * (RAFT_ERR_TRANSFERRING), so its proposer can send it again rather than
+ * wait for an answer that never comes. */
+int raft_propose_tagged(raft *r, const uint8_t *data, uint32_t len, uint64_t tag);
 int raft_propose_conf(raft *r, const raft_conf_change *cc);
 /* Asks for a linearizable read point; the answer arrives as a read state
  * with the same context. Many callers may share one context. */

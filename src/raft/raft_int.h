@@ -212,7 +212,7 @@ void raft_handle_timeout_now(raft *r, const raft_msg *m);
 /* ---- proposals (raft.c) ---- */
 /* Appends on the leader (checking transfer and pending-conf rules) or
  * forwards to the known leader. */
-/* tag: the forwarded PROP's context, for a refusal (raft_conf_change). */
+/* tag: the forwarded PROP's context, for a refusal (raft_refusal). */
 int raft_propose_entry(raft *r, uint8_t type, const uint8_t *data, uint32_t len, uint64_t tag);
 
 /* ---- membership (membership.c) ---- */

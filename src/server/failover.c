@@ -4,7 +4,9 @@
  * a member that sees a new leader proposes again every write it forwarded
  * and has not seen applied (the old leader may have lost it — or not: the
  * second copy is skipped at apply, kv_once.c) and asks its pending read
- * rounds again; POST /maintenance/move-leader moves leadership on demand.
+ * rounds again (what a transferring leader refused with a word is sent
+ * again on the next tick: requests.c); POST /maintenance/move-leader moves
+ * leadership on demand.
  *
  * Must never: stop a leader's process before its own writes in flight are
  * applied or the hand-off deadline passed, or re-propose a membership

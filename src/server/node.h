@@ -81,6 +81,7 @@ typedef struct {
     uint64_t ms_since_apply_or_heartbeat; /* for /health */
     uint64_t proposals_total, applied_total, reads_total;
     uint64_t read_rounds_total; /* ReadIndex rounds this node asked for */
+    uint64_t proposals_refused_total; /* forwarded ones the leader refused */
     uint64_t peer_batches_held_total, peer_gaps_total; /* peer_order.h */
     uint64_t kv_commits_total; /* kv.db commits of applied batches (flush.c) */
 } node_info;

@@ -51,6 +51,7 @@ struct node {
     node_info info;
     uint64_t last_leader_ms;
     uint64_t proposals_total, applied_total, reads_total, read_rounds_total;
+    uint64_t proposals_refused_total; /* forwarded, and the leader said no */
     peer_order order; /* pipelined peer batches put back in order */
     lease_clock leases;
     bool lease_leader; /* was leader at the last lease tick */

@@ -129,13 +129,21 @@ static int propose_conf(node *n, pending *p)
     return raft_propose_conf(n->r, &cc);
 }
 
+/* The leader did not append what this node forwarded. Refused for a
+ * transfer underway, it is proposed again on the next tick (to whoever
+ * leads then: the leader, once its transfer ends either way); else, a
+ * conf change's client hears the leader's reason. */
 void node_refused(node *n, const raft_refusal *rf)
 {
-    /* gone: answered already (timed out); a tag is only ever a conf
-     * change's seq, so a write's is a leader's mistake, not refused */
     pending *q = waiters_find(&n->w, rf->tag);
-    if (q && q->is_conf)
+    if (!q || !q->proposed)
+        return; /* answered already (timed out), or about to be sent again */
+    n->proposals_refused_total++;
+    if (rf->code == RAFT_ERR_TRANSFERRING) {
+        q->proposed = false;
+    } else if (q->is_conf) {
         waiters_fail_pending(waiters_take(&n->w, rf->tag), raft_to_node_status(rf->code));
+    }
 }
 
 /* Hands a pending request to Raft. A request that finds no leader stays
@@ -146,7 +154,7 @@ static void try_propose(node *n, pending *p)
     if (p->is_conf) {
         rc = propose_conf(n, p);
     } else {
-        rc = raft_propose(n->r, p->entry.data, (uint32_t)p->entry.len);
+        rc = raft_propose_tagged(n->r, p->entry.data, (uint32_t)p->entry.len, p->seq);
     }
     if (rc == RAFT_OK) {
         p->proposed = true;

@@ -37,6 +37,7 @@ void node_publish_info(node *n, uint64_t now)
     i->role = raft_role_get(n->r);
     i->ms_since_apply_or_heartbeat = n->last_leader_ms;
     i->proposals_total = n->proposals_total;
+    i->proposals_refused_total = n->proposals_refused_total;
     i->applied_total = n->applied_total;
     i->read_rounds_total = n->read_rounds_total;
     i->peer_batches_held_total = n->order.held_total;

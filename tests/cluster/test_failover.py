@@ -135,6 +135,54 @@ def test_move_leader_on_demand(env):
     check(r.status == 400, "a bad body: %r" % r)
 
 
+def test_failed_transfer_costs_forwarded_proposals_no_error(env):
+    """A leader moving leadership to a member that never answers (paused)
+    takes no proposal for an election timeout, then gives the transfer up
+    and leads on. What a follower forwarded meanwhile is refused with a
+    word ("transferring"), sent again on the follower's next tick and
+    applied once the transfer is over: no write, and no membership change,
+    waits out its request timeout for a 503."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    target = next(n for n in nodes if n is not leader)
+    via = next(n for n in nodes if n is not leader and n is not target)
+    stop, results = threading.Event(), []
+    ts = _writers([via], "k", stop, results)
+    wait_for(lambda: len(results) >= 20, 30, "writes before the transfer")
+    refused0 = via.metric("raftkv_proposals_refused_total")
+    moved = {}
+    mover = threading.Thread(target=lambda: moved.update(r=leader.request(
+        "POST", "/maintenance/move-leader", json.dumps({"to": target.id}), timeout=30)))
+    target.proc.send_signal(signal.SIGSTOP)
+    try:
+        mover.start()
+        wait_for(lambda: via.metric("raftkv_proposals_refused_total") > refused0, 10,
+                 "the leader to refuse a forwarded write during its transfer")
+        url = "%s://127.0.0.1:%d" % (scheme(), free_port())
+        added = via.request("POST", "/members",
+                            json.dumps({"peer_urls": [url], "is_learner": True}), timeout=30)
+        mover.join(30)
+        n_after = len(results)
+        wait_for(lambda: len(results) >= n_after + 20, 30, "writes after the transfer")
+        stop.set()
+        for t in ts:
+            t.join(40)
+    finally:
+        stop.set()
+        target.proc.send_signal(signal.SIGCONT)
+    errors = [r for r in results if r[2] != 200]
+    print("  move-leader to the paused member: %r; %d writes through a follower, "
+          "%d refused and sent again, %d errors"
+          % (moved.get("r"), len(results),
+             via.metric("raftkv_proposals_refused_total") - refused0, len(errors)))
+    check(moved.get("r") is not None and moved["r"].status == 503,
+          "the transfer to a paused member fails: %r" % moved.get("r"))
+    check(not errors, "writes forwarded during the transfer failed: %r" % errors[:5])
+    check(added.status == 201, "a learner added through the follower: %r" % added)
+    members = [m["id"] for m in leader.request("GET", "/members").json()["members"]]
+    check(added.json()["member"]["id"] in members, "the learner is a member: %r" % members)
+
+
 def test_idempotency_key_runs_a_write_once(env):
     nodes = env.cluster(3)
     key = {"Idempotency-Key": "order-4711"}

@@ -950,6 +950,86 @@ static void test_refused_conf_change_comes_back(void)
     raft_free(f);
 }
 
+/* Forwards f's next proposal (a write if cc is NULL) to l; returns how
+ * many entries l appended and, in *hint, the reason l sent back for tag
+ * (0: none). */
+static raft_index forward_to(raft *f, raft *l, const raft_conf_change *cc, uint64_t tag,
+                             raft_index *hint)
+{
+    raft_ready rd;
+    raft_msg sent[8];
+    if (cc)
+        CHECK(raft_propose_conf(f, cc) == RAFT_OK);
+    else
+        CHECK(raft_propose_tagged(f, (const uint8_t *)"w", 1, tag) == RAFT_OK);
+    CHECK(raft_ready_get(f, &rd) == 0 && rd.n_messages == 1);
+    raft_msg prop = rd.messages[0];
+    CHECK(prop.type == RAFT_MSG_PROP && prop.context == tag);
+    raft_index last = raft_last_index(l);
+    CHECK(raft_step(l, &prop) == 0);
+    raft_advance(f, &rd);
+    size_t n = drain_out(l, sent, 8, NULL, NULL);
+    *hint = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sent[i].type == RAFT_MSG_READINDEX_RESP && sent[i].to == 2 && tag &&
+            sent[i].context == tag) {
+            CHECK(sent[i].flags == RAFT_FLAG_REFUSED && sent[i].reject && *hint == 0);
+            *hint = sent[i].reject_hint;
+        }
+    return raft_last_index(l) - last;
+}
+
+/* A leader handing leadership over appends no proposal; one forwarded to
+ * it comes back to its proposer, write or conf change, as "transferring",
+ * so the proposer can send it again (node.c does, on its next tick)
+ * rather than wait out its deadline when the transfer fails. The same
+ * proposals are taken once the transfer is abandoned. Untagged: no word,
+ * as before. */
+static void test_transfer_refuses_forwarded_proposals(void)
+{
+    raft_init_state init;
+    init_voters(&init, 3);
+    raft *l = raw_new(1, 0, &init), *f = raw_new(2, 0, &init);
+    if (!l || !f)
+        return;
+    lead_past_noop(l, 1, 1);
+    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+    step_and_drain(f, hb, NULL);
+    CHECK(raft_transfer_leader(l, 3) == RAFT_OK); /* 3 never answers */
+    raft_msg sent[8];
+    drain_out(l, sent, 8, NULL, NULL);
+    const raft_index transferring = (raft_index)-RAFT_ERR_TRANSFERRING;
+    raft_conf_change add5 = {.op = RAFT_CONF_ADD_LEARNER, .id = 5, .tag = 92};
+    raft_index hint;
+    CHECK(forward_to(f, l, NULL, 91, &hint) == 0 && hint == transferring);
+    CHECK(forward_to(f, l, &add5, 92, &hint) == 0 && hint == transferring);
+    CHECK(forward_to(f, l, NULL, 0, &hint) == 0 && hint == 0);
+    /* the follower hands both refusals out, with the leader's reason */
+    raft_msg back = {.type = RAFT_MSG_READINDEX_RESP, .flags = RAFT_FLAG_REFUSED, .reject = true,
+                     .from = 1, .to = 2, .term = 1, .reject_hint = transferring};
+    raft_refusal got[4];
+    size_t n_got = 0;
+    back.context = 91;
+    CHECK(raft_step(f, &back) == 0);
+    back.context = 92;
+    CHECK(raft_step(f, &back) == 0);
+    drain_out(f, sent, 8, got, &n_got);
+    CHECK(n_got == 2 && got[0].tag == 91 && got[0].code == RAFT_ERR_TRANSFERRING &&
+          got[1].tag == 92 && got[1].code == RAFT_ERR_TRANSFERRING);
+    /* an election timeout later the transfer is abandoned: both go in */
+    for (int i = 0; i < 30 && raft_last_index(l) == 1; i++) {
+        raft_tick(l);
+        drain_out(l, sent, 8, NULL, NULL);
+        if (forward_to(f, l, NULL, 91, &hint) == 1)
+            break;
+        CHECK(hint == transferring);
+    }
+    CHECK(raft_role_get(l) == RAFT_LEADER && raft_last_index(l) == 2);
+    CHECK(forward_to(f, l, &add5, 92, &hint) == 1 && hint == 0);
+    raft_free(l);
+    raft_free(f);
+}
+
 static void test_learner(void)
 {
     fx *f = mk(3, true, true, 19);
@@ -1212,6 +1292,7 @@ int main(void)
     RUN(test_promote_waits_for_learner);
     RUN(test_promote_waits_for_the_conf_change);
     RUN(test_refused_conf_change_comes_back);
+    RUN(test_transfer_refuses_forwarded_proposals);
     RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);
     RUN(test_conf_change_pending);
