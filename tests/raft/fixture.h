@@ -155,6 +155,8 @@ typedef struct {
     uint64_t byz_injected;  /* hostile messages from non-members handed to nodes */
     uint64_t byz_by_type[16]; /* ... by message type */
     uint64_t refusals;      /* forwarded conf changes a leader refused, heard back */
+    uint64_t transfers;     /* leadership transfers asked (random schedule) */
+    uint64_t transfer_refusals; /* forwarded proposals refused during one, heard back */
     uint64_t nomem_failed;  /* allocations failed inside core calls (nomem) */
 } fx_stats;
 fx_stats fx_get_stats(const fx *f);

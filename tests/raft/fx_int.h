@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* A write's tag has this bit: a refusal then names which kind it was. */
+#define FX_WRITE_TAG (UINT64_C(1) << 63)
+
 typedef unsigned long long ull; /* printf of uint64_t without PRIu64 noise */
 
 /* An entry payload, interned so equal payloads share one pointer: state
@@ -79,6 +82,7 @@ typedef struct {
     size_t n_reads, cap_reads;
     uint64_t next_ctx; /* the random schedule's read rounds, per life */
     uint64_t conf_tags; /* tags given to this node's conf changes, ever */
+    uint64_t write_tags; /* ... and to its writes (FX_WRITE_TAG set) */
     raft_term leader_checked; /* term in which completeness was checked */
     raft_index durable_commit; /* commit persisted before the current Ready */
     raft_conf sm_conf; /* membership as of `applied`, from the applied entries */

@@ -290,6 +290,24 @@ static void send_all(fx *f, fx_node *n, const raft_ready *rd)
 /* The Ready's second half, after its fsync: the disk now holds it; then
  * (unless they left early) the messages, the applies, the reads, advance
  * and the snapshot job — node.c's handle_ready from storage_append on. */
+/* A refusal names a proposal this node forwarded, with a reason a leader
+ * gives for its kind: a write is refused only for a transfer underway. */
+static void check_refusal(fx *f, fx_node *n, const raft_refusal *rf)
+{
+    bool write = rf->tag & FX_WRITE_TAG;
+    uint64_t k = rf->tag & ~FX_WRITE_TAG;
+    if (k == 0 || k > (write ? n->write_tags : n->conf_tags))
+        fx_fail(f, "node %llu: a refusal of %s %llu, which it never proposed", (ull)n->id,
+                write ? "write" : "conf change", (ull)k);
+    else if (write && rf->code != RAFT_ERR_TRANSFERRING)
+        fx_fail(f, "node %llu: write %llu refused for %d, not a transfer", (ull)n->id, (ull)k,
+                rf->code);
+    if (rf->code == RAFT_ERR_TRANSFERRING)
+        f->stats.transfer_refusals++;
+    else
+        f->stats.refusals++;
+}
+
 static void ready_finish(fx *f, fx_node *n, raft_ready *rd, bool sent_early)
 {
     n->durable_commit = n->hs.commit;
@@ -304,12 +322,8 @@ static void ready_finish(fx *f, fx_node *n, raft_ready *rd, bool sent_early)
         sm_apply(f, n, &rd->committed[i]);
     for (size_t i = 0; i < rd->n_reads && rd->reads && !f->failed; i++)
         read_answered(f, n, &rd->reads[i]);
-    for (size_t i = 0; i < rd->n_refused && !f->failed; i++) {
-        if (rd->refused[i].tag == 0 || rd->refused[i].tag > n->conf_tags)
-            fx_fail(f, "node %llu: a refusal of conf change %llu, which it never proposed",
-                    (ull)n->id, (ull)rd->refused[i].tag);
-        f->stats.refusals++;
-    }
+    for (size_t i = 0; i < rd->n_refused && !f->failed; i++)
+        check_refusal(f, n, &rd->refused[i]);
     int rc = raft_advance(n->r, rd);
     if (rc)
         fx_fail(f, "node %llu: raft_advance = %d", (ull)n->id, rc);
@@ -511,7 +525,10 @@ int fx_propose(fx *f, raft_id id, const char *data)
         return RAFT_ERR_INVALID;
     fx_node_unpark(f, n);
     fx_core_enter(f);
-    int rc = raft_propose(n->r, (const uint8_t *)data, (uint32_t)strlen(data));
+    /* tagged as node.c tags them, so a transferring leader's refusals
+     * travel too */
+    int rc = raft_propose_tagged(n->r, (const uint8_t *)data, (uint32_t)strlen(data),
+                                 FX_WRITE_TAG | ++n->write_tags);
     fx_core_leave();
     fx_node_process(f, n);
     return rc;

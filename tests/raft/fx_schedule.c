@@ -219,6 +219,31 @@ static void rand_membership(fx *f)
                (ull)id, (ull)lid, rc);
 }
 
+/* A leadership transfer (move-leader, or a leader removing itself) to a
+ * random voter, asked of the leader or, a third of the time, of any node
+ * up (a follower forwards it). The target may be down, cut off or behind:
+ * the transfer then fails after an election timeout, and the proposals
+ * forwarded meanwhile come back refused. */
+static void rand_transfer(fx *f)
+{
+    raft_id lid = fx_leader(f);
+    fx_node *via = lid == 0 || fx_rng_below(f, 3) == 0 ? pick_node(f, 1) : &f->nodes[lid];
+    if (!via || !lid)
+        return;
+    const raft_conf *c = raft_conf_get(f->nodes[lid].r);
+    if (c->n_voters == 0)
+        return;
+    raft_id to = c->voters[fx_rng_below(f, c->n_voters)];
+    fx_node_unpark(f, via);
+    fx_core_enter(f);
+    int rc = raft_transfer_leader(via->r, to);
+    fx_core_leave();
+    fx_node_process(f, via);
+    f->stats.transfers++;
+    trace_step(f, "transfer leadership to %llu via %llu (leader %llu) -> %d", (ull)to,
+               (ull)via->id, (ull)lid, rc);
+}
+
 /* The embedding's short timer for an untold commit (defer_commit_notice):
  * it fires at any point between steps. */
 static void rand_send_commit(fx *f)
@@ -262,6 +287,8 @@ static void random_step(fx *f, bool membership)
         rand_read(f);
     else if (f->calm && r < 93)
         rand_restart(f);
+    else if (r == 99)
+        rand_transfer(f);
     else if (f->calm)
         membership ? rand_membership(f) : rand_tick(f);
     else if (r < 89)
@@ -371,11 +398,13 @@ int fx_settle(fx *f, int max_ticks)
     for (int t = 0; t < max_ticks && !f->failed && marker; t++) {
         raft_id lid = fx_leader(f);
         fx_node *l = lid ? &f->nodes[lid] : NULL;
+        /* proposed again to each new leader, and, as raftkv retries an
+         * unproposed request every tick, after a refusal (a transfer) */
         if (l && (lid != proposed_to || raft_term_get(l->r) != proposed_term)) {
-            proposed_to = lid;
-            proposed_term = raft_term_get(l->r);
             int rc = fx_propose(f, lid, text);
             trace_step(f, "settle: propose %s on leader %llu -> %d", text, (ull)lid, rc);
+            proposed_to = rc == 0 ? lid : 0;
+            proposed_term = raft_term_get(l->r);
         }
         if (l && node_applied_marker(l, marker)) {
             raft_conf c = *raft_conf_get(l->r);
