@@ -57,6 +57,20 @@ void raft_become_follower(raft *r, raft_term term, raft_id leader)
     r->leader = leader;
 }
 
+/* The last conf change this node has not applied, or its applied index:
+ * a new leader may append a conf change at once when its tail holds none
+ * (an absent entry counts as one). Waiting for the no-op instead, as
+ * etcd does, refused the removal a transfer had just handed over. */
+static raft_index last_unapplied_conf(const raft *r)
+{
+    for (raft_index i = raft_log_last(&r->log); i > r->applied; i--) {
+        const raft_entry *e = raft_log_at(&r->log, i);
+        if (!e || e->type == RAFT_ENTRY_CONF)
+            return i;
+    }
+    return r->applied;
+}
+
 static void raft_become_leader(raft *r)
 {
     reset(r, r->term);
@@ -68,8 +82,7 @@ static void raft_become_leader(raft *r)
      * replicas of current-term entries). */
     raft_entry noop = {.type = RAFT_ENTRY_NORMAL, .crc = raft_entry_sum(r, NULL, 0)};
     raft_leader_append(r, &noop);
-    /* Any uncommitted entry of the tail may be a conf change. */
-    r->pending_conf = raft_log_last(&r->log);
+    r->pending_conf = last_unapplied_conf(r);
     raft_maybe_commit(r);
     raft_broadcast_append(r);
 }

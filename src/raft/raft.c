@@ -119,6 +119,13 @@ static int leader_accept(raft *r, const raft_entry *e)
             return rc;
         if (cc.op == RAFT_CONF_PROMOTE && !raft_learner_ready(r, cc.id))
             return RAFT_ERR_NOT_READY;
+        /* Its own removal goes to the next leader: one that removed itself
+         * would step down with the rest of the cluster perhaps not yet told
+         * the removal committed, still counting it as a voter, and it may
+         * hold the longest log — the others could then elect no one. The
+         * proposer sends it again once the transfer is over. */
+        if (cc.op == RAFT_CONF_REMOVE && cc.id == r->id && raft_transfer_to_best(r))
+            return RAFT_ERR_TRANSFERRING;
     }
     int rc = raft_leader_append(r, e);
     if (rc == 0 && type == RAFT_ENTRY_CONF)

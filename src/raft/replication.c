@@ -294,8 +294,11 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
     if (m->index > raft_log_last(&r->log))
         return;
     bool was_paused = raft_pr_paused(p, r->cfg.max_inflight);
-    if (!raft_pr_update(p, m->index))
+    if (!raft_pr_update(p, m->index)) {
+        /* an answer to the probe a transfer sent a caught-up target */
+        raft_transfer_on_progress(r, p);
         return;
+    }
     if (p->state == RAFT_PR_PROBE)
         raft_pr_become_replicate(p);
     else if (p->state == RAFT_PR_SNAPSHOT && p->match >= p->pending_snapshot)

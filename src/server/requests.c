@@ -6,7 +6,6 @@
 #include "server/requests.h"
 
 #include "server/envelope.h"
-#include "server/failover.h"
 
 #include <stdlib.h>
 
@@ -104,27 +103,14 @@ static int raft_to_node_status(int rc)
     }
 }
 
-/* A leader asked to remove itself first hands leadership over, so the
- * cluster does not sit through an election timeout; the removal is then
- * proposed (forwarded) on a later tick. Returns true while handing over. */
-static bool handing_over(node *n, const raft_conf_change *cc)
-{
-    if (cc->op != RAFT_CONF_REMOVE || cc->id != n->cfg->id || raft_role_get(n->r) != RAFT_LEADER)
-        return false;
-    raft_id to = node_best_successor(n);
-    if (to == 0)
-        return false;
-    raft_transfer_leader(n->r, to);
-    return true;
-}
-
 static int propose_conf(node *n, pending *p)
 {
     raft_conf_change cc;
     if (raft_conf_change_decode(p->entry.data, p->entry.len, &cc) < 0)
         return RAFT_ERR_INVALID;
-    if (handing_over(n, &cc))
-        return RAFT_ERR_TRANSFERRING;
+    /* a leader asked to remove itself hands leadership over first
+     * (RAFT_ERR_TRANSFERRING): the removal is proposed again on a later
+     * tick, to the new leader, so no one sits through an election */
     cc.tag = p->seq; /* a leader's refusal names it (node_refused) */
     return raft_propose_conf(n->r, &cc);
 }

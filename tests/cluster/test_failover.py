@@ -183,6 +183,41 @@ def test_failed_transfer_costs_forwarded_proposals_no_error(env):
     check(added.json()["member"]["id"] in members, "the learner is a member: %r" % members)
 
 
+def test_leader_removed_through_a_follower_hands_over_first(env):
+    """DELETE of the leader asked of a follower: the leader does not remove
+    itself (it could step down before the others heard the removal commit,
+    tests/raft/FOUND-BUGS.md #6); it hands leadership to the most caught-up
+    voter and refuses the change with a word, the follower sends it again
+    to the new leader, and the old leader, removed, stops. Writes through
+    the followers meanwhile see no error."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    others = [n for n in nodes if n is not leader]
+    stop, results = threading.Event(), []
+    ts = _writers(others, "k", stop, results)
+    wait_for(lambda: len(results) >= 20, 30, "writes before the removal")
+    refused0 = others[0].metric("raftkv_proposals_refused_total")
+    r = others[0].request("DELETE", "/%d" % leader.id, timeout=30)
+    code = leader.wait_exit(30)
+    n_after = len(results)
+    wait_for(lambda: len(results) >= n_after + 20, 30, "writes after the removal")
+    stop.set()
+    for t in ts:
+        t.join(40)
+    errors = [x for x in results if x[2] != 200]
+    refused = others[0].metric("raftkv_proposals_refused_total") - refused0
+    print("  DELETE /%d through node %d: %r; %d refusal(s) heard, %d writes, %d errors"
+          % (leader.id, others[0].id, r, refused, len(results), len(errors)))
+    check(r.status == 204, "the removal is done: %r" % r)
+    check(code == 0, "the removed leader stops cleanly: %s" % code)
+    check(refused >= 1, "the leader refused its own removal and handed over first")
+    check(_leader_id(others) in [n.id for n in others], "one of the others leads")
+    check(not errors, "writes through the followers failed: %r" % errors[:5])
+    members = others[1].request("GET", "/members")
+    check(members.status == 200 and leader.peer_url not in members.text,
+          "the old leader is no member: %s" % members.text)
+
+
 def test_idempotency_key_runs_a_write_once(env):
     nodes = env.cluster(3)
     key = {"Idempotency-Key": "order-4711"}

@@ -1115,18 +1115,28 @@ static void test_learner_vote_not_counted(void)
     raft_free(r);
 }
 
+/* A leader asked to remove itself hands leadership to the most caught-up
+ * voter first and refuses the change (its proposer sends it again): a
+ * leader that removed itself could step down before the others heard the
+ * removal commit, holding the longest log while they still count it as a
+ * voter — with a member that missed another's addition, no one could be
+ * elected (FOUND-BUGS #6). Sent again, it is the new leader's to make. */
 static void test_remove_leader(void)
 {
     fx *f = mk(3, true, true, 23);
     raft_id l = elect(f);
     CHECK(l != 0);
-    CHECK(fx_propose_conf(f, l, RAFT_CONF_REMOVE, l) == 0);
+    raft_index last = raft_last_index(fx_raft(f, l));
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_REMOVE, l) == RAFT_ERR_TRANSFERRING);
+    CHECK(raft_last_index(fx_raft(f, l)) == last);
+    run(f, 10);
+    raft_id nl = fx_leader(f);
+    CHECK(nl != 0 && nl != l && raft_is_voter(fx_raft(f, l), l));
+    CHECK(fx_propose_conf(f, l, RAFT_CONF_REMOVE, l) == 0); /* forwarded now */
     run(f, 3);
-    CHECK(raft_role_get(fx_raft(f, l)) != RAFT_LEADER);
     CHECK(!raft_is_voter(fx_raft(f, l), l));
     run(f, 60);
-    raft_id nl = fx_leader(f);
-    CHECK(nl != 0 && nl != l);
+    CHECK(fx_leader(f) == nl);
     if (nl) {
         CHECK(raft_conf_get(fx_raft(f, nl))->n_voters == 2);
         CHECK(fx_propose(f, nl, "two-node") == 0);
@@ -1135,6 +1145,14 @@ static void test_remove_leader(void)
     }
     /* The removed node never campaigns again. */
     CHECK(raft_role_get(fx_raft(f, l)) == RAFT_FOLLOWER);
+    /* The leader's removal asked of a follower: forwarded, refused, and
+     * leadership moves to the follower; the leader stays a voter. */
+    raft_id o = other_than(f, nl, l);
+    uint64_t refused = fx_get_stats(f).transfer_refusals;
+    CHECK(fx_propose_conf(f, o, RAFT_CONF_REMOVE, nl) == 0);
+    run(f, 10);
+    CHECK(fx_leader(f) == o && raft_is_voter(fx_raft(f, o), nl));
+    CHECK(fx_get_stats(f).transfer_refusals == refused + 1);
     CHECK(fx_check(f) == 0);
     fx_free(f);
 }
@@ -1156,6 +1174,40 @@ static void test_conf_change_pending(void)
     CHECK(fx_propose_conf(f, l, RAFT_CONF_PROMOTE, 1) == RAFT_ERR_INVALID);
     CHECK(fx_propose_conf(f, l, 77, 6) == RAFT_ERR_INVALID);
     fx_free(f);
+}
+
+/* A new leader may append a conf change before its no-op is applied when
+ * its unapplied tail holds none (a removal handed over with the
+ * leadership is made at once); with one in the tail it waits. */
+static void test_new_leader_waits_only_for_a_conf_in_its_tail(void)
+{
+    raft_init_state init;
+    init_voters(&init, 3);
+    raft *a = raw_new(1, 0, &init), *b = raw_new(2, 0, &init);
+    if (!a || !b)
+        return;
+    tick_to_candidate(a);
+    grant_vote(a, 2, 1);
+    CHECK(raft_role_get(a) == RAFT_LEADER && raft_applied_index(a) == 0);
+    raft_conf_change add4 = {.op = RAFT_CONF_ADD_LEARNER, .id = 4};
+    CHECK(raft_propose_conf(a, &add4) == RAFT_OK);
+    raft_conf_change add5 = {.op = RAFT_CONF_ADD_LEARNER, .id = 5};
+    CHECK(raft_propose_conf(a, &add5) == RAFT_ERR_CONF_PENDING);
+    /* b holds a's conf change, unapplied, and wins the next election */
+    uint8_t data[64];
+    size_t n = raft_conf_change_encode(&add4, data, sizeof data);
+    raft_entry e = {.index = 1, .term = 1, .type = RAFT_ENTRY_CONF, .len = (uint32_t)n,
+                    .data = data};
+    raft_msg app = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 1,
+                    .n_entries = 1, .entries = &e};
+    step_and_drain(b, app, NULL);
+    CHECK(raft_last_index(b) == 1);
+    tick_to_candidate(b);
+    grant_vote(b, 3, 2);
+    CHECK(raft_role_get(b) == RAFT_LEADER && raft_applied_index(b) == 0);
+    CHECK(raft_propose_conf(b, &add5) == RAFT_ERR_CONF_PENDING);
+    raft_free(a);
+    raft_free(b);
 }
 
 /* ---- snapshots ---- */
@@ -1293,6 +1345,7 @@ int main(void)
     RUN(test_promote_waits_for_the_conf_change);
     RUN(test_refused_conf_change_comes_back);
     RUN(test_transfer_refuses_forwarded_proposals);
+    RUN(test_new_leader_waits_only_for_a_conf_in_its_tail);
     RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);
     RUN(test_conf_change_pending);
