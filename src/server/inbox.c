@@ -21,6 +21,7 @@ int inbox_init(inbox *q)
     q->head = q->tail = NULL;
     q->count = 0;
     q->closed = false;
+    q->taker_known = false; /* no loop has taken yet: every push is a hand-off */
     q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (q->wake_fd < 0)
         return -1;
