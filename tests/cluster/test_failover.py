@@ -39,6 +39,29 @@ def _writers(nodes, key, stop, results):
     return ts
 
 
+def _cluster_writing(env, before, what):
+    """A 3-node cluster whose two followers each have a writer (_writers)
+    that has done `before` writes: (leader, others, threads, stop, results)."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    others = [n for n in nodes if n is not leader]
+    stop, results = threading.Event(), []
+    ts = _writers(others, "k", stop, results)
+    wait_for(lambda: len(results) >= before, 30, what)
+    return leader, others, ts, stop, results
+
+
+def _writers_end(ts, stop, results, more, timeout, what):
+    """Waits for `more` writes beyond those done so far, stops the writers
+    and returns the writes that failed."""
+    n = len(results)
+    wait_for(lambda: len(results) >= n + more, timeout, what)
+    stop.set()
+    for t in ts:
+        t.join(timeout)
+    return [r for r in results if r[2] != 200]
+
+
 def _history(node, key):
     """Every value the key ever had, in revision order (its watch history).
     A watch reads the node's own applied state: a linearizable read first
@@ -61,24 +84,14 @@ def _leader_id(nodes):
 
 
 def test_sigterm_leader_hands_over_without_errors(env):
-    nodes = env.cluster(3)
-    leader = env.leader()
-    others = [n for n in nodes if n is not leader]
-    stop, results = threading.Event(), []
-    ts = _writers(others, "k", stop, results)
-    wait_for(lambda: len(results) >= 40, 30, "writes before the stop")
+    leader, others, ts, stop, results = _cluster_writing(env, 40, "writes before the stop")
     t0 = time.monotonic()
     leader.proc.send_signal(signal.SIGTERM)
     new = wait_for(lambda: (_leader_id(others) or 0) not in (0, leader.id) and _leader_id(others),
                    10, "a new leader")
     moved = time.monotonic() - t0
     code = leader.wait_exit(30)
-    n_before = len(results)
-    wait_for(lambda: len(results) >= n_before + 40, 30, "writes after the hand-off")
-    stop.set()
-    for t in ts:
-        t.join(40)
-    errors = [r for r in results if r[2] != 200]
+    errors = _writers_end(ts, stop, results, 40, 30, "writes after the hand-off")
     print("  leadership moved to node %d in %.2f s; %d writes, %d errors"
           % (new, moved, len(results), len(errors)))
     check(code == 0, "the old leader exits 0 after handing over: %s" % code)
@@ -95,12 +108,7 @@ def test_kill9_leader_loses_no_write_and_applies_each_once(env):
     ts = _writers(others, "log", stop, results)
     wait_for(lambda: len(results) >= 40, 30, "writes before the kill")
     leader.kill()
-    n_killed = len(results)
-    wait_for(lambda: len(results) >= n_killed + 60, 60, "writes after the kill")
-    stop.set()
-    for t in ts:
-        t.join(60)
-    errors = [r for r in results if r[2] != 200]
+    errors = _writers_end(ts, stop, results, 60, 60, "writes after the kill")
     acked = [r[1] for r in results if r[2] == 200]
     history = _history(others[0], "log")
     dups = sorted({v for v in history if history.count(v) > 1})
@@ -162,15 +170,10 @@ def test_failed_transfer_costs_forwarded_proposals_no_error(env):
         added = via.request("POST", "/members",
                             json.dumps({"peer_urls": [url], "is_learner": True}), timeout=30)
         mover.join(30)
-        n_after = len(results)
-        wait_for(lambda: len(results) >= n_after + 20, 30, "writes after the transfer")
-        stop.set()
-        for t in ts:
-            t.join(40)
+        errors = _writers_end(ts, stop, results, 20, 30, "writes after the transfer")
     finally:
         stop.set()
         target.proc.send_signal(signal.SIGCONT)
-    errors = [r for r in results if r[2] != 200]
     print("  move-leader to the paused member: %r; %d writes through a follower, "
           "%d refused and sent again, %d errors"
           % (moved.get("r"), len(results),
@@ -190,21 +193,11 @@ def test_leader_removed_through_a_follower_hands_over_first(env):
     voter and refuses the change with a word, the follower sends it again
     to the new leader, and the old leader, removed, stops. Writes through
     the followers meanwhile see no error."""
-    nodes = env.cluster(3)
-    leader = env.leader()
-    others = [n for n in nodes if n is not leader]
-    stop, results = threading.Event(), []
-    ts = _writers(others, "k", stop, results)
-    wait_for(lambda: len(results) >= 20, 30, "writes before the removal")
+    leader, others, ts, stop, results = _cluster_writing(env, 20, "writes before the removal")
     refused0 = others[0].metric("raftkv_proposals_refused_total")
     r = others[0].request("DELETE", "/%d" % leader.id, timeout=30)
     code = leader.wait_exit(30)
-    n_after = len(results)
-    wait_for(lambda: len(results) >= n_after + 20, 30, "writes after the removal")
-    stop.set()
-    for t in ts:
-        t.join(40)
-    errors = [x for x in results if x[2] != 200]
+    errors = _writers_end(ts, stop, results, 20, 30, "writes after the removal")
     refused = others[0].metric("raftkv_proposals_refused_total") - refused0
     print("  DELETE /%d through node %d: %r; %d refusal(s) heard, %d writes, %d errors"
           % (leader.id, others[0].id, r, refused, len(results), len(errors)))

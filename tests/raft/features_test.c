@@ -950,6 +950,16 @@ static void test_refused_conf_change_comes_back(void)
     raft_free(f);
 }
 
+/* Nodes 1 and 2 of three voters, fresh; false (a failed CHECK) if refused. */
+static bool raw_pair(raft **a, raft **b)
+{
+    raft_init_state init;
+    init_voters(&init, 3);
+    *a = raw_new(1, 0, &init);
+    *b = raw_new(2, 0, &init);
+    return *a && *b;
+}
+
 /* Forwards f's next proposal (a write if cc is NULL) to l; returns how
  * many entries l appended and, in *hint, the reason l sent back for tag
  * (0: none). */
@@ -987,10 +997,8 @@ static raft_index forward_to(raft *f, raft *l, const raft_conf_change *cc, uint6
  * as before. */
 static void test_transfer_refuses_forwarded_proposals(void)
 {
-    raft_init_state init;
-    init_voters(&init, 3);
-    raft *l = raw_new(1, 0, &init), *f = raw_new(2, 0, &init);
-    if (!l || !f)
+    raft *l, *f;
+    if (!raw_pair(&l, &f))
         return;
     lead_past_noop(l, 1, 1);
     raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
@@ -1181,10 +1189,8 @@ static void test_conf_change_pending(void)
  * leadership is made at once); with one in the tail it waits. */
 static void test_new_leader_waits_only_for_a_conf_in_its_tail(void)
 {
-    raft_init_state init;
-    init_voters(&init, 3);
-    raft *a = raw_new(1, 0, &init), *b = raw_new(2, 0, &init);
-    if (!a || !b)
+    raft *a, *b;
+    if (!raw_pair(&a, &b))
         return;
     tick_to_candidate(a);
     grant_vote(a, 2, 1);
