@@ -43,6 +43,17 @@ raft_index raft_match_index(const raft *r, raft_id id)
     return 0;
 }
 
+raft_id raft_best_successor(const raft *r)
+{
+    const raft_progress *best = NULL;
+    for (uint32_t i = 0; r->role == RAFT_LEADER && i < r->n_prs; i++) {
+        const raft_progress *p = &r->prs[i];
+        if (raft_is_voter(r, p->id) && (!best || p->match > best->match))
+            best = p;
+    }
+    return best ? best->id : 0;
+}
+
 raft_index raft_lost_index(const raft *r)
 {
     return r->log_lost ? r->lost_at : 0;

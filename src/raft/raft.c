@@ -124,7 +124,8 @@ static int leader_accept(raft *r, const raft_entry *e)
          * the removal committed, still counting it as a voter, and it may
          * hold the longest log — the others could then elect no one. The
          * proposer sends it again once the transfer is over. */
-        if (cc.op == RAFT_CONF_REMOVE && cc.id == r->id && raft_transfer_to_best(r))
+        if (cc.op == RAFT_CONF_REMOVE && cc.id == r->id &&
+            raft_transfer_start(r, raft_best_successor(r)) == 0)
             return RAFT_ERR_TRANSFERRING;
     }
     int rc = raft_leader_append(r, e);

@@ -207,9 +207,6 @@ void raft_handle_readindex_resp(raft *r, const raft_msg *m);
 int raft_transfer_start(raft *r, raft_id to);
 void raft_transfer_on_progress(raft *r, raft_progress *p);
 void raft_transfer_abort(raft *r);
-/* Leader: starts handing leadership to the most caught-up other voter;
- * false if there is none. */
-bool raft_transfer_to_best(raft *r);
 void raft_handle_timeout_now(raft *r, const raft_msg *m);
 
 /* ---- proposals (raft.c) ---- */

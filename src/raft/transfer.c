@@ -1,6 +1,7 @@
 /* transfer.c: leadership transfer — the leader stops taking proposals,
- * brings the target's log up to date, then tells it to campaign at once
- * (TIMEOUT_NOW); the transfer is abandoned after an election timeout. A
+ * brings the target's log up to date, then, once the target says it holds
+ * all of it, tells it to campaign at once (TIMEOUT_NOW); the transfer is
+ * abandoned after an election timeout. A
  * leader asked to remove itself transfers to its most caught-up voter
  * first (raft.c leader_accept).
  *
@@ -16,11 +17,12 @@ static void send_timeout_now(raft *r, raft_id to)
     raft_send(r, &m);
 }
 
-/* at_once: a target already caught up is told to campaign in this
- * Ready; else only after it answers an append, so that whatever else this
- * Ready sends it (a refusal of its proposal) is stepped before it leaves
- * the follower role. */
-static int transfer_start(raft *r, raft_id to, bool at_once)
+/* The target is told to campaign once it answers an append showing it
+ * holds the whole log (raft_transfer_on_progress), never in the Ready
+ * that starts the transfer: whatever else that Ready sends it (a refusal
+ * of its own proposal, refuse_prop) is then stepped while it still
+ * follows. One round trip more than telling a caught-up target at once. */
+int raft_transfer_start(raft *r, raft_id to)
 {
     if (to == r->id)
         return 0; /* already leader: nothing to do */
@@ -31,24 +33,8 @@ static int transfer_start(raft *r, raft_id to, bool at_once)
         return 0;
     r->transferee = to;
     r->transfer_elapsed = 0;
-    if (at_once && p->match == raft_log_last(&r->log))
-        send_timeout_now(r, to);
-    else
-        raft_send_append(r, p, true);
+    raft_send_append(r, p, true);
     return 0;
-}
-
-int raft_transfer_start(raft *r, raft_id to) { return transfer_start(r, to, true); }
-
-bool raft_transfer_to_best(raft *r)
-{
-    raft_progress *best = NULL;
-    for (uint32_t i = 0; i < r->n_prs; i++) {
-        raft_progress *p = &r->prs[i];
-        if (raft_is_voter(r, p->id) && (!best || p->match > best->match))
-            best = p;
-    }
-    return best && transfer_start(r, best->id, false) == 0;
 }
 
 void raft_transfer_on_progress(raft *r, raft_progress *p)

@@ -19,22 +19,6 @@
 
 #include <stdlib.h>
 
-raft_id node_best_successor(node *n)
-{
-    const raft_conf *conf = raft_conf_get(n->r);
-    raft_id best = 0;
-    raft_index best_match = 0;
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
-        raft_id id = conf->voters[i];
-        raft_index m = raft_match_index(n->r, id);
-        if (id != n->cfg->id && (best == 0 || m > best_match)) {
-            best = id;
-            best_match = m;
-        }
-    }
-    return best;
-}
-
 /* ---- a new leader ---- */
 
 void node_watch_leader(node *n)
@@ -73,7 +57,7 @@ void node_stop_turn(node *n, uint64_t now)
     if (!n->handing_off) {
         n->handing_off = true;
         n->handoff_deadline = now + 2 * (uint64_t)n->cfg->election_ms;
-        raft_id to = raft_role_get(n->r) == RAFT_LEADER ? node_best_successor(n) : 0;
+        raft_id to = raft_best_successor(n->r);
         if (to == 0) {
             atomic_store(&n->stop, true);
             return;

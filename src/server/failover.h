@@ -17,7 +17,5 @@ void node_stop_turn(node *n, uint64_t now);
 /* EV_MOVE: starts a transfer and waits for it (answered by node_move_turn). */
 void node_handle_move(node *n, event *ev);
 void node_move_turn(node *n, uint64_t now);
-/* The voter best placed to take over: the most caught-up other voter (0: none). */
-raft_id node_best_successor(node *n);
 
 #endif
