@@ -81,15 +81,8 @@ static bool parse_i64(const char *v, size_t n, int64_t *out)
 {
     bool neg = n > 0 && v[0] == '-';
     size_t i = neg ? 1 : 0;
-    if (i == n || n - i > 19)
-        return false;
     uint64_t x = 0;
-    for (; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    if (x > (uint64_t)INT64_MAX)
+    if (!parse_decimal(v + i, n - i, &x) || x > (uint64_t)INT64_MAX)
         return false;
     *out = neg ? -(int64_t)x : (int64_t)x;
     return true;

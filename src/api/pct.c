@@ -35,15 +35,8 @@ int api_pct_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
 bool api_parse_id(const char *s, size_t n, uint64_t max, uint64_t *out)
 {
     /* 16 digits cover 2^53; more digits can only be out of range */
-    if (n == 0 || n > 16)
-        return false;
     uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v == 0 || v > max)
+    if (n > 16 || !parse_decimal(s, n, &v) || v == 0 || v > max)
         return false;
     *out = v;
     return true;

@@ -5,6 +5,7 @@
  * encrypted. Must never accept a token by a comparison that stops at the
  * first differing byte, nor parse past its buffer. */
 #include "auth/auth.h"
+#include "util/util.h"
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -59,15 +60,7 @@ int auth_token_make(const uint8_t *key, size_t klen, const char *user, uint64_t 
 
 static bool digits(const char *p, const char *end, uint64_t *v)
 {
-    if (p == end || end - p > 19)
-        return false;
-    *v = 0;
-    for (; p < end; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        *v = *v * 10 + (uint64_t)(*p - '0');
-    }
-    return true;
+    return p <= end && parse_decimal(p, (size_t)(end - p), v);
 }
 
 /* user hex into user (NUL-terminated). */

@@ -81,17 +81,5 @@ int transport_snap_header_decode(const char *hex, uint64_t cluster_id,
 
 int transport_parse_u64(const char *s, uint64_t *out)
 {
-    if (!s || !*s || strlen(s) > 20)
-        return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
+    return s && parse_decimal(s, strlen(s), out) ? 0 : -1;
 }

@@ -2,6 +2,7 @@
  * failpoint.h). Owns nothing else. Must never make an unarmed hit cost
  * more than one relaxed atomic load, and never arm part of a bad spec. */
 #include "util/failpoint.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -34,19 +35,10 @@ static int errno_named(const char *s, size_t n)
     return 0;
 }
 
-/* "N" >= 1, at most 18 digits (no overflow). */
+/* "N" >= 1. */
 static bool parse_count(const char *s, size_t n, uint64_t *out)
 {
-    if (n == 0 || n > 18)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return v >= 1;
+    return parse_decimal(s, n, out) && *out >= 1;
 }
 
 /* One "name=ERRNO[@N]" of n bytes into p. */

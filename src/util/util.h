@@ -57,8 +57,11 @@ size_t rd_left(const reader *r);
 /* u32 count + that many u64 into v; fails if count > max */
 int rd_u64s(reader *r, uint64_t *v, uint32_t *n, uint32_t max);
 
-/* ---- hex ---- */
+/* ---- numbers in text ---- */
 int hex_digit(char c); /* 0..15, or -1 if c is not a hex digit */
+/* s[0..n) as a decimal number: one digit at least, digits only, no
+ * overflow (leading zeros allowed). */
+bool parse_decimal(const char *s, size_t n, uint64_t *out);
 
 /* ---- CRC-32C (Castagnoli), incremental: start with crc = 0 ---- */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);

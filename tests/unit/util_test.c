@@ -80,6 +80,7 @@ static void test_failpoint_refuses_bad_specs(void)
         "kv.commit=EIO@",     "kv.commit=EIO@0",   "kv.commit=EIO@x", "kv.commit=EIO@-1",
         "kv.commit=EIO,",     ",kv.commit=EIO",    "a=EIO,a=ENOSPC", "kv.commit=eio",
         "kv.commit=EIO@3@4",  "a_name_far_longer_than_the_limit_of_32=EIO",
+        "kv.commit=EIO@18446744073709551616",
         "a=EIO,b=EIO,c=EIO,d=EIO,e=EIO,f=EIO,g=EIO,h=EIO,i=EIO,j=EIO,k=EIO,l=EIO,m=EIO,"
         "n=EIO,o=EIO,p=EIO,q=EIO",
     };
@@ -92,6 +93,39 @@ static void test_failpoint_refuses_bad_specs(void)
     CHECK(failpoint_init("kv.commit=EIO@1000000000000") == 0);
     CHECK(failpoint_hit("kv.commit") == 0);
     failpoint_init(NULL);
+}
+
+/* ---- parse_decimal: every decimal number read from outside ---- */
+
+static void test_parse_decimal(void)
+{
+    static const struct {
+        const char *s;
+        bool ok;
+        uint64_t v;
+    } cases[] = {
+        {"0", true, 0},
+        {"007", true, 7},
+        {"18446744073709551615", true, UINT64_MAX},
+        {"18446744073709551616", false, 0}, /* one past */
+        {"99999999999999999999", false, 0},
+        {"000000000000000000000000001", true, 1}, /* length alone is no limit */
+        {"", false, 0},
+        {"-1", false, 0},
+        {"+1", false, 0},
+        {"1 ", false, 0},
+        {"1x", false, 0},
+        {"0x10", false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t v = 12345;
+        bool ok = parse_decimal(cases[i].s, strlen(cases[i].s), &v);
+        CHECK_MSG(ok == cases[i].ok, "\"%s\": %d", cases[i].s, ok);
+        CHECK_MSG(ok ? v == cases[i].v : v == 12345, "\"%s\": %llu", cases[i].s,
+                  (unsigned long long)v);
+    }
+    uint64_t v = 0;
+    CHECK(parse_decimal("12345", 3, &v) && v == 123); /* only n bytes */
 }
 
 /* ---- json_safe: jansson with one allocation failed ---- */
@@ -171,6 +205,7 @@ int main(void)
     RUN(test_failpoint_unarmed);
     RUN(test_failpoint_counts_hits);
     RUN(test_failpoint_refuses_bad_specs);
+    RUN(test_parse_decimal);
     RUN(test_json_safe_parse_out_of_memory);
     RUN(test_json_safe_dump_out_of_memory);
     TEST_MAIN_END();
