@@ -303,6 +303,9 @@ bool api_auth_gate(api_req *r);
 /* A read of s, after its barrier (on reader c, or one of its own when c
  * is NULL): true if r may, else false once 401/403 is answered. */
 bool api_auth_read(api_req *r, kv_conn *c, const kv_span *s);
+/* c (NULL: r is answered already) may serve r's range: r may read
+ * r->op's span. False, with c released, when it may not. */
+bool api_may_read_op(api_req *r, kv_conn *c);
 /* The command to propose for r: cmd itself, or cmd run as r's user (in
  * tmp). NULL when it cannot be built. */
 const buf *api_auth_wrap(api_req *r, const buf *cmd, buf *tmp);
@@ -315,6 +318,21 @@ api_login api_login_check(api_req *r, kv_conn *c, const char *user, const char *
  * (wrong), 429 (too many) or 500 is answered. */
 bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
                        uint64_t *gen);
+/* A login that is not OK answered in the native API's words (401, 429 or
+ * 500): true once answered, false for OK. */
+bool api_login_answered(api_req *r, api_login l, uint64_t retry_ms);
+/* auth/authenticate for both APIs: r->doc's "name" and "password" checked
+ * on the reader get(r) gives (NULL: r is answered, and so is this) and a
+ * token signed for them. Returns false once r is answered; else true with
+ * t->state kv_auth_secret's code (KV_ERR_NOT_FOUND: auth is off) and, on
+ * KV_OK, t->login (INTERNAL too when the token cannot be signed). */
+typedef struct {
+    int state;
+    api_login login;
+    uint64_t retry_ms;
+    char token[512];
+} api_login_token;
+bool api_login_for_token(api_req *r, kv_conn *(*get)(api_req *r), api_login_token *t);
 /* An etcd-shaped error {"error","message","code"} (v3/gw.c). */
 void api_v3_error(api_req *r, int grpc_code, const char *msg);
 void api_h_auth(api_req *r);

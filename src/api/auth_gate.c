@@ -138,12 +138,10 @@ api_login api_login_check(api_req *r, kv_conn *c, const char *user, const char *
     return API_LOGIN_OK;
 }
 
-bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
-                       uint64_t *gen)
+bool api_login_answered(api_req *r, api_login l, uint64_t retry_ms)
 {
-    uint64_t retry_ms = 0;
-    switch (api_login_check(r, c, user, password, gen, &retry_ms)) {
-    case API_LOGIN_OK: return true;
+    switch (l) {
+    case API_LOGIN_OK: return false;
     case API_LOGIN_LIMITED:
         api_reply_error_with(r, 429, "too_many_attempts",
                              json_pack("{s:I}", "retry_after_ms", (json_int_t)retry_ms),
@@ -152,7 +150,38 @@ bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *pas
     case API_LOGIN_WRONG: unauthenticated(r, "wrong user name or password"); break;
     case API_LOGIN_INTERNAL: internal(r, "cannot check the password"); break;
     }
-    return false;
+    return true;
+}
+
+bool api_auth_password(api_req *r, kv_conn *c, const char *user, const char *password,
+                       uint64_t *gen)
+{
+    uint64_t retry_ms = 0;
+    return !api_login_answered(r, api_login_check(r, c, user, password, gen, &retry_ms), retry_ms);
+}
+
+bool api_login_for_token(api_req *r, kv_conn *(*get)(api_req *r), api_login_token *t)
+{
+    kv_conn *c = get(r);
+    if (!c)
+        return false;
+    const char *name = json_string_value(json_object_get(r->doc, "name"));
+    const char *pw = json_string_value(json_object_get(r->doc, "password"));
+    uint8_t key[64];
+    size_t klen = 0;
+    uint64_t gen = 0;
+    t->retry_ms = 0;
+    t->state = kv_auth_secret(c, key, sizeof key, &klen);
+    t->login = t->state == KV_OK ? api_login_check(r, c, name, pw, &gen, &t->retry_ms)
+                                 : API_LOGIN_INTERNAL;
+    kv_reader_release(r->a->kv, c);
+    _Static_assert(sizeof t->token >= AUTH_TOKEN_MAX, "a token fits");
+    if (t->login == API_LOGIN_OK && auth_token_make(key, klen, name, gen,
+                                                    now_wall_ms() + AUTH_TOKEN_TTL_MS, t->token,
+                                                    sizeof t->token) < 0)
+        t->login = API_LOGIN_INTERNAL;
+    explicit_bzero(key, sizeof key);
+    return true;
 }
 
 static bool from_basic(api_req *r, kv_conn *c, const char *b64)
@@ -298,6 +327,16 @@ bool api_auth_read(api_req *r, kv_conn *c, const kv_span *s)
     if (own)
         kv_reader_release(r->a->kv, own);
     return check_answered(r, rc);
+}
+
+bool api_may_read_op(api_req *r, kv_conn *c)
+{
+    if (!c)
+        return false;
+    if (api_auth_read(r, c, &r->op.span))
+        return true;
+    kv_reader_release(r->a->kv, c);
+    return false;
 }
 
 const buf *api_auth_wrap(api_req *r, const buf *cmd, buf *tmp)

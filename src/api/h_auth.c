@@ -91,30 +91,16 @@ static void do_list(api_req *r)
 
 static void do_authenticate(api_req *r)
 {
-    kv_conn *c = api_reader_after_barrier(r);
-    if (!c)
+    api_login_token t;
+    if (!api_login_for_token(r, api_reader_after_barrier, &t))
         return;
-    const char *name = json_string_value(json_object_get(r->doc, "name"));
-    const char *pw = json_string_value(json_object_get(r->doc, "password"));
-    uint8_t key[64];
-    size_t klen = 0;
-    uint64_t gen = 0;
-    char tok[AUTH_TOKEN_MAX];
-    int on = kv_auth_secret(c, key, sizeof key, &klen);
-    bool ok = on == KV_OK && api_auth_password(r, c, name, pw, &gen);
-    kv_reader_release(r->a->kv, c);
-    if (on == KV_ERR_NOT_FOUND) {
+    if (t.state == KV_ERR_NOT_FOUND)
         api_reply_error(r, 400, "auth_not_enabled", NULL, "auth is not enabled");
-    } else if (on != KV_OK) {
+    else if (t.state != KV_OK)
         api_reply_error(r, 500, "internal", NULL, "cannot read the auth state");
-    } else if (ok && auth_token_make(key, klen, name, gen, now_wall_ms() + AUTH_TOKEN_TTL_MS, tok,
-                                     sizeof tok) == 0) {
-        api_reply_json(r, 200, api_json_with_header(r->a, json_pack("{s:s,s:I}", "token", tok,
+    else if (!api_login_answered(r, t.login, t.retry_ms))
+        api_reply_json(r, 200, api_json_with_header(r->a, json_pack("{s:s,s:I}", "token", t.token,
                        "ttl", (json_int_t)(AUTH_TOKEN_TTL_MS / 1000)), -1));
-    } else if (ok) {
-        api_reply_error(r, 500, "internal", NULL, "cannot sign a token");
-    }
-    explicit_bzero(key, sizeof key);
 }
 
 /* ---- changes ---- */

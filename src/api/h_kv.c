@@ -59,12 +59,8 @@ static void reply_range(api_req *r, kv_op_result *res, int64_t rev)
 static void do_read(api_req *r)
 {
     kv_conn *c = api_reader_after_barrier(r);
-    if (!c)
+    if (!api_may_read_op(r, c))
         return;
-    if (!api_auth_read(r, c, &r->op.span)) {
-        kv_reader_release(r->a->kv, c);
-        return;
-    }
     kv_op_result res;
     memset(&res, 0, sizeof res);
     int64_t rev = 0, cur = 0, compact = 0;

@@ -216,6 +216,15 @@ void gw_reply(api_req *r, json_t *body)
         gw_reply_error(r, GW_INTERNAL, "etcdserver: out of memory");
 }
 
+void gw_reply_adding(api_req *r, json_t *body, const char *name, json_t *v)
+{
+    if (gw_set_nonempty(body, name, v) < 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    gw_reply(r, body);
+}
+
 /* ---- reading requests ---- */
 
 json_t *gw_body(api_req *r)

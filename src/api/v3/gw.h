@@ -57,6 +57,9 @@ json_t *gw_kvs(const kv_list *l, bool keys_only);
 int gw_set_nonempty(json_t *obj, const char *name, json_t *v);
 /* Replies 200 with body, or 500 if body is NULL (allocation failed). */
 void gw_reply(api_req *r, json_t *body);
+/* The same with name set to v in body first (gw_set_nonempty: left out
+ * when empty). Takes body and v. */
+void gw_reply_adding(api_req *r, json_t *body, const char *name, json_t *v);
 
 /* ---- reading a request body (etcd accepts int64 as a string or a
  * number, enums as names or numbers; unknown fields are ignored, as

@@ -315,12 +315,7 @@ static void do_auth_read(api_req *r)
     const char *field = !name ? (users ? "users" : "roles") : users ? "roles" : "perm";
     json_t *list = listing(rows, n, !name ? LIST_NAMES : users ? LIST_ROLES : LIST_PERMS);
     kv_auth_rows_free(rows, n);
-    json_t *body = json_pack("{s:o}", "header", gw_header(r, -1));
-    if (gw_set_nonempty(body, field, list) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
-    gw_reply(r, body);
+    gw_reply_adding(r, json_pack("{s:o}", "header", gw_header(r, -1)), field, list);
 }
 
 static void name_free(api_req *r)
@@ -348,33 +343,20 @@ void gw_role_list(api_req *r) { auth_read(r, NULL); }
 
 static void do_authenticate(api_req *r)
 {
-    kv_conn *c = gw_reader(r);
-    if (!c)
+    api_login_token t;
+    if (!api_login_for_token(r, gw_reader, &t))
         return;
-    const char *name = json_string_value(json_object_get(r->doc, "name"));
-    const char *pw = json_string_value(json_object_get(r->doc, "password"));
-    uint8_t key[64];
-    size_t klen = 0;
-    uint64_t gen = 0, retry_ms = 0;
-    char tok[AUTH_TOKEN_MAX];
-    int on = kv_auth_secret(c, key, sizeof key, &klen);
-    api_login l = on == KV_OK ? api_login_check(r, c, name, pw, &gen, &retry_ms) : API_LOGIN_WRONG;
-    kv_reader_release(r->a->kv, c);
-    if (on == KV_ERR_NOT_FOUND)
+    if (t.state == KV_ERR_NOT_FOUND)
         gw_reply_error(r, GW_FAILED_PRECONDITION, "etcdserver: authentication is not enabled");
-    else if (on != KV_OK || l == API_LOGIN_INTERNAL)
+    else if (t.state != KV_OK || t.login == API_LOGIN_INTERNAL)
         gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error");
-    else if (l == API_LOGIN_LIMITED)
+    else if (t.login == API_LOGIN_LIMITED)
         gw_reply_error(r, GW_RESOURCE_EXHAUSTED, "etcdserver: too many failed logins");
-    else if (l == API_LOGIN_WRONG)
+    else if (t.login == API_LOGIN_WRONG)
         gw_reply_error(r, GW_INVALID_ARGUMENT,
                        "etcdserver: authentication failed, invalid user ID or password");
-    else if (auth_token_make(key, klen, name, gen, now_wall_ms() + AUTH_TOKEN_TTL_MS, tok,
-                             sizeof tok) < 0)
-        gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error");
     else
-        gw_reply(r, json_pack("{s:o,s:s}", "header", gw_header(r, -1), "token", tok));
-    explicit_bzero(key, sizeof key);
+        gw_reply(r, json_pack("{s:o,s:s}", "header", gw_header(r, -1), "token", t.token));
 }
 
 void gw_authenticate(api_req *r)

@@ -26,36 +26,48 @@ static json_t *member_json(api_req *r, const kv_member *m, uint64_t self)
     return o;
 }
 
-static void do_member_list(api_req *r)
+static json_t *members_array(api_req *r, kv_member *m, size_t n, uint64_t self)
 {
-    kv_conn *c = gw_reader(r);
-    if (!c)
-        return;
-    kv_member *m = NULL;
-    size_t n = 0;
-    int rc = kv_members(c, &m, &n);
-    kv_reader_release(r->a->kv, c);
-    if (rc != KV_OK) {
-        gw_reply_kv_error(r, rc);
-        return;
-    }
-    node_info info;
-    node_get_info(r->a->node, &info);
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
-        if (json_array_append_new(arr, member_json(r, &m[i], info.member_id)) < 0) {
+        if (json_array_append_new(arr, member_json(r, &m[i], self)) < 0) {
             json_decref(arr);
             arr = NULL;
         }
     }
+    return arr;
+}
+
+/* The membership table as this member applied it, and this member's id;
+ * false when r has been answered (no reader, or the read failed). */
+static bool read_members(api_req *r, kv_member **m, size_t *n, uint64_t *self)
+{
+    kv_conn *c = gw_reader(r);
+    if (!c)
+        return false;
+    int rc = kv_members(c, m, n);
+    kv_reader_release(r->a->kv, c);
+    if (rc != KV_OK) {
+        gw_reply_kv_error(r, rc);
+        return false;
+    }
+    node_info info;
+    node_get_info(r->a->node, &info);
+    *self = info.member_id;
+    return true;
+}
+
+static void do_member_list(api_req *r)
+{
+    kv_member *m = NULL;
+    size_t n = 0;
+    uint64_t self = 0;
+    if (!read_members(r, &m, &n, &self))
+        return;
+    json_t *arr = members_array(r, m, n, self);
     kv_members_free(m, n);
     /* etcd's member list header carries no revision */
-    json_t *body = json_pack("{s:o}", "header", gw_header(r, 0));
-    if (gw_set_nonempty(body, "members", arr) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
-    gw_reply(r, body);
+    gw_reply_adding(r, json_pack("{s:o}", "header", gw_header(r, 0)), "members", arr);
 }
 
 void gw_member_list(api_req *r)
@@ -87,18 +99,6 @@ void gw_status(api_req *r)
 /* ---- member add, remove, promote: etcd answers with the members after
  * the change (and add with the new member too) ---- */
 
-static json_t *members_array(api_req *r, kv_member *m, size_t n, uint64_t self)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++) {
-        if (json_array_append_new(arr, member_json(r, &m[i], self)) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    return arr;
-}
-
 /* The refusals of a membership change that etcd words its own way, or
  * has none for; the rest are every request's (gw_reply_node_error). */
 static void reply_member_error(api_req *r)
@@ -120,19 +120,11 @@ static void finish_member_change(api_req *r)
         reply_member_error(r);
         return;
     }
-    kv_conn *c = gw_reader(r);
-    if (!c)
-        return;
     kv_member *m = NULL;
     size_t n = 0;
-    int rc = kv_members(c, &m, &n);
-    kv_reader_release(r->a->kv, c);
-    if (rc != KV_OK) {
-        gw_reply_kv_error(r, rc);
+    uint64_t self = 0;
+    if (!read_members(r, &m, &n, &self))
         return;
-    }
-    node_info info;
-    node_get_info(r->a->node, &info);
     json_t *body = json_pack("{s:o}", "header", gw_header(r, 0));
     if (body && r->url) { /* an add: the new member first */
         kv_member added = {.id = r->chosen_id, .peer_url = r->url, .is_learner = r->is_learner};
@@ -141,12 +133,9 @@ static void finish_member_change(api_req *r)
             body = NULL;
         }
     }
-    if (gw_set_nonempty(body, "members", members_array(r, m, n, info.member_id)) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
+    json_t *arr = members_array(r, m, n, self);
     kv_members_free(m, n);
-    gw_reply(r, body);
+    gw_reply_adding(r, body, "members", arr);
 }
 
 void gw_member_add(api_req *r)

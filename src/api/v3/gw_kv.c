@@ -151,12 +151,8 @@ static int range_fields(json_t *o, const range_extra *x, const kv_op_result *res
 static void do_range(api_req *r)
 {
     kv_conn *c = gw_reader(r);
-    if (!c)
+    if (!api_may_read_op(r, c))
         return;
-    if (!api_auth_read(r, c, &r->op.span)) {
-        kv_reader_release(r->a->kv, c);
-        return;
-    }
     kv_op_result res;
     memset(&res, 0, sizeof res);
     int64_t rev = 0;
@@ -423,11 +419,7 @@ static void finish_txn(api_req *r)
         json_decref(body);
         body = NULL;
     }
-    if (gw_set_nonempty(body, "responses", responses) < 0) { /* takes responses */
-        json_decref(body);
-        body = NULL;
-    }
-    gw_reply(r, body);
+    gw_reply_adding(r, body, "responses", responses);
 }
 
 void gw_txn(api_req *r)

@@ -54,6 +54,20 @@ void gw_lease_grant(api_req *r)
     buf_free(&cmd);
 }
 
+/* Revoke and keepalive: the body names one lease ("ID"), and the command
+ * encode makes of it is proposed. */
+static void propose_for_lease(api_req *r, int (*encode)(int64_t, buf *), api_handler_fn then)
+{
+    json_t *o = gw_body(r);
+    int64_t id;
+    if (!o || lease_id(r, o, false, &id) < 0)
+        return;
+    buf cmd;
+    buf_init(&cmd);
+    api_propose_encoded(r, encode(id, &cmd), &cmd, then);
+    buf_free(&cmd);
+}
+
 static void finish_revoke(api_req *r)
 {
     if (!gw_write_failed(r))
@@ -62,14 +76,7 @@ static void finish_revoke(api_req *r)
 
 void gw_lease_revoke(api_req *r)
 {
-    json_t *o = gw_body(r);
-    int64_t id;
-    if (!o || lease_id(r, o, false, &id) < 0)
-        return;
-    buf cmd;
-    buf_init(&cmd);
-    api_propose_encoded(r, kv_encode_lease_revoke(id, &cmd), &cmd, finish_revoke);
-    buf_free(&cmd);
+    propose_for_lease(r, kv_encode_lease_revoke, finish_revoke);
 }
 
 /* The gateway maps the keepalive stream to one request, one
@@ -91,14 +98,7 @@ static void finish_keepalive(api_req *r)
 
 void gw_lease_keepalive(api_req *r)
 {
-    json_t *o = gw_body(r);
-    int64_t id;
-    if (!o || lease_id(r, o, false, &id) < 0)
-        return;
-    buf cmd;
-    buf_init(&cmd);
-    api_propose_encoded(r, kv_encode_lease_keepalive(id, &cmd), &cmd, finish_keepalive);
-    buf_free(&cmd);
+    propose_for_lease(r, kv_encode_lease_keepalive, finish_keepalive);
 }
 
 /* ---- reads ---- */
@@ -181,12 +181,7 @@ static void do_leases(api_req *r)
         }
     }
     free(ls);
-    json_t *body = json_pack("{s:o}", "header", gw_header(r, rev));
-    if (gw_set_nonempty(body, "leases", arr) < 0) {
-        json_decref(body);
-        body = NULL;
-    }
-    gw_reply(r, body);
+    gw_reply_adding(r, json_pack("{s:o}", "header", gw_header(r, rev)), "leases", arr);
 }
 
 void gw_lease_leases(api_req *r)
