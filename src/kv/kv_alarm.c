@@ -54,20 +54,19 @@ uint32_t kv_alarms_active(kv *k)
 
 uint64_t kv_alarm_disarms(kv *k) { return atomic_load(&k->disarms); }
 
+static void alarm_row(sqlite3_stmt *st, void *item)
+{
+    *(kv_alarm *)item = (kv_alarm){(uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1)};
+}
+
 static int list_in_txn(kv_db *d, kv_alarm **out, size_t *n)
 {
     sqlite3_stmt *st = kv_stmt(d, KV_ST_ALARM_LIST);
     if (!st)
         return KV_ERR_INTERNAL;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (kv_grow((void **)out, *n, sizeof **out) < 0)
-            break;
-        (*out)[*n] = (kv_alarm){(uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1)};
-        (*n)++;
-    }
+    int rc = kv_collect_rows(st, (void **)out, n, sizeof **out, alarm_row);
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
+    return rc;
 }
 
 int kv_alarms_list(kv_conn *c, kv_alarm **out, size_t *n)

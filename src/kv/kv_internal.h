@@ -182,6 +182,11 @@ void kv_cmd_free(kv_cmd *c);
 
 /* kv_lists.c */
 int kv_grow(void **arr, size_t n, size_t elem);
+/* Every row st yields, each made into one elem-sized item by fill, appended
+ * to *arr (*n items). KV_OK once st is done, else KV_ERR_INTERNAL; the
+ * caller resets or finalizes st and frees *arr either way. */
+int kv_collect_rows(sqlite3_stmt *st, void **arr, size_t *n, size_t elem,
+                    void (*fill)(sqlite3_stmt *st, void *item));
 /* Both verify the row's CRC first: KV_OK, KV_ERR_CORRUPT (nothing
  * copied) or KV_ERR_INTERNAL (no memory). */
 int kv_kv_from_row(kv_db *d, sqlite3_stmt *st, kv_kv *out, bool with_value);

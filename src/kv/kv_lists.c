@@ -23,6 +23,19 @@ int kv_grow(void **arr, size_t n, size_t elem)
     return 0;
 }
 
+int kv_collect_rows(sqlite3_stmt *st, void **arr, size_t *n, size_t elem,
+                    void (*fill)(sqlite3_stmt *st, void *item))
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (kv_grow(arr, *n, elem) < 0)
+            break;
+        fill(st, (char *)*arr + *n * elem);
+        (*n)++;
+    }
+    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
+}
+
 static uint8_t *column_dup(sqlite3_stmt *st, int col, uint32_t *len)
 {
     const void *p = sqlite3_column_blob(st, col);

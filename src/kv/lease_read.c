@@ -54,6 +54,11 @@ int kv_lease_get(kv_conn *c, int64_t id, int64_t *ttl, kv_list *keys, int64_t *h
     return rc;
 }
 
+static void lease_row(sqlite3_stmt *st, void *item)
+{
+    *(kv_lease *)item = (kv_lease){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+}
+
 static int list_in_txn(kv_db *d, kv_lease **out, size_t *n, int64_t *header_rev)
 {
     int64_t compact;
@@ -62,15 +67,9 @@ static int list_in_txn(kv_db *d, kv_lease **out, size_t *n, int64_t *header_rev)
     sqlite3_stmt *st = kv_stmt(d, KV_ST_LEASE_LIST);
     if (!st)
         return KV_ERR_INTERNAL;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (kv_grow((void **)out, *n, sizeof **out) < 0)
-            break;
-        (*out)[*n] = (kv_lease){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
-        (*n)++;
-    }
+    int rc = kv_collect_rows(st, (void **)out, n, sizeof **out, lease_row);
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
+    return rc;
 }
 
 int kv_lease_list(kv_conn *c, kv_lease **out, size_t *n, int64_t *header_rev)

@@ -87,14 +87,21 @@ static void apply_to(raft *r, raft_index to)
     }
 }
 
+/* The Ready handed out last, taken back once: false if none is out. */
+static bool take_handed(raft *r, raft_handed *h)
+{
+    *h = r->rd;
+    r->rd.active = false;
+    return h->active;
+}
+
 int raft_advance_held(raft *r, bool applied)
 {
+    raft_handed h;
     if (!r)
         return RAFT_ERR_INVALID;
-    raft_handed h = r->rd;
-    if (!h.active)
+    if (!take_handed(r, &h))
         return 0;
-    r->rd.active = false;
     raft_outbox_drop(r, h.n_out, h.n_reads);
     raft_refusals_drop(r, h.n_refused);
     if (applied && !h.snap) /* a snapshot to install comes before any apply */
@@ -104,12 +111,11 @@ int raft_advance_held(raft *r, bool applied)
 
 int raft_advance(raft *r, const raft_ready *rd)
 {
+    raft_handed h;
     if (!r)
         return RAFT_ERR_INVALID;
-    raft_handed h = r->rd;
-    if (!h.active)
+    if (!take_handed(r, &h))
         return 0;
-    r->rd.active = false;
     if (h.snap) {
         r->snap_pending = false;
         if (r->applied < r->snap.index)
