@@ -325,6 +325,12 @@ class Node:
     def restart(self):
         return self.start()
 
+    def restart_with_failpoints(self, spec):
+        """Stops cleanly, then starts again with RAFTKV_FAILPOINTS=spec."""
+        check(self.stop() == 0, "%s: clean stop" % self)
+        self.env_vars["RAFTKV_FAILPOINTS"] = spec
+        return self.restart()
+
     def wait_exit(self, timeout=30):
         """Waits for the process to exit by itself; returns its exit code."""
         wait_for(lambda: not self.alive(), timeout, "%s to exit by itself" % self)

@@ -115,9 +115,7 @@ def test_full_disk_keeps_serving_reads_and_refuses_writes(env):
 def test_failed_fsync_exits_3(env):
     nodes = env.cluster(3)
     victim = nodes[2]
-    check(victim.stop() == 0, "clean stop")
-    victim.env_vars["RAFTKV_FAILPOINTS"] = "storage.commit=EIO@5"
-    victim.restart()
+    victim.restart_with_failpoints("storage.commit=EIO@5")
     leader = nodes[0]  # writes go through a node that stays up; any leader is fine
     acked = []
     # writes until the victim's fifth commit fails: a member that caught up

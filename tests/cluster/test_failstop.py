@@ -97,9 +97,7 @@ def test_rolled_back_follower_stops_with_exit_5(env):
 def test_apply_error_stops_node_and_restart_converges(env):
     nodes = env.cluster(3)
     victim = nodes[2]
-    check(victim.stop() == 0, "clean stop")
-    victim.env_vars["RAFTKV_FAILPOINTS"] = "kv.apply=EIO@3"
-    victim.restart()
+    victim.restart_with_failpoints("kv.apply=EIO@3")
     leader = nodes[0]  # writes go through a node that stays up; any leader is fine
     for i in range(10):
         env.put_retry(leader, "ap-%d" % i, "v%d" % i)
@@ -126,9 +124,7 @@ def test_membership_change_it_cannot_follow_stops_node(env):
     member. Restarted, it applies the change again and lists the member."""
     nodes = env.cluster(3)
     victim = next(n for n in nodes if n is not env.leader(nodes))
-    check(victim.stop() == 0, "clean stop")
-    victim.env_vars["RAFTKV_FAILPOINTS"] = "conf.apply=ENOMEM"
-    victim.restart()
+    victim.restart_with_failpoints("conf.apply=ENOMEM")
     env.wait_healthy([victim])
     leader = env.leader(nodes)
     if leader is victim:  # the change must commit on a member that can follow it
@@ -197,9 +193,7 @@ def test_failed_peer_listener_stops_node(env):
     serving writes."""
     nodes = env.cluster(3)
     victim = nodes[2]
-    check(victim.stop() == 0, "clean stop")
-    victim.env_vars["RAFTKV_FAILPOINTS"] = "peer.run=EIO@50"
-    victim.restart()
+    victim.restart_with_failpoints("peer.run=EIO@50")
     code = victim.wait_exit(30)
     check(code == 6, "peer listener failure exit code %r, want 6" % code)
     check("the peer listener failed" in victim.log_text(), "the log names the failure")

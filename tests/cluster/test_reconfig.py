@@ -60,9 +60,7 @@ def test_member_unknown_to_a_node_behind_is_503_not_404(env):
     nodes = env.cluster(3)
     leader = env.leader()
     behind = next(n for n in nodes if n is not leader)
-    check(behind.stop() == 0, "clean stop")
-    behind.env_vars["RAFTKV_FAILPOINTS"] = "kv.apply=ENOSPC@1"
-    behind.restart()
+    behind.restart_with_failpoints("kv.apply=ENOSPC@1")
     env.wait_healthy([behind])
     check(leader.put("before-the-add", "v") == 204, "a write the follower cannot apply")
     url = "%s://127.0.0.1:%d" % (scheme(), free_port())
