@@ -275,6 +275,10 @@ void raft_report_snapshot(raft *r, raft_id id, bool ok);
 /* Output */
 bool raft_has_ready(const raft *r);
 int raft_ready_get(raft *r, raft_ready *rd);
+/* Whether rd's messages may leave before its hard state and entries are
+ * durable: only a leader's appends and heartbeats, which promise nothing
+ * about its own disk (Raft thesis 10.2.1); anything else waits. */
+bool raft_ready_may_send_early(const raft *r, const raft_ready *rd);
 int raft_advance(raft *r, const raft_ready *rd);
 /* Takes back part of the last Ready when its hard state and entries could
  * not be written (the disk was full): its messages and read states are

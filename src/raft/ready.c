@@ -87,6 +87,20 @@ static void apply_to(raft *r, raft_index to)
     }
 }
 
+/* Safe for a leader's appends and heartbeats: its term was made durable
+ * before it could win, and the follower acknowledgements that could commit
+ * these entries are stepped after this Ready's fsync. So the followers'
+ * fsyncs overlap the leader's own. */
+bool raft_ready_may_send_early(const raft *r, const raft_ready *rd)
+{
+    if (!r || r->role != RAFT_LEADER)
+        return false;
+    for (size_t i = 0; i < rd->n_messages; i++)
+        if (rd->messages[i].type != RAFT_MSG_APPEND && rd->messages[i].type != RAFT_MSG_HEARTBEAT)
+            return false;
+    return true;
+}
+
 /* The Ready handed out last, taken back once: false if none is out. */
 static bool take_handed(raft *r, raft_handed *h)
 {

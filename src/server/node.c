@@ -112,22 +112,6 @@ static raft_id send_messages(node *n, const raft_msg *msgs, size_t cnt)
     return failed;
 }
 
-/* A leader's appends and heartbeats promise nothing about its own disk, so
- * they may leave before its fsync and the followers' fsyncs overlap the
- * leader's (Raft thesis 10.2.1). Safe here because a leader's term was made
- * durable before it could win, and the follower acknowledgements that could
- * commit these entries are stepped on a later turn, after this fsync. Any
- * other message (vote, response, snapshot) waits for the disk as before. */
-static bool may_send_before_persist(node *n, const raft_ready *rd)
-{
-    if (raft_role_get(n->r) != RAFT_LEADER)
-        return false;
-    for (size_t i = 0; i < rd->n_messages; i++)
-        if (rd->messages[i].type != RAFT_MSG_APPEND && rd->messages[i].type != RAFT_MSG_HEARTBEAT)
-            return false;
-    return true;
-}
-
 bool node_disk_full(node *n) { return atomic_load(&n->disk_full); }
 
 /* Term and vote must be on disk before anything depends on them; the
@@ -216,7 +200,7 @@ static void handle_ready(node *n)
     }
     if (rd.has_snapshot)
         node_install_snapshot(n, &rd.snapshot);
-    bool sent_early = may_send_before_persist(n, &rd);
+    bool sent_early = raft_ready_may_send_early(n->r, &rd);
     if (sent_early)
         send_messages(n, rd.messages, rd.n_messages);
     if (persist(n, &rd) < 0) {

@@ -59,7 +59,7 @@ typedef struct {
      * state applied when it starts is adopted 0..snapshot_lag steps later
      * with raft_snapshot_taken_at (0 = at the end of the same Ready). */
     int snapshot_lag;
-    /* As node.c's may_send_before_persist: a leader's Ready holding only
+    /* As node.c does (raft_ready_may_send_early): a leader's Ready holding only
      * APPEND/HEARTBEAT messages is sent before its fsync; in random mode,
      * with this probability the fsync then stays unfinished ("parked") until
      * a later step, so a crash in between loses what it held. */

@@ -269,18 +269,6 @@ static void read_answered(fx *f, fx_node *n, const raft_read_state *rs)
     }
 }
 
-/* node.c's may_send_before_persist: a leader's appends and heartbeats
- * promise nothing about its own disk; anything else waits for the fsync. */
-static bool may_send_before_persist(const fx_node *n, const raft_ready *rd)
-{
-    if (raft_role_get(n->r) != RAFT_LEADER)
-        return false;
-    for (size_t i = 0; i < rd->n_messages; i++)
-        if (rd->messages[i].type != RAFT_MSG_APPEND && rd->messages[i].type != RAFT_MSG_HEARTBEAT)
-            return false;
-    return true;
-}
-
 static void send_all(fx *f, fx_node *n, const raft_ready *rd)
 {
     for (size_t i = 0; i < rd->n_messages && !f->failed; i++)
@@ -342,7 +330,7 @@ static bool ready_once(fx *f, fx_node *n, raft_ready *rd)
     }
     if (rd->has_snapshot)
         sm_install(f, n, &rd->snapshot);
-    bool early = may_send_before_persist(n, rd);
+    bool early = raft_ready_may_send_early(n->r, rd);
     if (early && rd->n_messages) {
         f->stats.sent_early++;
         send_all(f, n, rd);
