@@ -35,6 +35,10 @@ uint32_t raft_quorum(const raft *r)
 /* Everything a role change forgets: timers, votes, leader-only state. */
 static void reset(raft *r, raft_term term)
 {
+    if (r->leader && r->leader != r->id) {
+        r->last_leader = r->leader;
+        r->last_leader_term = r->term;
+    }
     if (r->term != term) {
         r->term = term;
         r->vote = 0;

@@ -312,15 +312,28 @@ static void step_leader(raft *r, const raft_msg *m)
 /* A refusal counts only from the leader we forward to, with a code a
  * leader sends; when RAFT_MAX_REFUSALS wait already, the proposer's
  * request times out instead. */
-static void take_refusal(raft *r, const raft_msg *m)
+static void take_refusal(raft *r, const raft_msg *m, raft_id leader, bool stale)
 {
     /* reject_hint is the error negated; anything else is no reason */
     int code = m->reject_hint <= 64 ? -(int)m->reject_hint : 0;
-    if (!m->reject || m->from != r->leader || m->context == 0 ||
+    if (!m->reject || leader == 0 || m->from != leader || m->context == 0 ||
         !refusal_reason(code, RAFT_ENTRY_CONF) ||
         r->n_refused >= RAFT_MAX_REFUSALS)
         return;
-    r->refused[r->n_refused++] = (raft_refusal){.tag = m->context, .code = code};
+    r->refused[r->n_refused++] = (raft_refusal){.tag = m->context, .code = code, .stale = stale};
+}
+
+/* A refusal from the leader of an earlier term: dropped as stale by the
+ * term check, like any message, but still true (that leader did not
+ * append the proposal), and for a conf change the only word its proposer
+ * gets: conf changes are not proposed again on a leader change. Seen when
+ * this node was the target of that leader's transfer and forwarded the
+ * change just before it campaigned. */
+static void take_stale_refusal(raft *r, const raft_msg *m)
+{
+    if (m->type == RAFT_MSG_READINDEX_RESP && (m->flags & RAFT_FLAG_REFUSED) &&
+        m->term != 0 && m->term < r->term && m->term == r->last_leader_term)
+        take_refusal(r, m, r->last_leader, true);
 }
 
 static void step_follower(raft *r, const raft_msg *m)
@@ -340,7 +353,7 @@ static void step_follower(raft *r, const raft_msg *m)
         break;
     case RAFT_MSG_READINDEX_RESP:
         if (m->flags & RAFT_FLAG_REFUSED)
-            take_refusal(r, m);
+            take_refusal(r, m, r->leader, false);
         else
             raft_handle_readindex_resp(r, m);
         break;
@@ -424,6 +437,7 @@ int raft_step(raft *r, const raft_msg *m)
         return RAFT_ERR_INVALID;
     }
     take_leader_hint(r, m);
+    take_stale_refusal(r, m);
     if (!raft_step_term(r, m))
         return 0;
     if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {

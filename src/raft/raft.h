@@ -167,9 +167,13 @@ typedef struct {
  * RAFT_ERR_CONF_PENDING, RAFT_ERR_NOT_READY, RAFT_ERR_INVALID,
  * RAFT_ERR_TOO_MANY or RAFT_ERR_TRANSFERRING; a write: only
  * RAFT_ERR_TRANSFERRING (not now: propose it again later). */
+/* stale: the refusal came from the leader of an earlier term (this node
+ * campaigned, or another leader won, before it arrived). It is still
+ * true, but a write was proposed again on the leader change already. */
 typedef struct {
     uint64_t tag;
     int code;
+    bool stale;
 } raft_refusal;
 /* Held until the Ready; more are dropped (their proposers then wait for
  * their own deadline). A member forwards at most a few hundred proposals

@@ -102,6 +102,8 @@ struct raft {
     raft_index commit, applied;
     enum raft_role role;
     raft_id leader;
+    raft_id last_leader;       /* the other node that led last, and its term: */
+    raft_term last_leader_term; /* a refusal it sent still counts (raft.c) */
     raft_id vouched;           /* a leader a member named that our conf lacks (raft.c) */
     raft_log log;
     raft_conf conf;            /* membership as of the applied index */

@@ -122,8 +122,9 @@ static int propose_conf(node *n, pending *p)
 void node_refused(node *n, const raft_refusal *rf)
 {
     pending *q = waiters_find(&n->w, rf->tag);
-    if (!q || !q->proposed)
-        return; /* answered already (timed out), or about to be sent again */
+    if (!q || !q->proposed || (rf->stale && !q->is_conf))
+        return; /* answered already (timed out), about to be sent again, or a
+                 * write that the leader change sent again already */
     n->proposals_refused_total++;
     if (rf->code == RAFT_ERR_TRANSFERRING) {
         q->proposed = false;

@@ -1011,6 +1011,44 @@ static void test_transfer_refuses_forwarded_proposals(void)
     raft_free(f);
 }
 
+/* The transfer's own target forwards a conf change, then is told to
+ * campaign before the leader's refusal arrives: the refusal, now of an
+ * earlier term, still reaches its proposer (flagged stale), since conf
+ * changes are never proposed again on a leader change. Only the leader of
+ * that term may send one. */
+static void test_stale_refusal_reaches_the_transfer_target(void)
+{
+    raft *l, *f;
+    if (!raw_pair(&l, &f))
+        return;
+    lead_past_noop(l, 1, 1);
+    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+    raft_msg sent[8];
+    step_and_drain(f, hb, NULL);
+    raft_msg now = {.type = RAFT_MSG_TIMEOUT_NOW, .from = 1, .to = 2, .term = 1};
+    CHECK(raft_step(f, &now) == 0);
+    drain_out(f, sent, 8, NULL, NULL);
+    CHECK(raft_role_get(f) == RAFT_CANDIDATE && raft_term_get(f) == 2);
+    const raft_index transferring = (raft_index)-RAFT_ERR_TRANSFERRING;
+    raft_msg back = {.type = RAFT_MSG_READINDEX_RESP, .flags = RAFT_FLAG_REFUSED, .reject = true,
+                     .from = 3, .to = 2, .term = 1, .reject_hint = transferring, .context = 93};
+    raft_refusal got[4];
+    size_t n_got = 0;
+    CHECK(raft_step(f, &back) == 0); /* 3 did not lead term 1 */
+    back.from = 1;
+    back.term = 0;
+    CHECK(raft_step(f, &back) == 0); /* a refusal always has its term */
+    back.term = 1;
+    back.context = 92;
+    CHECK(raft_step(f, &back) == 0);
+    drain_out(f, sent, 8, got, &n_got);
+    CHECK(n_got == 1 && got[0].tag == 92 && got[0].code == RAFT_ERR_TRANSFERRING &&
+          got[0].stale);
+    CHECK(raft_role_get(f) == RAFT_CANDIDATE && raft_term_get(f) == 2); /* nothing else moved */
+    raft_free(l);
+    raft_free(f);
+}
+
 static void test_learner(void)
 {
     fx *f = mk(3, true, true, 19);
@@ -1324,6 +1362,7 @@ int main(void)
     RUN(test_promote_waits_for_the_conf_change);
     RUN(test_refused_conf_change_comes_back);
     RUN(test_transfer_refuses_forwarded_proposals);
+    RUN(test_stale_refusal_reaches_the_transfer_target);
     RUN(test_new_leader_waits_only_for_a_conf_in_its_tail);
     RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);

@@ -157,6 +157,7 @@ typedef struct {
     uint64_t refusals;      /* forwarded conf changes a leader refused, heard back */
     uint64_t transfers;     /* leadership transfers asked (random schedule) */
     uint64_t transfer_refusals; /* forwarded proposals refused during one, heard back */
+    uint64_t stale_refusals; /* ... heard after this node's term moved on */
     uint64_t nomem_failed;  /* allocations failed inside core calls (nomem) */
 } fx_stats;
 fx_stats fx_get_stats(const fx *f);

@@ -290,6 +290,8 @@ static void check_refusal(fx *f, fx_node *n, const raft_refusal *rf)
     else if (write && rf->code != RAFT_ERR_TRANSFERRING)
         fx_fail(f, "node %llu: write %llu refused for %d, not a transfer", (ull)n->id, (ull)k,
                 rf->code);
+    if (rf->stale)
+        f->stats.stale_refusals++;
     if (rf->code == RAFT_ERR_TRANSFERRING)
         f->stats.transfer_refusals++;
     else

@@ -315,16 +315,17 @@ static void test_production_modelling_exercised(void)
         sum.refusals += st.refusals;
         sum.transfers += st.transfers;
         sum.transfer_refusals += st.transfer_refusals;
+        sum.stale_refusals += st.stale_refusals;
         fx_free(f);
     }
     printf("modelling over 40 seeds: %llu sent early, %llu parked, %llu lost in fsync; "
            "snapshots %llu started, %llu adopted, %llu refused, %llu lost; "
            "%llu forwarded conf changes refused and heard back; %llu leadership transfers, "
-           "%llu forwarded proposals refused during one\n",
+           "%llu forwarded proposals refused during one (%llu heard in a later term)\n",
            (ull)sum.sent_early, (ull)sum.parked, (ull)sum.lost_in_fsync,
            (ull)sum.snaps_started, (ull)sum.snaps_adopted, (ull)sum.snaps_refused,
            (ull)sum.snaps_lost, (ull)sum.refusals, (ull)sum.transfers,
-           (ull)sum.transfer_refusals);
+           (ull)sum.transfer_refusals, (ull)sum.stale_refusals);
     CHECK(sum.sent_early > 0 && sum.parked > 0 && sum.lost_in_fsync > 0);
     CHECK(sum.snaps_adopted > 0 && sum.snaps_refused > 0 && sum.snaps_lost > 0);
     CHECK(sum.refusals > 0 && sum.transfers > 0 && sum.transfer_refusals > 0);
