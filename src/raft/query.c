@@ -43,12 +43,23 @@ raft_index raft_match_index(const raft *r, raft_id id)
     return 0;
 }
 
+/* A voter that let the last transfer lapse is likely down or cut off:
+ * asking it again, each time the same request is retried, would keep the
+ * leader refusing proposals until the request's deadline. */
+static bool better_successor(const raft *r, const raft_progress *p, const raft_progress *than)
+{
+    bool p_failed = p->id == r->transfer_failed, than_failed = than->id == r->transfer_failed;
+    if (p_failed != than_failed)
+        return than_failed;
+    return p->match > than->match;
+}
+
 raft_id raft_best_successor(const raft *r)
 {
     const raft_progress *best = NULL;
     for (uint32_t i = 0; r->role == RAFT_LEADER && i < r->n_prs; i++) {
         const raft_progress *p = &r->prs[i];
-        if (raft_is_voter(r, p->id) && (!best || p->match > best->match))
+        if (raft_is_voter(r, p->id) && (!best || better_successor(r, p, best)))
             best = p;
     }
     return best ? best->id : 0;

@@ -126,6 +126,7 @@ struct raft {
     raft_index lost_at;        /* that commit index, for the message */
     raft_id transferee;
     int transfer_elapsed;
+    raft_id transfer_failed;   /* the target of the last abandoned transfer */
 
     raft_pending_read *preads;
     size_t n_preads, cap_preads;

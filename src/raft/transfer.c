@@ -45,6 +45,7 @@ void raft_transfer_on_progress(raft *r, raft_progress *p)
 
 void raft_transfer_abort(raft *r)
 {
+    r->transfer_failed = r->transferee;
     r->transferee = 0;
     r->transfer_elapsed = 0;
 }

@@ -211,6 +211,40 @@ def test_leader_removed_through_a_follower_hands_over_first(env):
           "the old leader is no member: %s" % members.text)
 
 
+def test_leader_removal_passes_over_a_paused_successor(env):
+    """DELETE of the leader when the voter it would hand over to (the most
+    caught-up; on a tie the first in id order) is paused: that transfer
+    lapses after an election timeout, the next retry hands over to the
+    other follower, and the removal is done well before the request's
+    deadline, instead of a transfer to the paused member on every retry
+    and a 503 after 5 s."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    paused, other = sorted((n for n in nodes if n is not leader), key=lambda n: n.id)
+    last = leader.status()["raft_index"]
+    wait_for(lambda: all(n.status()["raft_applied_index"] >= last for n in (paused, other)), 10,
+             "both followers to hold the whole log (a tie: the first in id order is chosen)")
+    paused.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = other.request("DELETE", "/%d" % leader.id, timeout=30)
+        took = time.monotonic() - t0
+        print("  DELETE /%d through node %d with node %d paused: %r in %.2f s"
+              % (leader.id, other.id, paused.id, r, took))
+        check(r.status == 204, "the removal is done: %r" % r)
+        code = leader.wait_exit(30)
+    finally:
+        paused.proc.send_signal(signal.SIGCONT)
+    check(code == 0, "the removed leader stops cleanly: %s" % code)
+    check(took < 4.0, "done within a few election timeouts, not the deadline: %.2f s" % took)
+    # two voters are left: with the paused one back, they agree on a leader
+    wait_for(lambda: _leader_id([paused, other]) in (paused.id, other.id), 10,
+             "the two members left to agree on a leader")
+    members = other.request("GET", "/members")
+    check(members.status == 200 and leader.peer_url not in members.text,
+          "the old leader is no member: %s" % members.text)
+
+
 def test_idempotency_key_runs_a_write_once(env):
     nodes = env.cluster(3)
     key = {"Idempotency-Key": "order-4711"}

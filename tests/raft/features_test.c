@@ -1176,6 +1176,33 @@ static void test_remove_leader(void)
     fx_free(f);
 }
 
+/* The leader's removal, retried as raftkv's node does (every tick), when
+ * its most caught-up follower is down: the first transfer lapses, and the
+ * next goes to the other follower, which takes over. */
+static void test_remove_leader_passes_over_a_lapsed_successor(void)
+{
+    fx *f = mk(3, true, true, 31);
+    raft_id l = elect(f);
+    CHECK(l != 0);
+    run(f, 3);
+    raft_id down = raft_best_successor(fx_raft(f, l)), up = other_than(f, l, down);
+    CHECK(down != 0 && up != 0 && down != up);
+    fx_crash(f, down);
+    int tries = 0;
+    while (tries < 200 && fx_leader(f) == l) {
+        CHECK(fx_propose_conf(f, l, RAFT_CONF_REMOVE, l) == RAFT_ERR_TRANSFERRING);
+        run(f, 1);
+        tries++;
+    }
+    CHECK_MSG(fx_leader(f) == up, "leader %llu after %d tries, want %llu",
+              (unsigned long long)fx_leader(f), tries, (unsigned long long)up);
+    CHECK(fx_propose_conf(f, up, RAFT_CONF_REMOVE, l) == 0);
+    run(f, 5);
+    CHECK(!raft_is_voter(fx_raft(f, up), l));
+    CHECK(fx_check(f) == 0);
+    fx_free(f);
+}
+
 static void test_conf_change_pending(void)
 {
     fx *f = mk(3, true, true, 29);
@@ -1363,6 +1390,7 @@ int main(void)
     RUN(test_refused_conf_change_comes_back);
     RUN(test_transfer_refuses_forwarded_proposals);
     RUN(test_stale_refusal_reaches_the_transfer_target);
+    RUN(test_remove_leader_passes_over_a_lapsed_successor);
     RUN(test_new_leader_waits_only_for_a_conf_in_its_tail);
     RUN(test_learner_vote_not_counted);
     RUN(test_remove_leader);
