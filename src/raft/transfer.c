@@ -1,9 +1,10 @@
 /* transfer.c: leadership transfer — the leader stops taking proposals,
  * brings the target's log up to date, then, once the target says it holds
  * all of it, tells it to campaign at once (TIMEOUT_NOW); the transfer is
- * abandoned after an election timeout. A
- * leader asked to remove itself transfers to its most caught-up voter
- * first (raft.c leader_accept).
+ * abandoned after an election timeout, and its target then comes last
+ * when a successor is chosen (query.c raft_best_successor). A leader
+ * asked to remove itself transfers to that successor first (raft.c
+ * leader_accept).
  *
  * Must never: hand leadership to a non-voter or to a follower whose log is
  * behind (it could not win, and the cluster would stall meanwhile).
