@@ -962,6 +962,17 @@ static bool raw_pair(raft **a, raft **b)
     return *a && *b;
 }
 
+/* raw_pair with 1 leading term 1 past its no-op and 2 following it. */
+static bool led_pair(raft **l, raft **f)
+{
+    if (!raw_pair(l, f))
+        return false;
+    lead_past_noop(*l, 1, 1);
+    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+    step_and_drain(*f, hb, NULL);
+    return true;
+}
+
 /* A leader handing leadership over appends no proposal; one forwarded to
  * it comes back to its proposer, write or conf change, as "transferring",
  * so the proposer can send it again (node.c does, on its next tick)
@@ -971,11 +982,8 @@ static bool raw_pair(raft **a, raft **b)
 static void test_transfer_refuses_forwarded_proposals(void)
 {
     raft *l, *f;
-    if (!raw_pair(&l, &f))
+    if (!led_pair(&l, &f))
         return;
-    lead_past_noop(l, 1, 1);
-    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
-    step_and_drain(f, hb, NULL);
     CHECK(raft_transfer_leader(l, 3) == RAFT_OK); /* 3 never answers */
     raft_msg sent[8];
     drain_out(l, sent, 8, NULL, NULL);
@@ -1019,12 +1027,9 @@ static void test_transfer_refuses_forwarded_proposals(void)
 static void test_stale_refusal_reaches_the_transfer_target(void)
 {
     raft *l, *f;
-    if (!raw_pair(&l, &f))
+    if (!led_pair(&l, &f))
         return;
-    lead_past_noop(l, 1, 1);
-    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
     raft_msg sent[8];
-    step_and_drain(f, hb, NULL);
     raft_msg now = {.type = RAFT_MSG_TIMEOUT_NOW, .from = 1, .to = 2, .term = 1};
     CHECK(raft_step(f, &now) == 0);
     drain_out(f, sent, 8, NULL, NULL);
