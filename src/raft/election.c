@@ -50,7 +50,6 @@ static void reset(raft *r, raft_term term)
     r->n_votes = 0;
     r->transferee = 0;
     r->transfer_elapsed = 0;
-    r->transfer_failed = 0;
     r->n_prs = 0;
     raft_reads_clear(r);
 }

@@ -43,14 +43,14 @@ raft_index raft_match_index(const raft *r, raft_id id)
     return 0;
 }
 
-/* A voter that let the last transfer lapse is likely down or cut off:
- * asking it again, each time the same request is retried, would keep the
- * leader refusing proposals until the request's deadline. */
-static bool better_successor(const raft *r, const raft_progress *p, const raft_progress *than)
+/* A voter that let a transfer lapse and has not answered since is likely
+ * down or cut off: asking it again, each time the same request is
+ * retried, would keep the leader refusing proposals until the request's
+ * deadline. */
+static bool better_successor(const raft_progress *p, const raft_progress *than)
 {
-    bool p_failed = p->id == r->transfer_failed, than_failed = than->id == r->transfer_failed;
-    if (p_failed != than_failed)
-        return than_failed;
+    if (p->lapsed != than->lapsed)
+        return than->lapsed;
     return p->match > than->match;
 }
 
@@ -59,7 +59,7 @@ raft_id raft_best_successor(const raft *r)
     const raft_progress *best = NULL;
     for (uint32_t i = 0; r->role == RAFT_LEADER && i < r->n_prs; i++) {
         const raft_progress *p = &r->prs[i];
-        if (raft_is_voter(r, p->id) && (!best || better_successor(r, p, best)))
+        if (raft_is_voter(r, p->id) && (!best || better_successor(p, best)))
             best = p;
     }
     return best ? best->id : 0;

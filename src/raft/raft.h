@@ -318,8 +318,8 @@ bool raft_is_learner(const raft *r, raft_id id);
 /* Leader only: the follower's match index (0 if unknown or not leader). */
 raft_index raft_match_index(const raft *r, raft_id id);
 /* Leader: the voter best placed to take over, the most caught-up other
- * one, save that the target of the last abandoned transfer comes after
- * every other (0: none, or not leader). */
+ * one, save that a voter that let a transfer lapse and has not answered
+ * since comes after every other (0: none, or not leader). */
 raft_id raft_best_successor(const raft *r);
 /* After RAFT_ERR_LOG_LOST: the index a leader said we had acknowledged. */
 raft_index raft_lost_index(const raft *r);

@@ -53,6 +53,7 @@ typedef struct {
     uint8_t state;         /* enum raft_pr_state */
     bool probe_sent;       /* PROBE: one message out, wait for an answer */
     bool recent_active;    /* heard from since the last quorum check */
+    bool lapsed;           /* a transfer to it lapsed, and it has not answered since */
     raft_index match, next;
     raft_index pending_snapshot;
     uint64_t read_ack;     /* highest read-index round acknowledged */
@@ -126,7 +127,6 @@ struct raft {
     raft_index lost_at;        /* that commit index, for the message */
     raft_id transferee;
     int transfer_elapsed;
-    raft_id transfer_failed;   /* the target of the last abandoned transfer */
 
     raft_pending_read *preads;
     size_t n_preads, cap_preads;

@@ -287,6 +287,7 @@ void raft_handle_append_resp(raft *r, const raft_msg *m)
     if (!p)
         return;
     p->recent_active = true;
+    p->lapsed = false;
     if (m->reject) {
         handle_reject(r, p, m);
         return;
@@ -341,6 +342,7 @@ void raft_handle_heartbeat_resp(raft *r, const raft_msg *m)
     if (!p)
         return;
     p->recent_active = true;
+    p->lapsed = false;
     if (p->state == RAFT_PR_PROBE)
         p->probe_sent = false;
     else if (p->state == RAFT_PR_REPLICATE && p->infl_count >= r->cfg.max_inflight)

@@ -2,7 +2,8 @@
  * brings the target's log up to date, then, once the target says it holds
  * all of it, tells it to campaign at once (TIMEOUT_NOW); the transfer is
  * abandoned after an election timeout, and its target then comes last
- * when a successor is chosen (query.c raft_best_successor). A leader
+ * when a successor is chosen until it answers again (query.c
+ * raft_best_successor). A leader
  * asked to remove itself transfers to that successor first (raft.c
  * leader_accept).
  *
@@ -46,7 +47,9 @@ void raft_transfer_on_progress(raft *r, raft_progress *p)
 
 void raft_transfer_abort(raft *r)
 {
-    r->transfer_failed = r->transferee;
+    raft_progress *p = r->transferee ? raft_pr_get(r, r->transferee) : NULL;
+    if (p)
+        p->lapsed = true;
     r->transferee = 0;
     r->transfer_elapsed = 0;
 }
