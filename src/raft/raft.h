@@ -166,10 +166,10 @@ typedef struct {
  * appended: the tag it was proposed with, and why. A conf change:
  * RAFT_ERR_CONF_PENDING, RAFT_ERR_NOT_READY, RAFT_ERR_INVALID,
  * RAFT_ERR_TOO_MANY or RAFT_ERR_TRANSFERRING; a write: only
- * RAFT_ERR_TRANSFERRING (not now: propose it again later). */
-/* stale: the refusal came from the leader of an earlier term (this node
- * campaigned, or another leader won, before it arrived). It is still
- * true, but a write was proposed again on the leader change already. */
+ * RAFT_ERR_TRANSFERRING (not now: propose it again later). stale: it came
+ * from the leader of an earlier term (this node campaigned, or another
+ * leader won, before it arrived); still true, but a write was proposed
+ * again on the leader change already. */
 typedef struct {
     uint64_t tag;
     int code;
