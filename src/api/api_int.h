@@ -15,6 +15,7 @@
 #define RAFTKV_API_INT_H
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "util/json_safe.h"
 
 #include <jansson.h>
@@ -330,7 +331,7 @@ typedef struct {
     int state;
     api_login login;
     uint64_t retry_ms;
-    char token[512];
+    char token[AUTH_TOKEN_MAX];
 } api_login_token;
 bool api_login_for_token(api_req *r, kv_conn *(*get)(api_req *r), api_login_token *t);
 /* An etcd-shaped error {"error","message","code"} (v3/gw.c). */

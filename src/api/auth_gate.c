@@ -175,7 +175,6 @@ bool api_login_for_token(api_req *r, kv_conn *(*get)(api_req *r), api_login_toke
     t->login = t->state == KV_OK ? api_login_check(r, c, name, pw, &gen, &t->retry_ms)
                                  : API_LOGIN_INTERNAL;
     kv_reader_release(r->a->kv, c);
-    _Static_assert(sizeof t->token >= AUTH_TOKEN_MAX, "a token fits");
     if (t->login == API_LOGIN_OK && auth_token_make(key, klen, name, gen,
                                                     now_wall_ms() + AUTH_TOKEN_TTL_MS, t->token,
                                                     sizeof t->token) < 0)
