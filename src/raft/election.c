@@ -183,10 +183,14 @@ void raft_campaign(raft *r, bool transfer)
     start_election(r, r->cfg.pre_vote && !transfer, transfer);
 }
 
-/* A learner never campaigns; one that hears from no leader it lets in asks
- * the voters it knows with the prevote a campaign starts with, keeping its
- * role and term. A refusal names their leader (raft.c take_leader_hint),
- * whose addition it may have missed; a grant means nothing to it. */
+/* A learner never campaigns, nor does a node its own conf does not list
+ * (joining, or restarted from a snapshot older than its addition). Either,
+ * hearing from no leader it lets in, asks the voters it knows with the
+ * prevote a campaign starts with, keeping its role and term. A refusal
+ * names their leader (raft.c take_leader_hint), whose addition it may have
+ * missed; a grant means nothing to it. And if they removed it meanwhile,
+ * no leader will send to it again: the server's peer listener answers its
+ * prevotes 410 Gone, the only way left for it to learn that it is out. */
 void raft_tick_election(raft *r)
 {
     r->election_elapsed++;
@@ -195,7 +199,7 @@ void raft_tick_election(raft *r)
     r->election_elapsed = 0;
     if (raft_promotable(r))
         raft_campaign(r, false);
-    else if (raft_conf_has(&r->conf, r->id))
+    else
         ask_voters(r, RAFT_MSG_PREVOTE, r->term + 1, false);
 }
 

@@ -1,7 +1,9 @@
 """Dynamic reconfiguration, as in raftexample's README: POST /4 adds a node
 that then starts with --join; DELETE /3 removes node 3, which stops itself."""
 
+import glob
 import json
+import os
 
 from harness import check, free_port, scheme, wait_for
 
@@ -108,6 +110,52 @@ def test_member_removed_through_a_follower_that_missed_its_addition(env):
                          for n in nodes), what="the removal on every member")
 
 
+
+def _snapshot_indexes(node):
+    names = glob.glob(os.path.join(node.data_dir, "snap", "snap-*.db"))
+    return sorted(int(os.path.basename(p)[len("snap-"):len("snap-") + 20]) for p in names)
+
+
+def test_removed_member_behind_its_own_addition_stops(env):
+    """A member restarted from a snapshot older than its own addition does
+    not find itself in the conf it applied, so it never campaigns. If it
+    was removed while down, no leader sends to it again; it still asks the
+    voters it knows with prevotes, their peer listeners answer 410 Gone,
+    and it stops (exit 0). Found by the 600 s fault run with seed 36, where
+    such a member ran on for good. Node 4 here joins by a snapshot taken
+    before its addition, then loses kv.db (the corrupt nemesis's repair),
+    so it restarts from that snapshot."""
+    nodes = env.cluster(3, extra=["--snapshot-count", "50"])
+    leader = env.leader()
+    i = 0
+    # two snapshots on the leader: its log no longer starts at 1, so a new
+    # member is sent the latest snapshot, not the whole log
+    while not [x for x in _snapshot_indexes(leader) if x >= 100]:
+        check(leader.put("k%d" % i, "v") == 204, "PUT k%d" % i)
+        i += 1
+        check(i < 1000, "no second snapshot on %s after %d writes" % (leader, i))
+    before_add = leader.metric("raftkv_raft_commit_index")
+    n4 = env.new_node()
+    r = leader.request("POST", "/4", n4.peer_url)
+    check(r.status == 204, "POST /4 answered %r" % r)
+    env.join_node(n4, extra=["--snapshot-count", "50"])
+    env.wait_healthy([n4])
+    snaps = _snapshot_indexes(n4)
+    check(snaps and snaps[-1] <= before_add,
+          "node 4's snapshots %r, its addition came after %d" % (snaps, before_add))
+    n4.kill()
+    for suffix in ("", "-wal", "-shm"):
+        path = os.path.join(n4.data_dir, "kv.db" + suffix)
+        if os.path.exists(path):
+            os.remove(path)
+    r = leader.request("DELETE", "/4")
+    check(r.status == 204, "DELETE /4 while it is down answered %r" % r)
+    n4.restart()
+    code = n4.wait_exit(30)
+    check(code == 0, "the removed node 4 exit code %s" % code)
+    check("removed from the cluster" in n4.log_text(), "node 4's log says why it stopped")
+    env.put_retry(leader, "after", "v")
+    check(all(n.get("after") == (200, b"v") for n in nodes), "the three left serve the write")
 
 def test_promote_waits_until_the_learner_caught_up(env):
     """etcd's rule: a learner is promoted only once it has caught up (its
