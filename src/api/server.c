@@ -9,6 +9,7 @@
 #include "api/api_int.h"
 #include "auth/auth.h"
 
+#include "util/failpoint.h"
 #include "util/tls.h"
 
 #include <errno.h>
@@ -445,7 +446,7 @@ static char no_context;
 static enum MHD_Result first_call(api *a, struct MHD_Connection *conn, const char *url,
                                   const char *method, void **con_cls)
 {
-    api_req *r = calloc(1, sizeof *r);
+    api_req *r = failpoint_hit("api.request") ? NULL : calloc(1, sizeof *r);
     if (!r || pthread_mutex_init(&r->mu, NULL) != 0) {
         free(r);
         *con_cls = &no_context;

@@ -14,8 +14,9 @@
  * conf.apply (each membership change the node follows as it applies),
  * removed.load (each read of the removed ids: at start, then after each
  * snapshot installed), peers.sync (each pointing of the transport at the
- * members' peer URLs: at start, then after each snapshot installed).
- * Storage adds its own.
+ * members' peer URLs: at start, then after each snapshot installed),
+ * api.request (each client request's context: a hit answers it 500 out of
+ * memory, as a failed allocation does). Storage adds its own.
  *
  * Must never cost more than one relaxed atomic load when nothing is armed,
  * and never allocate or lock on a hit. */

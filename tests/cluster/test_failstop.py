@@ -2,13 +2,15 @@
 messages that once took a cluster down or were committed change nothing; a
 follower started on a rolled-back copy of its data dir stops with exit 5
 and says so; an internal apply error (a failpoint) stops the node with exit
-4 before it answers, and the restart converges to the others' state."""
+4 before it answers, and the restart converges to the others' state; a
+client request that finds no memory is answered 500 and the node goes on."""
 
+import json
 import os
 import shutil
 
 import peerwire
-from harness import check, wait_for
+from harness import check, http_connection, wait_for
 
 MAX_U64 = (1 << 64) - 1
 BOUND = 1 << 63
@@ -327,3 +329,43 @@ def test_full_disk_at_kv_commit_keeps_the_node(env):
     env.wait_healthy([node])
     for key in acked:
         check(node.get(key) == (200, b"v"), "%s was answered, then lost" % key)
+
+
+def _oom_answer(resp, what):
+    body = resp.read()
+    check(resp.status == 500 and json.loads(body) == {"error": "out of memory", "reason": "internal"},
+          "%s: %d %r" % (what, resp.status, body))
+
+
+def test_request_without_memory_is_500_and_the_node_goes_on(env):
+    """No memory for a request's context (api.request=ENOMEM, standing for
+    a failed allocation): a static 500 is answered, its body is read and
+    dropped, the keep-alive connection serves the next request, and the
+    member goes on working with its peers; disarmed, it serves again."""
+    nodes = env.cluster(3)
+    leader = env.leader()
+    victim, other = [n for n in nodes if n is not leader]
+    victim.restart_with_failpoints("api.request=ENOMEM")
+
+    def listening():
+        try:
+            return victim.request("GET", "/health", timeout=3).status == 500
+        except OSError:
+            return False
+    wait_for(listening, what="%s to answer" % victim)
+    conn = http_connection(victim.port)
+    try:
+        conn.request("PUT", "/big", body=b"v" * 200000)
+        _oom_answer(conn.getresponse(), "a PUT with a 200 kB body")
+        conn.request("GET", "/big")
+        _oom_answer(conn.getresponse(), "the next request on the same connection")
+    finally:
+        conn.close()
+    # Its peers still count on it: with the other follower stopped, the
+    # leader commits only with its acknowledgement.
+    check(other.stop() == 0, "clean stop of %s" % other)
+    env.put_retry(leader, "while-armed", "v")
+    victim.restart_with_failpoints("")
+    env.wait_healthy([victim])
+    check(victim.get("while-armed") == (200, b"v"), "the write it acknowledged while armed")
+    check(victim.get("big")[0] == 404, "the refused PUT wrote nothing")
