@@ -174,7 +174,7 @@ static void poll_step(api_req *r)
     for (int i = 0; i < YIELD_CHUNKS; i++) {
         watch_batch b;
         int rc = watch_fetch(c->hub, c->w, c->cursor, POLL_MAX_EVENTS, &b);
-        if (rc == KV_ERR_COMPACTED) {
+        if (rc == KV_ERR_COMPACTED || rc == KV_ERR_CORRUPT) {
             api_reply_kv_error(r, rc, b.compact_rev);
             return;
         }

@@ -45,7 +45,7 @@ typedef struct {
     void *ud;             /* render's, freed with ud_free */
     void (*ud_free)(void *ud);
     json_t *(*progress)(api *a, void *ud, int64_t rev);       /* NULL: native */
-    json_t *(*canceled)(api *a, void *ud, int64_t compact_rev); /* NULL: native */
+    json_t *(*canceled)(api *a, void *ud, int rc, int64_t compact_rev); /* NULL: native */
     const char *content_type;
 } stream;
 
@@ -158,15 +158,23 @@ static enum fill stream_idle(stream *c)
     return put_line(c, line) < 0 ? FILL_ERROR : FILL_DATA;
 }
 
-/* History is gone: the last line, {canceled, reason: compacted}. */
-static enum fill stream_canceled(stream *c, int64_t compact_rev)
+/* The last line: history from the cursor is compacted, or a stored record
+ * of it failed its checksum (it is never sent; waiting would not heal it,
+ * and the client may read from another member). */
+static enum fill stream_canceled(stream *c, int rc, int64_t compact_rev)
 {
     c->ended = true;
-    json_t *line = c->canceled ? c->canceled(c->a, c->ud, compact_rev)
-                               : json_pack("{s:b,s:s,s:I,s:o}", "canceled", 1, "reason",
-                                           "compacted", "compact_revision",
-                                           (json_int_t)compact_rev, "header",
-                                           api_json_header(c->a, -1));
+    json_t *line;
+    if (c->canceled)
+        line = c->canceled(c->a, c->ud, rc, compact_rev);
+    else if (rc == KV_ERR_CORRUPT)
+        line = json_pack("{s:b,s:s,s:s,s:o}", "canceled", 1, "reason", "corrupt", "error",
+                         "data: a stored row fails its checksum", "header",
+                         api_json_header(c->a, -1));
+    else
+        line = json_pack("{s:b,s:s,s:I,s:o}", "canceled", 1, "reason", "compacted",
+                         "compact_revision", (json_int_t)compact_rev, "header",
+                         api_json_header(c->a, -1));
     return put_line(c, line) < 0 ? FILL_ERROR : FILL_DATA;
 }
 
@@ -183,8 +191,8 @@ static enum fill stream_fill(stream *c)
     for (int i = 0; i < YIELD_CHUNKS; i++) {
         watch_batch b;
         int rc = watch_fetch(c->hub, c->w, c->cursor, STREAM_MAX_EVENTS, &b);
-        if (rc == KV_ERR_COMPACTED)
-            return stream_canceled(c, b.compact_rev);
+        if (rc == KV_ERR_COMPACTED || rc == KV_ERR_CORRUPT)
+            return stream_canceled(c, rc, b.compact_rev);
         if (rc != KV_OK) /* no reader free: try again shortly */
             return stream_park(c, now_ms() + API_PROGRESS_MS_MIN) ? FILL_PARKED : FILL_END;
         int64_t from = c->cursor;

@@ -37,9 +37,10 @@ typedef struct {
     void (*ud_free)(void *ud);
     /* Other protocols' lines (etcd's gateway); NULL: the native ones. The
      * progress line at revision rev (everything before it delivered), and
-     * the last line when history from the cursor is compacted. */
+     * the last line when history from the cursor is compacted (rc
+     * KV_ERR_COMPACTED) or fails its checksum (KV_ERR_CORRUPT). */
     json_t *(*progress)(api *a, void *ud, int64_t rev);
-    json_t *(*canceled)(api *a, void *ud, int64_t compact_rev);
+    json_t *(*canceled)(api *a, void *ud, int rc, int64_t compact_rev);
     const char *content_type; /* NULL: application/x-ndjson */
 } api_stream_spec;
 
@@ -47,7 +48,8 @@ typedef struct {
  * batch of events on the span from spec->start (whole revisions), the
  * lines render appends, and a progress line {header, events:[],
  * progress:true} every progress_ms while idle; a {canceled, reason:
- * "compacted"} line ends it when history is gone. Without a watch hub it
+ * "compacted"} line ends it when history is gone, a {canceled, reason:
+ * "corrupt"} one when a stored record of it fails its checksum. Without a watch hub it
  * answers 503. Takes spec->first and spec->ud, also when it cannot start. */
 void api_stream_start(api_req *r, const api_stream_spec *spec);
 

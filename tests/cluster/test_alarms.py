@@ -1,9 +1,11 @@
 """Alarms (docs/API.md, Maintenance): kv.db past --quota-bytes raises NOSPACE
 cluster-wide — writes that add data get 507, reads, deletes and compaction
 still work, /health names the alarm, and a disarm brings writes back; a
-value whose bytes were flipped on disk is never served (503 corrupt) and
-raises CORRUPT naming its member."""
+value whose bytes were flipped on disk is never served (503 corrupt, or a
+watch stream's last line canceled as corrupt) and raises CORRUPT naming its
+member."""
 
+import base64
 import json
 import sqlite3
 
@@ -112,6 +114,22 @@ def test_flipped_value_never_served_and_raises_corrupt(env):
         r = victim.request("GET", path)
         check(bad not in r.body, "%s served the flipped bytes" % path)
         check(r.status == 503 and r.json()["reason"] == "corrupt", "%s on %s: %r" % (path, victim, r))
+    # The watches reading that revision from history: the long-poll answers
+    # the same; a stream (native or etcd's) ends with a canceled line
+    # saying why, where it used to stall without a word.
+    r = victim.request("GET", "/watch/precious?start_revision=1&timeout=1")
+    check(bad not in r.body and r.status == 503 and r.json()["reason"] == "corrupt",
+          "a long-poll watch from revision 1: %r" % r)
+    r = victim.request("GET", "/watch/precious?start_revision=1&stream=true")
+    last = json.loads(r.body.splitlines()[-1])
+    check(bad not in r.body and r.status == 200 and last.get("canceled") is True and
+          last.get("reason") == "corrupt", "a watch stream from revision 1: %r" % r)
+    r = victim.request("POST", "/v3/watch", json.dumps({"create_request": {
+        "key": base64.b64encode(b"precious").decode(), "start_revision": "1"}}))
+    last = json.loads(r.body.splitlines()[-1])["result"]
+    check(bad not in r.body and base64.b64encode(bad) not in r.body and last.get("canceled") and
+          last.get("cancel_reason") == "etcdserver: corrupt cluster",
+          "the gateway's watch from revision 1: %r" % r)
     # The victim knows at once, before its alarm has gone through Raft.
     r = victim.request("GET", "/health")
     check(r.status == 503 and r.json().get("alarm") == "CORRUPT", "/health names CORRUPT: %r" % r)

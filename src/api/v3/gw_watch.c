@@ -89,9 +89,15 @@ static json_t *progress(api *a, void *ud, int64_t rev)
     return result_line(ud, header_of(a, rev), NULL);
 }
 
-static json_t *canceled(api *a, void *ud, int64_t compact_rev)
+/* etcd's words: a compacted start names the compact revision; a record
+ * that fails its checksum is its ErrCorrupt, as cancel_reason. */
+static json_t *canceled(api *a, void *ud, int rc, int64_t compact_rev)
 {
-    json_t *rest = json_pack("{s:b,s:o}", "canceled", 1, "compact_revision", gw_int(compact_rev));
+    json_t *rest = rc == KV_ERR_CORRUPT
+                       ? json_pack("{s:b,s:s}", "canceled", 1, "cancel_reason",
+                                   "etcdserver: corrupt cluster")
+                       : json_pack("{s:b,s:o}", "canceled", 1, "compact_revision",
+                                   gw_int(compact_rev));
     return result_line(ud, header_of(a, 0), rest);
 }
 
