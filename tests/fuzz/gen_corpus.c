@@ -153,6 +153,34 @@ static void text_seeds(void)
     seed_text("auth", "enable", "\x0a{}");
 }
 
+/* ---- gateway bodies (fuzz_gw: the body of a POST /v3/... as sent) ---- */
+
+static void gw_seeds(void)
+{
+    seed_text("gw", "range",
+              "{\"key\":\"Zm9v\",\"range_end\":\"Zm9w\",\"limit\":\"10\",\"revision\":5,"
+              "\"keys_only\":true,\"sort_order\":\"DESCEND\",\"sort_target\":\"MOD\"}");
+    seed_text("gw", "range_all",
+              "{\"key\":\"AA==\",\"range_end\":\"AA==\",\"count_only\":true,"
+              "\"serializable\":false,\"min_mod_revision\":\"-1\",\"max_create_revision\":null}");
+    seed_text("gw", "put",
+              "{\"key\":\"Y29uZmlnL21vZGU=\",\"value\":\"Ymx1ZQ==\","
+              "\"lease\":\"7694567190318519312\",\"prev_kv\":true}");
+    seed_text("gw", "enum_numbers", "{\"key\":\"/w==\",\"sort_order\":2,\"sort_target\":4}");
+    /* fuzz_gw's enums of one name and of none */
+    seed_text("gw", "enum_edges", "{\"key\":\"a2V5\",\"only\":\"ONLY\",\"never\":0}");
+    seed_text("gw", "role_grant",
+              "{\"name\":\"app\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"YXBwLw==\","
+              "\"range_end\":\"YXBwMA==\"}}");
+    seed_text("gw", "lease_grant", "{\"TTL\":\"60\",\"ID\":0}");
+    seed_text("gw", "compaction", "{\"revision\":\"-9223372036854775808\",\"physical\":true}");
+    seed_text("gw", "empty", "");
+    seed_text("gw", "bad", "{\"key\":\"Zm9\",\"limit\":\"1e3\",\"keys_only\":\"true\","
+                           "\"sort_order\":\"DOWN\",\"revision\":1.5}");
+    seed_text("gw", "not_object", "[{\"key\":\"Zm9v\"}]");
+    seed_text("gw", "duplicate", "{\"key\":\"YQ==\",\"key\":\"Yg==\"}");
+}
+
 /* ---- committed entries ---- */
 
 static void kv_seed(const char *file, int rc, buf *cmd, buf *env)
@@ -261,6 +289,7 @@ int main(int argc, char **argv)
         die(top);
     codec_seeds();
     text_seeds();
+    gw_seeds();
     entry_seeds();
     raft_seeds();
     return 0;

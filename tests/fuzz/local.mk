@@ -5,8 +5,8 @@
 FUZZ_PROGS = tests/fuzz/fuzz_codec tests/fuzz/fuzz_snap_header tests/fuzz/fuzz_pct \
 	tests/fuzz/fuzz_query tests/fuzz/fuzz_b64 tests/fuzz/fuzz_txn \
 	tests/fuzz/fuzz_envelope tests/fuzz/fuzz_kv_cmd \
-	tests/fuzz/fuzz_raft tests/fuzz/fuzz_auth
-EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regress tests/fuzz/fuzz.h
+	tests/fuzz/fuzz_raft tests/fuzz/fuzz_auth tests/fuzz/fuzz_gw
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regress tests/fuzz/fuzz.h tests/fuzz/stubs.h
 
 if FUZZING
 noinst_PROGRAMS = $(FUZZ_PROGS) tests/fuzz/gen_corpus
@@ -24,7 +24,8 @@ tests_fuzz_fuzz_snap_header_SOURCES = tests/fuzz/fuzz_snap_header.c
 tests_fuzz_fuzz_snap_header_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_fuzz_pct_SOURCES = tests/fuzz/fuzz_pct.c
 tests_fuzz_fuzz_pct_LDFLAGS = $(FUZZ_LINK)
-tests_fuzz_fuzz_query_SOURCES = tests/fuzz/fuzz_query.c
+# stubs.c: libmicrohttpd and the node stubbed for the api's reply path
+tests_fuzz_fuzz_query_SOURCES = tests/fuzz/fuzz_query.c tests/fuzz/stubs.c
 tests_fuzz_fuzz_query_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_fuzz_b64_SOURCES = tests/fuzz/fuzz_b64.c
 tests_fuzz_fuzz_b64_LDFLAGS = $(FUZZ_LINK)
@@ -38,5 +39,7 @@ tests_fuzz_fuzz_raft_SOURCES = tests/fuzz/fuzz_raft.c
 tests_fuzz_fuzz_raft_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_fuzz_auth_SOURCES = tests/fuzz/fuzz_auth.c
 tests_fuzz_fuzz_auth_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_fuzz_gw_SOURCES = tests/fuzz/fuzz_gw.c tests/fuzz/stubs.c
+tests_fuzz_fuzz_gw_LDFLAGS = $(FUZZ_LINK)
 # writes the seed corpus (scripts/fuzz --seed-corpus); a plain program
 tests_fuzz_gen_corpus_SOURCES = tests/fuzz/gen_corpus.c

@@ -256,10 +256,12 @@ static int bad_field(api_req *r, const char *name, const char *want)
     return -1;
 }
 
+/* As Go's strconv.ParseInt, which etcd's gateway uses: an optional sign,
+ * then decimal digits (strtoll alone would also skip leading spaces). */
 static bool parse_i64(const char *s, int64_t *out)
 {
     char *end;
-    if (!*s)
+    if (!(*s == '-' || *s == '+' || (*s >= '0' && *s <= '9')))
         return false;
     errno = 0;
     long long v = strtoll(s, &end, 10);
