@@ -153,32 +153,36 @@ static void text_seeds(void)
     seed_text("auth", "enable", "\x0a{}");
 }
 
-/* ---- gateway bodies (fuzz_gw: the body of a POST /v3/... as sent) ---- */
+/* ---- request bodies (fuzz_body: a JSON body as sent, to the gateway or the native API) ---- */
 
-static void gw_seeds(void)
+static void body_seeds(void)
 {
-    seed_text("gw", "range",
+    seed_text("body", "range",
               "{\"key\":\"Zm9v\",\"range_end\":\"Zm9w\",\"limit\":\"10\",\"revision\":5,"
               "\"keys_only\":true,\"sort_order\":\"DESCEND\",\"sort_target\":\"MOD\"}");
-    seed_text("gw", "range_all",
+    seed_text("body", "range_all",
               "{\"key\":\"AA==\",\"range_end\":\"AA==\",\"count_only\":true,"
               "\"serializable\":false,\"min_mod_revision\":\"-1\",\"max_create_revision\":null}");
-    seed_text("gw", "put",
+    seed_text("body", "put",
               "{\"key\":\"Y29uZmlnL21vZGU=\",\"value\":\"Ymx1ZQ==\","
               "\"lease\":\"7694567190318519312\",\"prev_kv\":true}");
-    seed_text("gw", "enum_numbers", "{\"key\":\"/w==\",\"sort_order\":2,\"sort_target\":4}");
-    /* fuzz_gw's enums of one name and of none */
-    seed_text("gw", "enum_edges", "{\"key\":\"a2V5\",\"only\":\"ONLY\",\"never\":0}");
-    seed_text("gw", "role_grant",
+    seed_text("body", "enum_numbers", "{\"key\":\"/w==\",\"sort_order\":2,\"sort_target\":4}");
+    /* fuzz_body's enums of one name and of none */
+    seed_text("body", "enum_edges", "{\"key\":\"a2V5\",\"only\":\"ONLY\",\"never\":0}");
+    seed_text("body", "role_grant",
               "{\"name\":\"app\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"YXBwLw==\","
               "\"range_end\":\"YXBwMA==\"}}");
-    seed_text("gw", "lease_grant", "{\"TTL\":\"60\",\"ID\":0}");
-    seed_text("gw", "compaction", "{\"revision\":\"-9223372036854775808\",\"physical\":true}");
-    seed_text("gw", "empty", "");
-    seed_text("gw", "bad", "{\"key\":\"Zm9\",\"limit\":\"1e3\",\"keys_only\":\"true\","
+    seed_text("body", "lease_grant", "{\"TTL\":\"60\",\"ID\":0}");
+    seed_text("body", "compaction", "{\"revision\":\"-9223372036854775808\",\"physical\":true}");
+    seed_text("body", "empty", "");
+    seed_text("body", "bad", "{\"key\":\"Zm9\",\"limit\":\"1e3\",\"keys_only\":\"true\","
                            "\"sort_order\":\"DOWN\",\"revision\":1.5}");
-    seed_text("gw", "not_object", "[{\"key\":\"Zm9v\"}]");
-    seed_text("gw", "duplicate", "{\"key\":\"YQ==\",\"key\":\"Yg==\"}");
+    seed_text("body", "not_object", "[{\"key\":\"Zm9v\"}]");
+    seed_text("body", "duplicate", "{\"key\":\"YQ==\",\"key\":\"Yg==\"}");
+    /* the native API's bodies */
+    seed_text("body", "native_lease", "{\"ttl\":60,\"id\":7}");
+    seed_text("body", "native_move_leader", "{\"to\":2}");
+    seed_text("body", "native_proclaim", "{\"lease\":5,\"rev\":12,\"value\":\"x\"}");
 }
 
 /* ---- committed entries ---- */
@@ -289,7 +293,7 @@ int main(int argc, char **argv)
         die(top);
     codec_seeds();
     text_seeds();
-    gw_seeds();
+    body_seeds();
     entry_seeds();
     raft_seeds();
     return 0;

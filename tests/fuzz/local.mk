@@ -5,7 +5,7 @@
 FUZZ_PROGS = tests/fuzz/fuzz_codec tests/fuzz/fuzz_snap_header tests/fuzz/fuzz_pct \
 	tests/fuzz/fuzz_query tests/fuzz/fuzz_b64 tests/fuzz/fuzz_txn \
 	tests/fuzz/fuzz_envelope tests/fuzz/fuzz_kv_cmd \
-	tests/fuzz/fuzz_raft tests/fuzz/fuzz_auth tests/fuzz/fuzz_gw
+	tests/fuzz/fuzz_raft tests/fuzz/fuzz_auth tests/fuzz/fuzz_body
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regress tests/fuzz/fuzz.h tests/fuzz/stubs.h
 
 if FUZZING
@@ -39,7 +39,7 @@ tests_fuzz_fuzz_raft_SOURCES = tests/fuzz/fuzz_raft.c
 tests_fuzz_fuzz_raft_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_fuzz_auth_SOURCES = tests/fuzz/fuzz_auth.c
 tests_fuzz_fuzz_auth_LDFLAGS = $(FUZZ_LINK)
-tests_fuzz_fuzz_gw_SOURCES = tests/fuzz/fuzz_gw.c tests/fuzz/stubs.c
-tests_fuzz_fuzz_gw_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_fuzz_body_SOURCES = tests/fuzz/fuzz_body.c tests/fuzz/stubs.c
+tests_fuzz_fuzz_body_LDFLAGS = $(FUZZ_LINK)
 # writes the seed corpus (scripts/fuzz --seed-corpus); a plain program
 tests_fuzz_gen_corpus_SOURCES = tests/fuzz/gen_corpus.c

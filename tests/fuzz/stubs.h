@@ -1,6 +1,6 @@
 /* stubs: libmicrohttpd and the node, replaced at link time for the
  * harnesses that run the api's real reply path without a socket
- * (fuzz_query, fuzz_gw). A harness that lists stubs.c in its SOURCES
+ * (fuzz_query, fuzz_body). A harness that lists stubs.c in its SOURCES
  * gets these definitions instead of the shared library's (libmicrohttpd)
  * and instead of src/server's (the node is never started). Owns the one
  * fake connection: the query string MHD would have split, and the answers

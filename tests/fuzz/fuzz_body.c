@@ -1,5 +1,6 @@
-/* fuzz_gw: the etcd v3 gateway's readers of a request body
- * (src/api/v3/gw.c): gw_body, gw_i64, gw_bool, gw_bytes, gw_enum, gw_span.
+/* fuzz_body: the readers of a request's JSON body — the etcd v3 gateway's
+ * (src/api/v3/gw.c: gw_body, gw_i64, gw_bool, gw_bytes, gw_enum, gw_span)
+ * and the native API's (src/api/input.c: api_body_json, api_body_int).
  *
  * Input: an HTTP request body, exactly as a gateway route receives it.
  * gw_body loads it (an empty body is {}); when that gives an object, each
@@ -27,13 +28,18 @@
  *   anything else refused;
  * - gw_span: refused when key or range_end is refused or key is empty;
  *   else key and end are the decoded bytes, has_end exactly when range_end
- *   has a byte, and the span is kv_span_valid within kv's length limits.
+ *   has a byte, and the span is kv_span_valid within kv's length limits;
+ * - api_body_json: the object exactly when jansson reads the body as one
+ *   (an empty body is not); api_body_int, required or not, on fields with
+ *   the native routes' ranges: an absent optional field is left alone, an
+ *   accepted one is a JSON integer within the range, with its value.
  *
  * Must never: check a reader against gw.c's own helpers (the expectations
  * here are computed independently), or feed a reader a JSON value the
  * gateway could not have loaded. */
 #include "fuzz.h"
 #include "stubs.h"
+#include "api/input.h"
 #include "api/v3/gw.h"
 #include "kv/kv_internal.h"
 
@@ -279,6 +285,58 @@ static json_t *check_body(api_req *r, const uint8_t *data, size_t size)
     return o;
 }
 
+/* ---- the native API's body ---- */
+
+/* The native routes' integer fields and their ranges (lease grant's ttl
+ * and id, a lock's or an election's lease, a proclaim's rev, move-leader's
+ * target), and one over the whole int64 range. */
+static const struct {
+    const char *field;
+    int64_t min, max;
+} native_ints[] = {
+    {"ttl", 1, KV_LEASE_MAX_TTL}, {"id", 1, KV_LEASE_MAX_ID}, {"lease", 1, KV_LEASE_MAX_ID},
+    {"rev", 1, INT64_MAX}, {"to", 1, API_MAX_ID}, {"any", INT64_MIN, INT64_MAX},
+};
+
+static void check_native_int(api_req *r, const char *name, int64_t min, int64_t max, bool req)
+{
+    json_t *v = json_object_get(r->doc, name);
+    int64_t out = I64_UNSET;
+    fuzz_conn_reset(r);
+    int rc = api_body_int(r, name, min, max, req, &out);
+    answered(rc);
+    bool fits = json_is_integer(v) && json_integer_value(v) >= min &&
+                json_integer_value(v) <= max;
+    if (!v && !req)
+        FUZZ_CHECK(rc == 0 && out == I64_UNSET);
+    else if (fits)
+        FUZZ_CHECK(rc == 0 && out == json_integer_value(v));
+    else
+        FUZZ_CHECK(rc == -1 && out == I64_UNSET);
+}
+
+static void check_native(api *a, const uint8_t *data, size_t size)
+{
+    api_req r;
+    fuzz_req_init(&r, a);
+    r.body.data = (uint8_t *)data; /* only read */
+    r.body.len = size;
+    json_error_t e;
+    json_t *want = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &e);
+    fuzz_conn_reset(&r);
+    r.doc = api_body_json(&r);
+    answered(r.doc ? 0 : -1);
+    FUZZ_CHECK((r.doc != NULL) == (want && json_is_object(want)));
+    FUZZ_CHECK(!r.doc || json_equal(r.doc, want));
+    json_decref(want);
+    for (size_t i = 0; r.doc && i < sizeof native_ints / sizeof native_ints[0]; i++)
+        for (int req = 0; req < 2; req++)
+            check_native_int(&r, native_ints[i].field, native_ints[i].min, native_ints[i].max,
+                             req);
+    json_decref(r.doc);
+    api_arena_free(&r.arena);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static api a; /* only its answer counters are touched */
@@ -298,5 +356,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_decref(r.doc);
     api_arena_free(&r.arena);
+    check_native(&a, data, size);
     return 0;
 }
