@@ -82,6 +82,14 @@ def test_client_errors(env):
     check(r.status == 400, "POST /4 with a bad URL answered %r" % r)
     r = n.request("DELETE", "/99")
     check(r.status in (400, 404), "DELETE of an unknown member answered %r" % r)
+    # A JSON body that breaks just before bytes that are not UTF-8: the
+    # parser's message quotes them, and the answer must still be a 400
+    # (the gateway's was a 500 "out of memory": found by fuzz_body).
+    bad = b'{"key":"Y29uZ\\\xdc\x88\xc9","value":"eA=="}'
+    r = n.request("POST", "/v3/kv/put", bad)
+    check(r.status == 400 and r.json()["code"] == 3, "gateway put with that body: %r" % r)
+    r = n.request("POST", "/txn", bad)
+    check(r.status == 400 and r.json()["reason"] == "invalid_json", "POST /txn with it: %r" % r)
     _still_serving(n, "client-errors")
     check(n.get("abc")[0] == 404 and n.get("key")[0] == 404, "bad requests wrote nothing")
 

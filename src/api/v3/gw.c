@@ -36,6 +36,10 @@ void api_v3_error(api_req *r, int code, const char *msg) { gw_reply_error(r, cod
 
 void gw_reply_error(api_req *r, int code, const char *msg)
 {
+    /* json_pack refuses invalid UTF-8, and a message may quote the client's
+     * bytes (jansson's parse errors do): without this, a 500 */
+    if (!api_utf8_valid((const uint8_t *)msg, strlen(msg)))
+        msg = "invalid request: its text is not UTF-8";
     json_t *body = json_pack("{s:s,s:s,s:i}", "error", msg, "message", msg, "code", code);
     api_reply_json(r, http_status(code), body);
 }
