@@ -49,8 +49,9 @@ typedef struct {
  * lines render appends, and a progress line {header, events:[],
  * progress:true} every progress_ms while idle; a {canceled, reason:
  * "compacted"} line ends it when history is gone, a {canceled, reason:
- * "corrupt"} one when a stored record of it fails its checksum. Without a watch hub it
- * answers 503. Takes spec->first and spec->ud, also when it cannot start. */
+ * "corrupt"} one when a stored record of it fails its checksum. Without
+ * a watch hub it answers 503. Takes spec->first and spec->ud, also when it
+ * cannot start. */
 void api_stream_start(api_req *r, const api_stream_spec *spec);
 
 #endif
