@@ -223,6 +223,13 @@ json_t *api_json_kvs(const kv_list *l, bool keys_only);
  * {"prev_kv"?} for a PUT. */
 json_t *api_json_op_result(const kv_op_result *res, const kv_op *op);
 bool api_utf8_valid(const uint8_t *p, size_t n);
+/* msg if it is valid UTF-8, else fallback: jansson refuses anything else,
+ * and an error message may quote a client's bytes. */
+const char *api_utf8_or(const char *msg, const char *fallback);
+/* The words for a stored row that failed its checksum: the native API's,
+ * and etcd's (its ErrCorrupt), wherever either is answered. */
+#define API_CORRUPT_MSG "data: a stored row fails its checksum"
+#define API_ETCD_CORRUPT_MSG "etcdserver: corrupt cluster"
 char *api_b64_encode(const uint8_t *p, size_t n);
 /* 0 ok, -1 bad input, -2 out of memory; *out malloc'd. */
 int api_b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);

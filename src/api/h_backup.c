@@ -186,10 +186,10 @@ static bool copy_failed(api_req *r, int rc, const copy *c)
         return false;
     log_error("backup: %s", c->msg[0] ? c->msg : "cannot copy the store");
     if (r->route.kind == ROUTE_V3)
-        api_v3_error(r, 13, rc == KV_ERR_CORRUPT ? "etcdserver: corrupt cluster"
+        api_v3_error(r, 13, rc == KV_ERR_CORRUPT ? API_ETCD_CORRUPT_MSG
                                                 : "etcdserver: cannot copy the store");
     else if (rc == KV_ERR_CORRUPT)
-        api_reply_error(r, 503, "corrupt", NULL, "data: a stored row fails its checksum");
+        api_reply_kv_error(r, rc, 0);
     else
         api_reply_error(r, 500, "internal", NULL, "cannot copy the store");
     return true;

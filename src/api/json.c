@@ -55,6 +55,11 @@ bool api_utf8_valid(const uint8_t *p, size_t n)
     return true;
 }
 
+const char *api_utf8_or(const char *msg, const char *fallback)
+{
+    return api_utf8_valid((const uint8_t *)msg, strlen(msg)) ? msg : fallback;
+}
+
 int api_json_set_bytes(json_t *obj, const char *name, const uint8_t *p, size_t n)
 {
     if (api_utf8_valid(p, n))

@@ -138,10 +138,7 @@ static void reply_error_v(api_req *r, unsigned code, const char *reason, json_t 
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    /* json_string refuses invalid UTF-8: messages may quote client bytes */
-    if (!api_utf8_valid((const uint8_t *)msg, strlen(msg)))
-        snprintf(msg, sizeof msg, "%s", reason);
-    reply_json_h(r, code, error_body(r, reason, extra, msg), NULL);
+    reply_json_h(r, code, error_body(r, reason, extra, api_utf8_or(msg, reason)), NULL);
 }
 
 void api_reply_error(api_req *r, unsigned code, const char *reason, json_t *extra,
@@ -211,7 +208,7 @@ void api_reply_kv_error(api_req *r, int err, int64_t compact_revision)
         api_reply_error(r, 404, "lease_not_found", NULL, "lease: not found (expired or revoked)");
         break;
     case KV_ERR_CORRUPT: /* a stored row failed its checksum: never served */
-        api_reply_error(r, 503, "corrupt", NULL, "data: a stored row fails its checksum");
+        api_reply_error(r, 503, "corrupt", NULL, API_CORRUPT_MSG);
         break;
     case KV_ERR_PERMISSION: /* apply: the user may not touch every key of the command */
         api_reply_error(r, 403, "permission_denied", NULL, "user %s may not do this",

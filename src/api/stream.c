@@ -169,8 +169,7 @@ static enum fill stream_canceled(stream *c, int rc, int64_t compact_rev)
         line = c->canceled(c->a, c->ud, rc, compact_rev);
     else if (rc == KV_ERR_CORRUPT)
         line = json_pack("{s:b,s:s,s:s,s:o}", "canceled", 1, "reason", "corrupt", "error",
-                         "data: a stored row fails its checksum", "header",
-                         api_json_header(c->a, -1));
+                         API_CORRUPT_MSG, "header", api_json_header(c->a, -1));
     else
         line = json_pack("{s:b,s:s,s:I,s:o}", "canceled", 1, "reason", "compacted",
                          "compact_revision", (json_int_t)compact_rev, "header",

@@ -3,9 +3,8 @@
  * all of it, tells it to campaign at once (TIMEOUT_NOW); the transfer is
  * abandoned after an election timeout, and its target then comes last
  * when a successor is chosen until it answers again (query.c
- * raft_best_successor). A leader
- * asked to remove itself transfers to that successor first (raft.c
- * leader_accept).
+ * raft_best_successor). A leader asked to remove itself transfers to that
+ * successor first (raft.c leader_accept).
  *
  * Must never: hand leadership to a non-voter or to a follower whose log is
  * behind (it could not win, and the cluster would stall meanwhile).

@@ -36,10 +36,8 @@ void api_v3_error(api_req *r, int code, const char *msg) { gw_reply_error(r, cod
 
 void gw_reply_error(api_req *r, int code, const char *msg)
 {
-    /* json_pack refuses invalid UTF-8, and a message may quote the client's
-     * bytes (jansson's parse errors do): without this, a 500 */
-    if (!api_utf8_valid((const uint8_t *)msg, strlen(msg)))
-        msg = "invalid request: its text is not UTF-8";
+    /* jansson's parse errors quote the client's bytes: else a 500 */
+    msg = api_utf8_or(msg, "invalid request: its text is not UTF-8");
     json_t *body = json_pack("{s:s,s:s,s:i}", "error", msg, "message", msg, "code", code);
     api_reply_json(r, http_status(code), body);
 }
@@ -66,7 +64,7 @@ void gw_reply_kv_error(api_req *r, int err)
         gw_reply_error(r, GW_INVALID_ARGUMENT, "etcdserver: invalid request");
         break;
     case KV_ERR_CORRUPT:
-        gw_reply_error(r, GW_INTERNAL, "etcdserver: corrupt cluster");
+        gw_reply_error(r, GW_INTERNAL, API_ETCD_CORRUPT_MSG);
         break;
     case KV_ERR_PERMISSION:
         gw_reply_error(r, GW_PERMISSION_DENIED, "etcdserver: permission denied");

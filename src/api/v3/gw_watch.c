@@ -95,7 +95,7 @@ static json_t *canceled(api *a, void *ud, int rc, int64_t compact_rev)
 {
     json_t *rest = rc == KV_ERR_CORRUPT
                        ? json_pack("{s:b,s:s}", "canceled", 1, "cancel_reason",
-                                   "etcdserver: corrupt cluster")
+                                   API_ETCD_CORRUPT_MSG)
                        : json_pack("{s:b,s:o}", "canceled", 1, "compact_revision",
                                    gw_int(compact_rev));
     return result_line(ud, header_of(a, 0), rest);
