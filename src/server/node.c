@@ -257,6 +257,10 @@ static void on_tick(node *n, uint64_t now)
     waiters_expire(&n->w, now, false, raft_leader(n->r) ? NODE_ERR_TIMEOUT : NODE_ERR_NO_LEADER);
     node_retry_unproposed(n);
     node_lease_tick(n, now);
+    /* a copy that finished after the last Ready is adopted here: an idle
+     * node (one member, no writes) has no other turn that would */
+    if (n->snapjob)
+        node_maybe_snapshot(n);
     node_update_db_size(n);
     node_alarm_tick(n, now);
     node_reserve_tick(n, now);

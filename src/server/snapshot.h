@@ -9,8 +9,9 @@
  * rebuilds what derives from kv (peers, removed ids, leases, watchers).
  * Stops the node (node_fatal) if it cannot. */
 void node_install_snapshot(node *n, const raft_snapshot_meta *meta);
-/* Each Ready: adopts a finished background snapshot, or starts one when
- * snapshot_count entries were applied since the last. */
+/* Each Ready (and each tick while a copy runs): adopts a finished
+ * background snapshot, or starts one when snapshot_count entries were
+ * applied since the last. */
 void node_maybe_snapshot(node *n);
 
 #endif
