@@ -16,6 +16,7 @@
  * everything. A user's gen changes with its password and its roles: a
  * token names the gen it was made for, so such a change ends it. */
 #include "kv/kv_internal.h"
+#include "util/failpoint.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -490,6 +491,8 @@ static char *dup_text(sqlite3_stmt *st, int col)
 int kv_auth_user_get(kv_conn *c, const char *name, char **hash, uint64_t *gen)
 {
     *hash = NULL;
+    if (failpoint_hit("auth.user")) /* a failed read of a user, as SQLite's */
+        return KV_ERR_INTERNAL;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(c->d.db, "SELECT hash, gen FROM auth_user WHERE name = ?1", -1, &st,
                            NULL) != SQLITE_OK)

@@ -288,6 +288,24 @@ def test_client_certificate_names_the_user(env):
     # an explicit credential wins over the certificate
     check(curl("PUT", "/kv/other", "1", client="root", user="alice:" + ALICE_PW)[0] == 403,
           "Basic alice over root's certificate")
+    # The store failing to read the user (failpoint auth.user) is the
+    # server's fault, not the client's: 500 and nothing written, while the
+    # node goes on; once it can read again, the certificate works as before.
+    def restart(spec):
+        check(n.stop() == 0, "clean stop")
+        n.env_vars["RAFTKV_FAILPOINTS"] = spec
+        n.restart()
+        wait_for(lambda: curl("GET", "/health")[0] == 200, harness.START_TIMEOUT, "TLS node up")
+
+    restart("auth.user=EIO")
+    for client, user in [("alice", None), ("alice", "alice:" + ALICE_PW), ("root", None)]:
+        st, out = curl("PUT", "/kv/app/x", "2", client=client, user=user)
+        check(st == 500 and json.loads(out)["reason"] == "internal",
+              "PUT as %s, the user unreadable: %s %s" % (user or client, st, out))
+    check(curl("GET", "/health")[0] == 200, "the node goes on")
+    restart("")
+    check(curl("GET", "/kv/app/x?raw=true", client="alice") == (200, b"1"), "nothing written")
+    check(curl("PUT", "/kv/app/x", "2", client="alice")[0] == 200, "alice by certificate again")
 
 
 def test_writes_from_before_enable_are_checked_at_apply(env):
