@@ -14,6 +14,7 @@
 #include "../test.h"
 #include "fixture.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,10 +122,11 @@ static bool run_seed(uint64_t seed, int steps, bool verbose)
 
 /* One test case per group of seeds keeps the output short; every failing
  * seed still prints its own FAIL line. */
-static void run_seed_groups(uint64_t n_seeds, int steps)
+static void run_seed_groups(uint64_t first, uint64_t n_seeds, int steps)
 {
-    for (uint64_t lo = 1; lo <= n_seeds; lo += SIM_GROUP) {
-        uint64_t hi = lo + SIM_GROUP - 1 < n_seeds ? lo + SIM_GROUP - 1 : n_seeds;
+    uint64_t last = first + n_seeds - 1;
+    for (uint64_t lo = first; lo <= last; lo += SIM_GROUP) {
+        uint64_t hi = lo + SIM_GROUP - 1 < last ? lo + SIM_GROUP - 1 : last;
         int failed = 0;
         for (uint64_t s = lo; s <= hi; s++)
             failed += !run_seed(s, steps, false);
@@ -392,18 +394,21 @@ static void test_out_of_memory_exercised(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sim_test [--seed N] [--seeds COUNT] [--steps K] [--verbose]\n");
+    fprintf(stderr,
+            "usage: sim_test [--seed N] [--first N] [--seeds COUNT] [--steps K] [--verbose]\n");
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = 0, n_seeds = SIM_DEFAULT_SEEDS;
+    uint64_t seed = 0, first = 1, n_seeds = SIM_DEFAULT_SEEDS;
     int steps = SIM_DEFAULT_STEPS;
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
         bool has_arg = i + 1 < argc;
         if (!strcmp(argv[i], "--seed") && has_arg)
             seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--first") && has_arg)
+            first = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--seeds") && has_arg)
             n_seeds = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--steps") && has_arg)
@@ -415,7 +420,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (steps <= 0 || steps > 10000000) {
+    if (steps <= 0 || steps > 10000000 || first == 0 || n_seeds == 0 ||
+        first > UINT64_MAX - n_seeds) {
         usage();
         return 2;
     }
@@ -435,6 +441,6 @@ int main(int argc, char **argv)
     RUN(test_production_modelling_exercised);
     RUN(test_byzantine_nemesis_exercised);
     RUN(test_out_of_memory_exercised);
-    run_seed_groups(n_seeds, steps);
+    run_seed_groups(first, n_seeds, steps);
     TEST_MAIN_END();
 }
