@@ -124,9 +124,9 @@ static bool run_seed(uint64_t seed, int steps, bool verbose)
  * seed still prints its own FAIL line. */
 static void run_seed_groups(uint64_t first, uint64_t n_seeds, int steps)
 {
-    uint64_t last = first + n_seeds - 1;
-    for (uint64_t lo = first; lo <= last; lo += SIM_GROUP) {
-        uint64_t hi = lo + SIM_GROUP - 1 < last ? lo + SIM_GROUP - 1 : last;
+    uint64_t last = first + n_seeds - 1, hi = 0;
+    for (uint64_t lo = first; hi != last; lo = hi + 1) {
+        hi = last - lo >= SIM_GROUP ? lo + SIM_GROUP - 1 : last;
         int failed = 0;
         for (uint64_t s = lo; s <= hi; s++)
             failed += !run_seed(s, steps, false);
