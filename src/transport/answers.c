@@ -28,6 +28,7 @@ struct transport_answer {
     bool ready;    /* set before the resume: body is the answer */
     raft_msg *msgs; /* mu */
     size_t n, cap;
+    size_t bytes;   /* mu: the messages' wire size, held to a batch's */
     buf body;
 };
 
@@ -94,7 +95,10 @@ void transport_answers_handled(transport_answers *a, transport_answer *s)
 }
 
 /* mu held: a copy of m into the peer's oldest slot; false if it has none
- * (or no room: then the message goes out as a request of our own). A slot
+ * (or no room: then the message goes out as a request of our own). Room is
+ * a batch's bytes: the asker drops a larger answer whole, and with it the
+ * APPENDs a catching-up follower needs (256 in flight of up to 1 MiB each).
+ * A slot
  * whose batch is not stepped yet (in the inbox, or held for an earlier one,
  * peer_order.h) carries it when that batch is: the same or the next turn,
  * and one request fewer per write at 1 connection than sending it alone. */
@@ -103,10 +107,13 @@ static bool add_locked(transport_answers *a, const raft_msg *m)
     for (transport_answer *s = a->slots; s; s = s->next) {
         if (s->peer != m->to)
             continue;
-        if (s->n >= SLOT_MAX_MSGS || xgrow(&s->msgs, &s->cap, s->n, sizeof *s->msgs) < 0 ||
+        size_t sz = transport_msg_wire_size(m);
+        if (s->n >= SLOT_MAX_MSGS || (s->n && s->bytes + sz > TRANSPORT_BATCH_MAX_BYTES) ||
+            xgrow(&s->msgs, &s->cap, s->n, sizeof *s->msgs) < 0 ||
             transport_msg_copy(m, &s->msgs[s->n]) < 0)
             return false;
         s->n++;
+        s->bytes += sz;
         return true;
     }
     return false;
@@ -131,7 +138,7 @@ static void resume(transport_answers *a, transport_answer *s)
         buf_reset(&s->body);
     transport_free_msgs(s->msgs, s->n);
     s->msgs = NULL;
-    s->n = s->cap = 0;
+    s->n = s->cap = s->bytes = 0;
     s->ready = true;
     if (!a->in_loop)
         handoff_count(HANDOFF_PEER_ANSWER);

@@ -18,8 +18,8 @@
  * 404 not_found, 405 method_not_allowed (with Allow), 500 internal (out
  * of memory here: never blamed on the sender's bytes).
  * Must never call a callback for anything malformed, foreign or addressed
- * to another node, buffer more than MAX_BATCH_BYTES per request, or hold
- * more than PEER_CONN_MAX connections. */
+ * to another node, buffer more than TRANSPORT_BODY_MAX_BYTES per request,
+ * or hold more than PEER_CONN_MAX connections. */
 #include "transport/transport_int.h"
 #include "util/json_safe.h"
 
@@ -36,7 +36,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define MAX_BATCH_BYTES (64u << 20)
 #define SERVER_THREADS 4
 #define IDLE_TIMEOUT_S 120
 /* Open peer connections: the members' senders, snapshot streams and probes
@@ -332,7 +331,7 @@ static void message_data(request *q, const char *data, size_t n)
 {
     if (q->too_large || q->no_memory)
         return;
-    if (n > MAX_BATCH_BYTES - q->body.len)
+    if (n > TRANSPORT_BODY_MAX_BYTES - q->body.len)
         q->too_large = true;
     else if (buf_append(&q->body, data, n) < 0)
         q->no_memory = true; /* not the sender's fault: not a 413 */
@@ -387,7 +386,7 @@ static enum MHD_Result begin(transport_server *srv, struct MHD_Connection *c, co
         return respond_error(c, 405, "use POST", "POST");
     uint64_t clen;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (msg && transport_parse_u64(cl, &clen) == 0 && clen > MAX_BATCH_BYTES)
+    if (msg && transport_parse_u64(cl, &clen) == 0 && clen > TRANSPORT_BODY_MAX_BYTES)
         return respond_error(c, 413, "message batch too large", NULL); /* before the body */
     request *q = request_new(srv, msg ? ROUTE_MESSAGE : ROUTE_SNAPSHOT);
     if (!q)

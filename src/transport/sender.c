@@ -36,9 +36,7 @@
 #define MSG_TIMEOUT_MS 5000L
 #define BACKOFF_MIN_MS 50u
 #define BACKOFF_MAX_MS 1000u
-#define BATCH_MAX_BYTES (16u << 20) /* well below the listener's 64 MiB cap */
 #define IDLE_POLL_MS 1000
-#define ANSWER_MAX_BYTES (64u << 20) /* the listener's cap on a batch */
 #define LANES_MAX 4
 
 struct peer;
@@ -260,13 +258,13 @@ void transport_sender_snapshot(transport_sender *s, const raft_msg *msg, const c
 
 /* ---- the thread: picking work (mu held) ---- */
 
-/* Moves the head of the queue, up to BATCH_MAX_BYTES, into l->batch. */
+/* Moves the head of the queue, up to TRANSPORT_BATCH_MAX_BYTES, into l->batch. */
 static int take_batch(peer *p, lane *l)
 {
     size_t n = 0, bytes = 0;
     for (; n < p->q_len; n++) {
         size_t sz = transport_msg_wire_size(&p->q[n]);
-        if (n > 0 && bytes + sz > BATCH_MAX_BYTES)
+        if (n > 0 && bytes + sz > TRANSPORT_BATCH_MAX_BYTES)
             break;
         bytes += sz;
     }
@@ -284,7 +282,7 @@ static size_t keep_answer(char *data, size_t size, size_t nmemb, void *ud)
 {
     lane *l = ud;
     size_t n = size * nmemb;
-    if (l->answer_too_large || n > ANSWER_MAX_BYTES - l->answer.len ||
+    if (l->answer_too_large || n > TRANSPORT_BODY_MAX_BYTES - l->answer.len ||
         buf_append(&l->answer, data, n) < 0)
         l->answer_too_large = true; /* read on, deliver nothing */
     return n;

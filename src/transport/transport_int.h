@@ -21,6 +21,13 @@ void transport_msg_clear(raft_msg *m); /* frees entries, zeroes count */
 /* Upper bound of a message's encoded size, for sizing batches. */
 size_t transport_msg_wire_size(const raft_msg *m);
 
+/* A listener refuses a request body (a batch) larger than BODY_MAX, and a
+ * sender drops an answer larger than it: so a batch, sent as a request or
+ * carried in an answer, holds at most BATCH_MAX (one message alone may
+ * pass it: an APPEND's entries are a soft cap of ~1 MiB). */
+#define TRANSPORT_BODY_MAX_BYTES (64u << 20)
+#define TRANSPORT_BATCH_MAX_BYTES (16u << 20)
+
 /* ---- snap_header.c: the RAFT_MSG_SNAP travelling beside a snapshot body
  * in the X-Raftkv-Snapshot-Msg header, as hex of transport_encode(). ---- */
 #define TRANSPORT_HDR_SNAP_MSG "X-Raftkv-Snapshot-Msg"

@@ -518,6 +518,64 @@ static void test_answer_rides_the_request(void)
     CHECK(transport_requests(B.t) == b_requests);
 }
 
+/* An answer is held to a batch's bytes, as a request is: a follower
+ * catching up is sent far more than the asker takes in one answer (it
+ * drops an answer over 64 MiB whole). B's 70 messages of 1 MiB each for A
+ * while it holds A's request all arrive: the first 16 MiB in the answer,
+ * the rest in B's own requests. */
+static void test_large_answer_overflows_into_requests(void)
+{
+    enum { N = 70, LEN = 1 << 20 };
+    static uint8_t data[LEN];
+    static raft_entry ent[N];
+    for (size_t i = 0; i < LEN; i++)
+        data[i] = (uint8_t)(i * 31);
+    uint32_t crc = crc32c(0, data, LEN);
+    pthread_mutex_lock(&B.sk.mu);
+    B.sk.hold = true;
+    size_t before = B.sk.n_msgs;
+    pthread_mutex_unlock(&B.sk.mu);
+    raft_msg m = make_msg(1, 2, 6, NULL, 0);
+    transport_send(A.t, &m, 1);
+    pthread_mutex_lock(&B.sk.mu);
+    CHECK(wait_msgs(&B.sk, before + 1));
+    transport_answer *held = B.sk.held;
+    B.sk.held = NULL;
+    B.sk.hold = false;
+    pthread_mutex_unlock(&B.sk.mu);
+    CHECK(held != NULL);
+    if (!held)
+        return;
+    pthread_mutex_lock(&A.sk.mu);
+    size_t a_before = A.sk.n_msgs;
+    pthread_mutex_unlock(&A.sk.mu);
+    uint64_t b_requests = transport_requests(B.t);
+    transport_answer_handled(B.t, held);
+    raft_msg back[N];
+    for (uint64_t i = 0; i < N; i++) {
+        ent[i] = (raft_entry){.term = 3, .index = 100 + i, .type = RAFT_ENTRY_NORMAL, .len = LEN,
+                              .data = data, .crc = crc};
+        back[i] = make_msg(2, 1, 1000 + i, &ent[i], 1);
+    }
+    transport_send(B.t, back, N);
+    transport_flush_answers(B.t);
+    pthread_mutex_lock(&A.sk.mu);
+    CHECK(wait_msgs(&A.sk, a_before + N));
+    bool seen[N] = {false};
+    for (size_t i = a_before; i < A.sk.n_msgs; i++) {
+        const raft_msg *g = &A.sk.msgs[i];
+        if (g->from == 2 && g->index >= 1000 && g->index < 1000 + N && g->n_entries == 1 &&
+            g->entries[0].len == LEN && memcmp(g->entries[0].data, data, LEN) == 0)
+            seen[g->index - 1000] = true;
+    }
+    int n_seen = 0;
+    for (int i = 0; i < N; i++)
+        n_seen += seen[i];
+    CHECK_MSG(n_seen == N, "%d of %d messages arrived whole", n_seen, N);
+    pthread_mutex_unlock(&A.sk.mu);
+    CHECK(transport_requests(B.t) > b_requests); /* what the answer could not take */
+}
+
 /* Pipelining: while B holds the answer to A's batch (its "fsync" not done),
  * A's next batch still reaches B on a second request, and the two carry
  * consecutive numbers of one epoch, for B to step them in that order. */
@@ -1155,6 +1213,7 @@ int main(void)
 
     RUN(test_batch_exchange);
     RUN(test_answer_rides_the_request);
+    RUN(test_large_answer_overflows_into_requests);
     RUN(test_dropped_batch_answers_at_once);
     RUN(test_second_batch_in_flight_while_first_waits);
     RUN(test_snapshot_stream);
