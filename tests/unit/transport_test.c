@@ -479,17 +479,16 @@ static void test_batch_exchange(void)
     pthread_mutex_unlock(&A.sk.mu);
 }
 
-/* B's message to A rides the answer to A's request: it arrives at A,
- * checked, without B starting a request of its own — and only once B
- * flushes (after its "fsync"), not when the batch was handed over. */
-static void test_answer_rides_the_request(void)
+/* A sends B one message (numbered index) asking for an answer, and B's
+ * sink holds it: the open answer, or NULL (a failed check). *a_before is
+ * how many messages A had then. */
+static transport_answer *held_request(uint64_t index, size_t *a_before)
 {
     pthread_mutex_lock(&B.sk.mu);
     B.sk.hold = true;
     size_t before = B.sk.n_msgs;
     pthread_mutex_unlock(&B.sk.mu);
-    uint64_t b_requests = transport_requests(B.t);
-    raft_msg m = make_msg(1, 2, 5, NULL, 0);
+    raft_msg m = make_msg(1, 2, index, NULL, 0);
     transport_send(A.t, &m, 1);
     pthread_mutex_lock(&B.sk.mu);
     CHECK(wait_msgs(&B.sk, before + 1));
@@ -498,11 +497,22 @@ static void test_answer_rides_the_request(void)
     B.sk.hold = false;
     pthread_mutex_unlock(&B.sk.mu);
     CHECK(held != NULL);
+    pthread_mutex_lock(&A.sk.mu);
+    *a_before = A.sk.n_msgs;
+    pthread_mutex_unlock(&A.sk.mu);
+    return held;
+}
+
+/* B's message to A rides the answer to A's request: it arrives at A,
+ * checked, without B starting a request of its own — and only once B
+ * flushes (after its "fsync"), not when the batch was handed over. */
+static void test_answer_rides_the_request(void)
+{
+    uint64_t b_requests = transport_requests(B.t);
+    size_t a_before;
+    transport_answer *held = held_request(5, &a_before);
     if (!held)
         return;
-    pthread_mutex_lock(&A.sk.mu);
-    size_t a_before = A.sk.n_msgs;
-    pthread_mutex_unlock(&A.sk.mu);
     transport_answer_handled(B.t, held);
     raft_msg back = make_msg(2, 1, 88, NULL, 0);
     transport_send(B.t, &back, 1); /* into the answer, not a request */
@@ -531,24 +541,10 @@ static void test_large_answer_overflows_into_requests(void)
     for (size_t i = 0; i < LEN; i++)
         data[i] = (uint8_t)(i * 31);
     uint32_t crc = crc32c(0, data, LEN);
-    pthread_mutex_lock(&B.sk.mu);
-    B.sk.hold = true;
-    size_t before = B.sk.n_msgs;
-    pthread_mutex_unlock(&B.sk.mu);
-    raft_msg m = make_msg(1, 2, 6, NULL, 0);
-    transport_send(A.t, &m, 1);
-    pthread_mutex_lock(&B.sk.mu);
-    CHECK(wait_msgs(&B.sk, before + 1));
-    transport_answer *held = B.sk.held;
-    B.sk.held = NULL;
-    B.sk.hold = false;
-    pthread_mutex_unlock(&B.sk.mu);
-    CHECK(held != NULL);
+    size_t a_before;
+    transport_answer *held = held_request(6, &a_before);
     if (!held)
         return;
-    pthread_mutex_lock(&A.sk.mu);
-    size_t a_before = A.sk.n_msgs;
-    pthread_mutex_unlock(&A.sk.mu);
     uint64_t b_requests = transport_requests(B.t);
     transport_answer_handled(B.t, held);
     raft_msg back[N];
