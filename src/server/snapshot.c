@@ -2,8 +2,9 @@
  * a background copy of kv.db every snapshot_count applied entries, and
  * adopting a finished copy (Raft's say-so, then storage's rename). Must
  * never write kv.db on the node thread for a snapshot of its own (kv's
- * snapjob copies it in the background) and never keep a snapshot Raft
- * refused. */
+ * snapjob copies it in the background), never keep a snapshot Raft
+ * refused, and never go on after storage failed to record one (but for a
+ * full disk). */
 #include "server/snapshot.h"
 
 #include "server/peers.h"
@@ -58,9 +59,15 @@ static void adopt_snapshot(node *n, const char *staged, const kv_snapfile *f)
                   (unsigned long long)index, rc);
         unlink(staged);
         n->last_snapshot_index = 0; /* try again soon */
-    } else if (storage_snapshot_adopt(n->st, &meta, staged, f->size, f->crc, compact_to,
-                                      &n->snap) < 0) {
-        log_error("snapshot at %llu failed: %s", (unsigned long long)index, storage_errmsg(n->st));
+    } else if ((rc = storage_snapshot_adopt(n->st, &meta, staged, f->size, f->crc, compact_to,
+                                            &n->snap)) == STORAGE_ERR_NOSPACE) {
+        /* the core keeps it, and this node cannot send it until a later
+         * one is recorded: a full disk's cost, as writes wait too */
+        log_warn("snapshot at %llu not recorded: %s", (unsigned long long)index,
+                 storage_errmsg(n->st));
+    } else if (rc < 0) { /* a failed rename or fsync is never retried */
+        log_error("storage: %s", storage_errmsg(n->st));
+        node_fatal(n, NODE_EXIT_STORAGE, "adopting a snapshot");
     } else {
         log_info("snapshot at index %llu, log compacted to %llu", (unsigned long long)index,
                  (unsigned long long)compact_to);

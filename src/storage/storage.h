@@ -92,7 +92,8 @@ char *storage_staging_path(storage *s);
  * storage_snapshot_path(meta.index) (atomic rename) and the directory is
  * fsync'd, without reading the file again; then the meta is recorded, log
  * entries <= compact_to and older snapshot files are deleted. Crash-safe at
- * every step. */
+ * every step. STORAGE_ERR_NOSPACE: the disk was full and nothing was
+ * recorded; any other error is the disk's (the node stops). */
 int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const char *staged,
                            uint64_t size, uint32_t crc, raft_index compact_to,
                            storage_snapshot *out);

@@ -10,6 +10,8 @@
  */
 #include "storage/storage_int.h"
 
+#include "util/failpoint.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,14 @@ static int make_durable(storage *s, const char *staged, const char *final, bool 
     if (!summed &&
         storage_file_sum(s, staged ? staged : final, true, &next->size, &next->crc) < 0)
         return -1;
+    /* the failpoint stands for the rename or the directory's fsync failing */
+    int e = failpoint_hit("storage.snapshot");
+    if (e) {
+        storage_fail(s, "%s: cannot make it durable: %s (failpoint)", final, strerror(e));
+        if (e == ENOSPC)
+            s->code = STORAGE_ERR_NOSPACE;
+        return -1;
+    }
     if (staged && rename(staged, final) < 0)
         return storage_fail(s, "%s: cannot move to %s: %s", staged, final, strerror(errno));
     return storage_fsync_dir(s, s->snap_dir);
@@ -82,7 +92,7 @@ int storage_snapshot_adopt(storage *s, const raft_snapshot_meta *meta, const cha
     int rc = make_durable(s, staged, path, true, &next);
     free(path);
     if (rc < 0 || record_saved(s, &next, compact_to) < 0)
-        return -1;
+        return s->code;
     adopt(s, &next, out);
     return 0;
 }

@@ -17,7 +17,8 @@
  * members' peer URLs: at start, then after each snapshot installed),
  * api.request (each client request's context: a hit answers it 500 out of
  * memory, as a failed allocation does), auth.user (each read of a user's
- * password hash: logins and client certificates). Storage adds its own.
+ * password hash: logins and client certificates). Storage adds its own
+ * (storage.commit, storage.lock, storage.snapshot).
  *
  * Must never cost more than one relaxed atomic load when nothing is armed,
  * and never allocate or lock on a hit. */

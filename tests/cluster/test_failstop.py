@@ -188,6 +188,40 @@ def test_snapshot_whose_members_cannot_be_read_back_stops_node(env):
                   "%s-%03d on %s" % (fp, i, victim))
 
 
+def test_snapshot_it_cannot_record_stops_node(env):
+    """A follower whose own snapshot cannot be made durable (failpoint
+    storage.snapshot: the rename or the directory's fsync failing) stops
+    with exit 3 and a log line naming it, where it went on before with its
+    Raft core and its storage disagreeing on its snapshot. A full disk
+    there (ENOSPC) is not fatal: it warns and goes on serving. Restarted
+    without the failpoint, it serves every acknowledged write."""
+    nodes = env.cluster(3, extra=["--snapshot-count", "20"])
+    lead = env.leader(nodes)
+    victim = next(n for n in nodes if n is not lead)
+    victim.restart_with_failpoints("storage.snapshot=ENOSPC")
+    env.wait_healthy([victim])
+    for i in range(40):
+        env.put_retry(lead, "full-%02d" % i, "v%d" % i)
+    wait_for(lambda: "snapshot at" in victim.log_text() and "not recorded" in victim.log_text(),
+             30, "%s to warn that a full disk kept its snapshot" % victim)
+    check(victim.alive(), "a full disk at a snapshot does not stop the node")
+    wait_for(lambda: victim.get("full-39") == (200, b"v39"), 30,
+             "%s to go on applying" % victim)
+    # it may stop as soon as it starts (its restart can snapshot at once)
+    victim.restart_with_failpoints("storage.snapshot=EIO")
+    for i in range(40):
+        env.put_retry(lead, "io-%02d" % i, "v%d" % i)
+    code = victim.wait_exit(30)
+    check(code == 3, "exit code %r, want 3" % code)
+    check("adopting a snapshot" in victim.log_text(), "the log names the failure")
+    victim.env_vars.clear()
+    victim.restart()
+    env.wait_healthy([victim])
+    wait_for(lambda: victim.get("io-39") == (200, b"v39"), 30, "%s to catch up" % victim)
+    for key in ("full-00", "io-00"):
+        check(victim.get(key)[0] == 200, "%s on %s after its restart" % (key, victim))
+
+
 def test_failed_peer_listener_stops_node(env):
     """The node loop runs the peer listener; a run that fails (failpoint
     peer.run, standing for libmicrohttpd's MHD_NO) stops the node with exit
