@@ -292,9 +292,7 @@ def test_client_certificate_names_the_user(env):
     # server's fault, not the client's: 500 and nothing written, while the
     # node goes on; once it can read again, the certificate works as before.
     def restart(spec):
-        check(n.stop() == 0, "clean stop")
-        n.env_vars["RAFTKV_FAILPOINTS"] = spec
-        n.restart()
+        n.restart_with_failpoints(spec)
         wait_for(lambda: curl("GET", "/health")[0] == 200, harness.START_TIMEOUT, "TLS node up")
 
     restart("auth.user=EIO")
