@@ -140,8 +140,10 @@ def test_removed_member_behind_its_own_addition_stops(env):
     check(r.status == 204, "POST /4 answered %r" % r)
     env.join_node(n4, extra=["--snapshot-count", "50"])
     env.wait_healthy([n4])
+    # healthy is serving, which can come before the leader's snapshot does
+    wait_for(lambda: _snapshot_indexes(n4), what="node 4 to install the leader's snapshot")
     snaps = _snapshot_indexes(n4)
-    check(snaps and snaps[-1] <= before_add,
+    check(snaps[-1] <= before_add,
           "node 4's snapshots %r, its addition came after %d" % (snaps, before_add))
     n4.kill()
     for suffix in ("", "-wal", "-shm"):
