@@ -2,6 +2,7 @@
  * variables (README.md, Command line). Every error
  * names the flag; nothing is started here. */
 #include "server/config.h"
+#include "transport/transport.h"
 
 #include "util/util.h"
 
@@ -27,7 +28,7 @@ static const char usage[] =
     "  --snapshot-count N     applied entries between snapshots (default 100000)\n"
     "  --heartbeat-ms MS      leader heartbeat interval (default 100)\n"
     "  --election-ms MS       base election timeout (default 1000)\n"
-    "  --max-request-bytes N  largest client request body (default 1572864)\n"
+    "  --max-request-bytes N  largest client request body (default 1572864, at most 33554432)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
     "  --quota-bytes N        kv.db size that raises the NOSPACE alarm (default 2147483648)\n"
     "  --corrupt-check-ms MS  leader compares the members' hashes this often (default\n"
@@ -273,7 +274,8 @@ static int apply_option(config *c, int opt, const char *arg, bool *have_port)
             return -1;
         c->election_ms = (uint32_t)v;
         return 0;
-    case OPT_MAXREQ: return parse_u64("--max-request-bytes", arg, 1, 1ull << 30, &c->max_request_bytes);
+    case OPT_MAXREQ: /* a larger entry could not cross the peer transport */
+        return parse_u64("--max-request-bytes", arg, 1, TRANSPORT_MAX_REQUEST_BYTES, &c->max_request_bytes);
     case OPT_CONNS_PER_ADDR:
         if (parse_u64("--max-conns-per-address", arg, 0, 1000000, &v) < 0)
             return -1;

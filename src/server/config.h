@@ -16,7 +16,7 @@ typedef struct {
     uint16_t port;               /* --port: client HTTP port */
     bool join;                   /* --join */
     char *data_dir;              /* --data-dir (default raftkv-<id>) */
-    uint64_t snapshot_count;     /* --snapshot-count (default 10000) */
+    uint64_t snapshot_count;     /* --snapshot-count (default 100000) */
     uint32_t heartbeat_ms;       /* --heartbeat-ms (default 100) */
     uint32_t election_ms;        /* --election-ms (default 1000) */
     uint64_t max_request_bytes;  /* --max-request-bytes (default 1.5 MiB) */

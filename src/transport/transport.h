@@ -34,6 +34,14 @@ enum transport_err {
 /* The short snake_case name of a transport_err code; never NULL. */
 const char *transport_strerror(int code);
 
+/* The largest client request a node may accept (--max-request-bytes'
+ * ceiling). The entry a request becomes travels alone, when it must, in
+ * one peer request or answer, whose body a listener refuses past
+ * TRANSPORT_BODY_MAX_BYTES (64 MiB, transport_int.h): an entry larger than
+ * that could never reach a follower, and every try would cost the cluster
+ * an election. Half of it leaves room for the key and the encoding. */
+#define TRANSPORT_MAX_REQUEST_BYTES (32u << 20)
+
 /* ---- wire encoding of a message batch (POST /raft/message body) ----
  * magic "RKVM", u8 version, u64 cluster_id, u32 count, messages...,
  * u32 CRC-32C of everything before it. Each entry also carries its own

@@ -27,6 +27,8 @@ size_t transport_msg_wire_size(const raft_msg *m);
  * pass it: an APPEND's entries are a soft cap of ~1 MiB). */
 #define TRANSPORT_BODY_MAX_BYTES (64u << 20)
 #define TRANSPORT_BATCH_MAX_BYTES (16u << 20)
+_Static_assert(2ull * TRANSPORT_MAX_REQUEST_BYTES <= TRANSPORT_BODY_MAX_BYTES,
+               "the largest client request must fit in one peer body, with room to spare");
 
 /* ---- snap_header.c: the RAFT_MSG_SNAP travelling beside a snapshot body
  * in the X-Raftkv-Snapshot-Msg header, as hex of transport_encode(). ---- */

@@ -294,3 +294,30 @@ def test_peer_port_connection_flood_is_capped(env):
     for i in range(5, 10):
         env.put_retry(leader, "flood-%d" % i, "v")
     check(target.get("flood-9") == (200, b"v"), "the member commits after the flood")
+
+
+def test_largest_request_reaches_every_member(env):
+    """--max-request-bytes takes at most 32 MiB (config_test refuses one
+    byte more): a request that large becomes an entry that still fits in one
+    peer message (64 MiB). Before the ceiling, a 70 MB PUT under
+    --max-request-bytes 100000000 never reached a follower (the listener
+    refused its body): it cost an election and came back 503. At the
+    ceiling, a PUT through the leader and one through a follower (a
+    forwarded proposal) reach every member, under the same leader and
+    term."""
+    most = 32 << 20
+    nodes = env.cluster(3, extra=["--max-request-bytes", str(most)])
+    lead = env.leader(nodes)
+    follower = next(n for n in nodes if n is not lead)
+    term = lead.status()["raft_term"]
+    for via, key in ((lead, "big-lead"), (follower, "big-follower")):
+        value = (key.encode() * (most // len(key) + 1))[:most]
+        code = via.put(key, value, timeout=60)
+        check(code in (200, 204), "a %d-byte PUT through %s answered %s" % (most, via, code))
+        for n in nodes:
+            wait_for(lambda: n.request("GET", "/kv/%s?serializable=true&raw=true" % key,
+                                       timeout=30).body == value,
+                     60, "%s to serve all of %s" % (n, key))
+    check(env.leader(nodes) is lead and lead.status()["raft_term"] == term,
+          "the big writes cost no election")
+    check(lead.put("one-more", b"x") in (200, 204), "a small write after them")

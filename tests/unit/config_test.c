@@ -254,6 +254,9 @@ static void test_bad_numbers_refused(void)
     REFUSED("--election-ms: expected a number", BASE, "--election-ms", "600001");
     REFUSED("--max-request-bytes: expected a number from 1", BASE, "--max-request-bytes", "0");
     REFUSED("--max-request-bytes: expected a number", BASE, "--max-request-bytes", "1073741825");
+    /* an entry over the peer body cap could never reach a follower */
+    REFUSED("--max-request-bytes: expected a number from 1 to 33554432", BASE, "--max-request-bytes",
+            "33554433");
     REFUSED("--quota-bytes: expected a number from 1", BASE, "--quota-bytes", "0");
     REFUSED("--corrupt-check-ms: expected a number", BASE, "--corrupt-check-ms", "-5");
     REFUSED("--log-level: expected debug, info, warn or error", BASE, "--log-level", "loud");
