@@ -1,10 +1,10 @@
 /* kv_history: the changes of a key range from a revision on, as watch
  * events — a seek on kv_hist's (rev, sub) key for a range, on kv_hist_key
- * (key, rev) for a single key, in revision order, cut only at revision
- * boundaries. Every returned record (and prev_kv) is checked against its
- * checksum: KV_ERR_CORRUPT, no events, on a mismatch. Must never write,
- * and never return part of a revision: a watcher resuming from next_rev must neither miss nor repeat
- * an event. */
+ * (key, rev) for a single key, in revision order, cut (by count or by
+ * bytes) only at revision boundaries. Every returned record (and prev_kv)
+ * is checked against its checksum: KV_ERR_CORRUPT, no events, on a
+ * mismatch. Must never write, and never return part of a revision: a
+ * watcher resuming from next_rev must neither miss nor repeat an event. */
 #include "kv/kv_internal.h"
 
 #include <string.h>
@@ -49,8 +49,16 @@ typedef struct {
     bool with_prev;
 } hist_req;
 
-/* Scans from `from`; returns KV_OK with *cut set when max_events stopped it
- * at a revision boundary, *last the last returned revision. */
+/* The bytes an event holds for its reader: keys and values. */
+static size_t event_bytes(const kv_event *ev)
+{
+    size_t n = (size_t)ev->kv.key_len + ev->kv.value_len;
+    return ev->has_prev ? n + ev->prev_kv.key_len + ev->prev_kv.value_len : n;
+}
+
+/* Scans from `from`; returns KV_OK with *cut set when max_events or
+ * KV_HISTORY_MAX_BYTES stopped it at a revision boundary, *last the last
+ * returned revision. */
 static int scan(kv_db *d, const hist_req *q, int64_t from, kv_event_list *out, bool *cut,
                 int64_t *last)
 {
@@ -62,18 +70,21 @@ static int scan(kv_db *d, const hist_req *q, int64_t from, kv_event_list *out, b
         (one_key && kv_bind_bytes(st, 2, q->span->key, q->span->key_len) < 0))
         return KV_ERR_INTERNAL;
     int rc, pushed = KV_OK;
+    size_t bytes = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const uint8_t *key = sqlite3_column_blob(st, KV_COL_KEY);
         int n = sqlite3_column_bytes(st, KV_COL_KEY);
         if (!kv_span_contains(q->span, key, (uint32_t)n))
             continue;
         int64_t rev = sqlite3_column_int64(st, KV_COL_MOD);
-        if (rev != *last && out->n > 0 && out->n >= q->max_events) {
+        if (rev != *last && out->n > 0 &&
+            (out->n >= q->max_events || bytes >= KV_HISTORY_MAX_BYTES)) {
             *cut = true;
             break;
         }
         if ((pushed = push_event(d, out, st, q->with_prev)) != KV_OK)
             break;
+        bytes += event_bytes(&out->items[out->n - 1]);
         *last = rev;
     }
     sqlite3_reset(st);

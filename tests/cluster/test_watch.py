@@ -392,6 +392,26 @@ def test_watch_1000_watchers(env):
     check(len(dropped) <= watchers // 50, "%d long-polls dropped" % len(dropped))
 
 
+def test_watch_longpoll_answer_is_bounded_in_bytes(env):
+    """A long-poll's answer holds at most 4 MiB of keys and values
+    (KV_HISTORY_MAX_BYTES, then one whole revision), as it holds at most
+    1 000 events: 12 values of 1 MiB come in answers of 4, and following
+    next_revision delivers each once, in order. Before the cap, all 12 came
+    in one answer, and 1 000 values of 32 MiB would have been one."""
+    (n,) = env.cluster(1)
+    value = "v" * (1 << 20)
+    revs = [put(n, "wbig/%02d" % i, value) for i in range(12)]
+    r = watch(n, "wbig/", prefix=True, start_revision=revs[0])
+    check(r.status == 200, "watch: %r" % r)
+    first = r.json()
+    check(len(first["events"]) == 4 and first["next_revision"] == revs[4],
+          "first answer: %d events, next_revision %r" % (len(first["events"]),
+                                                          first["next_revision"]))
+    events, _ = poll_events(n, "wbig/", revs[0], 12, prefix=True)
+    check([e["kv"]["mod_revision"] for e in events] == revs, "each event once, in order")
+    check(all(e["kv"]["value"] == value for e in events), "the values whole")
+
+
 def test_watch_stream_reader_that_never_reads(env):
     # AddressSanitizer keeps up to 256 MB of freed memory in quarantine,
     # which would hide (or fake) growth caused by the stream: turn it off

@@ -659,6 +659,63 @@ static void test_history(void)
     store_close(&s);
 }
 
+/* A batch of history stops once it holds KV_HISTORY_MAX_BYTES of keys and
+ * values, at a revision boundary, as it does at max_events: 1 000 events
+ * of big values were one answer of that many values. A revision is never
+ * split, and following next_rev returns every event once. */
+static void test_history_bytes_cap(void)
+{
+    store s;
+    store_open(&s);
+    size_t big = 1u << 20, n_big = 2 * (KV_HISTORY_MAX_BYTES / big) + 1;
+    char *v = malloc(big + 1);
+    CHECK(v != NULL);
+    if (!v)
+        return;
+    memset(v, 'x', big);
+    v[big] = 0;
+    char key[16];
+    for (size_t i = 0; i < n_big; i++) { /* revisions 2 .. n_big + 1 */
+        snprintf(key, sizeof key, "big%02zu", i);
+        put(&s, key, v);
+    }
+    kv_op three[3] = {put_op("t1", v), put_op("t2", v), put_op("t3", v)};
+    kv_txn t = {.n_success = 3, .success = three};
+    kv_result r;
+    CHECK(apply_txn(&s, &t, &r) == KV_OK && r.revision == (int64_t)n_big + 2);
+    kv_result_free(&r);
+    free(v);
+    kv_span all = {(const uint8_t *)"", 0, true, (const uint8_t *)"", 1};
+    kv_event_list ev;
+    int64_t next, from = 2, want = 2;
+    size_t batches = 0;
+    while (from <= (int64_t)n_big + 2) {
+        CHECK(history(&s, &all, from, 1000, &ev, &next) == KV_OK && ev.n > 0);
+        if (ev.n == 0)
+            break;
+        size_t bytes = 0;
+        for (size_t i = 0; i < ev.n; i++) {
+            int64_t rev = ev.items[i].kv.mod_revision;
+            CHECK(rev == want || (rev == want - 1 && rev == (int64_t)n_big + 2));
+            want = rev + 1;
+            if (i + 1 < ev.n && ev.items[i + 1].kv.mod_revision != rev)
+                bytes += ev.items[i].kv.key_len + ev.items[i].kv.value_len;
+        }
+        /* what came before the last revision stayed under the cap */
+        CHECK(bytes < KV_HISTORY_MAX_BYTES);
+        CHECK(next == ev.items[ev.n - 1].kv.mod_revision + 1);
+        if (batches == 0) /* four values of 1 MiB and their keys pass 4 MiB */
+            CHECK(ev.n == KV_HISTORY_MAX_BYTES / big && next == 2 + (int64_t)ev.n);
+        if (ev.items[ev.n - 1].kv.mod_revision == (int64_t)n_big + 2) /* the txn, whole */
+            CHECK(ev.n >= 3 && ev.items[ev.n - 3].kv.mod_revision == (int64_t)n_big + 2);
+        kv_event_list_free(&ev);
+        from = next;
+        batches++;
+    }
+    CHECK(want == (int64_t)n_big + 3 && batches >= 3);
+    store_close(&s);
+}
+
 static void test_applied_persists(void)
 {
     store s;
@@ -1020,6 +1077,7 @@ int main(void)
     RUN(test_garbage);
     RUN(test_compaction);
     RUN(test_history);
+    RUN(test_history_bytes_cap);
     RUN(test_applied_persists);
     RUN(test_members);
     RUN(test_snapshot);
