@@ -455,9 +455,9 @@ void kv_event_list_free(kv_event_list *l);
  * byte cap bounds what one watch answer or hub scan holds in memory: 1 000
  * events of 32 MiB values would otherwise be read, and rendered, at once.
  * *next_rev gets the revision to resume from: last returned revision + 1
- * when a cap cut the answer, else max(current revision + 1, from_rev). KV_ERR_COMPACTED
- * if from_rev <= compact revision; KV_ERR_CORRUPT if a returned record (or
- * its prev_kv) failed its checksum. */
+ * when a cap cut the answer, else max(current revision + 1, from_rev).
+ * KV_ERR_COMPACTED if from_rev <= compact revision; KV_ERR_CORRUPT if a
+ * returned record (or its prev_kv) failed its checksum. */
 #define KV_HISTORY_MAX_BYTES (4u << 20)
 int kv_history(kv_conn *c, const kv_span *span, int64_t from_rev, size_t max_events,
                bool with_prev, kv_event_list *out, int64_t *next_rev);
