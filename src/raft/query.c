@@ -13,6 +13,25 @@ raft_index raft_commit_index(const raft *r) { return r->commit; }
 raft_index raft_applied_index(const raft *r) { return r->applied; }
 raft_index raft_last_index(const raft *r) { return raft_log_last(&r->log); }
 raft_index raft_first_index(const raft *r) { return r->log.offset + 1; }
+
+raft_index raft_tail_start(const raft *r, raft_index index, raft_index keep, uint64_t max_bytes)
+{
+    const raft_log *l = &r->log;
+    if (index > raft_log_last(l))
+        index = raft_log_last(l);
+    if (index <= l->offset)
+        return index;
+    raft_index to = index;
+    uint64_t bytes = 0;
+    while (to > l->offset && index - to < keep) {
+        uint64_t sz = (uint64_t)l->ents[to - l->offset - 1].len + 32;
+        if (bytes + sz > max_bytes)
+            break;
+        bytes += sz;
+        to--;
+    }
+    return to;
+}
 const raft_conf *raft_conf_get(const raft *r) { return &r->conf; }
 
 bool raft_is_voter(const raft *r, raft_id id)

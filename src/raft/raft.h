@@ -323,6 +323,11 @@ raft_index raft_match_index(const raft *r, raft_id id);
 raft_id raft_best_successor(const raft *r);
 /* After RAFT_ERR_LOG_LOST: the index a leader said we had acknowledged. */
 raft_index raft_lost_index(const raft *r);
+/* Where to compact to when a snapshot at `index` keeps a catch-up tail of
+ * at most `keep` entries holding at most `max_bytes` (each entry counted
+ * as its data plus 32 bytes): the tail is the entries after the returned
+ * index, up to `index`. Never below the log's own compaction point. */
+raft_index raft_tail_start(const raft *r, raft_index index, raft_index keep, uint64_t max_bytes);
 
 /* Helpers */
 /* Encodes a conf change; returns bytes written or 0 if cap is too small. */

@@ -13,6 +13,7 @@
 
 #include "server/envelope.h"
 #include "server/node_int.h"
+#include "server/snapshot.h"
 #include "server/status.h"
 #include "util/failpoint.h"
 
@@ -319,7 +320,9 @@ int node_apply_committed(node *n, const raft_entry *ents, size_t cnt)
     int rc = node_apply_batch(&env, ents, cnt);
     if (rc == NODE_APPLY_NOSPACE) /* its rollback took the batches before it too */
         node_flush_note_lost(n);
-    if (rc == NODE_APPLY_OK && cnt)
+    if (rc == NODE_APPLY_OK && cnt) {
         node_flush_after_apply(n, ents, cnt, n->must_flush);
+        node_snapshot_count(n, ents, cnt);
+    }
     return rc;
 }

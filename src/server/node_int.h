@@ -36,6 +36,7 @@ struct node {
     uint64_t commit_due_ms; /* leader: when an untold commit goes out alone (0: none) */
     uint64_t next_trim_ms; /* next look at the heap's free memory */
     raft_index last_snapshot_index;
+    uint64_t log_bytes; /* entry bytes applied since the last snapshot began */
     kv_snapjob *snapjob;       /* a snapshot being written in the background */
     storage_snapshot snap;
     bool removed;

@@ -25,6 +25,7 @@ void node_install_snapshot(node *n, const raft_snapshot_meta *meta)
         node_fatal(n, NODE_EXIT_STORAGE, "installing snapshot");
     } else {
         n->last_snapshot_index = meta->index;
+        n->log_bytes = 0;
         node_flush_forget(n); /* what it kept to apply again is older */
         /* else the transport would miss members, and ids removed since
          * would be given out again */
@@ -43,6 +44,31 @@ void node_install_snapshot(node *n, const raft_snapshot_meta *meta)
     free(path);
 }
 
+/* Big values fill the log long before snapshot_count entries: 100 000
+ * entries of 1 MiB are 100 GB of raft.db, and of memory, since the core
+ * keeps its log in memory. So a snapshot is also due once the entries
+ * applied since the last hold SNAPSHOT_LOG_BYTES, or a quarter of kv.db's
+ * size if that is larger: a snapshot copies kv.db, so its copy costs at
+ * most four times the log it lets go (as one every 100 000 small writes
+ * does), and it still comes while kv.db grows faster than the log (new
+ * keys: kv.db keeps a value twice). The tail kept for slow followers
+ * holds at most SNAPSHOT_TAIL_BYTES. */
+#define SNAPSHOT_LOG_BYTES (64u << 20)
+#define SNAPSHOT_TAIL_BYTES (16u << 20)
+#define SNAPSHOT_TAIL_ENTRIES 5000
+
+static bool log_bytes_due(const node *n)
+{
+    uint64_t due = n->db_size / 4 > SNAPSHOT_LOG_BYTES ? n->db_size / 4 : SNAPSHOT_LOG_BYTES;
+    return n->log_bytes >= due;
+}
+
+void node_snapshot_count(node *n, const raft_entry *ents, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++)
+        n->log_bytes += ents[i].len;
+}
+
 /* Records a finished background snapshot with Raft and storage. Raft
  * refuses it if membership changed or a leader's snapshot was installed
  * since the copy began; the next round takes a new one. */
@@ -50,8 +76,9 @@ static void adopt_snapshot(node *n, const char *staged, const kv_snapfile *f)
 {
     uint64_t index = f->index;
     uint64_t every = n->cfg->snapshot_count;
-    uint64_t keep = every < 5000 ? every : 5000; /* catch-up tail for slow followers */
-    raft_index compact_to = index > keep ? index - keep : 0;
+    /* the catch-up tail for slow followers */
+    uint64_t keep = every < SNAPSHOT_TAIL_ENTRIES ? every : SNAPSHOT_TAIL_ENTRIES;
+    raft_index compact_to = raft_tail_start(n->r, index, keep, SNAPSHOT_TAIL_BYTES);
     raft_snapshot_meta meta;
     int rc = raft_snapshot_taken_at(n->r, index, compact_to, &meta);
     if (rc != RAFT_OK) {
@@ -95,7 +122,7 @@ void node_maybe_snapshot(node *n)
         return;
     }
     raft_index applied = raft_applied_index(n->r);
-    if (applied < n->last_snapshot_index + n->cfg->snapshot_count)
+    if (applied < n->last_snapshot_index + n->cfg->snapshot_count && !log_bytes_due(n))
         return;
     /* the copy is of what kv.db has committed: all that is applied */
     if (n->replay_due || node_flush(n) < 0)
@@ -106,5 +133,6 @@ void node_maybe_snapshot(node *n)
         log_error("cannot start a snapshot at %llu", (unsigned long long)applied);
     /* even on failure, wait another round before trying again */
     n->last_snapshot_index = applied;
+    n->log_bytes = 0;
     free(staged);
 }

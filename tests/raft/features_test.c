@@ -148,6 +148,36 @@ static void drain(raft *r)
         raft_advance(r, &rd);
 }
 
+/* The catch-up tail a snapshot keeps is bounded by entries and by bytes
+ * (each entry its data plus 32): entries of 100 bytes, 132 each. */
+static void test_tail_start(void)
+{
+    raft_init_state init;
+    init_voters(&init, 1);
+    raft *r = raw_new(1, 42, &init);
+    if (!r)
+        return;
+    for (int i = 0; i < 30 && raft_role_get(r) != RAFT_LEADER; i++)
+        raft_tick(r);
+    drain(r); /* index 1: the leader's empty entry */
+    uint8_t data[100] = {0};
+    for (int i = 0; i < 9; i++)
+        CHECK(raft_propose(r, data, sizeof data) == 0);
+    drain(r); /* indexes 2-10, 100 bytes each */
+    CHECK(raft_last_index(r) == 10);
+    CHECK(raft_tail_start(r, 10, 5, UINT64_MAX) == 5);   /* by entries */
+    CHECK(raft_tail_start(r, 10, 100, 3 * 132) == 7);    /* by bytes: 8, 9, 10 */
+    CHECK(raft_tail_start(r, 10, 100, 3 * 132 - 1) == 8);
+    CHECK(raft_tail_start(r, 10, 100, 100) == 10);       /* not even one fits */
+    CHECK(raft_tail_start(r, 10, 0, UINT64_MAX) == 10);
+    CHECK(raft_tail_start(r, 10, 100, UINT64_MAX) == 0); /* the whole log */
+    CHECK(raft_tail_start(r, 99, 2, UINT64_MAX) == 8);   /* past the end: from the last */
+    raft_snapshot_meta meta;
+    CHECK(raft_snapshot_taken_at(r, 10, 6, &meta) == 0);
+    CHECK(raft_tail_start(r, 10, 100, UINT64_MAX) == 6); /* never below the log's start */
+    raft_free(r);
+}
+
 /* A snapshot written in the background records the state at an index that
  * is already behind the applied one: it is accepted only while membership
  * has not changed since that index (its conf would be wrong) and never
@@ -1408,6 +1438,7 @@ int main(void)
 {
     RUN(test_single_node_direct);
     RUN(test_snapshot_taken_at);
+    RUN(test_tail_start);
     RUN(test_election);
     RUN(test_randomized_timeout);
     RUN(test_prevote_rejoin);
