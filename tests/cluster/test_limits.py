@@ -304,9 +304,11 @@ def test_largest_request_reaches_every_member(env):
     refused its body): it cost an election and came back 503. At the
     ceiling, a PUT through the leader and one through a follower (a
     forwarded proposal) reach every member, under the same leader and
-    term."""
+    term. The election timeout is long so that a slow build's transfer of
+    32 MiB (a sanitizer build under TLS took over a second: the heartbeats
+    behind it in the peer order waited) is not taken for a dead leader."""
     most = 32 << 20
-    nodes = env.cluster(3, extra=["--max-request-bytes", str(most)])
+    nodes = env.cluster(3, extra=["--max-request-bytes", str(most), "--election-ms", "5000"])
     lead = env.leader(nodes)
     follower = next(n for n in nodes if n is not lead)
     term = lead.status()["raft_term"]
