@@ -148,17 +148,28 @@ static void drain(raft *r)
         raft_advance(r, &rd);
 }
 
-/* The catch-up tail a snapshot keeps is bounded by entries and by bytes
- * (each entry its data plus 32): entries of 100 bytes, 132 each. */
-static void test_tail_start(void)
+/* A one-voter cluster's node, ticked until it leads (NULL if it could not
+ * be made). */
+static raft *lone_leader(void)
 {
     raft_init_state init;
     init_voters(&init, 1);
     raft *r = raw_new(1, 42, &init);
     if (!r)
-        return;
+        return NULL;
     for (int i = 0; i < 30 && raft_role_get(r) != RAFT_LEADER; i++)
         raft_tick(r);
+    CHECK(raft_role_get(r) == RAFT_LEADER);
+    return r;
+}
+
+/* The catch-up tail a snapshot keeps is bounded by entries and by bytes
+ * (each entry its data plus 32): entries of 100 bytes, 132 each. */
+static void test_tail_start(void)
+{
+    raft *r = lone_leader();
+    if (!r)
+        return;
     drain(r); /* index 1: the leader's empty entry */
     uint8_t data[100] = {0};
     for (int i = 0; i < 9; i++)
@@ -184,13 +195,9 @@ static void test_tail_start(void)
  * behind the latest snapshot. */
 static void test_snapshot_taken_at(void)
 {
-    raft_init_state init;
-    init_voters(&init, 1);
-    raft *r = raw_new(1, 42, &init);
+    raft *r = lone_leader();
     if (!r)
         return;
-    for (int i = 0; i < 30 && raft_role_get(r) != RAFT_LEADER; i++)
-        raft_tick(r);
     CHECK(raft_propose(r, (const uint8_t *)"a", 1) == 0);
     drain(r);
     CHECK(raft_applied_index(r) == 2);
