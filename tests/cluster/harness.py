@@ -336,6 +336,14 @@ class Node:
         wait_for(lambda: not self.alive(), timeout, "%s to exit by itself" % self)
         return self._reap(5)
 
+    def expect_stop(self, code, names, timeout=30):
+        """Waits for the node to stop by itself with exit `code` and a log
+        naming `names`; then drops its failpoints for the next restart."""
+        got = self.wait_exit(timeout)
+        check(got == code, "%s: exit code %r, want %d" % (self, got, code))
+        check(names in self.log_text(), "%s: the log names the failure (%r)" % (self, names))
+        self.env_vars.clear()
+
     # ---- HTTP ----
     def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
         return http_request(self.port, method, path, body, headers, timeout)

@@ -103,10 +103,7 @@ def test_apply_error_stops_node_and_restart_converges(env):
     leader = nodes[0]  # writes go through a node that stays up; any leader is fine
     for i in range(10):
         env.put_retry(leader, "ap-%d" % i, "v%d" % i)
-    code = victim.wait_exit(30)
-    check(code == 4, "apply failure exit code %r, want 4" % code)
-    check("kv: cannot apply entry" in victim.log_text(), "the log names the apply failure")
-    victim.env_vars.clear()
+    victim.expect_stop(4, "kv: cannot apply entry")
     victim.restart()
     env.wait_healthy(nodes)
     for i in range(10):
@@ -138,11 +135,7 @@ def test_membership_change_it_cannot_follow_stops_node(env):
     r = leader.request("POST", "/members",
                        '{"peer_urls":["%s"],"is_learner":true}' % new.peer_url)
     check(r.status == 201, "add a learner: %r" % r)
-    code = victim.wait_exit(30)
-    check(code == 4, "exit code %r, want 4" % code)
-    check("cannot follow an applied membership change" in victim.log_text(),
-          "the log names the failure")
-    victim.env_vars.clear()
+    victim.expect_stop(4, "cannot follow an applied membership change")
     victim.restart()
     env.wait_healthy([victim])
     wait_for(lambda: new.id in [m["id"] for m in
@@ -216,10 +209,7 @@ def test_snapshot_it_cannot_record_stops_node(env):
     victim.restart_with_failpoints("storage.snapshot=EIO")
     for i in range(10):
         env.put_retry(lead, "io-%02d" % i, "v%d" % i)
-    code = victim.wait_exit(30)
-    check(code == 3, "exit code %r, want 3" % code)
-    check("adopting a snapshot" in victim.log_text(), "the log names the failure")
-    victim.env_vars.clear()
+    victim.expect_stop(3, "adopting a snapshot")
     victim.restart()
     env.wait_healthy([victim])
     wait_for(lambda: victim.get("io-09") == (200, b"v9"), 30, "%s to catch up" % victim)
