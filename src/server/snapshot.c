@@ -1,10 +1,10 @@
 /* snapshot: the node's snapshots — installing one a leader sent, starting
  * a background copy of kv.db every snapshot_count applied entries (sooner
- * for big values), and adopting a finished copy (Raft's say-so, then storage's rename). Must
- * never write kv.db on the node thread for a snapshot of its own (kv's
- * snapjob copies it in the background), never keep a snapshot Raft
- * refused, and never go on after storage failed to record one (but for a
- * full disk). */
+ * for big values), and adopting a finished copy (Raft's say-so, then
+ * storage's rename). Must never write kv.db on the node thread for a
+ * snapshot of its own (kv's snapjob copies it in the background), never
+ * keep a snapshot Raft refused, and never go on after storage failed to
+ * record one (but for a full disk). */
 #include "server/snapshot.h"
 
 #include "server/peers.h"

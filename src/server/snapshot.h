@@ -10,9 +10,9 @@
  * Stops the node (node_fatal) if it cannot. */
 void node_install_snapshot(node *n, const raft_snapshot_meta *meta);
 /* Each Ready (and each tick while a copy runs): adopts a finished
- * background snapshot, or starts one when snapshot_count entries, or
- * more bytes of entries than snapshot_log_bytes allows, were applied since
- * the last. */
+ * background snapshot, or starts one when snapshot_count entries were
+ * applied since the last, or entries holding SNAPSHOT_LOG_BYTES (64 MiB)
+ * or a quarter of kv.db's size, whichever is more (snapshot.c). */
 void node_maybe_snapshot(node *n);
 /* Counts applied entries' bytes toward the next snapshot. */
 void node_snapshot_count(node *n, const raft_entry *ents, size_t cnt);
