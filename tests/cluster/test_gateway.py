@@ -353,6 +353,33 @@ def test_gateway_auth_answers_as_etcd_does(env):
         etcd.stop()
 
 
+def test_gateway_auth_refusal_when_the_store_cannot_say_why(env):
+    """A refused auth change is worded from a read of the store after apply
+    (which name is missing). When that read fails (failpoint auth.user),
+    the answer is the server's 500, not a "not found" blamed on the
+    client; once the store reads again, the wording is etcd's again."""
+    (n,) = env.cluster(1)
+    refused = [("/v3/auth/user/grant", {"user": "ghost", "role": "root"},
+                "etcdserver: user name not found"),
+               ("/v3/auth/enable", {}, "etcdserver: root user does not exist")]
+
+    def answers(store_reads):
+        for path, body, worded in refused:
+            st, out = _gw(n.port, path, body)
+            want = (412, worded) if store_reads else (500, "etcdserver: internal error")
+            check(isinstance(out, dict) and (st, out.get("error")) == want,
+                  "%s: %s %s, want %s" % (path, st, out, want))
+
+    answers(True)
+    n.restart_with_failpoints("auth.user=EIO")
+    env.wait_healthy([n])
+    answers(False)
+    check(_gw(n.port, "/v3/auth/user/list", {})[0] == 200, "the node goes on")
+    n.restart_with_failpoints("")
+    env.wait_healthy([n])
+    answers(True)
+
+
 # ---- clients, unchanged ----
 
 # Runs etcd3gw's own live suite (it talks to localhost:2379 over HTTP)

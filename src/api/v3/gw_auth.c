@@ -36,38 +36,50 @@ static int name_field(api_req *r, json_t *o, const char *field, bool role, const
 
 /* ---- refusals, worded from the state after apply ---- */
 
-static bool user_exists(kv_conn *c, const char *name)
+/* 1 the user exists, 0 it does not, -1 the store could not say. */
+static int user_exists(kv_conn *c, const char *name)
 {
+    if (!name)
+        return 0;
     char *hash = NULL;
     uint64_t gen;
-    bool yes = name && kv_auth_user_get(c, name, &hash, &gen) == KV_OK;
+    int rc = kv_auth_user_get(c, name, &hash, &gen);
     free(hash);
-    return yes;
+    return rc == KV_OK ? 1 : rc == KV_ERR_NOT_FOUND ? 0 : -1;
 }
 
-static bool role_exists(kv_conn *c, const char *name)
+/* The same for a role ("root" always exists). */
+static int role_exists(kv_conn *c, const char *name)
 {
+    if (!name)
+        return 0;
+    if (strcmp(name, "root") == 0)
+        return 1;
     kv_auth_row *rows = NULL;
     size_t n = 0;
-    bool yes = name && (strcmp(name, "root") == 0 ||
-                        (kv_auth_list(c, KV_AUTH_LIST_ROLES, name, &rows, &n) == KV_OK && n > 0));
+    int rc = kv_auth_list(c, KV_AUTH_LIST_ROLES, name, &rows, &n);
     kv_auth_rows_free(rows, n);
-    return yes;
+    return rc != KV_OK ? -1 : n > 0;
 }
 
+/* etcd's wording for a refused change, or NULL when the store failed to
+ * say which name is missing: a read error must not be worded as the
+ * client's mistake. */
 static const char *not_found_why(kv_conn *c, const kv_auth_cmd *a)
 {
+    int yes;
     switch (a->op) {
     case KV_AUTH_USER_GRANT:
     case KV_AUTH_USER_REVOKE:
-        if (!user_exists(c, a->name))
-            return E_USER_MISSING;
-        if (a->op == KV_AUTH_USER_GRANT && !role_exists(c, a->arg))
-            return E_ROLE_MISSING; /* etcd checks the role only when granting */
+        if ((yes = user_exists(c, a->name)) <= 0)
+            return yes < 0 ? NULL : E_USER_MISSING;
+        if (a->op == KV_AUTH_USER_GRANT && (yes = role_exists(c, a->arg)) <= 0)
+            return yes < 0 ? NULL : E_ROLE_MISSING; /* etcd checks the role only when granting */
         return "etcdserver: role is not granted to the user";
     case KV_AUTH_ROLE_REVOKE:
-        return role_exists(c, a->name) ? "etcdserver: permission is not granted to the role"
-                                       : E_ROLE_MISSING;
+        if ((yes = role_exists(c, a->name)) < 0)
+            return NULL;
+        return yes ? "etcdserver: permission is not granted to the role" : E_ROLE_MISSING;
     case KV_AUTH_ROLE_GRANT:
     case KV_AUTH_ROLE_DELETE: return E_ROLE_MISSING;
     default: return E_USER_MISSING;
@@ -78,8 +90,10 @@ static const char *invalid_why(kv_conn *c, const kv_auth_cmd *a)
 {
     if (a->op != KV_AUTH_ENABLE)
         return "etcdserver: invalid auth management";
-    return user_exists(c, "root") ? "etcdserver: root user does not have root role"
-                                  : "etcdserver: root user does not exist";
+    int yes = user_exists(c, "root");
+    return yes < 0  ? NULL
+           : yes > 0 ? "etcdserver: root user does not have root role"
+                     : "etcdserver: root user does not exist";
 }
 
 /* The command the request proposed, read back from r->txn's slot. */
@@ -100,7 +114,10 @@ static void finish_change(api_req *r)
                           : a->op == KV_AUTH_ROLE_ADD ? E_ROLE_EXISTS
                                                       : E_USER_EXISTS;
         kv_reader_release(r->a->kv, c);
-        gw_reply_error(r, GW_FAILED_PRECONDITION, why);
+        if (why)
+            gw_reply_error(r, GW_FAILED_PRECONDITION, why);
+        else
+            gw_reply_error(r, GW_INTERNAL, "etcdserver: internal error");
         return;
     }
     if (gw_write_failed(r))
