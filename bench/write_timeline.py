@@ -221,9 +221,13 @@ def run(args, tmp):
         time.sleep(1.5)
         data = os.path.join(tmp, "perf.data")
         pids = ",".join(str(p) for p in list(roles) + [load.pid])
-        subprocess.run(["perf", "record", "-q", "-p", pids, "-e",
-                        "raw_syscalls:sys_enter,raw_syscalls:sys_exit", "-o", data, "--",
-                        "sleep", str(args.seconds)], check=True, stderr=subprocess.DEVNULL)
+        rec = subprocess.run(["perf", "record", "-q", "-p", pids, "-e",
+                              "raw_syscalls:sys_enter,raw_syscalls:sys_exit", "-o", data, "--",
+                              "sleep", str(args.seconds)], stderr=subprocess.PIPE, text=True)
+        if rec.returncode != 0:
+            load.kill()
+            sys.exit("write_timeline: perf record failed (root, or kernel.perf_event_paranoid"
+                     " <= 1, is needed for tracepoints): %s" % rec.stderr.strip()[-300:])
         print("traced:   " + wrk_summary(load.communicate()[0]))
         text = args.keep or os.path.join(tmp, "trace.txt")
         with open(text, "w") as out:
