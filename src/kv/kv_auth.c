@@ -571,6 +571,8 @@ int kv_auth_list(kv_conn *c, int what, const char *name, kv_auth_row **rows, siz
 {
     *rows = NULL;
     *n = 0;
+    if (failpoint_hit("auth.list")) /* a failed read of users or roles, as SQLite's */
+        return KV_ERR_INTERNAL;
     sqlite3_stmt *st;
     if ((what != KV_AUTH_LIST_USERS && what != KV_AUTH_LIST_ROLES) ||
         sqlite3_prepare_v2(c->d.db, list_sql[what], -1, &st, NULL) != SQLITE_OK)

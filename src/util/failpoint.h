@@ -17,7 +17,9 @@
  * members' peer URLs: at start, then after each snapshot installed),
  * api.request (each client request's context: a hit answers it 500 out of
  * memory, as a failed allocation does), auth.user (each read of a user's
- * password hash: logins and client certificates). Storage adds its own
+ * password hash: logins and client certificates), auth.list (each listing
+ * of users or roles: the auth reads, and the gateway's wording of a refused
+ * grant). Storage adds its own
  * (storage.commit, storage.lock, storage.snapshot).
  *
  * Must never cost more than one relaxed atomic load when nothing is armed,

@@ -378,6 +378,23 @@ def test_gateway_auth_refusal_when_the_store_cannot_say_why(env):
     n.restart_with_failpoints("")
     env.wait_healthy([n])
     answers(True)
+    # The same for a role read (auth.list): a grant of a missing role to a
+    # user that exists, and the listings that read roles, answer 500.
+    check(_gw(n.port, "/v3/auth/user/add", {"name": "alice", "password": "pw"})[0] == 200,
+          "alice added")
+    refused = [("/v3/auth/user/grant", {"user": "alice", "role": "nope"},
+                "etcdserver: role name not found")]
+    answers(True)
+    n.restart_with_failpoints("auth.list=EIO")
+    env.wait_healthy([n])
+    answers(False)
+    st, out = _gw(n.port, "/v3/auth/role/list", {})
+    check(st == 500, "gateway role list, roles unreadable: %s %s" % (st, out))
+    r = n.request("GET", "/auth/roles")
+    check(r.status == 500, "native role list, roles unreadable: %s %s" % (r.status, r.body))
+    n.restart_with_failpoints("")
+    env.wait_healthy([n])
+    answers(True)
 
 
 # ---- clients, unchanged ----
