@@ -342,7 +342,7 @@ class Node:
         got = self.wait_exit(timeout)
         check(got == code, "%s: exit code %r, want %d" % (self, got, code))
         check(names in self.log_text(), "%s: the log names the failure (%r)" % (self, names))
-        self.env_vars.clear()
+        self.env_vars.pop("RAFTKV_FAILPOINTS", None)
 
     # ---- HTTP ----
     def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
