@@ -104,6 +104,26 @@ char *transport_url_join(const char *base, const char *path)
     return u;
 }
 
+/* The failures a retry cannot mend: the TLS handshake itself went wrong
+ * (a certificate that does not match the URL or is not from our CA, or a
+ * peer that refuses ours), as opposed to a peer that is down or slow. */
+bool transport_curl_tls_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 bool transport_curl_ok(CURL *e, CURLcode rc)
 {
     long code = 0;

@@ -58,6 +58,7 @@ typedef struct lane {
     buf body;
     buf answer;             /* the response body: the peer's messages to us */
     bool answer_too_large;
+    char err[CURL_ERROR_SIZE]; /* libcurl's words for the last failure */
 } lane;
 
 typedef struct peer {
@@ -78,6 +79,7 @@ typedef struct peer {
     bool start_msg, start_snap, snap_armed;
     uint32_t backoff_ms;
     uint64_t retry_at;
+    bool tls_warned;        /* its TLS failure is in the log since its last success */
     struct peer *ready_next;
 } peer;
 
@@ -331,6 +333,7 @@ static int arm_easy(transport_sender *s, peer *p, lane *l)
         curl_easy_setopt(l->easy, CURLOPT_PRIVATE, l);
         curl_easy_setopt(l->easy, CURLOPT_WRITEFUNCTION, keep_answer);
         curl_easy_setopt(l->easy, CURLOPT_WRITEDATA, l);
+        curl_easy_setopt(l->easy, CURLOPT_ERRORBUFFER, l->err);
     }
     if (!l->headers && make_headers(s, l) < 0)
         return -1;
@@ -480,6 +483,7 @@ static void start_msg(transport_sender *s, lane *l)
     }
     curl_easy_setopt(l->easy, CURLOPT_POSTFIELDS, l->body.data);
     curl_easy_setopt(l->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)l->body.len);
+    l->err[0] = '\0';
     l->busy = true;
     __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
     if (curl_multi_add_handle(s->multi, l->easy) != CURLM_OK)
@@ -500,6 +504,28 @@ static void start_ready(transport_sender *s, peer *ready)
 }
 
 /* Returns how many requests finished. */
+/* A peer whose TLS handshake fails never heals by retrying: its
+ * certificate does not cover the address in its URL, comes from another
+ * CA, or it refuses ours. Say so once per run of failures, so that an
+ * operator hears of it and a peer that stays wrong costs one line, not one
+ * per retry. */
+static void note_outcome(peer *p, CURLcode rc, const char *detail)
+{
+    if (rc == CURLE_OK) {
+        p->tls_warned = false;
+        return;
+    }
+    if (p->tls_warned || !transport_curl_tls_error(rc))
+        return;
+    p->tls_warned = true;
+    char line[CURL_ERROR_SIZE]; /* it may quote the peer's certificate: one line */
+    snprintf(line, sizeof line, "%s", detail && detail[0] ? detail : curl_easy_strerror(rc));
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    log_warn("transport: TLS with peer %llu failed: %s", (unsigned long long)p->id, line);
+}
+
 static int finish_done(transport_sender *s)
 {
     CURLMsg *m;
@@ -520,10 +546,13 @@ static int finish_done(transport_sender *s)
         if (!priv)
             continue;
         if (*(int *)priv == TAG_LANE) {
-            msg_done(s, (lane *)priv, ok, code);
+            lane *l = (lane *)priv;
+            note_outcome(l->p, m->data.result, l->err);
+            msg_done(s, l, ok, code);
             continue;
         }
         peer *p = (peer *)priv;
+        note_outcome(p, m->data.result, NULL);
         if (p->snap_active && e == p->snap_active->easy)
             snap_done(s, p, ok);
     }

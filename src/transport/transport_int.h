@@ -54,6 +54,8 @@ void transport_curl_common(CURL *e, long connect_ms);
 char *transport_url_join(const char *base, const char *path);
 /* 2xx answer and no transport error? */
 bool transport_curl_ok(CURL *e, CURLcode rc);
+/* rc is a failed TLS handshake (a certificate problem), not an outage. */
+bool transport_curl_tls_error(CURLcode rc);
 /* Appends a copy of line; on failure frees the whole list and returns NULL. */
 struct curl_slist *transport_slist_add(struct curl_slist *l, const char *line);
 

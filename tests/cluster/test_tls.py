@@ -217,3 +217,29 @@ def test_unusable_certificate_files_refuse_to_start(env):
         got = n.wait_exit(30)
         check(got == code, "case %d: exit %s, want %d" % (i, got, code))
         check(want in n.log_text(), "case %d: %r not in the log: %s" % (i, want, n.log_text()[-400:]))
+
+
+def test_peer_whose_certificate_does_not_cover_its_address_is_named_in_the_log(env):
+    """Node 3's peer URL is an address its certificate does not name, so
+    the leader's handshakes with it fail verification. No retry can mend
+    that: the leader says so in its log, once (not once a retry), and the
+    other two go on as a quorum."""
+    nodes = [env.new_node() for _ in range(3)]
+    for i, x in enumerate(nodes):
+        host = "127.0.0.1" if i < 2 else "127.0.0.60"  # gen-certs names 127.0.0.1-50
+        x.peer_url = "https://%s:%d" % (host, x.peer_port)
+    extra = [] if harness.TLS else harness.tls_flags()
+    n1, n2, n3 = nodes
+    for x in (n1, n2):  # a leader first, so node 3 only ever follows
+        x.start([x.peer_url for x in nodes], extra=extra)
+    wait_for(lambda: _curl(n1, "PUT", "/k", data="v")[0] == 204, harness.START_TIMEOUT,
+             "nodes 1 and 2 to take writes")
+    n3.start([x.peer_url for x in nodes], extra=extra)
+    leader = {1: n1, 2: n2}[json.loads(_curl(n1, "GET", "/status")[1])["leader"]]
+    said = "TLS with peer 3 failed"
+    wait_for(lambda: said in leader.log_text(), 30, "%s to name peer 3's handshake" % leader)
+    for i in range(20):
+        check(_curl(n1, "PUT", "/k", data=str(i))[0] == 204, "write %d without node 3" % i)
+    lines = [l for l in leader.log_text().splitlines() if said in l]
+    check(len(lines) == 1, "%s named it %d times: %r" % (leader, len(lines), lines))
+    check(" WARN " in lines[0] and "127.0.0.60" in lines[0], "the warning: %r" % lines[0])

@@ -24,7 +24,9 @@ wait_for = harness.wait_for
 TestFailure = harness.TestFailure
 FAST_FLAGS = ["--heartbeat-ms", "50", "--election-ms", "500", "--log-level", "info"]
 # raftkv's --id is an index into --cluster, at most RAFT_MAX_MEMBERS (32);
-# removed ids are never reused, so a run has 32 ids in all.
+# removed ids are never reused, so a run has 32 ids in all. Node i
+# listens on 127.0.0.<10+i>: scripts/gen-certs names 127.0.0.1-50 in the
+# test certificate, so under TLS every id's address verifies.
 MAX_ID = 32
 
 
