@@ -577,6 +577,10 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) { retur
  * header block is answered 431), plus at most max_request_bytes of body. */
 #define API_CONN_MEMORY (32 * 1024)
 
+/* libmicrohttpd's own error lines (a failed TLS handshake, a reset): at
+ * most one a second, with a level and the node id (util.h) */
+static log_limited mhd_log = {.what = "api: client listener"};
+
 static int open_tls(const api_config *cfg, char *err, size_t errlen)
 {
     tls_files files = {
@@ -610,6 +614,7 @@ static struct MHD_Daemon *start_daemon(api *a, const api_config *cfg,
     if (a->tls)
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_limited_va, &mhd_log},
         {MHD_OPTION_SOCK_ADDR, 0, ss},
         {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 1, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, cap, NULL},

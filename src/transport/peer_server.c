@@ -44,7 +44,6 @@
  * flood of them cannot take the fds SQLite needs or pile up work on the
  * loop that runs this listener. */
 #define PEER_CONN_MAX 256
-#define LOG_EVERY_MS 1000
 
 struct transport_server {
     const transport_config *cfg;
@@ -455,26 +454,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
     *ctx = NULL;
 }
 
-/* At most one line a second: a flood of refused connections must not
- * become a flood of log lines (the ones left out are counted). */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    static _Atomic uint64_t next_ms;
-    static _Atomic unsigned skipped;
-    uint64_t now = now_ms(), due = atomic_load(&next_ms);
-    if (now < due || !atomic_compare_exchange_strong(&next_ms, &due, now + LOG_EVERY_MS)) {
-        atomic_fetch_add(&skipped, 1);
-        return;
-    }
-    char line[256];
-    vsnprintf(line, sizeof line, fmt, ap);
-    line[strcspn(line, "\n")] = '\0';
-    unsigned n = atomic_exchange(&skipped, 0);
-    if (n)
-        log_warn("transport: peer listener: %s (and %u more messages)", line, n);
-    else
-        log_warn("transport: peer listener: %s", line);
-}
+/* libmicrohttpd's own error lines (a failed handshake, a reset): at most
+ * one a second (util.h) */
+static log_limited mhd_log = {.what = "transport: peer listener"};
 
 /* ---- lifecycle ---- */
 
@@ -503,7 +485,7 @@ static struct MHD_Daemon *start_daemon(transport_server *srv, struct sockaddr_st
         flags |= MHD_USE_TLS;
     /* the logger must come first to catch messages about later options */
     struct MHD_OptionItem opts[9] = {
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_limited_va, &mhd_log},
         {MHD_OPTION_SOCK_ADDR, 0, ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, srv},
         {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},

@@ -4,6 +4,7 @@
 #include "util/util.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -49,4 +50,25 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     size_t len = strnlen(line, sizeof line - 2);
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
+}
+
+#define LOG_LIMITED_EVERY_MS 1000
+
+void log_limited_va(void *cls, const char *fmt, va_list ap)
+{
+    log_limited *l = cls;
+    uint64_t now = now_ms(), due = atomic_load(&l->next_ms);
+    if (now < due ||
+        !atomic_compare_exchange_strong(&l->next_ms, &due, now + LOG_LIMITED_EVERY_MS)) {
+        atomic_fetch_add(&l->skipped, 1);
+        return;
+    }
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    unsigned n = atomic_exchange(&l->skipped, 0);
+    if (n)
+        log_warn("%s: %s (and %u more messages)", l->what, line, n);
+    else
+        log_warn("%s: %s", l->what, line);
 }

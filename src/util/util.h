@@ -6,6 +6,7 @@
 #define RAFTKV_UTIL_H
 
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdbool.h>
 
@@ -20,6 +21,17 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* A library's own error lines (libmicrohttpd's MHD_OPTION_EXTERNAL_LOGGER,
+ * cls a log_limited): one WARN line a second at most, prefixed with what,
+ * the ones left out counted — a flood of bad connections must not become a
+ * flood of log lines, nor lines without a level and a node id. */
+typedef struct {
+    const char *what;
+    _Atomic uint64_t next_ms;
+    _Atomic unsigned skipped;
+} log_limited;
+void log_limited_va(void *cls, const char *fmt, va_list ap);
 
 /* ---- growable buffer; all functions return 0 or -1 on allocation failure
  * (the buffer is then left as it was). ---- */

@@ -93,6 +93,12 @@ def test_plain_http_to_tls_client_port_refused(env):
     check(r.stdout == b"000", "plain HTTP got an answer: %r" % r.stdout)
     st, _ = _curl(n, "GET", "/health")
     check(st == 200 and n.alive(), "the node serves HTTPS after a plain request")
+    # libmicrohttpd's word on it is a line of ours: level, node id, listener
+    said = wait_for(lambda: [l for l in n.log_text().splitlines() if "client listener" in l],
+                    10, "the failed handshake in the log")
+    check(all(" WARN " in l and "node=" in l for l in said), "the lines: %r" % said)
+    bare = [l for l in n.log_text().splitlines() if l.startswith("Error:")]
+    check(not bare, "lines without a level or node id: %r" % bare)
 
 
 def test_peer_without_cluster_certificate_refused(env):
