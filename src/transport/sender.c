@@ -503,7 +503,6 @@ static void start_ready(transport_sender *s, peer *ready)
     }
 }
 
-/* Returns how many requests finished. */
 /* A peer whose TLS handshake fails never heals by retrying: its
  * certificate does not cover the address in its URL, comes from another
  * CA, or it refuses ours. Say so once per run of failures, so that an
@@ -526,6 +525,7 @@ static void note_outcome(peer *p, CURLcode rc, const char *detail)
     log_warn("transport: TLS with peer %llu failed: %s", (unsigned long long)p->id, line);
 }
 
+/* Returns how many requests finished. */
 static int finish_done(transport_sender *s)
 {
     CURLMsg *m;
